@@ -1,0 +1,3 @@
+from davserver.cli import main
+
+raise SystemExit(main())

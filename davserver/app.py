@@ -1,0 +1,171 @@
+"""The composition root: builds every service from `Settings` and wires the WSGI app.
+
+Only this module knows the concrete classes. `build_services(settings)` creates the
+catalog, blob store, chunker, filestore and lock storage; `build_app(services)` the
+WSGI application: `/` landing page, `/healthz` and `/readyz`, and WebDAV under `/dav/`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from wsgidav.lock_man.lock_storage import LockStorageDict
+
+from davserver import passwords
+from davserver.guards import RequestGuard, plain_response
+from davserver.redis_locks import RedisLockStorage
+from davserver.settings import Settings
+from davserver.webdav import MOUNT_PATH, build_dav_app
+from providers.blobstore.base import BlobStore
+from providers.blobstore.localdir import LocalDirBlobStore
+from providers.blobstore.s3 import S3BlobStore
+from providers.catalog import Catalog
+from providers.chunker import FastCDCChunker
+from providers.dav import HomeProvider
+from providers.errors import StorageError
+from providers.filestore import FileStore
+
+log = logging.getLogger(__name__)
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass
+class Services:
+    """Everything the app needs, built once per process."""
+
+    settings: Settings
+    catalog: Catalog
+    blobs: BlobStore
+    files: FileStore
+    lock_storage: Any
+
+    def close(self) -> None:
+        self.files.close()
+        self.blobs.close()
+        self.catalog.close()
+
+
+def build_blobstore(settings: Settings) -> BlobStore:
+    if settings.uses_s3:
+        return S3BlobStore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region or None,
+        )
+    return LocalDirBlobStore(settings.data_dir / "blobs", fsync=settings.local_fsync)
+
+
+def build_chunker(settings: Settings, catalog: Catalog) -> FastCDCChunker:
+    """The chunker recorded at first start wins over later settings (dedup stays exact)."""
+    wanted = FastCDCChunker(settings.chunk_min_size, settings.chunk_avg_size, settings.chunk_max_size)
+    recorded = catalog.users.ensure_setting("chunker", wanted.params())
+    match = re.fullmatch(r"fastcdc2020:min=(\d+),avg=(\d+),max=(\d+)", recorded)
+    if match is None:
+        raise StorageError(f"unknown chunker recorded in the catalog: {recorded}")
+    if recorded != wanted.params():
+        log.warning("using the chunker recorded in the catalog: %s", recorded)
+    low, avg, high = (int(g) for g in match.groups())
+    return FastCDCChunker(low, avg, high)
+
+
+def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
+    """Connect to (or create) the catalog and blob store named by `settings`."""
+    if create_dirs:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.catalog_url)
+    catalog.create_schema()
+    blobs = build_blobstore(settings)
+    files = FileStore(
+        catalog,
+        blobs,
+        build_chunker(settings, catalog),
+        key_prefix=settings.blob_prefix,
+        workers=settings.upload_workers,
+        max_in_flight=settings.uploads_in_flight,
+        read_ahead=settings.read_ahead,
+    )
+    locks = RedisLockStorage(settings.redis_url) if settings.redis_url else LockStorageDict()
+    return Services(settings, catalog, blobs, files, locks)
+
+
+def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
+    """On first start (no users), create `admin`; print a generated password once."""
+    users = services.catalog.users
+    if users.count():
+        return
+    password = services.settings.admin_password or passwords.generate_password()
+    users.create("admin", passwords.hash_password(password))
+    if not services.settings.admin_password:
+        print(f"Created user 'admin' with password: {password}", file=out, flush=True)
+
+
+def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
+    if settings.uses_s3:
+        return lambda: None
+    root = settings.data_dir
+    return lambda: shutil.disk_usage(root).free
+
+
+LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>davserver</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
+code{{background:#f3f3f3;padding:.1rem .3rem}}</style></head><body>
+<h1>davserver</h1><p>WebDAV is served at <a href="{dav}/"><code>{dav}/</code></a>.</p>
+<p>Mount it with your file manager, davfs2, rclone or cadaver using your account.</p>
+</body></html>"""
+
+
+def build_app(services: Services) -> WsgiApp:
+    """The WSGI application for `services` (see the module docstring)."""
+    settings = services.settings
+    provider = HomeProvider(services.catalog, services.files, free_bytes_function(settings))
+    dav = RequestGuard(
+        build_dav_app(
+            provider,
+            services.catalog.users,
+            services.lock_storage,
+            block_size=settings.block_size,
+            propfind_infinite_depth=settings.propfind_infinite_depth,
+            verbose=settings.verbose,
+        ),
+        max_xml_body=settings.max_xml_body,
+    )
+    landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == MOUNT_PATH or path.startswith(MOUNT_PATH + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT_PATH
+            environ["PATH_INFO"] = path[len(MOUNT_PATH) :] or "/"
+            return dav(environ, start_response)
+        if path == "/healthz":
+            return plain_response(start_response, "200 OK", "ok")
+        if path == "/readyz":
+            return _readiness(services, start_response)
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [landing]
+        return plain_response(start_response, "404 Not Found", "not found")
+
+    return app
+
+
+def _readiness(services: Services, start_response: Callable[..., Any]) -> list[bytes]:
+    try:
+        services.catalog.check()
+        services.blobs.check()
+    except StorageError as e:
+        return plain_response(start_response, "503 Service Unavailable", str(e))
+    return plain_response(start_response, "200 OK", "ready")
+
+

@@ -1,0 +1,155 @@
+"""The `davserver` command line.
+
+    davserver serve [--config F] [--host H] [--port P] [--data-dir D]
+    davserver user add NAME [--password-stdin]
+    davserver gc [--apply] [--grace SECONDS]
+    davserver fsck [--deep]
+
+Every command reads the same settings (file, then `DAVSERVER_*` environment, then
+flags). A failure prints one line on stderr and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from davserver import passwords
+from davserver.app import Services, build_app, build_services, ensure_admin
+from davserver.server import make_server, serve_forever
+from davserver.settings import Settings, SettingsError, load
+from providers.errors import StorageError
+from providers.gc import check_store, collect_garbage
+
+DEFAULT_GRACE = 6 * 3600
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML config file (env overrides it)")
+    common.add_argument("--data-dir", help="data directory of the embedded store")
+    parser = argparse.ArgumentParser(prog="davserver", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", parents=[common], help="run the WebDAV server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", parents=[common], help="create a user")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
+    gc.add_argument("--apply", action="store_true", help="really delete")
+    gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
+    fsck = sub.add_parser("fsck", parents=[common], help="check stored chunks")
+    fsck.add_argument("--deep", action="store_true", help="re-hash every chunk")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {
+        "data_dir": getattr(args, "data_dir", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    return load(getattr(args, "config", None), overrides=flags)
+
+
+def _progress(items: Iterable[object], label: str, total: int | None) -> Iterable[object]:
+    return tqdm(items, desc=label, total=total, unit="", file=sys.stderr, leave=False)
+
+
+def _serve(settings: Settings, services: Services) -> int:
+    ensure_admin(services)
+    server = make_server(
+        build_app(services), settings.host, settings.port, threads=settings.server_threads
+    )
+
+    def ready(port: int) -> None:
+        print(f"davserver listening on http://{settings.host}:{port}/dav/", flush=True)
+
+    try:
+        serve_forever(server, ready)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _user_add(args: argparse.Namespace, services: Services) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise SettingsError("empty password on stdin")
+    else:
+        password = passwords.generate_password()
+    services.catalog.users.create(args.name, passwords.hash_password(password))
+    if not args.password_stdin:
+        print(f"Created user {args.name!r} with password: {password}")
+    return 0
+
+
+def _gc(args: argparse.Namespace, services: Services) -> int:
+    report = collect_garbage(
+        services.catalog,
+        services.blobs,
+        grace=args.grace,
+        apply=args.apply,
+        key_prefix=services.settings.blob_prefix,
+        progress=_progress,  # type: ignore[arg-type]
+    )
+    verb = "deleted" if args.apply else "would delete"
+    print(
+        f"gc: {verb} {report.chunks} unreferenced chunks and {report.orphans} orphan objects, "
+        f"{report.freed_bytes} bytes; dropped {report.contents} unused contents"
+        + ("" if args.apply else " (dry run: pass --apply to delete)")
+    )
+    return 0
+
+
+def _fsck(args: argparse.Namespace, services: Services) -> int:
+    report = check_store(
+        services.catalog,
+        services.blobs,
+        deep=args.deep,
+        key_prefix=services.settings.blob_prefix,
+        progress=_progress,  # type: ignore[arg-type]
+    )
+    print(
+        f"fsck: checked {report.checked} chunks: {len(report.missing)} missing, "
+        f"{len(report.wrong_size)} wrong size, {len(report.corrupt)} corrupt"
+    )
+    for label, hashes in (("missing", report.missing), ("corrupt", report.corrupt)):
+        for digest in hashes:
+            print(f"{label}: {digest}")
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _settings(args)
+        services = build_services(settings, create_dirs=args.command == "serve")
+        handlers: dict[str, Any] = {
+            "serve": lambda: _serve(settings, services),
+            "user": lambda: _user_add(args, services),
+            "gc": lambda: _gc(args, services),
+            "fsck": lambda: _fsck(args, services),
+        }
+        try:
+            return int(handlers[args.command]())
+        finally:
+            services.close()
+    except (SettingsError, StorageError, OSError) as e:
+        print(f"davserver: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

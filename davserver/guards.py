@@ -1,0 +1,112 @@
+"""WSGI middleware in front of WsgiDAV: reject bad input with a clear 4xx before it can
+turn into a 500 or a dropped connection, and report a down dependency as 503.
+
+- Paths (the request URI and `Destination`): invalid UTF-8, NUL, an encoded '/' inside
+  a name, a name over 255 bytes or a path over 4096 bytes: 400.
+- XML request bodies (PROPFIND, PROPPATCH, LOCK, ...): over `max_xml_body`: 413; a
+  DTD or entity declaration: 400 (no entity is ever expanded).
+- A login that failed because the user table was unreachable: 503, not 401.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from providers.errors import InvalidName
+from providers.names import split_path
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+XML_METHODS = {"PROPFIND", "PROPPATCH", "LOCK", "REPORT", "SEARCH", "ACL", "MKCOL"}
+_ENCODED_SEPARATOR = re.compile(rb"%(2f|00)", re.IGNORECASE)
+_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+class BadRequest(Exception):
+    """A request to refuse: `status` line and a short reason."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def plain_response(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
+    body = (text + "\n").encode("utf-8")
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def check_raw_path(raw: bytes) -> None:
+    """Validate an undecoded URL path; raise `BadRequest` (400) if it breaks the rules."""
+    if _ENCODED_SEPARATOR.search(raw):
+        raise BadRequest("400 Bad Request", "encoded '/' or NUL in path")
+    decoded = unquote_to_bytes(raw)
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRequest("400 Bad Request", "path is not valid UTF-8") from e
+    try:
+        split_path(text)
+    except InvalidName as e:
+        raise BadRequest("400 Bad Request", str(e)) from e
+
+
+def _raw_request_path(environ: dict[str, Any]) -> bytes:
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw:
+        return urlsplit(raw.encode("latin-1")).path
+    return environ.get("PATH_INFO", "").encode("latin-1")
+
+
+def _read_xml_body(environ: dict[str, Any], limit: int) -> bytes:
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        raise BadRequest("413 Content Too Large", f"XML body larger than {limit} bytes")
+    body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
+    if not length.isdigit() and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        body = environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            raise BadRequest("413 Content Too Large", f"XML body larger than {limit} bytes")
+    if _DTD.search(body):
+        raise BadRequest("400 Bad Request", "DTDs and entity declarations are not accepted")
+    return body
+
+
+class RequestGuard:
+    """Wraps the WebDAV app (see the module docstring)."""
+
+    def __init__(self, app: WsgiApp, *, max_xml_body: int) -> None:
+        self._app = app
+        self._max_xml_body = max_xml_body
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            self._check(environ)
+        except BadRequest as e:
+            return plain_response(start_response, e.status, e.reason)
+
+        def guarded_start_response(status: str, headers: list[Any], *args: Any) -> Any:
+            if status.startswith("401") and environ.get("davserver.auth_unavailable"):
+                status = "503 Service Unavailable"
+                headers = [(k, v) for k, v in headers if k.lower() != "www-authenticate"]
+            return start_response(status, headers, *args)
+
+        return self._app(environ, guarded_start_response)
+
+    def _check(self, environ: dict[str, Any]) -> None:
+        check_raw_path(_raw_request_path(environ))
+        destination = environ.get("HTTP_DESTINATION")
+        if destination:
+            check_raw_path(urlsplit(destination.encode("latin-1")).path)
+        if environ["REQUEST_METHOD"] in XML_METHODS:
+            body = _read_xml_body(environ, self._max_xml_body)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)

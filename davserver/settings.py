@@ -1,0 +1,132 @@
+"""Settings: loaded once from defaults, an optional TOML file, the environment and CLI
+flags (later sources win), validated, and passed inward as a frozen `Settings`.
+
+Every key can be set in the file (`key = value`) or as `DAVSERVER_<KEY>` in the
+environment; `config/davserver.sample.toml` documents them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DAVSERVER_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or inconsistent; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration (see the sample config for what each key means)."""
+
+    data_dir: Path = Path("davdata")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = ""
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "davserver"
+    s3_secure: bool = False
+    s3_region: str = ""
+    blob_prefix: str = ""
+    redis_url: str = ""
+    admin_password: str = ""
+    propfind_infinite_depth: bool = False
+    chunk_min_size: int = 256 * 1024
+    chunk_avg_size: int = 1024 * 1024
+    chunk_max_size: int = 4 * 1024 * 1024
+    upload_workers: int = 8
+    uploads_in_flight: int = 4
+    read_ahead: int = 2
+    block_size: int = 1024 * 1024
+    max_xml_body: int = 1024 * 1024
+    server_threads: int = 32
+    local_fsync: bool = True
+    verbose: int = 1
+
+    @property
+    def catalog_url(self) -> str:
+        """The database URL; the embedded default is a SQLite file in the data dir."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_endpoint)
+
+    def replace(self, **changes: Any) -> Settings:
+        return validated(dataclasses.replace(self, **changes))
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    """Convert a raw file/env value to the field's type; `SettingsError` names the key."""
+    try:
+        if kind in (bool, "bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (Path, "Path"):
+            return Path(str(raw))
+        return str(raw)
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"{name}: invalid value {raw!r}") from e
+
+
+def validated(settings: Settings) -> Settings:
+    """Check cross-field rules; return `settings` unchanged or raise `SettingsError`."""
+    if not 0 <= settings.port <= 65535:
+        raise SettingsError("port: must be 0..65535")
+    if not 64 <= settings.chunk_min_size <= settings.chunk_avg_size <= settings.chunk_max_size:
+        raise SettingsError("chunk_*_size: need 64 <= min <= avg <= max")
+    if settings.s3_endpoint and not (settings.s3_access_key and settings.s3_secret_key):
+        raise SettingsError("s3_access_key/s3_secret_key: required with s3_endpoint")
+    if settings.s3_endpoint.startswith(("http://", "https://")):
+        raise SettingsError("s3_endpoint: give host:port; use s3_secure for TLS")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
+        raise SettingsError("redis_url: must start with redis:// or rediss://")
+    for name in ("upload_workers", "uploads_in_flight", "block_size", "server_threads"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name}: must be at least 1")
+    return settings
+
+
+def load(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < config file < environment < `overrides` (CLI flags that were given)."""
+    environ = os.environ if environ is None else environ
+    known = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise SettingsError(f"config file {config_file}: {e}") from e
+        for key, raw in data.items():
+            if key not in known:
+                raise SettingsError(f"config file {config_file}: unknown key {key!r}")
+            values[key] = _convert(key, known[key], raw)
+    for key, kind in known.items():
+        raw = environ.get(ENV_PREFIX + key.upper())
+        if raw is not None:
+            values[key] = _convert(ENV_PREFIX + key.upper(), kind, raw)
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _convert(f"--{key.replace('_', '-')}", known[key], raw)
+    return validated(Settings(**values))

@@ -1,0 +1,111 @@
+"""The BlobStore seam: where chunk bytes live.
+
+Contract (every implementation, checked by `tests/contract/test_blobstore.py`):
+
+- Keys are strings of `[A-Za-z0-9/_.-]`, no leading '/', no '..' segment, at most 512
+  characters; `validate_key` is the one check and every method applies it.
+- `put(key, data)` stores `data` atomically: a concurrent or later `get` sees either
+  nothing or all of it, never a prefix. Putting the same bytes again is harmless
+  (chunks are content-addressed, so a repeat put is idempotent). It returns only when
+  the object is durable as far as the backend can promise.
+- `get(key)` returns the whole object, or raises `BlobNotFound`.
+- `stat(key)` returns `BlobInfo` or None; `exists(key)` is `stat(key) is not None`.
+- `delete(key)` removes the object; deleting a missing key is a no-op. Only garbage
+  collection calls it.
+- `iter_keys(prefix)` yields `BlobInfo` for every key starting with `prefix`, in no
+  particular order; it tolerates concurrent puts and deletes.
+- Any failure to reach the backend raises `Unavailable` (chained from the library's
+  error); a missing object raises `BlobNotFound`. No other exception escapes.
+- Implementations are safe to call from many threads at once.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from providers.errors import InvalidName
+
+_KEY_RE = re.compile(r"[A-Za-z0-9/_.\-]{1,512}")
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a blob store knows about one object: its key, size and last write time."""
+
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch
+
+
+def validate_key(key: str) -> str:
+    """Return `key` if it is a legal blob key, else raise `InvalidName`."""
+    if (
+        not _KEY_RE.fullmatch(key)
+        or key.startswith("/")
+        or key.endswith("/")
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    ):
+        raise InvalidName(f"invalid blob key: {key!r}")
+    return key
+
+
+def chunk_key(chunk_hash: str, prefix: str = "") -> str:
+    """Object key of a chunk: `<prefix>chunks/<2 hex>/<2 hex>/<64 hex>`."""
+    if not re.fullmatch(r"[0-9a-f]{64}", chunk_hash):
+        raise InvalidName(f"not a SHA-256 hex digest: {chunk_hash!r}")
+    return f"{prefix}chunks/{chunk_hash[:2]}/{chunk_hash[2:4]}/{chunk_hash}"
+
+
+def hash_from_chunk_key(key: str) -> str | None:
+    """Inverse of `chunk_key`: the chunk hash a key names, or None for other keys."""
+    name = key.rsplit("/", 1)[-1]
+    return name if re.fullmatch(r"[0-9a-f]{64}", name) else None
+
+
+class BlobStore(ABC):
+    """Byte storage for immutable, content-addressed objects (see the module contract)."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` atomically and durably."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; raise `BlobNotFound` if there is none."""
+
+    @abstractmethod
+    def stat(self, key: str) -> BlobInfo | None:
+        """Return the object's size and mtime, or None if it does not exist."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+
+    @abstractmethod
+    def iter_keys(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """Yield every object whose key starts with `prefix`."""
+
+    def exists(self, key: str) -> bool:
+        """True if an object is stored under `key`."""
+        return self.stat(key) is not None
+
+    def check(self) -> None:
+        """Raise `Unavailable` if the backend cannot be reached now (used by /readyz)."""
+
+    def close(self) -> None:
+        """Release connections and threads; the store is unusable afterwards."""
+
+    def __enter__(self) -> BlobStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

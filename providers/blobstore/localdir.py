@@ -1,0 +1,185 @@
+"""A `BlobStore` on a local directory tree: the object `key` is the file `root/key`.
+
+Atomicity comes from writing a uniquely named temporary file (`.tmp-<uuid>`) beside the
+target and `os.replace`-ing it into place, so readers see the old file or the new one and
+concurrent puts of the same key simply race to an identical result. Temporary files left
+by a crash are never listed; keys with a segment starting with `.tmp-` are refused with
+`InvalidName`. Empty directories are not pruned on delete (that would race with puts).
+
+Errors: a missing file (or a file/directory name clash on read) is `BlobNotFound`; any
+other `OSError` is `Unavailable`; a put whose key clashes with an existing directory or
+file path is `InvalidName`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from stat import S_ISREG
+
+from providers.blobstore.base import BlobInfo, BlobStore, validate_key
+from providers.errors import BlobNotFound, InvalidName, Unavailable
+
+_TMP_PREFIX = ".tmp-"
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+class LocalDirBlobStore(BlobStore):
+    """Objects stored as files under `root`; with `fsync` (default) puts survive a crash."""
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        """Create `root` if needed; raise `Unavailable` if that fails."""
+        self._root = Path(root)
+        self._fsync = fsync
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise Unavailable(f"cannot create blob directory {self._root}: {e}") from e
+
+    @property
+    def root(self) -> Path:
+        """The directory holding the objects."""
+        return self._root
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write `data` to a temporary file, fsync it, and rename it over `root/key`."""
+        path = self._path(key)
+        if any(part.startswith(_TMP_PREFIX) for part in key.split("/")):
+            raise InvalidName(f"blob key segment may not start with {_TMP_PREFIX!r}: {key!r}")
+        try:
+            self._make_dirs(path.parent)
+            self._write_replace(path, data)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
+            raise InvalidName(f"blob key {key!r} clashes with an existing path") from e
+        except OSError as e:
+            raise Unavailable(f"cannot write blob {key!r}: {e}") from e
+
+    def get(self, key: str) -> bytes:
+        """Return the file's bytes, or raise `BlobNotFound`."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except _MISSING as e:
+            raise BlobNotFound(key) from e
+        except OSError as e:
+            raise Unavailable(f"cannot read blob {key!r}: {e}") from e
+
+    def stat(self, key: str) -> BlobInfo | None:
+        """Return size and mtime of the regular file `root/key`, or None."""
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except _MISSING:
+            return None
+        except OSError as e:
+            raise Unavailable(f"cannot stat blob {key!r}: {e}") from e
+        if not S_ISREG(st.st_mode):
+            return None
+        return BlobInfo(key, st.st_size, st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        """Unlink the file; a missing file is ignored."""
+        path = self._path(key)
+        try:
+            path.unlink()
+        except _MISSING:
+            return
+        except OSError as e:
+            raise Unavailable(f"cannot delete blob {key!r}: {e}") from e
+
+    def iter_keys(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """Walk the tree, descending only into directories that can hold `prefix` keys.
+
+        Files vanishing mid-walk are skipped; temporary and non-key files are never listed.
+        """
+        yield from self._walk(self._root, "", prefix)
+
+    def _path(self, key: str) -> Path:
+        return self._root / validate_key(key)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create `directory` and missing parents, fsyncing each new entry's parent."""
+        if directory.is_dir():
+            return
+        if directory != self._root:
+            self._make_dirs(directory.parent)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            return
+        self._sync_dir(directory.parent)
+
+    def _write_replace(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                if self._fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+        self._sync_dir(path.parent)
+
+    def _sync_dir(self, directory: Path) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _walk(self, directory: Path, rel: str, prefix: str) -> Iterator[BlobInfo]:
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except _MISSING:
+            return
+        except OSError as e:
+            raise Unavailable(f"cannot list blob directory {directory}: {e}") from e
+        for entry in entries:
+            if entry.name.startswith(_TMP_PREFIX):
+                continue
+            key = f"{rel}{entry.name}"
+            info = self._entry_info(entry, key, prefix)
+            if info is not None:
+                yield info
+            elif _may_contain(key + "/", prefix) and _is_dir(entry):
+                yield from self._walk(Path(entry.path), key + "/", prefix)
+
+    @staticmethod
+    def _entry_info(entry: os.DirEntry[str], key: str, prefix: str) -> BlobInfo | None:
+        """BlobInfo for a regular file whose key matches `prefix`, else None."""
+        if not key.startswith(prefix):
+            return None
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                return None
+            info = entry.stat(follow_symlinks=False)
+            validate_key(key)
+        except (FileNotFoundError, InvalidName):
+            return None
+        except OSError as e:
+            raise Unavailable(f"cannot stat {entry.path}: {e}") from e
+        return BlobInfo(key, info.st_size, info.st_mtime)
+
+
+def _may_contain(dir_prefix: str, prefix: str) -> bool:
+    """True if keys under `dir_prefix` can start with `prefix`."""
+    return dir_prefix.startswith(prefix) or prefix.startswith(dir_prefix)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False

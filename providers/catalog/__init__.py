@@ -1,0 +1,47 @@
+"""The catalog: all SQL metadata, behind one facade (the only user of sqlmodel).
+
+`Catalog(url)` works with SQLite (`sqlite:///path`) and PostgreSQL
+(`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings), `tree`
+(nodes, props, change log), `contents` (manifests, chunk states, GC queries). Errors
+come out as `providers.errors` types: `Unavailable` when the database is down.
+"""
+
+from __future__ import annotations
+
+from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
+from providers.catalog.db import Database
+from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord, UserRecord
+from providers.catalog.tree import Tree
+from providers.catalog.users import Users
+
+
+class Catalog:
+    """Facade over the database: `users`, `tree` and `contents`."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url)
+        self.users = Users(self.db)
+        self.tree = Tree(self.db)
+        self.contents = Contents(self.db)
+
+    def create_schema(self) -> None:
+        self.db.create_schema()
+
+    def check(self) -> None:
+        self.db.check()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+__all__ = [
+    "CLAIM_BUSY",
+    "CLAIM_DEDUP",
+    "CLAIM_UPLOAD",
+    "Catalog",
+    "ChunkRecord",
+    "ExtentRecord",
+    "NewContent",
+    "NodeRecord",
+    "UserRecord",
+]

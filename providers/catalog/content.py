@@ -1,0 +1,289 @@
+"""File contents and chunks: committing uploads, reading manifests, and GC's queries.
+
+Read and write ordering (the full argument is in `docs/gc.md`):
+
+- A writer `claim`s each chunk before relying on it. A `stored` chunk is touched
+  (`touched_at = now`) and not uploaded again; a missing one gets an `uploading` row
+  first, then its bytes, then `mark_stored`. A chunk in state `deleting` is being
+  removed by GC: the writer waits until the row is gone, then claims again.
+- `commit_file` re-checks, inside the commit transaction, that every chunk of the new
+  content is still `stored`, touching them again; only then does the content become
+  visible (DESIGN invariant 2).
+- GC only condemns a chunk (`stored`/`uploading` -> `deleting`) when no extent names it
+  and it was not touched for a grace period, in one conditional UPDATE; only after
+  that does it delete the object, then the row. Because the condemn is conditional on
+  the row's own `touched_at`, a writer's touch and GC's condemn cannot both win.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from providers.catalog.db import Database
+from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
+from providers.catalog.tree import add_used_bytes, find_child, lock_dir, log_change, to_record
+from providers.errors import Conflict, IntegrityError, QuotaExceeded
+from providers.models import (
+    CHUNK_DELETING,
+    CHUNK_STORED,
+    CHUNK_UPLOADING,
+    FILE,
+    Chunk,
+    Content,
+    Extent,
+    Node,
+    User,
+    Version,
+)
+
+CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
+CLAIM_UPLOAD = "upload"  # upload it, then call mark_stored
+CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
+_BATCH = 500
+
+
+class Contents:
+    """Content manifests and the chunk state machine."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert = sqlite_insert if db.is_sqlite else pg_insert
+
+    # --- writers -------------------------------------------------------------------
+
+    def claim(self, chunk_hash: str, size: int) -> str:
+        """Decide what a writer does with a chunk: CLAIM_DEDUP, CLAIM_UPLOAD or CLAIM_BUSY.
+
+        Runs once per chunk of every upload, so it uses a Core connection (no ORM).
+        """
+        now = time.time()
+        touch = (
+            update(Chunk)
+            .where(Chunk.hash == chunk_hash, Chunk.state == CHUNK_STORED)  # type: ignore[arg-type]
+            .values(touched_at=now)
+        )
+        insert = (
+            self._insert(Chunk)
+            .values(
+                hash=chunk_hash, size=size, state=CHUNK_UPLOADING, touched_at=now, created_at=now
+            )
+            .on_conflict_do_update(
+                index_elements=["hash"],
+                set_={"touched_at": now},
+                where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
+            )
+        )
+        with self._db.connection(write=True) as conn:
+            if conn.execute(touch).rowcount:
+                return CLAIM_DEDUP
+            return CLAIM_UPLOAD if conn.execute(insert).rowcount else CLAIM_BUSY
+
+    def mark_stored(self, chunk_hash: str) -> None:
+        """The chunk's bytes are durable: other writers may now dedup against it."""
+        stmt = (
+            update(Chunk)
+            .where(Chunk.hash == chunk_hash, Chunk.state != CHUNK_DELETING)  # type: ignore[arg-type]
+            .values(state=CHUNK_STORED, touched_at=time.time())
+        )
+        with self._db.connection(write=True) as conn:
+            conn.execute(stmt)
+
+    def commit_file(
+        self,
+        parent_id: int,
+        name: str,
+        owner_id: int,
+        content: NewContent,
+        *,
+        mtime: float,
+        content_type: str | None,
+        path: str,
+        author_id: int | None,
+    ) -> tuple[NodeRecord, bool]:
+        """Make `content` the current content of file `name` in one transaction.
+
+        Returns the node and whether it was created. Raises `Conflict` if the parent is
+        gone or the name is a directory, `IntegrityError` if a chunk is no longer
+        stored, `QuotaExceeded` if the owner would pass their quota.
+        """
+
+        def work(s: Session) -> tuple[NodeRecord, bool]:
+            lock_dir(s, parent_id)
+            _touch_stored(s, {e.chunk_hash for e in content.extents})
+            now = time.time()
+            row = Content(size=content.size, sha256=content.sha256, created_at=now)
+            s.add(row)
+            s.flush()
+            s.add_all(
+                Extent(
+                    content_id=row.id, seq=i, offset=e.offset, size=e.size, chunk_hash=e.chunk_hash
+                )
+                for i, e in enumerate(content.extents)
+            )
+            node = find_child(s, parent_id, name)
+            created = node is None
+            if node is None:
+                node = Node(
+                    parent_id=parent_id,
+                    name=name,
+                    kind=FILE,
+                    owner_id=owner_id,
+                    created=now,
+                    mtime=now,
+                )
+            elif node.kind != FILE:
+                raise Conflict("a collection has that name")
+            _charge(s, node.owner_id, content.size - (0 if created else node.size))
+            node.content_id, node.size, node.mtime = row.id, content.size, mtime
+            node.content_type = content_type or node.content_type
+            s.add(node)
+            s.flush()
+            assert node.id is not None and row.id is not None
+            s.exec(delete(Version).where(Version.node_id == node.id))  # type: ignore[arg-type]
+            s.add(
+                Version(
+                    node_id=node.id,
+                    content_id=row.id,
+                    size=content.size,
+                    created_at=now,
+                    author_id=author_id,
+                )
+            )
+            log_change(s, node.owner_id, node.id, "put", path)
+            return to_record((node, content.sha256)), created
+
+        return self._db.run(work)
+
+    def extents(self, content_id: int) -> list[ExtentRecord]:
+        """The content's extents in file order."""
+        with self._db.session() as s:
+            rows = s.exec(
+                select(Extent.offset, Extent.size, Extent.chunk_hash)
+                .where(Extent.content_id == content_id)
+                .order_by(Extent.seq)  # type: ignore[arg-type]
+            ).all()
+        return [ExtentRecord(offset=o, size=n, chunk_hash=h) for o, n, h in rows]
+
+    # --- garbage collection and checks ---------------------------------------------
+
+    def purge_unreferenced_contents(self, *, dry_run: bool) -> int:
+        """Drop contents no node or version uses (with their extents); return how many."""
+
+        def work(s: Session) -> int:
+            unused = select(Content.id).where(
+                ~exists().where(Node.content_id == Content.id),
+                ~exists().where(Version.content_id == Content.id),
+            )
+            ids = list(s.exec(unused).scalars())
+            if not dry_run:
+                for start in range(0, len(ids), _BATCH):
+                    batch = ids[start : start + _BATCH]
+                    s.exec(delete(Extent).where(Extent.content_id.in_(batch)))  # type: ignore[attr-defined]
+                    s.exec(delete(Content).where(Content.id.in_(batch)))  # type: ignore[union-attr]
+            return len(ids)
+
+        return self._db.run(work)
+
+    def collectable(self, cutoff: float) -> list[ChunkRecord]:
+        """Chunks no extent names, untouched since `cutoff` (GC candidates)."""
+        with self._db.session() as s:
+            rows = s.exec(
+                select(Chunk).where(
+                    Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
+                    Chunk.touched_at < cutoff,  # type: ignore[arg-type]
+                    ~exists().where(Extent.chunk_hash == Chunk.hash),
+                )
+            ).scalars()
+            return [_chunk_record(c) for c in rows]
+
+    def condemn(self, chunk_hash: str, cutoff: float) -> bool:
+        """Atomically move a still-collectable chunk to `deleting`; True if it moved."""
+
+        def work(s: Session) -> bool:
+            result = s.exec(
+                update(Chunk)
+                .where(
+                    Chunk.hash == chunk_hash,  # type: ignore[arg-type]
+                    Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
+                    Chunk.touched_at < cutoff,  # type: ignore[arg-type]
+                    ~exists().where(Extent.chunk_hash == chunk_hash),
+                )
+                .values(state=CHUNK_DELETING, touched_at=time.time())
+            )
+            return bool(result.rowcount)
+
+        return self._db.run(work)
+
+    def condemn_orphan(self, chunk_hash: str, size: int) -> bool:
+        """Insert a `deleting` row for an object the catalog does not know; True if done."""
+
+        def work(s: Session) -> bool:
+            now = time.time()
+            stmt = self._insert(Chunk).values(
+                hash=chunk_hash, size=size, state=CHUNK_DELETING, touched_at=now, created_at=now
+            )
+            return bool(s.exec(stmt.on_conflict_do_nothing(index_elements=["hash"])).rowcount)
+
+        return self._db.run(work)
+
+    def forget(self, chunk_hash: str) -> None:
+        """Remove a `deleting` row once its object is gone."""
+
+        def work(s: Session) -> None:
+            s.exec(delete(Chunk).where(Chunk.hash == chunk_hash, Chunk.state == CHUNK_DELETING))  # type: ignore[arg-type]
+
+        self._db.run(work)
+
+    def deleting(self) -> list[ChunkRecord]:
+        """Rows left in `deleting` (a GC run that stopped half-way)."""
+        with self._db.session() as s:
+            rows = s.exec(select(Chunk).where(Chunk.state == CHUNK_DELETING)).scalars()  # type: ignore[arg-type]
+            return [_chunk_record(c) for c in rows]
+
+    def known(self, hashes: list[str]) -> set[str]:
+        """Which of `hashes` have a chunk row."""
+        found: set[str] = set()
+        with self._db.session() as s:
+            for start in range(0, len(hashes), _BATCH):
+                batch = hashes[start : start + _BATCH]
+                found.update(s.exec(select(Chunk.hash).where(Chunk.hash.in_(batch))).scalars())  # type: ignore[attr-defined]
+        return found
+
+    def referenced(self) -> Iterator[tuple[str, int]]:
+        """Every chunk some extent names, with its size (for fsck)."""
+        with self._db.session() as s:
+            rows = s.exec(select(Extent.chunk_hash, Extent.size).distinct()).all()
+        yield from ((h, n) for h, n in rows)
+
+
+def _touch_stored(s: Session, hashes: set[str]) -> None:
+    """Touch every chunk; `IntegrityError` unless all are still `stored`."""
+    ordered, now, touched = sorted(hashes), time.time(), 0
+    for start in range(0, len(ordered), _BATCH):
+        batch = ordered[start : start + _BATCH]
+        touched += s.exec(
+            update(Chunk)
+            .where(Chunk.hash.in_(batch), Chunk.state == CHUNK_STORED)  # type: ignore[attr-defined]
+            .values(touched_at=now)
+        ).rowcount
+    if touched != len(ordered):
+        raise IntegrityError("a chunk of this upload was garbage-collected before commit")
+
+
+def _charge(s: Session, owner_id: int, delta: int) -> None:
+    """Add `delta` bytes to the owner's usage; `QuotaExceeded` past their quota."""
+    user = s.exec(select(User).where(User.id == owner_id).with_for_update()).scalar()
+    if user and delta > 0 and user.quota_bytes is not None:
+        if user.used_bytes + delta > user.quota_bytes:
+            raise QuotaExceeded("quota exceeded")
+    add_used_bytes(s, owner_id, delta)
+
+
+def _chunk_record(c: Chunk) -> ChunkRecord:
+    return ChunkRecord(hash=c.hash, size=c.size, state=c.state, touched_at=c.touched_at)

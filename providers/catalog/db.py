@@ -1,0 +1,141 @@
+"""Database access: engine set-up for SQLite and PostgreSQL, sessions, error translation.
+
+`Database.session(write=...)` is the only way in. It commits on success, rolls back on
+error, and translates SQLAlchemy errors: a lost or refused connection becomes
+`Unavailable` (answered 503), a constraint violation `Conflict`. On SQLite a write
+session starts with `BEGIN IMMEDIATE`, so concurrent writers queue on the database
+lock instead of failing when a read transaction tries to upgrade.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import exc as sa_exc
+from sqlmodel import Session, SQLModel, create_engine
+
+from providers.errors import Conflict, Unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_WRITE_OPTION = "davserver_write"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=60000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _server_engine(url: str) -> Engine:
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=30,
+        connect_args=connect_args,
+    )
+
+
+def _is_retryable(error: sa_exc.DBAPIError) -> bool:
+    """Deadlocks and serialization failures are worth one more try (PostgreSQL)."""
+    code = getattr(error.orig, "sqlstate", None)
+    return code in ("40001", "40P01")
+
+
+class Database:
+    """Owns the engine; hands out sessions with translated errors."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+
+    def create_schema(self) -> None:
+        """Create missing tables (idempotent)."""
+        from providers import models  # noqa: F401  (registers the tables)
+
+        with self._translated():
+            SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A transaction: committed when the block ends normally, else rolled back."""
+        with self._translated():
+            bind = self._write_engine if write else self.engine
+            with Session(bind, expire_on_commit=False) as session, session.begin():
+                yield session
+
+    @contextmanager
+    def connection(self, *, write: bool = False) -> Iterator[Connection]:
+        """A Core-level transaction: cheaper than a session, for hot single statements."""
+        with self._translated():
+            bind = self._write_engine if write else self.engine
+            with bind.begin() as conn:
+                yield conn
+
+    def run(self, work: Callable[[Session], T], *, write: bool = True, tries: int = 3) -> T:
+        """Run `work` in one transaction, retrying deadlocks and serialization failures."""
+        for attempt in range(tries):
+            try:
+                with self.session(write=write) as session:
+                    return work(session)
+            except Conflict as e:
+                cause = e.__cause__
+                retry = isinstance(cause, sa_exc.DBAPIError) and _is_retryable(cause)
+                if not retry or attempt == tries - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def check(self) -> None:
+        """Raise `Unavailable` if the database cannot be reached now."""
+        with self.session() as session:
+            session.connection().exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.IntegrityError as e:
+            raise Conflict(f"database constraint: {e.orig}") from e
+        except sa_exc.OperationalError as e:
+            if _is_retryable(e):
+                raise Conflict("transaction conflict, retry") from e
+            raise Unavailable(f"database unavailable: {e.orig}") from e
+        except (sa_exc.InterfaceError, sa_exc.TimeoutError) as e:
+            raise Unavailable(f"database unavailable: {e}") from e
+        except sa_exc.DBAPIError as e:
+            if e.connection_invalidated:
+                raise Unavailable(f"database connection lost: {e.orig}") from e
+            raise

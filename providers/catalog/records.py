@@ -1,0 +1,66 @@
+"""Plain, immutable records the catalog hands out (never live ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A file or directory as stored; `sha256` is None for directories."""
+
+    id: int
+    parent_id: int | None
+    name: str
+    kind: str
+    owner_id: int
+    size: int
+    mtime: float
+    created: float
+    content_id: int | None
+    sha256: str | None
+    content_type: str | None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == "dir"
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """An account; `quota_bytes` None means unlimited."""
+
+    id: int
+    name: str
+    password_hash: str
+    home_id: int
+    quota_bytes: int | None
+    used_bytes: int
+
+
+@dataclass(frozen=True)
+class ExtentRecord:
+    """`size` bytes of a file at `offset`, stored as chunk `chunk_hash`."""
+
+    offset: int
+    size: int
+    chunk_hash: str
+
+
+@dataclass(frozen=True)
+class NewContent:
+    """What a finished upload commits: the whole-file digest and its extents in order."""
+
+    size: int
+    sha256: str
+    extents: list[ExtentRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk row: its hash, size and state (uploading, stored or deleting)."""
+
+    hash: str
+    size: int
+    state: str
+    touched_at: float

@@ -1,0 +1,292 @@
+"""The directory tree: lookups, listings and metadata-only mutations.
+
+Every mutation is one transaction that also appends to the change log (DESIGN
+invariant 5) and keeps the owner's `used_bytes` exact. On PostgreSQL, mutations lock
+the parent directory row first (`FOR UPDATE`), which serialises changes to one
+directory's names; SQLite serialises all writers anyway (`BEGIN IMMEDIATE`).
+COPY, MOVE and DELETE touch rows only: never a chunk (invariant 4).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlmodel import Session
+
+from providers.catalog.db import Database
+from providers.catalog.records import NodeRecord
+from providers.errors import Conflict, NotFound
+from providers.models import DIR, FILE, Change, Content, Node, Prop, User, Version
+
+
+def node_select() -> Any:
+    """SELECT of node columns plus the content digest (the file's strong ETag)."""
+    return select(Node, Content.sha256).outerjoin(Content, Node.content_id == Content.id)
+
+
+def to_record(row: Any) -> NodeRecord:
+    node, sha256 = row
+    return NodeRecord(
+        id=node.id,
+        parent_id=node.parent_id,
+        name=node.name,
+        kind=node.kind,
+        owner_id=node.owner_id,
+        size=node.size,
+        mtime=node.mtime,
+        created=node.created,
+        content_id=node.content_id,
+        sha256=sha256,
+        content_type=node.content_type,
+    )
+
+
+def lock_dir(session: Session, dir_id: int) -> Node:
+    """Lock a directory row for this transaction; `Conflict` if it is gone or a file."""
+    node = session.exec(select(Node).where(Node.id == dir_id).with_for_update()).scalar()
+    if node is None or node.kind != DIR:
+        raise Conflict("parent collection does not exist")
+    return node
+
+
+def find_child(session: Session, parent_id: int, name: str) -> Node | None:
+    return session.exec(select(Node).where(Node.parent_id == parent_id, Node.name == name)).scalar()
+
+
+def log_change(session: Session, owner_id: int, node_id: int, kind: str, path: str) -> None:
+    session.add(Change(owner_id=owner_id, node_id=node_id, kind=kind, path=path, at=time.time()))
+
+
+def add_used_bytes(session: Session, owner_id: int, delta: int) -> None:
+    if delta:
+        session.exec(
+            update(User).where(User.id == owner_id).values(used_bytes=User.used_bytes + delta)
+        )
+
+
+def subtree_ids(session: Session, root_id: int) -> list[int]:
+    """Ids of `root_id` and every node below it (one recursive query)."""
+    tree = select(Node.id).where(Node.id == root_id).cte("tree", recursive=True)
+    tree = tree.union_all(select(Node.id).join(tree, Node.parent_id == tree.c.id))
+    return list(session.exec(select(tree.c.id)).scalars())
+
+
+def remove_subtree(session: Session, root_id: int) -> None:
+    """Delete a node and everything below it, with props and versions; fix quotas."""
+    ids = subtree_ids(session, root_id)
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        sizes = session.exec(
+            select(Node.owner_id, func.sum(Node.size))
+            .where(Node.id.in_(batch), Node.kind == FILE)  # type: ignore[union-attr]
+            .group_by(Node.owner_id)
+        ).all()
+        for owner_id, total in sizes:
+            add_used_bytes(session, owner_id, -int(total or 0))
+        session.exec(delete(Prop).where(Prop.node_id.in_(batch)))  # type: ignore[attr-defined]
+        session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
+    # Children reference parents: delete deepest first (ids were produced top-down).
+    for start in range(len(ids), 0, -500):
+        batch = ids[max(0, start - 500) : start]
+        session.exec(delete(Node).where(Node.id.in_(batch)))  # type: ignore[union-attr]
+
+
+class Tree:
+    """Queries and mutations of the node tree."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, node_id: int) -> NodeRecord | None:
+        with self._db.session() as s:
+            row = s.exec(node_select().where(Node.id == node_id)).first()
+            return to_record(row) if row else None
+
+    def resolve(self, root_id: int, names: list[str]) -> NodeRecord | None:
+        """The node at `names` below `root_id`, or None (one query per path level)."""
+        with self._db.session() as s:
+            row = s.exec(node_select().where(Node.id == root_id)).first()
+            for name in names:
+                if row is None or row[0].kind != DIR:
+                    return None
+                row = s.exec(
+                    node_select().where(Node.parent_id == row[0].id, Node.name == name)
+                ).first()
+            return to_record(row) if row else None
+
+    def children(self, dir_id: int) -> list[NodeRecord]:
+        """Members of a directory, sorted by name (one query)."""
+        with self._db.session() as s:
+            rows = s.exec(node_select().where(Node.parent_id == dir_id).order_by(Node.name))
+            return [to_record(r) for r in rows]
+
+    def props(self, node_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+        """Dead properties of many nodes at once: {node_id: {name: xml}}."""
+        ids = list(node_ids)
+        result: dict[int, dict[str, str]] = {i: {} for i in ids}
+        with self._db.session() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.exec(select(Prop).where(Prop.node_id.in_(ids[start : start + 500])))  # type: ignore[attr-defined]
+                for prop in rows.scalars():
+                    result[prop.node_id][prop.name] = prop.value
+        return result
+
+    def mkdir(self, parent_id: int, name: str, owner_id: int, path: str) -> NodeRecord:
+        """Create an empty directory; `Conflict` if the name is taken."""
+
+        def work(s: Session) -> NodeRecord:
+            lock_dir(s, parent_id)
+            if find_child(s, parent_id, name) is not None:
+                raise Conflict("name exists")
+            now = time.time()
+            node = Node(
+                parent_id=parent_id, name=name, kind=DIR, owner_id=owner_id, mtime=now, created=now
+            )
+            s.add(node)
+            s.flush()
+            assert node.id is not None
+            log_change(s, owner_id, node.id, "mkdir", path)
+            return to_record((node, None))
+
+        return self._db.run(work)
+
+    def delete(self, node_id: int, path: str) -> None:
+        """Delete a node and its subtree; `NotFound` if it is already gone."""
+
+        def work(s: Session) -> None:
+            node = s.get(Node, node_id)
+            if node is None:
+                raise NotFound(path)
+            if node.parent_id is not None:
+                lock_dir(s, node.parent_id)
+            remove_subtree(s, node_id)
+            log_change(s, node.owner_id, node_id, "delete", path)
+
+        self._db.run(work)
+
+    def move(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
+        """Rename/move one row, replacing whatever sits at the destination."""
+
+        def work(s: Session) -> NodeRecord:
+            for dir_id in sorted({dest_parent_id, _parent_of(s, node_id)}):
+                lock_dir(s, dir_id)
+            _refuse_cycle(s, node_id, dest_parent_id)
+            existing = find_child(s, dest_parent_id, dest_name)
+            if existing is not None and existing.id != node_id:
+                assert existing.id is not None
+                remove_subtree(s, existing.id)
+                s.flush()
+            node = s.get(Node, node_id)
+            assert node is not None
+            node.parent_id, node.name = dest_parent_id, dest_name
+            s.add(node)
+            s.flush()
+            log_change(s, node.owner_id, node_id, "move", path)
+            return to_record((node, _sha(s, node.content_id)))
+
+        return self._db.run(work)
+
+    def copy(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
+        """Copy a subtree as new rows sharing the same contents (no chunk is touched)."""
+
+        def work(s: Session) -> NodeRecord:
+            lock_dir(s, dest_parent_id)
+            _refuse_cycle(s, node_id, dest_parent_id)
+            existing = find_child(s, dest_parent_id, dest_name)
+            if existing is not None:
+                assert existing.id is not None
+                remove_subtree(s, existing.id)
+                s.flush()
+            new_root = _copy_rows(s, node_id, dest_parent_id, dest_name)
+            log_change(s, new_root.owner_id, new_root.id or 0, "copy", path)
+            return to_record((new_root, _sha(s, new_root.content_id)))
+
+        return self._db.run(work)
+
+    def set_mtime(self, node_id: int, mtime: float) -> None:
+        def work(s: Session) -> None:
+            s.exec(update(Node).where(Node.id == node_id).values(mtime=mtime))
+
+        self._db.run(work)
+
+    def set_prop(self, node_id: int, name: str, value: str | None) -> None:
+        """Write (or with None remove) one dead property."""
+
+        def work(s: Session) -> None:
+            s.exec(delete(Prop).where(Prop.node_id == node_id, Prop.name == name))  # type: ignore[arg-type]
+            if value is not None:
+                s.add(Prop(node_id=node_id, name=name, value=value))
+
+        self._db.run(work)
+
+
+def _parent_of(s: Session, node_id: int) -> int:
+    node = s.get(Node, node_id)
+    if node is None or node.parent_id is None:
+        raise NotFound("source vanished")
+    return node.parent_id
+
+
+def _refuse_cycle(s: Session, node_id: int, dest_parent_id: int) -> None:
+    """`Conflict` if `dest_parent_id` is `node_id` or lies below it."""
+    current: int | None = dest_parent_id
+    while current is not None:
+        if current == node_id:
+            raise Conflict("cannot copy or move a collection into itself")
+        current = s.exec(select(Node.parent_id).where(Node.id == current)).scalar()
+
+
+def _sha(s: Session, content_id: int | None) -> str | None:
+    if content_id is None:
+        return None
+    return s.exec(select(Content.sha256).where(Content.id == content_id)).scalar()
+
+
+def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> Node:
+    """Insert copies of the subtree at `src_id`, level by level; return the new root."""
+    src = s.get(Node, src_id)
+    if src is None:
+        raise NotFound("source vanished")
+    now = time.time()
+    level: list[tuple[Node, int, str]] = [(src, dest_parent_id, dest_name)]
+    new_root: Node | None = None
+    while level:
+        next_level: list[tuple[Node, int, str]] = []
+        for old, parent_id, name in level:
+            new = Node(
+                parent_id=parent_id,
+                name=name,
+                kind=old.kind,
+                owner_id=old.owner_id,
+                content_id=old.content_id,
+                size=old.size,
+                mtime=old.mtime,
+                created=now,
+                content_type=old.content_type,
+            )
+            s.add(new)
+            s.flush()
+            assert new.id is not None and old.id is not None
+            new_root = new_root or new
+            _copy_node_extras(s, old, new, now)
+            children = s.exec(select(Node).where(Node.parent_id == old.id)).scalars()
+            next_level.extend((child, new.id, child.name) for child in children)
+        level = next_level
+    assert new_root is not None
+    return new_root
+
+
+def _copy_node_extras(s: Session, old: Node, new: Node, now: float) -> None:
+    """Props, the current version row and quota accounting of one copied node."""
+    props = s.exec(select(Prop).where(Prop.node_id == old.id)).scalars().all()
+    s.add_all(Prop(node_id=new.id, name=p.name, value=p.value) for p in props)
+    if new.kind == FILE and new.content_id is not None:
+        assert new.id is not None
+        s.add(Version(node_id=new.id, content_id=new.content_id, size=new.size, created_at=now))
+        add_used_bytes(s, new.owner_id, new.size)
+
+
+__all__ = ["Tree"]

@@ -1,0 +1,407 @@
+"""The WsgiDAV provider: WebDAV resources over the catalog and the filestore.
+
+Each authenticated user sees their own home (`environ["wsgidav.auth.user_name"]`).
+This is the only module where engine errors become `DAVError`s (`_dav_errors`).
+COPY, MOVE and DELETE are handled whole (`handle_*` return True), each as one catalog
+transaction; locks of removed or moved paths are dropped here. Dead properties live in
+the catalog and are loaded for a whole listing in one query, so a PROPFIND costs a
+constant number of queries whatever the folder size.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import mimetypes
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from lxml import etree
+from wsgidav import util
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_CONFLICT,
+    HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
+    HTTP_INTERNAL_ERROR,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
+
+from providers.catalog import Catalog, NodeRecord, UserRecord
+from providers.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidName,
+    NotFound,
+    QuotaExceeded,
+    StorageError,
+    Unavailable,
+)
+from providers.filestore import FileStore, FileWriter
+from providers.names import normalize_name, split_path
+
+log = logging.getLogger(__name__)
+HTTP_SERVICE_UNAVAILABLE = 503
+F = TypeVar("F", bound=Callable[..., Any])
+_STATUS = [
+    (InvalidName, HTTP_BAD_REQUEST),
+    (NotFound, HTTP_NOT_FOUND),
+    (Conflict, HTTP_CONFLICT),
+    (QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
+    (Unavailable, HTTP_SERVICE_UNAVAILABLE),
+    (IntegrityError, HTTP_INTERNAL_ERROR),
+]
+
+
+@contextmanager
+def _dav_errors() -> Iterator[None]:
+    """Translate engine errors into DAVErrors with the right status and a short reason."""
+    try:
+        yield
+    except StorageError as e:
+        status = next((code for kind, code in _STATUS if isinstance(e, kind)), HTTP_INTERNAL_ERROR)
+        if status >= 500:
+            log.warning("storage error: %s", e)
+        raise DAVError(status, context_info=str(e)) from e
+
+
+def dav_errors(fn: F) -> F:
+    """Decorator form of `_dav_errors`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _dav_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class HomeProvider(DAVProvider):
+    """Maps `/<path>` to the authenticated user's tree.
+
+    `free_bytes` reports the space left in the blob store (None if unknown); it is the
+    quota-available answer for users without a quota.
+    """
+
+    def __init__(
+        self, catalog: Catalog, files: FileStore, free_bytes: Callable[[], int | None]
+    ) -> None:
+        super().__init__()
+        self.catalog = catalog
+        self.files = files
+        self.free_bytes = free_bytes
+
+    def is_readonly(self) -> bool:
+        return False
+
+    @dav_errors
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
+        user = self.user(environ)
+        node = self.catalog.tree.resolve(user.home_id, split_path(path))
+        return None if node is None else self.resource(path, node, environ)
+
+    def user(self, environ: dict[str, Any]) -> UserRecord:
+        """The request's user (looked up once per request)."""
+        user = environ.get("davserver.user")
+        if user is None:
+            name = environ.get("wsgidav.auth.user_name")
+            user = self.catalog.users.get(name) if name else None
+            if user is None:
+                raise DAVError(HTTP_FORBIDDEN, "no such user")
+            environ["davserver.user"] = user
+        return user
+
+    def resource(
+        self,
+        path: str,
+        node: NodeRecord,
+        environ: dict[str, Any],
+        props: dict[str, str] | None = None,
+    ) -> _DAVResource:
+        kind = FolderResource if node.is_dir else FileResource
+        return kind(path, environ, self, node, props)
+
+
+class _NodeMixin:
+    """What files and folders share: live props from the node, dead props, MOVE/COPY/DELETE."""
+
+    provider: HomeProvider
+    environ: dict[str, Any]
+    path: str
+    node: NodeRecord
+    _props: dict[str, str] | None
+
+    def get_creation_date(self) -> float:
+        return self.node.created
+
+    def get_last_modified(self) -> float:
+        return self.node.mtime
+
+    def get_display_name(self) -> str:
+        return self.node.name
+
+    def dead_props(self) -> dict[str, str]:
+        if self._props is None:
+            with _dav_errors():
+                self._props = self.provider.catalog.tree.props([self.node.id])[self.node.id]
+        return self._props
+
+    def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        names = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
+        return names + list(self.dead_props())
+
+    def get_property_value(self, name: str) -> Any:
+        value = self.dead_props().get(name)
+        if value is not None:
+            return etree.fromstring(value)
+        return super().get_property_value(name)  # type: ignore[misc]
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        if name.startswith("{DAV:}") or name.startswith("{urn:schemas-microsoft-com:}"):
+            return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+        if dry_run:
+            return None
+        text = None if value is None else etree.tostring(value).decode("utf-8")
+        with _dav_errors():
+            self.provider.catalog.tree.set_prop(self.node.id, name, text)
+        self._props = None
+        return None
+
+    @dav_errors
+    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
+        if isinstance(time_stamp, int | float):
+            mtime = float(time_stamp)
+        else:
+            parsed = util.parse_time_string(str(time_stamp))
+            if parsed is None:
+                raise DAVError(HTTP_BAD_REQUEST, "unparseable time")
+            mtime = float(parsed)
+        if not dry_run:
+            self.provider.catalog.tree.set_mtime(self.node.id, mtime)
+        return True
+
+    @dav_errors
+    def handle_delete(self) -> bool:
+        self._check_subtree_unlocked()
+        self.provider.catalog.tree.delete(self.node.id, self.path)
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+        return True
+
+    @dav_errors
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        parent, name = self._destination(dest_path)
+        if self.node.is_dir and not depth_infinity:
+            node = self.provider.catalog.tree.mkdir(parent.id, name, parent.owner_id, dest_path)
+        else:
+            node = self.provider.catalog.tree.copy(self.node.id, parent.id, name, dest_path)
+        self._drop_locks(dest_path)
+        return node is not None
+
+    @dav_errors
+    def handle_move(self, dest_path: str) -> bool:
+        parent, name = self._destination(dest_path)
+        self.provider.catalog.tree.move(self.node.id, parent.id, name, dest_path)
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+        self._drop_locks(dest_path)
+        return True
+
+    def _destination(self, dest_path: str) -> tuple[NodeRecord, str]:
+        names = split_path(dest_path)
+        if not names:
+            raise DAVError(HTTP_FORBIDDEN, "cannot replace the home collection")
+        user = self.provider.user(self.environ)
+        parent = self.provider.catalog.tree.resolve(user.home_id, names[:-1])
+        if parent is None or not parent.is_dir:
+            raise DAVError(HTTP_CONFLICT, "destination parent must be a collection")
+        return parent, names[-1]
+
+    def _drop_locks(self, path: str) -> None:
+        manager = self.provider.lock_manager
+        if manager is not None:
+            manager.remove_all_locks_from_url(self.provider.share_path + path, recursive=True)
+
+    def _check_subtree_unlocked(self) -> None:
+        manager = self.provider.lock_manager
+        if manager is not None:
+            manager.check_write_permission(
+                url=self.get_ref_url(),  # type: ignore[attr-defined]
+                depth="infinity",
+                token_list=self.environ.get("wsgidav.ifLockTokenList", []),
+                principal=self.environ.get("wsgidav.user_name"),
+            )
+
+
+class FileResource(_NodeMixin, DAVNonCollection):
+    """A stored file. A pending one (PUT of a new name) has `node.id == 0` until commit."""
+
+    def __init__(
+        self,
+        path: str,
+        environ: dict[str, Any],
+        provider: HomeProvider,
+        node: NodeRecord,
+        props: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(path, environ)
+        self.provider = provider
+        self.node = node
+        self._props = props if node.id else {}
+        self._writer: FileWriter | None = None
+
+    def get_content_length(self) -> int:
+        return self.node.size
+
+    def get_content_type(self) -> str:
+        guessed = mimetypes.guess_type(self.node.name)[0]
+        return self.node.content_type or guessed or "application/octet-stream"
+
+    def get_etag(self) -> str | None:
+        return self.node.sha256
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+    @dav_errors
+    def get_content(self) -> Any:
+        return self.provider.files.reader(self.node.content_id, self.node.size)
+
+    def begin_write(self, *, content_type: str | None = None) -> FileWriter:
+        self._content_type = content_type
+        self._writer = self.provider.files.writer()
+        return self._writer
+
+    @dav_errors
+    def end_write(self, *, with_errors: bool) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        expected = (
+            util.get_content_length(self.environ) if "CONTENT_LENGTH" in self.environ else None
+        )
+        try:
+            content = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        if with_errors:
+            return
+        if expected is not None and content.size != expected:
+            raise DAVError(HTTP_BAD_REQUEST, "request body shorter than Content-Length")
+        self._commit(content)
+
+    def _commit(self, content: Any) -> None:
+        user = self.provider.user(self.environ)
+        mtime = _client_mtime(self.environ) or time.time()
+        parent_path = util.get_uri_parent(self.path)
+        parent = self.provider.catalog.tree.resolve(user.home_id, split_path(parent_path))
+        if parent is None or not parent.is_dir:
+            raise Conflict("parent collection vanished during the upload")
+        self.node, _created = self.provider.catalog.contents.commit_file(
+            parent.id,
+            self.node.name,
+            parent.owner_id,
+            content,
+            mtime=mtime,
+            content_type=getattr(self, "_content_type", None),
+            path=self.path,
+            author_id=user.id,
+        )
+
+
+def _client_mtime(environ: dict[str, Any]) -> float | None:
+    """X-OC-Mtime (seconds since the epoch), as rclone and ownCloud clients send it."""
+    value = environ.get("HTTP_X_OC_MTIME", "")
+    return float(value) if value.isdigit() else None
+
+
+class FolderResource(_NodeMixin, DAVCollection):
+    """A directory (a user's home included)."""
+
+    def __init__(
+        self,
+        path: str,
+        environ: dict[str, Any],
+        provider: HomeProvider,
+        node: NodeRecord,
+        props: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(path, environ)
+        self.provider = provider
+        self.node = node
+        self._props = props
+
+    def get_etag(self) -> None:
+        return None
+
+    def support_etag(self) -> bool:
+        return False
+
+    @dav_errors
+    def get_member_names(self) -> list[str]:
+        return [n.name for n in self.provider.catalog.tree.children(self.node.id)]
+
+    @dav_errors
+    def get_member(self, name: str) -> _DAVResource | None:
+        node = self.provider.catalog.tree.resolve(self.node.id, [normalize_name(name)])
+        if node is None:
+            return None
+        return self.provider.resource(util.join_uri(self.path, node.name), node, self.environ)
+
+    @dav_errors
+    def get_member_list(self) -> list[_DAVResource]:
+        """All members with their dead props: two queries in all."""
+        tree = self.provider.catalog.tree
+        nodes = tree.children(self.node.id)
+        props = tree.props(n.id for n in nodes)
+        return [
+            self.provider.resource(util.join_uri(self.path, n.name), n, self.environ, props[n.id])
+            for n in nodes
+        ]
+
+    @dav_errors
+    def create_empty_resource(self, name: str) -> FileResource:
+        """A PUT's new file stays pending until its body is committed; others commit now."""
+        name = normalize_name(name)
+        path = util.join_uri(self.path, name)
+        pending = NodeRecord(
+            id=0,
+            parent_id=self.node.id,
+            name=name,
+            kind="file",
+            owner_id=self.node.owner_id,
+            size=0,
+            mtime=time.time(),
+            created=time.time(),
+            content_id=None,
+            sha256=None,
+            content_type=None,
+        )
+        resource = FileResource(path, self.environ, self.provider, pending)
+        if self.environ.get("REQUEST_METHOD") != "PUT":
+            writer = resource.begin_write()
+            writer.writelines([])
+            resource._commit(writer.finish())
+        return resource
+
+    @dav_errors
+    def create_collection(self, name: str) -> None:
+        name = normalize_name(name)
+        self.provider.catalog.tree.mkdir(
+            self.node.id, name, self.node.owner_id, util.join_uri(self.path, name)
+        )
+
+    def get_used_bytes(self) -> int:
+        return self.provider.user(self.environ).used_bytes
+
+    def get_available_bytes(self) -> int | None:
+        user = self.provider.user(self.environ)
+        if user.quota_bytes is not None:
+            return max(0, user.quota_bytes - user.used_bytes)
+        return self.provider.free_bytes()

@@ -1,0 +1,245 @@
+"""File content in and out: the streaming write pipeline and the seekable reader.
+
+Write path (DESIGN "Write path"): bytes go into the chunker as they arrive; each final
+chunk is handed to a bounded pool that hashes it, claims it in the catalog and
+uploads it only if it is new. The request thread never waits for S3 unless
+`max_in_flight` chunks are already pending, so memory per upload is bounded by
+`max_in_flight x max chunk size` plus the chunker's window, whatever the file size.
+The whole-file SHA-256 (the strong ETag) is computed on a separate ordered thread.
+`finish()` waits for the pool and returns the `NewContent` to commit; nothing is
+visible until the caller commits it (invariant 2). `abort()` drops everything; the
+chunks already stored become orphans for GC.
+
+Read path: `ChunkReader` is a seekable raw stream over a content's extents: seeking
+bisects the offsets; reading fetches whole chunks with a small read-ahead in parallel.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from providers.blobstore.base import BlobStore, chunk_key
+from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
+from providers.chunker import Chunker
+from providers.errors import IntegrityError, StorageError, Unavailable
+
+BUSY_WAIT_SECONDS = 30.0
+
+
+class FileStore:
+    """Creates writers and readers over one catalog, blob store and chunker.
+
+    `workers` bounds the process-wide parallelism toward the blob store.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        chunker: Chunker,
+        *,
+        key_prefix: str = "",
+        workers: int = 8,
+        max_in_flight: int = 4,
+        read_ahead: int = 2,
+    ) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+        self.chunker = chunker
+        self.key_prefix = key_prefix
+        self.max_in_flight = max_in_flight
+        self.read_ahead = read_ahead
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
+
+    def writer(self) -> FileWriter:
+        return FileWriter(self)
+
+    def reader(self, content_id: int | None, size: int) -> ChunkReader:
+        extents = self.catalog.contents.extents(content_id) if content_id else []
+        return ChunkReader(self, extents, size)
+
+    def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+        return self._pool.submit(fn, *args)
+
+    def store_chunk(self, data: bytes) -> str:
+        """Hash one chunk and make sure it is stored; return its hash (runs in the pool)."""
+        digest = hashlib.sha256(data).hexdigest()
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while True:
+            claim = self.catalog.contents.claim(digest, len(data))
+            if claim == CLAIM_UPLOAD:
+                self.blobs.put(chunk_key(digest, self.key_prefix), data)
+                self.catalog.contents.mark_stored(digest)
+                return digest
+            if claim != CLAIM_BUSY:
+                return digest
+            if time.monotonic() > deadline:
+                raise Unavailable("chunk is being garbage-collected; retry the upload")
+            time.sleep(0.05)
+
+    def load_chunk(self, chunk_hash: str) -> bytes:
+        return self.blobs.get(chunk_key(chunk_hash, self.key_prefix))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _OrderedHasher:
+    """SHA-256 of the whole stream, computed on its own thread in feed order."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            self._digest.update(data)
+
+    def feed(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        self._queue.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+
+class FileWriter:
+    """One upload in progress; see the module docstring. Not thread-safe."""
+
+    def __init__(self, store: FileStore) -> None:
+        self._store = store
+        self._hasher = _OrderedHasher()
+        self._pending: list[tuple[int, int, Future[str]]] = []
+        self._extents: list[ExtentRecord] = []
+        self._slots = threading.BoundedSemaphore(store.max_in_flight)
+        self.size = 0
+        self._closed = False
+
+    def writelines(self, blocks: Iterable[bytes]) -> None:
+        """Consume the whole body (call once); chunks are stored as they are cut."""
+        for chunk in self._store.chunker.split(blocks):
+            self._submit(chunk)
+
+    def close(self) -> None:
+        """File-object protocol (WsgiDAV calls it); the real end is `finish()`."""
+
+    def finish(self) -> NewContent:
+        """Wait for every chunk to be stored and return the content to commit."""
+        self._closed = True
+        sha256 = self._hasher.hexdigest()
+        self._collect(wait_all=True)
+        return NewContent(size=self.size, sha256=sha256, extents=list(self._extents))
+
+    def abort(self) -> None:
+        """Give up: cancel what has not started and wait for what has."""
+        if not self._closed:
+            self._closed = True
+            self._hasher.hexdigest()
+        for _offset, _size, future in self._pending:
+            future.cancel()
+        for _offset, _size, future in self._pending:
+            if not future.cancelled():
+                future.exception()
+        self._pending.clear()
+
+    def _submit(self, chunk: bytes) -> None:
+        self._hasher.feed(chunk)
+        self._slots.acquire()
+        self._collect(wait_all=False)
+        future = self._store.submit(self._store.store_chunk, chunk)
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._pending.append((self.size, len(chunk), future))
+        self.size += len(chunk)
+
+    def _collect(self, *, wait_all: bool) -> None:
+        """Move finished chunks (in order) to the extent list; re-raise their errors."""
+        while self._pending and (wait_all or self._pending[0][2].done()):
+            offset, size, future = self._pending.pop(0)
+            try:
+                digest = future.result()
+            except StorageError:
+                self.abort()
+                raise
+            except Exception as e:
+                self.abort()
+                raise Unavailable(f"storing a chunk failed: {e}") from e
+            self._extents.append(ExtentRecord(offset=offset, size=size, chunk_hash=digest))
+
+
+class ChunkReader(io.RawIOBase):
+    """A seekable, read-only stream over a content's extents (see the module docstring)."""
+
+    def __init__(self, store: FileStore, extents: list[ExtentRecord], size: int) -> None:
+        super().__init__()
+        self._store = store
+        self._extents = extents
+        self._offsets = [e.offset for e in extents]
+        self._size = size
+        self._pos = 0
+        self._fetches: dict[int, Future[bytes]] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes from the current position (at most to the chunk's end)."""
+        if self._pos >= self._size or size == 0:
+            return b""
+        index = bisect.bisect_right(self._offsets, self._pos) - 1
+        extent = self._extents[index]
+        data = self._chunk(index)
+        start = self._pos - extent.offset
+        end = extent.size if size < 0 else min(extent.size, start + size)
+        self._pos += end - start
+        return data[start:end]
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        parts = []
+        while data := self.read():
+            parts.append(data)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        for future in self._fetches.values():
+            future.cancel()
+        self._fetches.clear()
+        super().close()
+
+    def _chunk(self, index: int) -> bytes:
+        """Chunk `index`'s bytes; start fetching the next `read_ahead` ones meanwhile."""
+        for ahead in range(index, min(index + 1 + self._store.read_ahead, len(self._extents))):
+            if ahead not in self._fetches:
+                digest = self._extents[ahead].chunk_hash
+                self._fetches[ahead] = self._store.submit(self._store.load_chunk, digest)
+        for stale in [i for i in self._fetches if i < index]:
+            self._fetches.pop(stale).cancel()
+        data = self._fetches[index].result()
+        if len(data) != self._extents[index].size:
+            raise IntegrityError(f"chunk {self._extents[index].chunk_hash} has the wrong size")
+        return data

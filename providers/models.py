@@ -1,0 +1,122 @@
+"""SQL tables of the catalog (sqlmodel). Only `providers.catalog` queries them.
+
+The tree is an edge table: a node names its parent, so MOVE of a whole tree is one
+UPDATE of one row. A file node points at its current `Content` (an immutable, ordered
+list of chunks with offsets, shared by every version and copy that has the same
+bytes), and `Version` rows record which content a node had when. Chunk rows follow a
+small state machine (see `docs/gc.md`): `uploading` -> `stored` -> `deleting` -> gone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+FILE = "file"
+DIR = "dir"
+
+CHUNK_UPLOADING = "uploading"
+CHUNK_STORED = "stored"
+CHUNK_DELETING = "deleting"
+
+
+def _big(**kwargs: object) -> Column:  # type: ignore[type-arg]
+    """A BIGINT column: sizes and offsets pass 2**31 (files over 2 GiB)."""
+    return Column(BigInteger, **kwargs)  # type: ignore[arg-type]
+
+
+class Setting(SQLModel, table=True):
+    """Key/value settings fixed at first start (chunker parameters, schema version)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class User(SQLModel, table=True):
+    """An account; `home_id` is the root node of the user's tree."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    password_hash: str
+    home_id: int | None = Field(default=None)
+    quota_bytes: int | None = Field(default=None, sa_column=_big(nullable=True))
+    used_bytes: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    created_at: float
+
+
+class Node(SQLModel, table=True):
+    """A file or directory; (parent_id, name) is unique."""
+
+    __table_args__ = (UniqueConstraint("parent_id", "name", name="uq_node_parent_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    parent_id: int | None = Field(default=None, foreign_key="node.id", index=True)
+    name: str = Field(max_length=1024)
+    kind: str = Field(max_length=8)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    content_id: int | None = Field(default=None, foreign_key="content.id", index=True)
+    size: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    mtime: float
+    created: float
+    content_type: str | None = Field(default=None, max_length=255)
+
+
+class Content(SQLModel, table=True):
+    """Immutable file content: the whole-file SHA-256 and its ordered extents."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(sa_column=_big(nullable=False))
+    sha256: str = Field(max_length=64, index=True)
+    created_at: float
+
+
+class Extent(SQLModel, table=True):
+    """The `seq`-th piece of a content: `size` bytes at `offset`, stored as one chunk."""
+
+    __table_args__ = (Index("ix_extent_content_offset", "content_id", "offset"),)
+
+    content_id: int = Field(foreign_key="content.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    offset: int = Field(sa_column=_big(nullable=False))
+    size: int
+    chunk_hash: str = Field(max_length=64, index=True)
+
+
+class Chunk(SQLModel, table=True):
+    """One stored chunk object, shared by every content that names it."""
+
+    hash: str = Field(primary_key=True, max_length=64)
+    size: int
+    state: str = Field(max_length=12, index=True)
+    touched_at: float = Field(index=True)
+    created_at: float
+
+
+class Version(SQLModel, table=True):
+    """A node's content at one point in time; the newest is the node's current one."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: int = Field(foreign_key="node.id", index=True)
+    content_id: int = Field(foreign_key="content.id", index=True)
+    size: int = Field(sa_column=_big(nullable=False))
+    created_at: float
+    author_id: int | None = Field(default=None)
+
+
+class Prop(SQLModel, table=True):
+    """A dead property (PROPPATCH) of a node; `value` is the XML element as text."""
+
+    node_id: int = Field(foreign_key="node.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=512)
+    value: str
+
+
+class Change(SQLModel, table=True):
+    """The change log; `seq` is the sync cursor (see DESIGN invariant 5)."""
+
+    seq: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(index=True)
+    node_id: int
+    kind: str = Field(max_length=16)
+    path: str
+    at: float

@@ -1,0 +1,78 @@
+"""Fixtures for the BlobStore contract suite: one store of each kind per test.
+
+The S3 store talks to a real SeaweedFS server (`tests.services.s3.S3Service`), started
+once per session and only if an S3 case runs. A missing `weed` binary fails the S3
+cases; it never skips them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from providers.blobstore.base import BlobStore
+from providers.blobstore.localdir import LocalDirBlobStore
+from providers.blobstore.memory import MemoryBlobStore
+from providers.blobstore.s3 import S3BlobStore
+from tests.services.s3 import S3Service, S3ServiceError
+
+BLOBSTORE_KINDS = ["memory", "localdir", "s3"]
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3Service]:
+    """A running S3 endpoint (weed mini, or DAVSERVER_TEST_S3_URL) for the whole session."""
+    service = S3Service()
+    try:
+        service.start()
+    except S3ServiceError as e:
+        pytest.fail(f"cannot start the test S3 server: {e}", pytrace=False)
+    yield service
+    service.stop()
+
+
+def fresh_bucket_name() -> str:
+    """A bucket name no other test uses (lowercase, valid for S3)."""
+    return f"dav-test-{uuid.uuid4().hex[:20]}"
+
+
+def make_s3_store(service: S3Service) -> S3BlobStore:
+    """An `S3BlobStore` on `service` in a fresh bucket (created on first use)."""
+    return S3BlobStore(
+        service.endpoint,
+        service.access_key,
+        service.secret_key,
+        fresh_bucket_name(),
+        secure=service.secure,
+    )
+
+
+@pytest.fixture
+def s3_store_factory(s3_service: S3Service) -> Iterator[Callable[[], S3BlobStore]]:
+    """Makes `S3BlobStore`s on the session server, each in a fresh bucket; closes them."""
+    made: list[S3BlobStore] = []
+
+    def make() -> S3BlobStore:
+        made.append(make_s3_store(s3_service))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture(params=BLOBSTORE_KINDS)
+def blobstore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    """An empty store of each kind: memory, a local directory, a fresh S3 bucket."""
+    store: BlobStore
+    if request.param == "memory":
+        store = MemoryBlobStore()
+    elif request.param == "localdir":
+        store = LocalDirBlobStore(tmp_path / "blobs")
+    else:
+        store = make_s3_store(request.getfixturevalue("s3_service"))
+    with store:
+        yield store
