@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from wsgidav import util
 from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
@@ -55,7 +56,7 @@ class DavRequestServer(RequestServer):
         dest = environ.get("HTTP_DESTINATION")
         if not dest:
             return None
-        path = util.unquote(util.to_str(dest)).split("://", 1)[-1]
+        path = unquote(util.to_str(dest)).split("://", 1)[-1]
         path = "/" + path.split("/", 1)[1] if "/" in path else "/"
         prefix = self._davProvider.mount_path + self._davProvider.share_path
         if not path.startswith(prefix + "/"):
