@@ -93,10 +93,10 @@ class BlobStore(ABC):
         """True if an object is stored under `key`."""
         return self.stat(key) is not None
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 (optional hook: most stores need no check)
         """Raise `Unavailable` if the backend cannot be reached now (used by /readyz)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections and threads; the store is unusable afterwards."""
 
     def __enter__(self) -> BlobStore:

@@ -17,21 +17,9 @@ from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.memory import MemoryBlobStore
 from providers.blobstore.s3 import S3BlobStore
-from tests.services.s3 import S3Service, S3ServiceError
+from tests.services.s3 import S3Service
 
 BLOBSTORE_KINDS = ["memory", "localdir", "s3"]
-
-
-@pytest.fixture(scope="session")
-def s3_service() -> Iterator[S3Service]:
-    """A running S3 endpoint (weed mini, or DAVSERVER_TEST_S3_URL) for the whole session."""
-    service = S3Service()
-    try:
-        service.start()
-    except S3ServiceError as e:
-        pytest.fail(f"cannot start the test S3 server: {e}", pytrace=False)
-    yield service
-    service.stop()
 
 
 def fresh_bucket_name() -> str:

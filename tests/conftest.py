@@ -1,0 +1,92 @@
+"""Session-wide fixtures: the real services (S3, PostgreSQL, Redis), started once, and a
+`server` fixture that runs davserver on both stacks (`embedded` and `full`).
+
+In CI (`CI=true`) a skipped test counts as a failure: a missing tool must fail the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services.postgres import PostgresService
+from tests.services.redis import RedisService
+from tests.services.s3 import S3Service
+from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
+
+STACKS = ["embedded", "full"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("CI", "").lower() == "true":
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (a skip is a failure here): {report.longrepr}"
+
+
+def _started(service: Any, name: str) -> Any:
+    try:
+        service.start()
+    except Exception as e:  # a missing binary or a failed start must fail, not skip
+        pytest.fail(f"cannot start the test {name} server: {e}", pytrace=False)
+    return service
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3Service]:
+    service = _started(S3Service(), "S3")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_service() -> Iterator[PostgresService]:
+    service = _started(PostgresService(), "PostgreSQL")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[RedisService]:
+    service = _started(RedisService(), "Redis")
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def make_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Any]:
+    """Factory: `make_server(stack, **settings)` starts a server; all are stopped after."""
+    started: list[RunningServer] = []
+
+    def make(stack: str, **extra: Any) -> RunningServer:
+        data_dir = tmp_path / f"data{len(started)}"
+        if stack == "embedded":
+            settings = embedded_settings(data_dir, **extra)
+        else:
+            settings = full_settings(
+                data_dir,
+                request.getfixturevalue("s3_service"),
+                request.getfixturevalue("postgres_service"),
+                request.getfixturevalue("redis_service"),
+                **extra,
+            )
+        started.append(start_server(settings))
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(params=STACKS)
+def server(request: pytest.FixtureRequest, make_server: Any) -> RunningServer:
+    """A running davserver, once per stack."""
+    return make_server(request.param)

@@ -1,0 +1,1 @@
+"""Test support code: running servers, HTTP helpers."""

@@ -1,0 +1,100 @@
+"""Start a real davserver (the same `build_services`/`build_app` as `davserver serve`) on a
+loopback port in a thread, in one of two stacks:
+
+- `embedded`: SQLite + local blob directory + in-process locks (the zero-config default);
+- `full`: PostgreSQL + S3 (SeaweedFS) + Redis locks, from the session's real services.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from davserver.app import Services, build_app, build_services, ensure_admin
+from davserver.passwords import hash_password
+from davserver.server import BackgroundServer
+from davserver.settings import Settings
+
+ADMIN_PASSWORD = "admin-secret"
+_redis_db = itertools.count(1)
+
+
+@dataclass
+class RunningServer:
+    """A live server: `base` is http://127.0.0.1:PORT, `dav` the WebDAV root URL."""
+
+    settings: Settings
+    services: Services
+    background: BackgroundServer
+    port: int
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dav(self) -> str:
+        return f"{self.base}/dav/"
+
+    def url(self, path: str) -> str:
+        return self.dav + path.lstrip("/")
+
+    def client(self, user: str = "admin") -> requests.Session:
+        session = requests.Session()
+        session.auth = (user, self.users[user])
+        return session
+
+    def add_user(self, name: str, password: str) -> None:
+        self.services.catalog.users.create(name, hash_password(password))
+        self.users[name] = password
+
+    def blob_bytes(self) -> int:
+        """Total size of every object in the blob store."""
+        return sum(info.size for info in self.services.blobs.iter_keys(""))
+
+    def stop(self) -> None:
+        self.background.stop()
+        self.services.close()
+
+
+def embedded_settings(data_dir: Path, **extra: Any) -> Settings:
+    return Settings(data_dir=data_dir, admin_password=ADMIN_PASSWORD, **extra)
+
+
+def full_settings(data_dir: Path, s3: Any, postgres: Any, redis: Any, **extra: Any) -> Settings:
+    """Settings for the production stack on fresh database, bucket and Redis db."""
+    redis_url = redis.url.rsplit("/", 1)[0] + f"/{next(_redis_db) % 16}"
+    return Settings(
+        data_dir=data_dir,
+        admin_password=ADMIN_PASSWORD,
+        database_url=postgres.create_database(),
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        s3_bucket=f"dav-{uuid.uuid4().hex[:16]}",
+        redis_url=redis_url,
+        **extra,
+    )
+
+
+def start_server(settings: Settings, *, threads: int = 16) -> RunningServer:
+    """Build the app exactly as `davserver serve` does and serve it on a free port."""
+    services = build_services(settings)
+    if settings.redis_url:
+        _flush_redis(settings.redis_url)
+    ensure_admin(services)
+    background = BackgroundServer(build_app(services), threads=threads)
+    port = background.start()
+    return RunningServer(settings, services, background, port, {"admin": ADMIN_PASSWORD})
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
