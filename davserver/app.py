@@ -110,8 +110,9 @@ def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
 
 
 def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
+    """Space left for users without a quota: the disk's, or the configured S3 capacity."""
     if settings.uses_s3:
-        return lambda: None
+        return lambda: settings.s3_capacity_bytes
     root = settings.data_dir
     return lambda: shutil.disk_usage(root).free
 

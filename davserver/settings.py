@@ -37,6 +37,7 @@ class Settings:
     s3_secure: bool = False
     s3_region: str = ""
     blob_prefix: str = ""
+    s3_capacity_bytes: int = 1 << 40
     redis_url: str = ""
     admin_password: str = ""
     propfind_infinite_depth: bool = False

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from wsgidav import util
-from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_NOT_FOUND, HTTP_NOT_MODIFIED, DAVError
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -28,6 +28,23 @@ from providers.dav import HomeProvider
 
 MOUNT_PATH = "/dav"
 StartResponse = Any
+
+
+def parse_ranges(header: str, size: int) -> list[tuple[int, int, int]]:
+    """Satisfiable (start, end, length) ranges of a `Range: bytes=...` header, in order."""
+    unit, _, spec = header.partition("=")
+    ranges = []
+    for item in spec.split(",") if unit.strip() == "bytes" else []:
+        first, dash, last = item.strip().partition("-")
+        if not dash or not (first.isdigit() or last.isdigit()):
+            return []
+        if first.isdigit():
+            start, end = int(first), min(int(last), size - 1) if last.isdigit() else size - 1
+        else:
+            start, end = max(0, size - int(last)), size - 1
+        if start <= end:
+            ranges.append((start, end, end - start + 1))
+    return ranges
 
 
 class DavRequestServer(RequestServer):
@@ -67,7 +84,23 @@ class DavRequestServer(RequestServer):
             return None
         return found is not None
 
+    def do_HEAD(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        self._check_modified_since(environ)
+        return self._send_resource(environ, start_response, is_head_method=True)
+
+    def _check_modified_since(self, environ: dict[str, Any]) -> None:
+        """304 when Last-Modified <= If-Modified-Since (WsgiDAV only answers 304 for <)."""
+        since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if not since or "HTTP_IF_NONE_MATCH" in environ:
+            return
+        res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
+        when = util.parse_time_string(since)
+        if res is not None and not res.is_collection and when is not None:
+            if res.get_last_modified() <= when:
+                raise DAVError(HTTP_NOT_MODIFIED, "not modified since " + since)
+
     def do_GET(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        self._check_modified_since(environ)
         multi = self._multi_range(environ)
         if multi is None:
             return self._send_resource(environ, start_response)
@@ -81,7 +114,7 @@ class DavRequestServer(RequestServer):
         res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
         if res is None or res.is_collection:
             return None
-        ranges, _total = util.obtain_content_ranges(header, res.get_content_length())
+        ranges = parse_ranges(header, res.get_content_length())
         return (res, ranges) if len(ranges) > 1 else None
 
     def _send_multipart(

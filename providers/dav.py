@@ -139,7 +139,8 @@ class _NodeMixin:
         return self.node.created
 
     def get_last_modified(self) -> float:
-        return self.node.mtime
+        # HTTP dates have whole seconds: compare If-Modified-Since against the same.
+        return float(int(self.node.mtime))
 
     def get_display_name(self) -> str:
         return self.node.name

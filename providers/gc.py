@@ -75,7 +75,7 @@ def collect_garbage(
     if apply:
         for stale in contents.deleting():
             _delete(catalog, blobs, stale.hash, key_prefix)
-    candidates = contents.collectable(cutoff)
+    candidates = contents.collectable(cutoff, live_only=not apply)
     for chunk in progress(candidates, "chunks", len(candidates)):
         assert not isinstance(chunk, str | bytes)
         if apply and not contents.condemn(chunk.hash, cutoff):  # type: ignore[attr-defined]

@@ -190,14 +190,24 @@ class Contents:
 
         return self._db.run(work)
 
-    def collectable(self, cutoff: float) -> list[ChunkRecord]:
-        """Chunks no extent names, untouched since `cutoff` (GC candidates)."""
+    def collectable(self, cutoff: float, *, live_only: bool = False) -> list[ChunkRecord]:
+        """Chunks no extent names, untouched since `cutoff` (GC candidates).
+
+        With `live_only`, extents of contents no node or version uses do not count: the
+        answer `purge_unreferenced_contents` would lead to (for dry runs).
+        """
+        named = exists().where(Extent.chunk_hash == Chunk.hash)
+        if live_only:
+            named = named.where(
+                exists().where(Node.content_id == Extent.content_id)
+                | exists().where(Version.content_id == Extent.content_id)
+            )
         with self._db.session() as s:
             rows = s.exec(
                 select(Chunk).where(
                     Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
                     Chunk.touched_at < cutoff,  # type: ignore[arg-type]
-                    ~exists().where(Extent.chunk_hash == Chunk.hash),
+                    ~named,
                 )
             ).scalars()
             return [_chunk_record(c) for c in rows]

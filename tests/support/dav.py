@@ -1,0 +1,30 @@
+"""Small WebDAV helpers over `requests` for the integration tests."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import requests
+
+DAV = "{DAV:}"
+
+
+def propfind(session: requests.Session, url: str, depth: str = "1") -> dict[str, dict[str, str]]:
+    """PROPFIND allprop: {href: {prop tag: text}} (fails the test on a non-207)."""
+    response = session.request("PROPFIND", url, headers={"Depth": depth})
+    assert response.status_code == 207, (response.status_code, response.text[:500])
+    result: dict[str, dict[str, str]] = {}
+    for item in ET.fromstring(response.content).iter(f"{DAV}response"):
+        href = item.findtext(f"{DAV}href") or ""
+        props: dict[str, str] = {}
+        for prop in item.iter(f"{DAV}prop"):
+            for child in prop:
+                props[child.tag] = child.text or ""
+        result[href] = props
+    return result
+
+
+def put(session: requests.Session, url: str, body: bytes, **headers: str) -> requests.Response:
+    response = session.put(url, data=body, headers=headers)
+    assert response.status_code in (201, 204), (response.status_code, response.text[:300])
+    return response

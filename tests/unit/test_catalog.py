@@ -1,0 +1,279 @@
+"""The SQL catalog on SQLite: users, tree operations, file commits, chunk states, quota."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from providers.catalog import (
+    CLAIM_BUSY,
+    CLAIM_DEDUP,
+    CLAIM_UPLOAD,
+    Catalog,
+    ExtentRecord,
+    NewContent,
+    UserRecord,
+)
+from providers.errors import Conflict, IntegrityError, NotFound, QuotaExceeded
+from providers.models import Chunk, User, Version
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    cat.create_schema()
+    cat.create_schema()  # idempotent
+    yield cat
+    cat.close()
+
+
+@pytest.fixture
+def alice(catalog: Catalog) -> UserRecord:
+    return catalog.users.create("alice", "hash")
+
+
+def stored_content(catalog: Catalog, *pieces: bytes) -> NewContent:
+    """Claim and mark every piece stored (as a writer would); return the content."""
+    extents, offset = [], 0
+    for piece in pieces:
+        digest = hashlib.sha256(piece).hexdigest()
+        if catalog.contents.claim(digest, len(piece)) == CLAIM_UPLOAD:
+            catalog.contents.mark_stored(digest)
+        extents.append(ExtentRecord(offset=offset, size=len(piece), chunk_hash=digest))
+        offset += len(piece)
+    sha = hashlib.sha256(b"".join(pieces)).hexdigest()
+    return NewContent(size=offset, sha256=sha, extents=extents)
+
+
+def commit(catalog: Catalog, user: UserRecord, parent_id: int, name: str, content: NewContent):
+    return catalog.contents.commit_file(
+        parent_id, name, user.id, content, mtime=1.0, content_type=None, path=name, author_id=None
+    )
+
+
+def used(catalog: Catalog, name: str) -> int:
+    user = catalog.users.get(name)
+    assert user is not None
+    return user.used_bytes
+
+
+def chunk_state(catalog: Catalog, digest: str) -> str | None:
+    with catalog.db.session() as s:
+        return s.exec(select(Chunk.state).where(Chunk.hash == digest)).scalar()
+
+
+def test_users(catalog: Catalog) -> None:
+    assert catalog.users.count() == 0
+    bob = catalog.users.create("bob", "h1")
+    assert catalog.users.get("bob") == bob
+    assert catalog.users.by_id(bob.id) == bob
+    assert catalog.users.get("nobody") is None
+    home = catalog.tree.get(bob.home_id)
+    assert home is not None and home.is_dir and home.owner_id == bob.id
+    with pytest.raises(Conflict):
+        catalog.users.create("bob", "h2")
+    catalog.users.create("amy", "h3")
+    assert catalog.users.names() == ["amy", "bob"]
+    catalog.users.set_password("bob", "h4")
+    assert catalog.users.get("bob").password_hash == "h4"  # type: ignore[union-attr]
+    with pytest.raises(NotFound):
+        catalog.users.set_password("nobody", "h")
+
+
+def test_settings_are_fixed_at_first_write(catalog: Catalog) -> None:
+    assert catalog.users.get_setting("chunker") is None
+    assert catalog.users.ensure_setting("chunker", "a") == "a"
+    assert catalog.users.ensure_setting("chunker", "b") == "a"
+    assert catalog.users.get_setting("chunker") == "a"
+
+
+def test_mkdir_resolve_children(catalog: Catalog, alice: UserRecord) -> None:
+    tree, home = catalog.tree, alice.home_id
+    docs = tree.mkdir(home, "docs", alice.id, "/docs")
+    sub = tree.mkdir(docs.id, "sub", alice.id, "/docs/sub")
+    tree.mkdir(home, "b", alice.id, "/b")
+    with pytest.raises(Conflict):
+        tree.mkdir(home, "docs", alice.id, "/docs")
+    assert tree.resolve(home, []).id == home  # type: ignore[union-attr]
+    assert tree.resolve(home, ["docs", "sub"]) == sub
+    assert tree.resolve(home, ["docs", "nope"]) is None
+    assert [c.name for c in tree.children(home)] == ["b", "docs"]
+    commit(catalog, alice, sub.id, "f", stored_content(catalog, b"x"))
+    assert tree.resolve(home, ["docs", "sub", "f", "deeper"]) is None
+    with pytest.raises(Conflict):
+        tree.mkdir(tree.resolve(home, ["docs", "sub", "f"]).id, "x", alice.id, "/x")  # type: ignore[union-attr]
+
+
+def test_move(catalog: Catalog, alice: UserRecord) -> None:
+    tree, home = catalog.tree, alice.home_id
+    a = tree.mkdir(home, "a", alice.id, "/a")
+    b = tree.mkdir(a.id, "b", alice.id, "/a/b")
+    commit(catalog, alice, b.id, "f", stored_content(catalog, b"hello"))
+    moved = tree.move(b.id, home, "b2", "/b2")
+    assert (moved.id, moved.parent_id, moved.name) == (b.id, home, "b2")
+    assert tree.resolve(home, ["b2", "f"]) is not None
+    assert tree.children(a.id) == []
+    with pytest.raises(Conflict):
+        tree.move(home_child(catalog, home, "b2"), b.id, "self", "/b2/self")
+    c = tree.mkdir(b.id, "c", alice.id, "/b2/c")
+    with pytest.raises(Conflict):
+        tree.move(b.id, c.id, "inside", "/b2/c/inside")
+    # Moving over an existing file replaces it, and its bytes leave the quota.
+    commit(catalog, alice, home, "g", stored_content(catalog, b"world!"))
+    assert used(catalog, "alice") == 11
+    tree.move(tree.resolve(home, ["b2", "f"]).id, home, "g", "/g")  # type: ignore[union-attr]
+    assert tree.resolve(home, ["g"]).size == 5  # type: ignore[union-attr]
+    assert used(catalog, "alice") == 5
+
+
+def home_child(catalog: Catalog, home: int, name: str) -> int:
+    node = catalog.tree.resolve(home, [name])
+    assert node is not None
+    return node.id
+
+
+def test_copy_shares_contents_and_charges_quota(catalog: Catalog, alice: UserRecord) -> None:
+    tree, home = catalog.tree, alice.home_id
+    src = tree.mkdir(home, "src", alice.id, "/src")
+    sub = tree.mkdir(src.id, "sub", alice.id, "/src/sub")
+    f1, _ = commit(catalog, alice, src.id, "f1", stored_content(catalog, b"abc"))
+    f2, _ = commit(catalog, alice, sub.id, "f2", stored_content(catalog, b"defgh"))
+    tree.set_prop(f1.id, "{ns:}color", "<color>red</color>")
+    assert used(catalog, "alice") == 8
+
+    copy = tree.copy(src.id, home, "dst", "/dst")
+    assert copy.id != src.id and copy.is_dir
+    c1 = tree.resolve(home, ["dst", "f1"])
+    c2 = tree.resolve(home, ["dst", "sub", "f2"])
+    assert c1 is not None and c2 is not None
+    assert (c1.content_id, c1.sha256, c1.size) == (f1.content_id, f1.sha256, 3)
+    assert (c2.content_id, c2.sha256) == (f2.content_id, f2.sha256)
+    assert c1.id != f1.id
+    assert tree.props([c1.id]) == {c1.id: {"{ns:}color": "<color>red</color>"}}
+    assert used(catalog, "alice") == 16
+    with pytest.raises(Conflict):
+        tree.copy(src.id, sub.id, "loop", "/src/sub/loop")
+
+    tree.delete(src.id, "/src")
+    tree.delete(copy.id, "/dst")
+    assert tree.children(home) == []
+    assert used(catalog, "alice") == 0
+    with pytest.raises(NotFound):
+        tree.delete(copy.id, "/dst")
+
+
+def test_commit_replaces_content(catalog: Catalog, alice: UserRecord) -> None:
+    home = alice.home_id
+    first, created = commit(catalog, alice, home, "f", stored_content(catalog, b"one", b"two"))
+    assert created and first.size == 6 and first.sha256 == hashlib.sha256(b"onetwo").hexdigest()
+    second, created = commit(catalog, alice, home, "f", stored_content(catalog, b"three"))
+    assert not created and second.id == first.id
+    assert (second.size, second.sha256) == (5, hashlib.sha256(b"three").hexdigest())
+    assert second.content_id != first.content_id
+    assert catalog.tree.resolve(home, ["f"]) == second
+    assert [e.size for e in catalog.contents.extents(second.content_id)] == [5]  # type: ignore[arg-type]
+    with catalog.db.session() as s:
+        versions = s.exec(select(Version.content_id).where(Version.node_id == first.id)).all()
+    assert [v[0] for v in versions] == [second.content_id]
+    assert used(catalog, "alice") == 5
+    catalog.tree.mkdir(home, "d", alice.id, "/d")
+    with pytest.raises(Conflict):
+        commit(catalog, alice, home, "d", stored_content(catalog, b"x"))
+
+
+def test_commit_needs_stored_chunks(catalog: Catalog, alice: UserRecord) -> None:
+    data = b"never stored"
+    digest = hashlib.sha256(data).hexdigest()
+    content = NewContent(len(data), digest, [ExtentRecord(0, len(data), digest)])
+    with pytest.raises(IntegrityError):
+        commit(catalog, alice, alice.home_id, "f", content)
+    assert catalog.contents.claim(digest, len(data)) == CLAIM_UPLOAD  # now 'uploading'
+    with pytest.raises(IntegrityError):
+        commit(catalog, alice, alice.home_id, "f", content)
+    assert catalog.tree.children(alice.home_id) == []
+    catalog.contents.mark_stored(digest)
+    node, created = commit(catalog, alice, alice.home_id, "f", content)
+    assert created and node.size == len(data)
+
+
+def test_claim_state_machine(catalog: Catalog) -> None:
+    contents, digest = catalog.contents, hashlib.sha256(b"chunk").hexdigest()
+    assert contents.claim(digest, 5) == CLAIM_UPLOAD
+    assert chunk_state(catalog, digest) == "uploading"
+    assert contents.claim(digest, 5) == CLAIM_UPLOAD  # a concurrent writer uploads too
+    contents.mark_stored(digest)
+    assert chunk_state(catalog, digest) == "stored"
+    assert contents.claim(digest, 5) == CLAIM_DEDUP
+    assert contents.known([digest, "0" * 64]) == {digest}
+
+    cutoff = time.time() + 1
+    assert [c.hash for c in contents.collectable(cutoff)] == [digest]
+    assert contents.condemn(digest, cutoff)
+    assert chunk_state(catalog, digest) == "deleting"
+    assert contents.claim(digest, 5) == CLAIM_BUSY
+    contents.mark_stored(digest)  # too late: GC owns it now
+    assert chunk_state(catalog, digest) == "deleting"
+    assert [c.hash for c in contents.deleting()] == [digest]
+    assert contents.collectable(cutoff) == []
+    contents.forget(digest)
+    assert chunk_state(catalog, digest) is None
+    assert contents.claim(digest, 5) == CLAIM_UPLOAD
+
+
+def test_condemn_refuses_touched_or_referenced_chunks(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    contents = catalog.contents
+    loose = stored_content(catalog, b"loose").extents[0].chunk_hash
+    used_chunk = stored_content(catalog, b"used")
+    commit(catalog, alice, alice.home_id, "f", used_chunk)
+
+    cutoff = time.time() - 3600  # everything was touched after the cutoff
+    assert contents.collectable(cutoff) == []
+    assert not contents.condemn(loose, cutoff)
+
+    cutoff = time.time() + 1
+    assert [c.hash for c in contents.collectable(cutoff)] == [loose]
+    assert not contents.condemn(used_chunk.extents[0].chunk_hash, cutoff)
+    assert chunk_state(catalog, used_chunk.extents[0].chunk_hash) == "stored"
+    assert contents.condemn(loose, cutoff)
+
+
+def test_condemn_orphan(catalog: Catalog) -> None:
+    known = stored_content(catalog, b"known").extents[0].chunk_hash
+    assert not catalog.contents.condemn_orphan(known, 5)
+    orphan = "ab" * 32
+    assert catalog.contents.condemn_orphan(orphan, 7)
+    assert chunk_state(catalog, orphan) == "deleting"
+    assert catalog.contents.claim(orphan, 7) == CLAIM_BUSY
+
+
+def test_quota(catalog: Catalog, alice: UserRecord) -> None:
+    with catalog.db.session(write=True) as s:
+        s.exec(update(User).where(User.id == alice.id).values(quota_bytes=10))
+    home = alice.home_id
+    commit(catalog, alice, home, "a", stored_content(catalog, b"123456"))
+    with pytest.raises(QuotaExceeded):
+        commit(catalog, alice, home, "b", stored_content(catalog, b"12345"))
+    assert catalog.tree.resolve(home, ["b"]) is None
+    assert used(catalog, "alice") == 6
+    commit(catalog, alice, home, "a", stored_content(catalog, b"1234567890"))  # replace: +4
+    assert used(catalog, "alice") == 10
+    commit(catalog, alice, home, "a", stored_content(catalog, b"1"))  # shrinking is fine
+    assert used(catalog, "alice") == 1
+    with pytest.raises(QuotaExceeded):
+        catalog.contents.commit_file(
+            home,
+            "big",
+            alice.id,
+            stored_content(catalog, b"x" * 10),
+            mtime=0.0,
+            content_type="text/plain",
+            path="/big",
+            author_id=alice.id,
+        )

@@ -1,0 +1,134 @@
+"""Settings: defaults, source precedence, validation errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from davserver.settings import Settings, SettingsError, load
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "davserver.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    settings = load(None, environ={})
+    assert settings == Settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.data_dir == Path("davdata")
+    assert (settings.chunk_min_size, settings.chunk_avg_size, settings.chunk_max_size) == (
+        256 * 1024,
+        1024 * 1024,
+        4 * 1024 * 1024,
+    )
+    assert settings.local_fsync is True
+    assert not settings.uses_s3
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 'port = 1111\nhost = "0.0.0.0"\nverbose = 3\n')
+    from_file = load(config, environ={})
+    assert (from_file.port, from_file.host, from_file.verbose) == (1111, "0.0.0.0", 3)
+
+    env = {"DAVSERVER_PORT": "2222", "DAVSERVER_VERBOSE": "0"}
+    from_env = load(config, environ=env)
+    assert (from_env.port, from_env.host, from_env.verbose) == (2222, "0.0.0.0", 0)
+
+    flags = {"port": 3333, "host": None, "data_dir": "elsewhere"}
+    final = load(config, environ=env, overrides=flags)
+    assert (final.port, final.host, final.verbose) == (3333, "0.0.0.0", 0)
+    assert final.data_dir == Path("elsewhere")
+
+
+def test_env_bools() -> None:
+    assert load(None, environ={"DAVSERVER_LOCAL_FSYNC": "no"}).local_fsync is False
+    assert load(None, environ={"DAVSERVER_S3_SECURE": "On"}).s3_secure is True
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "port = 1\nno_such_key = 5\n")
+    with pytest.raises(SettingsError, match="no_such_key"):
+        load(config, environ={})
+
+
+def test_malformed_file_is_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="config file"):
+        load(write_config(tmp_path, "port = = 1\n"), environ={})
+    with pytest.raises(SettingsError, match="config file"):
+        load(tmp_path / "missing.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("PORT", "abc"), ("UPLOAD_WORKERS", "1.5"), ("LOCAL_FSYNC", "maybe"), ("S3_SECURE", "2")],
+)
+def test_bad_env_value_names_the_key(key: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"DAVSERVER_{key}"):
+        load(None, environ={f"DAVSERVER_{key}": value})
+
+
+def test_bad_file_value_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="local_fsync"):
+        load(write_config(tmp_path, 'local_fsync = "sometimes"\n'), environ={})
+    with pytest.raises(SettingsError, match="port"):
+        load(write_config(tmp_path, 'port = "eighty"\n'), environ={})
+
+
+def test_bad_override_names_the_flag() -> None:
+    with pytest.raises(SettingsError, match="--port"):
+        load(None, environ={}, overrides={"port": "x"})
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DAVSERVER_PORT": "70000"}, "port"),
+        ({"DAVSERVER_CHUNK_MIN_SIZE": "8"}, "chunk_"),
+        ({"DAVSERVER_CHUNK_AVG_SIZE": "100"}, "chunk_"),
+        ({"DAVSERVER_UPLOAD_WORKERS": "0"}, "upload_workers"),
+        ({"DAVSERVER_REDIS_URL": "localhost:6379"}, "redis_url"),
+    ],
+)
+def test_cross_field_rules(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load(None, environ=env)
+
+
+def test_s3_endpoint_needs_keys() -> None:
+    with pytest.raises(SettingsError, match="s3_access_key"):
+        load(None, environ={"DAVSERVER_S3_ENDPOINT": "localhost:9000"})
+    with pytest.raises(SettingsError, match="s3_secret_key"):
+        load(None, environ={"DAVSERVER_S3_ENDPOINT": "s3:9000", "DAVSERVER_S3_ACCESS_KEY": "a"})
+    env = {
+        "DAVSERVER_S3_ENDPOINT": "localhost:9000",
+        "DAVSERVER_S3_ACCESS_KEY": "a",
+        "DAVSERVER_S3_SECRET_KEY": "b",
+    }
+    assert load(None, environ=env).uses_s3
+    with pytest.raises(SettingsError, match="s3_endpoint"):
+        load(None, environ={**env, "DAVSERVER_S3_ENDPOINT": "http://localhost:9000"})
+
+
+def test_catalog_url_defaults_to_sqlite_in_data_dir(tmp_path: Path) -> None:
+    settings = load(None, environ={"DAVSERVER_DATA_DIR": str(tmp_path / "data")})
+    assert settings.catalog_url == f"sqlite:///{tmp_path / 'data' / 'catalog.db'}"
+    url = "postgresql+psycopg://u:p@db/dav"
+    assert load(None, environ={"DAVSERVER_DATABASE_URL": url}).catalog_url == url
+
+
+def test_relative_data_dir_gives_absolute_sqlite_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load(None, environ={}).catalog_url == f"sqlite:///{tmp_path / 'davdata/catalog.db'}"
+
+
+def test_replace_revalidates() -> None:
+    assert Settings().replace(port=0).port == 0
+    with pytest.raises(SettingsError, match="port"):
+        Settings().replace(port=-1)
