@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(args)
-        services = build_services(settings, create_dirs=args.command == "serve")
+        services = build_services(settings, create_dirs=args.command in ("serve", "user"))
         handlers: dict[str, Any] = {
             "serve": lambda: _serve(settings, services),
             "user": lambda: _user_add(args, services),

@@ -5,6 +5,7 @@ turn into a 500 or a dropped connection, and report a down dependency as 503.
   a name, a name over 255 bytes or a path over 4096 bytes: 400.
 - XML request bodies (PROPFIND, PROPPATCH, LOCK, ...): over `max_xml_body`: 413; a
   DTD or entity declaration: 400 (no entity is ever expanded).
+- Both `Content-Length` and `Transfer-Encoding`: 400 (ambiguous framing).
 - A login that failed because the user table was unreachable: 503, not 401.
 """
 
@@ -101,6 +102,9 @@ class RequestGuard:
         return self._app(environ, guarded_start_response)
 
     def _check(self, environ: dict[str, Any]) -> None:
+        if environ.get("HTTP_TRANSFER_ENCODING") and environ.get("CONTENT_LENGTH"):
+            # RFC 9112 6.1: ambiguous framing, the classic request-smuggling shape.
+            raise BadRequest("400 Bad Request", "both Content-Length and Transfer-Encoding")
         check_raw_path(_raw_request_path(environ))
         destination = environ.get("HTTP_DESTINATION")
         if destination:

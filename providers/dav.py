@@ -14,7 +14,7 @@ import functools
 import logging
 import mimetypes
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
-from providers.catalog import Catalog, NodeRecord, UserRecord
+from providers.catalog import Catalog, NewContent, NodeRecord, UserRecord
 from providers.errors import (
     Conflict,
     IntegrityError,
@@ -41,7 +41,7 @@ from providers.errors import (
     StorageError,
     Unavailable,
 )
-from providers.filestore import FileStore, FileWriter
+from providers.filestore import ChunkReader, FileStore, FileWriter
 from providers.names import normalize_name, split_path
 
 log = logging.getLogger(__name__)
@@ -271,12 +271,12 @@ class FileResource(_NodeMixin, DAVNonCollection):
 
     @dav_errors
     def get_content(self) -> Any:
-        return self.provider.files.reader(self.node.content_id, self.node.size)
+        return _DavReader(self.provider.files.reader(self.node.content_id, self.node.size))
 
-    def begin_write(self, *, content_type: str | None = None) -> FileWriter:
+    def begin_write(self, *, content_type: str | None = None) -> _DavWriter:
         self._content_type = content_type
         self._writer = self.provider.files.writer()
-        return self._writer
+        return _DavWriter(self._writer)
 
     @dav_errors
     def end_write(self, *, with_errors: bool) -> None:
@@ -314,6 +314,74 @@ class FileResource(_NodeMixin, DAVNonCollection):
             path=self.path,
             author_id=user.id,
         )
+
+
+class _DavWriter:
+    """The writer WsgiDAV feeds: engine errors while the body streams in become DAVErrors
+    (WsgiDAV would answer any other exception from `writelines` with a 500)."""
+
+    def __init__(self, writer: FileWriter) -> None:
+        self._writer = writer
+
+    @dav_errors
+    def writelines(self, blocks: Iterable[bytes]) -> None:
+        self._writer.writelines(blocks)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def finish(self) -> NewContent:
+        return self._writer.finish()
+
+
+class _DavReader:
+    """The stream WsgiDAV reads: engine errors (a chunk that cannot be fetched) become
+    DAVErrors, so a GET failing before its first block is answered 503, not 500."""
+
+    def __init__(self, reader: ChunkReader) -> None:
+        self._reader = reader
+
+    @dav_errors
+    def read(self, size: int = -1) -> bytes:
+        return self._reader.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class RequestBodyWriter:
+    """The file object WsgiDAV writes a PUT body into.
+
+    A failure to read the body (a malformed chunked encoding, a client that stalls or
+    hangs up) is the client's fault and answered 400, not 500.
+    """
+
+    def __init__(self, writer: FileWriter) -> None:
+        self._writer = writer
+
+    def writelines(self, blocks: Iterable[bytes]) -> None:
+        self._writer.writelines(_client_blocks(blocks))
+
+    def close(self) -> None:
+        """Nothing to do: `end_write` finishes or aborts the upload."""
+
+
+def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    iterator = iter(blocks)
+    while True:
+        try:
+            block = next(iterator)
+        except StopIteration:
+            return
+        except Exception as e:
+            raise DAVError(HTTP_BAD_REQUEST, context_info=f"reading the body failed: {e!r:.80}") from e
+        yield block
 
 
 def _client_mtime(environ: dict[str, Any]) -> float | None:

@@ -225,9 +225,7 @@ def test_claim_state_machine(catalog: Catalog) -> None:
     assert contents.claim(digest, 5) == CLAIM_UPLOAD
 
 
-def test_condemn_refuses_touched_or_referenced_chunks(
-    catalog: Catalog, alice: UserRecord
-) -> None:
+def test_condemn_refuses_touched_or_referenced_chunks(catalog: Catalog, alice: UserRecord) -> None:
     contents = catalog.contents
     loose = stored_content(catalog, b"loose").extents[0].chunk_hash
     used_chunk = stored_content(catalog, b"used")

@@ -95,7 +95,9 @@ def test_round_trip(store: FileStore, size: int) -> None:
     assert node.sha256 == hashlib.sha256(data).hexdigest()
     extents = store.catalog.contents.extents(node.content_id) if size else []  # type: ignore[arg-type]
     assert sum(e.size for e in extents) == size
-    assert [e.offset for e in extents] == [sum(e.size for e in extents[:i]) for i in range(len(extents))]
+    assert [e.offset for e in extents] == [
+        sum(e.size for e in extents[:i]) for i in range(len(extents))
+    ]
     with store.reader(node.content_id, node.size) as reader:
         assert reader.readall() == data
     with io.BufferedReader(store.reader(node.content_id, node.size)) as buffered:

@@ -77,14 +77,19 @@ def test_deleted_file_is_collected_only_after_grace(
     assert keys(blobs) == chunks and len(chunks) > 3
     catalog.tree.delete(node.id, "/f")
 
-    for apply in (False, True):
-        report = gc(catalog, blobs, grace=3600, apply=apply)
-        assert (report.chunks, report.orphans, report.freed_bytes) == (0, 0, 0)
-        assert keys(blobs) == chunks
-
+    dry = gc(catalog, blobs, grace=3600, apply=False)
+    assert (dry.contents, dry.chunks, dry.orphans, dry.freed_bytes) == (1, 0, 0, 0)
+    # A dry run reports what an apply would delete, though it purges no content.
     dry = gc(catalog, blobs, grace=0, apply=False)
-    assert (dry.chunks, dry.chunk_bytes, dry.applied) == (len(chunks), 60 * KIB, False)
+    assert (dry.contents, dry.chunks, dry.chunk_bytes) == (1, len(chunks), 60 * KIB)
+    assert not dry.applied
     assert keys(blobs) == chunks
+
+    report = gc(catalog, blobs, grace=3600, apply=True)
+    assert (report.contents, report.chunks, report.orphans, report.freed_bytes) == (1, 0, 0, 0)
+    assert keys(blobs) == chunks
+    dry = gc(catalog, blobs, grace=0, apply=False)
+    assert (dry.contents, dry.chunks) == (0, len(chunks))
 
     report = gc(catalog, blobs, grace=0, apply=True)
     assert (report.chunks, report.chunk_bytes, report.skipped) == (len(chunks), 60 * KIB, 0)
