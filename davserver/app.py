@@ -67,7 +67,9 @@ def build_blobstore(settings: Settings) -> BlobStore:
 
 def build_chunker(settings: Settings, catalog: Catalog) -> FastCDCChunker:
     """The chunker recorded at first start wins over later settings (dedup stays exact)."""
-    wanted = FastCDCChunker(settings.chunk_min_size, settings.chunk_avg_size, settings.chunk_max_size)
+    wanted = FastCDCChunker(
+        settings.chunk_min_size, settings.chunk_avg_size, settings.chunk_max_size
+    )
     recorded = catalog.users.ensure_setting("chunker", wanted.params())
     match = re.fullmatch(r"fastcdc2020:min=(\d+),avg=(\d+),max=(\d+)", recorded)
     if match is None:
@@ -168,5 +170,3 @@ def _readiness(services: Services, start_response: Callable[..., Any]) -> list[b
     except StorageError as e:
         return plain_response(start_response, "503 Service Unavailable", str(e))
     return plain_response(start_response, "200 OK", "ready")
-
-

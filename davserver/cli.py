@@ -12,11 +12,12 @@ flags). A failure prints one line on stderr and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -28,6 +29,7 @@ from providers.errors import StorageError
 from providers.gc import check_store, collect_garbage
 
 DEFAULT_GRACE = 6 * 3600
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,8 +63,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load(getattr(args, "config", None), overrides=flags)
 
 
-def _progress(items: Iterable[object], label: str, total: int | None) -> Iterable[object]:
-    return tqdm(items, desc=label, total=total, unit="", file=sys.stderr, leave=False)
+def _progress(items: Sequence[T], label: str) -> Iterable[T]:
+    return tqdm(items, desc=label, unit="", file=sys.stderr, leave=False)
 
 
 def _serve(settings: Settings, services: Services) -> int:
@@ -74,10 +76,8 @@ def _serve(settings: Settings, services: Services) -> int:
     def ready(port: int) -> None:
         print(f"davserver listening on http://{settings.host}:{port}/dav/", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve_forever(server, ready)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -101,7 +101,7 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         grace=args.grace,
         apply=args.apply,
         key_prefix=services.settings.blob_prefix,
-        progress=_progress,  # type: ignore[arg-type]
+        progress=_progress,
     )
     verb = "deleted" if args.apply else "would delete"
     print(
@@ -118,7 +118,7 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
         services.blobs,
         deep=args.deep,
         key_prefix=services.settings.blob_prefix,
-        progress=_progress,  # type: ignore[arg-type]
+        progress=_progress,
     )
     print(
         f"fsck: checked {report.checked} chunks: {len(report.missing)} missing, "

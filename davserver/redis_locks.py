@@ -42,9 +42,8 @@ class RedisLockStorage(LockStorageRedis):
         )
 
     def open(self) -> None:
-        assert self._redis is None
         # Fail fast when Redis is down instead of hanging a request thread.
-        self._redis = redis.Redis(
+        self._redis: redis.Redis | None = redis.Redis(
             host=self._redis_host,
             port=self._redis_port,
             db=self._redis_db,

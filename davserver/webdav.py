@@ -95,9 +95,9 @@ class DavRequestServer(RequestServer):
             return
         res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
         when = util.parse_time_string(since)
-        if res is not None and not res.is_collection and when is not None:
-            if res.get_last_modified() <= when:
-                raise DAVError(HTTP_NOT_MODIFIED, "not modified since " + since)
+        fresh = res is not None and not res.is_collection and when is not None
+        if fresh and res.get_last_modified() <= when:
+            raise DAVError(HTTP_NOT_MODIFIED, "not modified since " + since)
 
     def do_GET(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         self._check_modified_since(environ)

@@ -162,7 +162,7 @@ class _NodeMixin:
         return super().get_property_value(name)  # type: ignore[misc]
 
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
-        if name.startswith("{DAV:}") or name.startswith("{urn:schemas-microsoft-com:}"):
+        if name.startswith(("{DAV:}", "{urn:schemas-microsoft-com:}")):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
         if dry_run:
             return None
@@ -380,7 +380,9 @@ def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
         except StopIteration:
             return
         except Exception as e:
-            raise DAVError(HTTP_BAD_REQUEST, context_info=f"reading the body failed: {e!r:.80}") from e
+            raise DAVError(
+                HTTP_BAD_REQUEST, context_info=f"reading the body failed: {e!r:.80}"
+            ) from e
         yield block
 
 

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from providers.blobstore.base import BlobStore, chunk_key, hash_from_chunk_key
 from providers.catalog import Catalog
 from providers.errors import BlobNotFound
 
-Progress = Callable[[Iterable[object], str, int | None], Iterable[object]]
+T = TypeVar("T")
 
 
-def _no_progress(items: Iterable[object], _label: str, _total: int | None) -> Iterable[object]:
+class Progress(Protocol):
+    """Wraps a sequence being worked through, e.g. to draw a progress bar."""
+
+    def __call__(self, items: Sequence[T], label: str) -> Iterable[T]: ...
+
+
+def _no_progress(items: Sequence[T], label: str) -> Iterable[T]:
     return items
 
 
@@ -76,15 +83,14 @@ def collect_garbage(
         for stale in contents.deleting():
             _delete(catalog, blobs, stale.hash, key_prefix)
     candidates = contents.collectable(cutoff, live_only=not apply)
-    for chunk in progress(candidates, "chunks", len(candidates)):
-        assert not isinstance(chunk, str | bytes)
-        if apply and not contents.condemn(chunk.hash, cutoff):  # type: ignore[attr-defined]
+    for chunk in progress(candidates, "chunks"):
+        if apply and not contents.condemn(chunk.hash, cutoff):
             report.skipped += 1
             continue
         if apply:
-            _delete(catalog, blobs, chunk.hash, key_prefix)  # type: ignore[attr-defined]
+            _delete(catalog, blobs, chunk.hash, key_prefix)
         report.chunks += 1
-        report.chunk_bytes += chunk.size  # type: ignore[attr-defined]
+        report.chunk_bytes += chunk.size
     _sweep_orphans(catalog, blobs, report, cutoff, key_prefix, progress)
     return report
 
@@ -98,17 +104,17 @@ def _sweep_orphans(
     progress: Progress,
 ) -> None:
     """Objects with no chunk row, older than the cutoff: left by crashed uploads."""
-    old = {}
+    old: dict[str, int] = {}
     for info in blobs.iter_keys(f"{key_prefix}chunks/"):
         digest = hash_from_chunk_key(info.key)
         if digest and info.mtime < cutoff:
             old[digest] = info.size
     known = catalog.contents.known(list(old))
     orphans = [(h, size) for h, size in old.items() if h not in known]
-    for digest, size in progress(orphans, "orphans", len(orphans)):  # type: ignore[misc]
+    for digest, size in progress(orphans, "orphans"):
         if report.applied:
-            info = blobs.stat(chunk_key(digest, key_prefix))
-            if info is None or info.mtime >= cutoff:
+            current = blobs.stat(chunk_key(digest, key_prefix))
+            if current is None or current.mtime >= cutoff:
                 continue  # rewritten since we listed it: an upload is using it
             if not catalog.contents.condemn_orphan(digest, size):
                 continue  # a writer claimed it meanwhile
@@ -133,7 +139,7 @@ def check_store(
     """Verify every referenced chunk exists (and with `deep`, hashes to its name)."""
     report = FsckReport()
     referenced = list(catalog.contents.referenced())
-    for digest, size in progress(referenced, "chunks", len(referenced)):  # type: ignore[misc]
+    for digest, size in progress(referenced, "chunks"):
         report.checked += 1
         key = chunk_key(digest, key_prefix)
         if not deep:

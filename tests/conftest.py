@@ -60,9 +60,7 @@ def redis_service() -> Iterator[RedisService]:
 
 
 @pytest.fixture
-def make_server(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Any]:
+def make_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Factory: `make_server(stack, **settings)` starts a server; all are stopped after."""
     started: list[RunningServer] = []
 

@@ -289,9 +289,9 @@ def _touch_stored(s: Session, hashes: set[str]) -> None:
 def _charge(s: Session, owner_id: int, delta: int) -> None:
     """Add `delta` bytes to the owner's usage; `QuotaExceeded` past their quota."""
     user = s.exec(select(User).where(User.id == owner_id).with_for_update()).scalar()
-    if user and delta > 0 and user.quota_bytes is not None:
-        if user.used_bytes + delta > user.quota_bytes:
-            raise QuotaExceeded("quota exceeded")
+    quota = user.quota_bytes if user else None
+    if delta > 0 and user and quota is not None and user.used_bytes + delta > quota:
+        raise QuotaExceeded("quota exceeded")
     add_used_bytes(s, owner_id, delta)
 
 

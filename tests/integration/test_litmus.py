@@ -26,7 +26,9 @@ def test_litmus_all_suites_pass(server: RunningServer, tmp_path: Path) -> None:
         timeout=600,
     )
     summaries = dict(
-        re.findall(r"summary for `(\w+)': of \d+ tests run: \d+ passed, (\d+) failed", result.stdout)
+        re.findall(
+            r"summary for `(\w+)': of \d+ tests run: \d+ passed, (\d+) failed", result.stdout
+        )
     )
     assert sorted(summaries) == sorted(SUITES), result.stdout[-3000:]
     assert all(failed == "0" for failed in summaries.values()), result.stdout[-3000:]
