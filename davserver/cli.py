@@ -64,7 +64,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _progress(items: Sequence[T], label: str) -> Iterable[T]:
-    return tqdm(items, desc=label, unit="", file=sys.stderr, leave=False)
+    quiet = not sys.stderr.isatty()  # bars on a terminal only, never in logs or cron mail
+    return tqdm(items, desc=label, unit="", file=sys.stderr, leave=False, disable=quiet)
 
 
 def _serve(settings: Settings, services: Services) -> int:

@@ -23,13 +23,14 @@ def normalize_name(name: str) -> str:
         raise InvalidName(f"invalid name: {name!r}")
     if any(ch in name for ch in _FORBIDDEN):
         raise InvalidName("name contains '/' or NUL")
+    normalized = unicodedata.normalize("NFC", name)
     try:
-        encoded = name.encode("utf-8")
+        encoded = normalized.encode("utf-8")
     except UnicodeEncodeError as e:
         raise InvalidName("name is not valid UTF-8") from e
     if len(encoded) > MAX_NAME_BYTES:
         raise InvalidName(f"name longer than {MAX_NAME_BYTES} bytes")
-    return unicodedata.normalize("NFC", name)
+    return normalized
 
 
 def split_path(path: str) -> list[str]:
