@@ -273,10 +273,10 @@ class FileResource(_NodeMixin, DAVNonCollection):
     def get_content(self) -> Any:
         return _DavReader(self.provider.files.reader(self.node.content_id, self.node.size))
 
-    def begin_write(self, *, content_type: str | None = None) -> _DavWriter:
+    def begin_write(self, *, content_type: str | None = None) -> RequestBodyWriter:
         self._content_type = content_type
         self._writer = self.provider.files.writer()
-        return _DavWriter(self._writer)
+        return RequestBodyWriter(self._writer)
 
     @dav_errors
     def end_write(self, *, with_errors: bool) -> None:
@@ -316,24 +316,6 @@ class FileResource(_NodeMixin, DAVNonCollection):
         )
 
 
-class _DavWriter:
-    """The writer WsgiDAV feeds: engine errors while the body streams in become DAVErrors
-    (WsgiDAV would answer any other exception from `writelines` with a 500)."""
-
-    def __init__(self, writer: FileWriter) -> None:
-        self._writer = writer
-
-    @dav_errors
-    def writelines(self, blocks: Iterable[bytes]) -> None:
-        self._writer.writelines(blocks)
-
-    def close(self) -> None:
-        self._writer.close()
-
-    def finish(self) -> NewContent:
-        return self._writer.finish()
-
-
 class _DavReader:
     """The stream WsgiDAV reads: engine errors (a chunk that cannot be fetched) become
     DAVErrors, so a GET failing before its first block is answered 503, not 500."""
@@ -358,18 +340,25 @@ class _DavReader:
 class RequestBodyWriter:
     """The file object WsgiDAV writes a PUT body into.
 
-    A failure to read the body (a malformed chunked encoding, a client that stalls or
-    hangs up) is the client's fault and answered 400, not 500.
+    WsgiDAV answers any exception from `writelines` that is not a DAVError with 500, so
+    errors are translated here: a failure to read the body (malformed chunked encoding,
+    a client that stalls or hangs up) is the client's (400); a storage failure while the
+    body streams in is 503.
     """
 
     def __init__(self, writer: FileWriter) -> None:
         self._writer = writer
 
+    @dav_errors
     def writelines(self, blocks: Iterable[bytes]) -> None:
         self._writer.writelines(_client_blocks(blocks))
 
     def close(self) -> None:
         """Nothing to do: `end_write` finishes or aborts the upload."""
+
+    @dav_errors
+    def finish(self) -> NewContent:
+        return self._writer.finish()
 
 
 def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from providers.errors import StorageError
 from providers.gc import check_store
 from tests.services.postgres import PostgresService
 from tests.services.s3 import S3Service
@@ -31,6 +32,7 @@ from tests.support.servers import RunningServer
 MiB = 1024 * 1024
 TIMEOUT = (5.0, 60.0)  # requests: connect, read
 HANG_LIMIT = 30.0  # seconds: an answer slower than this counts as a hang
+OUTAGE_TIMEOUT = (5.0, HANG_LIMIT)  # requests made while a dependency is down
 MakeServer = Callable[..., RunningServer]
 
 
@@ -187,6 +189,7 @@ def test_client_disconnect_mid_body_keeps_old_version(server: RunningServer) -> 
     _interrupted_put(server, "brand-new.bin", 8 * MiB, _random(3 * MiB, seed=3))
 
     _assert_content(server, "existing.bin", old)
+    _assert_absent(server, "brand-new.bin")
     _wait_idle(server)
     _assert_content(server, "existing.bin", old)
     _assert_absent(server, "brand-new.bin")
@@ -287,6 +290,25 @@ def test_concurrent_puts_leave_exactly_one_body(server: RunningServer) -> None:
 # --- 4, 5: S3 goes away ----------------------------------------------------------------
 
 
+def _restart_s3(s3: S3Service, server: RunningServer, timeout: float = 60.0) -> None:
+    """Restart S3 and wait until it reads every stored object and takes writes again:
+    `restart()` returns once weed's S3 port answers, possibly before its volume server."""
+    s3.restart()
+    blobs = server.services.blobs
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            for info in list(blobs.iter_keys("")):
+                blobs.get(info.key)
+            blobs.put("probe/ready", b"ready")
+            blobs.delete("probe/ready")
+            return
+        except StorageError as e:
+            if time.monotonic() > deadline:
+                pytest.fail(f"S3 not serving {timeout:.0f} s after its restart: {e}")
+            time.sleep(0.5)
+
+
 def test_s3_unreachable_gives_503_and_recovers(
     make_server: MakeServer, s3_service: S3Service
 ) -> None:
@@ -297,23 +319,27 @@ def test_s3_unreachable_gives_503_and_recovers(
 
     s3_service.stop_temporarily()
     try:
-        put = _timed(lambda: _put(server, "during-outage.bin", fresh))
+        put = _timed(
+            lambda: server.client().put(
+                server.url("during-outage.bin"), data=fresh, timeout=OUTAGE_TIMEOUT
+            )
+        )
         assert isinstance(put, requests.Response), f"PUT failed without an answer: {put!r}"
         assert put.status_code == 503, (put.status_code, put.text[:500])
         assert "S3" in put.text or "unavailable" in put.text.lower(), put.text[:500]
 
-        get = _timed(lambda: _get(server, "kept.bin"))
+        get = _timed(lambda: server.client().get(server.url("kept.bin"), timeout=OUTAGE_TIMEOUT))
         if isinstance(get, requests.Response):
             assert get.status_code == 503, (get.status_code, get.content[:300])
 
         propfind = _timed(
             lambda: server.client().request(
-                "PROPFIND", server.url("/"), headers={"Depth": "1"}, timeout=TIMEOUT
+                "PROPFIND", server.url("/"), headers={"Depth": "1"}, timeout=OUTAGE_TIMEOUT
             )
         )
         assert _status(propfind) in (207, 503), _status(propfind)
     finally:
-        s3_service.restart()
+        _restart_s3(s3_service, server)
 
     _assert_content(server, "kept.bin", old)
     _assert_absent(server, "during-outage.bin")
@@ -340,13 +366,13 @@ def test_s3_failure_mid_upload_keeps_old_version(
 
     try:
         result = _timed(
-            lambda: server.client().put(server.url("mid.bin"), data=body(), timeout=TIMEOUT)
+            lambda: server.client().put(server.url("mid.bin"), data=body(), timeout=OUTAGE_TIMEOUT)
         )
         assert stopped.is_set()
         if isinstance(result, requests.Response):
             assert 500 <= result.status_code < 600, (result.status_code, result.text[:500])
     finally:
-        s3_service.restart()
+        _restart_s3(s3_service, server)
 
     _wait_idle(server)
     _assert_content(server, "mid.bin", old)
@@ -374,10 +400,10 @@ def test_database_unreachable_gives_503_and_recovers(
     try:
         calls: dict[str, Callable[[], requests.Response]] = {
             "PROPFIND": lambda: client.request(
-                "PROPFIND", server.url("/"), headers={"Depth": "1"}, timeout=TIMEOUT
+                "PROPFIND", server.url("/"), headers={"Depth": "1"}, timeout=OUTAGE_TIMEOUT
             ),
-            "GET": lambda: client.get(server.url("db.bin"), timeout=TIMEOUT),
-            "PUT": lambda: client.put(server.url("db-new.bin"), data=fresh, timeout=TIMEOUT),
+            "GET": lambda: client.get(server.url("db.bin"), timeout=OUTAGE_TIMEOUT),
+            "PUT": lambda: client.put(server.url("db-new.bin"), data=fresh, timeout=OUTAGE_TIMEOUT),
         }
         for method, call in calls.items():
             result = _timed(call)
@@ -414,12 +440,14 @@ def test_database_lost_before_commit_keeps_old_version(
 
     try:
         result = _timed(
-            lambda: server.client().put(server.url("commit.bin"), data=body(), timeout=TIMEOUT)
+            lambda: server.client().put(
+                server.url("commit.bin"), data=body(), timeout=OUTAGE_TIMEOUT
+            )
         )
         assert stopped.is_set()
         assert _status(result) == 503, _status(result)
     finally:
-        if stopped.is_set():
+        if not postgres_service.running:
             postgres_service.restart()
 
     _wait_idle(server)
