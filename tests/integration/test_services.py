@@ -99,7 +99,7 @@ def test_postgres_stop_temporarily_fails_fast_and_restart_recovers(
     postgres: PostgresService,
 ) -> None:
     if postgres.external:
-        pytest.skip("an external DAVSERVER_TEST_DB_URL server cannot be stopped")
+        pytest.fail("an external DAVSERVER_TEST_DB_URL server cannot be stopped; unset it")
     url = postgres.create_database("restart_check")
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
@@ -147,7 +147,7 @@ def test_redis_stop_temporarily_fails_fast_and_restart_recovers(
     redis_service: RedisService,
 ) -> None:
     if redis_service.external:
-        pytest.skip("an external DAVSERVER_TEST_REDIS_URL server cannot be stopped")
+        pytest.fail("an external DAVSERVER_TEST_REDIS_URL server cannot be stopped; unset it")
     client = redis.Redis.from_url(redis_service.url, socket_connect_timeout=FAIL_FAST_SECONDS)
     try:
         client.set("survives-restart", b"yes")
