@@ -86,7 +86,7 @@ def _listing(server: RunningServer) -> set[str]:
     return {name for name in names if name and name != "dav"}
 
 
-def _wait_idle(server: RunningServer, timeout: float = 10.0) -> None:
+def _wait_idle(server: RunningServer, timeout: float = 30.0) -> None:
     """Wait until no cheroot worker is handling a request (aborted ones have finished)."""
     pool: Any = server.background.server.requests
     deadline = time.monotonic() + timeout
