@@ -11,7 +11,7 @@ from typing import Any
 
 from wsgidav.dc.base_dc import BaseDomainController
 
-from davserver.passwords import verify_password
+from davserver.passwords import VerifiedCache
 from providers.catalog.users import Users
 from providers.errors import StorageError
 
@@ -24,6 +24,7 @@ class CatalogDomainController(BaseDomainController):
     def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, config)
         self._users: Users = config["davserver_dc"]["users"]
+        self._verified = VerifiedCache()
 
     def __str__(self) -> str:
         return f"{self.__class__.__name__}()"
@@ -45,4 +46,4 @@ class CatalogDomainController(BaseDomainController):
         except StorageError:
             environ["davserver.auth_unavailable"] = True
             return False
-        return verify_password(user.password_hash if user else None, password)
+        return self._verified.verify(user_name, user.password_hash if user else None, password)
