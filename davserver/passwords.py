@@ -47,6 +47,9 @@ class VerifiedCache:
         self._max = max_entries
         self._entries: dict[tuple[str, str], tuple[bytes, float]] = {}
         self._lock = threading.Lock()
+        # One argon2 run per user at a time: a client opening 8 connections at once
+        # would otherwise cost 8 x 64 MiB of argon2 memory for the same answer.
+        self._user_locks: dict[str, threading.Lock] = {}
 
     def _mac(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
@@ -55,15 +58,24 @@ class VerifiedCache:
         """Like `verify_password`, answered from the cache when possible."""
         if password_hash is None:
             return verify_password(None, password)
-        key, mac, now = (user, password_hash), self._mac(password), time.monotonic()
-        with self._lock:
-            cached = self._entries.get(key)
-        if cached and cached[1] > now and hmac.compare_digest(cached[0], mac):
+        key, mac = (user, password_hash), self._mac(password)
+        if self._cached(key, mac):
             return True
-        if not verify_password(password_hash, password):
-            return False
         with self._lock:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            self._entries[key] = (mac, now + self._ttl)
+            user_lock = self._user_locks.setdefault(user, threading.Lock())
+        with user_lock:
+            if self._cached(key, mac):
+                return True
+            if not verify_password(password_hash, password):
+                return False
+            with self._lock:
+                if len(self._entries) >= self._max:
+                    self._entries.clear()
+                    self._user_locks.clear()
+                self._entries[key] = (mac, time.monotonic() + self._ttl)
         return True
+
+    def _cached(self, key: tuple[str, str], mac: bytes) -> bool:
+        with self._lock:
+            entry = self._entries.get(key)
+        return bool(entry and entry[1] > time.monotonic() and hmac.compare_digest(entry[0], mac))
