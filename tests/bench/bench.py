@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import ctypes
 import itertools
 import os
 import platform
@@ -147,6 +148,19 @@ def small_payloads() -> list[bytes]:
 # processes
 
 
+_PR_SET_PDEATHSIG = 1
+try:
+    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # not glibc
+    _libc = None
+
+
+def _die_with_parent() -> None:
+    """`preexec_fn`: the server gets SIGTERM if the bench dies, even by SIGKILL (Linux)."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -248,7 +262,8 @@ def launch(
             stderr=subprocess.STDOUT,
             cwd=workdir,
             env=env,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C goes to the bench, which stops the server
+            preexec_fn=_die_with_parent,
         )
     server = Server(name, proc, dav, auth, log, RssSampler(proc.pid))
     try:
@@ -445,9 +460,12 @@ def small_puts(server: Server, smalls: list[bytes]) -> None:
             s = local.session = server.session()
         check(s.put(server.url(f"small/f{i:04d}.bin"), data=smalls[i], timeout=TIMEOUT), 201, 204)
 
-    with concurrent.futures.ThreadPoolExecutor(SMALL_THREADS) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(SMALL_THREADS)
+    try:
         for future in [pool.submit(one, i) for i in range(len(smalls))]:
             future.result()
+    finally:  # on an error or a signal, do not wait for the requests not yet sent
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def propfind_ms(server: Server, body: bytes) -> float:
@@ -639,8 +657,14 @@ def peer_targets(names: list[str]) -> list[Target]:
     return out
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # so the `finally` blocks stop servers and remove files
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     size = args.size_mib * MIB
     print(
         f"davserver bench: {args.size_mib} MiB, {args.rounds} round(s), stacks {args.stacks}, "
