@@ -657,6 +657,31 @@ def peer_targets(names: list[str]) -> list[Target]:
     return out
 
 
+def run_rounds(
+    rounds: int,
+    targets: list[Target],
+    runs: dict[str, list[dict[str, float]]],
+    tmp: Path,
+    payload: Path,
+    size: int,
+    smalls: list[bytes],
+) -> None:
+    """Run every target in every round, alternating; append each result to `runs`."""
+    for rnd in range(rounds):
+        order = targets if rnd % 2 == 0 else targets[::-1]
+        for target in order:
+            started = time.monotonic()
+            try:
+                result = run_target(target, tmp, payload, size, smalls)
+            except Exception as e:  # report and carry on with the other targets
+                print(f"round {rnd + 1} {target.name}: FAILED: {e}", flush=True)
+                continue
+            runs[target.name].append(result)
+            shown = ", ".join(f"{m} {fmt(result[m])}" for m, _, _ in METRICS)
+            took = time.monotonic() - started
+            print(f"round {rnd + 1} {target.name} ({took:.1f}s): {shown}", flush=True)
+
+
 def _exit_on_signal(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # so the `finally` blocks stop servers and remove files
 
@@ -689,19 +714,12 @@ def main(argv: list[str] | None = None) -> int:
         ours = [ours_target(stack, full) for stack in args.stacks]
         targets = interleave(ours, peer_targets(args.peers))
         runs = {t.name: [] for t in targets}
-        for rnd in range(args.rounds):
-            order = targets if rnd % 2 == 0 else targets[::-1]
-            for target in order:
-                started = time.monotonic()
-                try:
-                    result = run_target(target, tmp, payload, size, smalls)
-                except Exception as e:  # report and carry on with the other targets
-                    print(f"round {rnd + 1} {target.name}: FAILED: {e}", flush=True)
-                    continue
-                runs[target.name].append(result)
-                shown = ", ".join(f"{m} {fmt(result[m])}" for m, _, _ in METRICS)
-                took = time.monotonic() - started
-                print(f"round {rnd + 1} {target.name} ({took:.1f}s): {shown}", flush=True)
+        try:
+            run_rounds(args.rounds, targets, runs, tmp, payload, size, smalls)
+        except (KeyboardInterrupt, SystemExit):
+            print("interrupted: figures so far", flush=True)
+            report(targets, medians(runs), {n: len(r) for n, r in runs.items()}, args.size_mib)
+            raise
         med = medians(runs)
         report(targets, med, {n: len(r) for n, r in runs.items()}, args.size_mib)
         goals(targets, med)
