@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
 
 from wsgidav import util
 from wsgidav.dav_error import HTTP_NOT_FOUND, HTTP_NOT_MODIFIED, DAVError
@@ -24,7 +23,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth import CatalogDomainController
 from providers.catalog.users import Users
-from providers.dav import HomeProvider
+from providers.dav import DEST_CREATED, HomeProvider
 
 MOUNT_PATH = "/dav"
 StartResponse = Any
@@ -59,30 +58,14 @@ class DavRequestServer(RequestServer):
     def _copy_or_move_with_status(
         self, environ: dict[str, Any], start_response: StartResponse, *, is_move: bool
     ) -> Any:
-        """Answer 201 when the destination did not exist (WsgiDAV says 204 for handled ones)."""
-        dest_existed = self._destination_exists(environ)
+        """Answer 201 when the destination was new (WsgiDAV says 204 for handled ones)."""
 
         def fixed_start_response(status: str, headers: list[Any], *args: Any) -> Any:
-            if status.startswith("204") and dest_existed is False:
+            if status.startswith("204") and environ.get(DEST_CREATED) is True:
                 status = "201 Created"
             return start_response(status, headers, *args)
 
         return self._copy_or_move(environ, fixed_start_response, is_move)
-
-    def _destination_exists(self, environ: dict[str, Any]) -> bool | None:
-        dest = environ.get("HTTP_DESTINATION")
-        if not dest:
-            return None
-        path = unquote(util.to_str(dest)).split("://", 1)[-1]
-        path = "/" + path.split("/", 1)[1] if "/" in path else "/"
-        prefix = self._davProvider.mount_path + self._davProvider.share_path
-        if not path.startswith(prefix + "/"):
-            return None
-        try:
-            found = self._davProvider.get_resource_inst(path[len(prefix) :], environ)
-        except DAVError:
-            return None
-        return found is not None
 
     def do_HEAD(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         self._check_modified_since(environ)

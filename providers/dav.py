@@ -46,6 +46,7 @@ from providers.names import normalize_name, split_path
 
 log = logging.getLogger(__name__)
 HTTP_SERVICE_UNAVAILABLE = 503
+DEST_CREATED = "davserver.dest_created"  # environ key set by COPY/MOVE handling
 F = TypeVar("F", bound=Callable[..., Any])
 _STATUS = [
     (InvalidName, HTTP_BAD_REQUEST),
@@ -211,6 +212,8 @@ class _NodeMixin:
         return True
 
     def _destination(self, dest_path: str) -> tuple[NodeRecord, str]:
+        """The destination's parent and name; records in the environ whether the target
+        is new (`davserver.dest_created`), so the request server can answer 201 vs 204."""
         names = split_path(dest_path)
         if not names:
             raise DAVError(HTTP_FORBIDDEN, "cannot replace the home collection")
@@ -218,6 +221,8 @@ class _NodeMixin:
         parent = self.provider.catalog.tree.resolve(user.home_id, names[:-1])
         if parent is None or not parent.is_dir:
             raise DAVError(HTTP_CONFLICT, "destination parent must be a collection")
+        target = self.provider.catalog.tree.resolve(parent.id, names[-1:])
+        self.environ[DEST_CREATED] = target is None
         return parent, names[-1]
 
     def _drop_locks(self, path: str) -> None:
