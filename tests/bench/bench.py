@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import ctypes
 import itertools
 import os
 import platform
@@ -31,7 +30,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,8 @@ from typing import Any
 
 import psutil
 import requests
+
+from tests.services.processes import die_with_parent, free_port
 
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
@@ -148,25 +148,6 @@ def small_payloads() -> list[bytes]:
 # processes
 
 
-_PR_SET_PDEATHSIG = 1
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # not glibc
-    _libc = None
-
-
-def _die_with_parent() -> None:
-    """`preexec_fn`: the server gets SIGTERM if the bench dies, even by SIGKILL (Linux)."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def find_tool(name: str) -> str | None:
     """The executable installed beside this Python first, then anything on PATH."""
     scripts = sysconfig.get_path("scripts")
@@ -263,7 +244,7 @@ def launch(
             cwd=workdir,
             env=env,
             start_new_session=True,  # Ctrl-C goes to the bench, which stops the server
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
     server = Server(name, proc, dav, auth, log, RssSampler(proc.pid))
     try:

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib.util
 import itertools
 import os
@@ -61,7 +60,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -76,6 +74,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
+
+from tests.services.processes import die_with_parent, free_port
 
 __all__ = ["PostgresService", "PostgresStartupError"]
 
@@ -325,26 +325,6 @@ def _get_runtime() -> _Runtime:
 # Process helpers
 # ---------------------------------------------------------------------------------------------
 
-_PR_SET_PDEATHSIG = 1
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - non-glibc platforms
-    _libc = None
-
-
-def _die_with_parent() -> None:
-    """``preexec_fn``: fast-shutdown the server when the test process dies (runs after setuid)."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0)
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
 
 def _normalize_url(raw: str) -> URL:
     """Parse a PostgreSQL URL and force the psycopg 3 driver."""
@@ -452,7 +432,7 @@ class PostgresService:
             _chown_tree(self._datadir, self._runtime.os_user)
         for attempt in range(_PORT_ATTEMPTS):
             try:
-                self._launch(_free_port())
+                self._launch(free_port())
                 return
             except _PortInUse:
                 if attempt == _PORT_ATTEMPTS - 1:
@@ -601,7 +581,9 @@ class PostgresService:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a terminal's Ctrl-C goes to pytest, not straight here
-                preexec_fn=_die_with_parent,  # runs after the uid switch, as prctl requires
+                preexec_fn=die_with_parent(
+                    signal.SIGINT
+                ),  # runs after the uid switch, as prctl requires
                 **_as_user_kwargs(rt.os_user),
             )
         self._proc = proc

