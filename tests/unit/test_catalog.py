@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -21,15 +19,6 @@ from providers.catalog import (
 )
 from providers.errors import Conflict, IntegrityError, NotFound, QuotaExceeded
 from providers.models import Chunk, User, Version
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cat.create_schema()
-    cat.create_schema()  # idempotent
-    yield cat
-    cat.close()
 
 
 @pytest.fixture
@@ -275,3 +264,8 @@ def test_quota(catalog: Catalog, alice: UserRecord) -> None:
             path="/big",
             author_id=alice.id,
         )
+
+
+def test_create_schema_is_idempotent(catalog: Catalog) -> None:
+    catalog.create_schema()
+    assert catalog.users.count() == 0

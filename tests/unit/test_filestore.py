@@ -8,7 +8,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -41,22 +40,9 @@ class FailingBlobStore(MemoryBlobStore):
         super().put(key, data)
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cat.create_schema()
-    yield cat
-    cat.close()
-
-
 def make_store(catalog: Catalog, blobs: MemoryBlobStore) -> FileStore:
     chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
     return FileStore(catalog, blobs, chunker, workers=4, max_in_flight=3, read_ahead=2)
-
-
-@pytest.fixture
-def blobs() -> MemoryBlobStore:
-    return MemoryBlobStore()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,19 +17,6 @@ from providers.filestore import FileStore
 from providers.gc import check_store, collect_garbage
 
 KIB = 1024
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    cat.create_schema()
-    yield cat
-    cat.close()
-
-
-@pytest.fixture
-def blobs() -> MemoryBlobStore:
-    return MemoryBlobStore()
 
 
 @pytest.fixture
