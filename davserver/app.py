@@ -155,12 +155,34 @@ def build_app(services: Services) -> WsgiApp:
             return plain_response(start_response, "200 OK", "ok")
         if path == "/readyz":
             return _readiness(services, start_response)
+        if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
+            return _root_options(start_response)
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [landing]
         return plain_response(start_response, "404 Not Found", "not found")
 
     return app
+
+
+def _root_options(start_response: Callable[..., Any]) -> list[bytes]:
+    """`OPTIONS /` without credentials: the DAV headers Windows needs before it mounts.
+
+    The Windows mini-redirector probes the server root (not the share path) first and
+    caches a verdict without `DAV:` as "not WebDAV" until reboot, so the root answers like
+    the share does (https://github.com/mickael-kerjean/filestash/issues/669). It reveals
+    nothing about any user, hence no authentication.
+    """
+    start_response(
+        "200 OK",
+        [
+            ("DAV", "1,2"),
+            ("MS-Author-Via", "DAV"),
+            ("Allow", "OPTIONS, GET, HEAD"),
+            ("Content-Length", "0"),
+        ],
+    )
+    return []
 
 
 def _readiness(services: Services, start_response: Callable[..., Any]) -> list[bytes]:

@@ -47,6 +47,7 @@ from providers.names import normalize_name, split_path
 log = logging.getLogger(__name__)
 HTTP_SERVICE_UNAVAILABLE = 503
 DEST_CREATED = "davserver.dest_created"  # environ key set by COPY/MOVE handling
+WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
 F = TypeVar("F", bound=Callable[..., Any])
 _STATUS = [
     (InvalidName, HTTP_BAD_REQUEST),
@@ -157,14 +158,26 @@ class _NodeMixin:
         return names + list(self.dead_props())
 
     def get_property_value(self, name: str) -> Any:
+        if name == WIN32_MTIME:
+            # Live, so it never disagrees with getlastmodified after a later PUT.
+            element = etree.Element(name)
+            element.text = util.get_rfc1123_time(self.get_last_modified())
+            return element
         value = self.dead_props().get(name)
         if value is not None:
             return etree.fromstring(value)
         return super().get_property_value(name)  # type: ignore[misc]
 
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
-        if name.startswith(("{DAV:}", "{urn:schemas-microsoft-com:}")):
+        """Dead props are stored; Windows' Win32LastModifiedTime sets the mtime and its
+        other Win32 props (creation/access time, attributes) are kept as dead props, so
+        Explorer reads back what it wrote (WsgiDAV alone would answer 200 and drop them)."""
+        if name.startswith("{DAV:}"):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+        if name == WIN32_MTIME:
+            if value is None:
+                return None
+            return self.set_last_modified(self.path, value.text, dry_run=dry_run)
         if dry_run:
             return None
         text = None if value is None else etree.tostring(value).decode("utf-8")
@@ -266,7 +279,7 @@ class FileResource(_NodeMixin, DAVNonCollection):
         return self.node.content_type or guessed or "application/octet-stream"
 
     def get_etag(self) -> str | None:
-        return self.node.sha256
+        return self.node.digest
 
     def support_etag(self) -> bool:
         return True
@@ -288,9 +301,7 @@ class FileResource(_NodeMixin, DAVNonCollection):
         writer, self._writer = self._writer, None
         if writer is None:
             return
-        expected = (
-            util.get_content_length(self.environ) if "CONTENT_LENGTH" in self.environ else None
-        )
+        expected = _announced_length(self.environ)
         try:
             content = writer.finish()
         except BaseException:
@@ -299,7 +310,7 @@ class FileResource(_NodeMixin, DAVNonCollection):
         if with_errors:
             return
         if expected is not None and content.size != expected:
-            raise DAVError(HTTP_BAD_REQUEST, "request body shorter than Content-Length")
+            raise DAVError(HTTP_BAD_REQUEST, "request body length differs from the announced one")
         self._commit(content)
 
     def _commit(self, content: Any) -> None:
@@ -380,6 +391,16 @@ def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
         yield block
 
 
+def _announced_length(environ: dict[str, Any]) -> int | None:
+    """The body length the client announced: Content-Length, else the
+    X-Expected-Entity-Length macOS Finder sends with a chunked PUT. A body that differs
+    (a proxy that cut a chunked stream short) is refused, never stored as a short file."""
+    if "CONTENT_LENGTH" in environ:
+        return util.get_content_length(environ)
+    value = environ.get("HTTP_X_EXPECTED_ENTITY_LENGTH", "")
+    return int(value) if value.isdigit() else None
+
+
 def _client_mtime(environ: dict[str, Any]) -> float | None:
     """X-OC-Mtime (seconds since the epoch), as rclone and ownCloud clients send it."""
     value = environ.get("HTTP_X_OC_MTIME", "")
@@ -422,9 +443,7 @@ class FolderResource(_NodeMixin, DAVCollection):
     @dav_errors
     def get_member_list(self) -> list[_DAVResource]:
         """All members with their dead props: two queries in all."""
-        tree = self.provider.catalog.tree
-        nodes = tree.children(self.node.id)
-        props = tree.props(n.id for n in nodes)
+        nodes, props = self.provider.catalog.tree.listing(self.node.id)
         return [
             self.provider.resource(util.join_uri(self.path, n.name), n, self.environ, props[n.id])
             for n in nodes
@@ -445,7 +464,7 @@ class FolderResource(_NodeMixin, DAVCollection):
             mtime=time.time(),
             created=time.time(),
             content_id=None,
-            sha256=None,
+            digest=None,
             content_type=None,
         )
         resource = FileResource(path, self.environ, self.provider, pending)
