@@ -5,7 +5,8 @@ chunk is handed to a bounded pool that hashes it, claims it in the catalog and
 uploads it only if it is new. The request thread never waits for S3 unless
 `max_in_flight` chunks are already pending, so memory per upload is bounded by
 `max_in_flight x max chunk size` plus the chunker's window, whatever the file size.
-The whole-file SHA-256 (the strong ETag) is computed on a separate ordered thread.
+The content's digest (its strong ETag) is derived from the chunk hashes, so the bytes
+are hashed once (`content_digest`).
 `finish()` waits for the pool and returns the `NewContent` to commit; nothing is
 visible until the caller commits it (invariant 2). `abort()` drops everything; the
 chunks already stored become orphans for GC.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
-import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -91,26 +91,17 @@ class FileStore:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _OrderedHasher:
-    """SHA-256 of the whole stream, computed on its own thread in feed order."""
+def content_digest(chunk_hashes: Iterable[str]) -> str:
+    """The digest of a content: SHA-256 of its chunks' binary SHA-256s, in order.
 
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            self._digest.update(data)
-
-    def feed(self, data: bytes) -> None:
-        self._queue.put(data)
-
-    def hexdigest(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        return self._digest.hexdigest()
+    Like Dropbox's content hash it identifies the bytes without hashing them a second
+    time: equal bytes cut by the same chunker give equal digests, and any change to the
+    bytes changes a chunk hash. An empty file's digest is SHA-256 of nothing.
+    """
+    digest = hashlib.sha256()
+    for chunk_hash in chunk_hashes:
+        digest.update(bytes.fromhex(chunk_hash))
+    return digest.hexdigest()
 
 
 class FileWriter:
@@ -118,12 +109,10 @@ class FileWriter:
 
     def __init__(self, store: FileStore) -> None:
         self._store = store
-        self._hasher = _OrderedHasher()
         self._pending: list[tuple[int, int, Future[str]]] = []
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
         self.size = 0
-        self._closed = False
 
     def writelines(self, blocks: Iterable[bytes]) -> None:
         """Consume the whole body (call once); chunks are stored as they are cut."""
@@ -134,17 +123,16 @@ class FileWriter:
         """File-object protocol (WsgiDAV calls it); the real end is `finish()`."""
 
     def finish(self) -> NewContent:
-        """Wait for every chunk to be stored and return the content to commit."""
-        self._closed = True
-        sha256 = self._hasher.hexdigest()
+        """Wait for every chunk to be stored and durable; return the content to commit."""
         self._collect(wait_all=True)
-        return NewContent(size=self.size, sha256=sha256, extents=list(self._extents))
+        if self._extents:
+            # also covers chunks deduplicated against another upload that has not synced yet
+            self._store.blobs.sync()
+        digest = content_digest(e.chunk_hash for e in self._extents)
+        return NewContent(size=self.size, digest=digest, extents=list(self._extents))
 
     def abort(self) -> None:
         """Give up: cancel what has not started and wait for what has."""
-        if not self._closed:
-            self._closed = True
-            self._hasher.hexdigest()
         for _offset, _size, future in self._pending:
             future.cancel()
         for _offset, _size, future in self._pending:
@@ -153,7 +141,6 @@ class FileWriter:
         self._pending.clear()
 
     def _submit(self, chunk: bytes) -> None:
-        self._hasher.feed(chunk)
         self._slots.acquire()
         self._collect(wait_all=False)
         future = self._store.submit(self._store.store_chunk, chunk)

@@ -62,11 +62,11 @@ class Node(SQLModel, table=True):
 
 
 class Content(SQLModel, table=True):
-    """Immutable file content: the whole-file SHA-256 and its ordered extents."""
+    """Immutable file content: its digest (`providers.filestore.content_digest`), extents."""
 
     id: int | None = Field(default=None, primary_key=True)
     size: int = Field(sa_column=_big(nullable=False))
-    sha256: str = Field(max_length=64, index=True)
+    digest: str = Field(max_length=64, index=True)
     created_at: float
 
 

@@ -6,8 +6,12 @@ Contract (every implementation, checked by `tests/contract/test_blobstore.py`):
   characters; `validate_key` is the one check and every method applies it.
 - `put(key, data)` stores `data` atomically: a concurrent or later `get` sees either
   nothing or all of it, never a prefix. Putting the same bytes again is harmless
-  (chunks are content-addressed, so a repeat put is idempotent). It returns only when
-  the object is durable as far as the backend can promise.
+  (chunks are content-addressed, so a repeat put is idempotent). When it returns the
+  object is readable; it is durable (as far as the backend can promise) once a later
+  `sync()` has returned. Stores whose puts are durable at once (S3) need no `sync`.
+- `sync()` makes every object put before the call durable. Writers call it once per
+  upload, before committing the manifest that names the objects (DESIGN invariant 2),
+  so one flush covers all of an upload's chunks instead of two fsyncs per chunk.
 - `get(key)` returns the whole object, or raises `BlobNotFound`.
 - `stat(key)` returns `BlobInfo` or None; `exists(key)` is `stat(key) is not None`.
 - `delete(key)` removes the object; deleting a missing key is a no-op. Only garbage
@@ -71,7 +75,10 @@ class BlobStore(ABC):
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
-        """Store `data` under `key` atomically and durably."""
+        """Store `data` under `key` atomically; durable after the next `sync()`."""
+
+    def sync(self) -> None:  # noqa: B027 (optional hook: S3 and memory puts need none)
+        """Make every object put before this call durable."""
 
     @abstractmethod
     def get(self, key: str) -> bytes:

@@ -6,6 +6,12 @@ concurrent puts of the same key simply race to an identical result. Temporary fi
 by a crash are never listed; keys with a segment starting with `.tmp-` are refused with
 `InvalidName`. Empty directories are not pruned on delete (that would race with puts).
 
+Durability: on Linux a put only writes and renames, and `sync()` is one `syncfs(2)` of
+the file system, which makes the files, the renames and new directories durable at once:
+a 1 GiB upload costs one flush instead of two fsyncs per chunk (a file and a directory
+journal commit each). Where `syncfs` is missing, every put fsyncs the file and its
+directory before returning, and `sync()` has nothing left to do.
+
 Errors: a missing file (or a file/directory name clash on read) is `BlobNotFound`; any
 other `OSError` is `Unavailable`; a put whose key clashes with an existing directory or
 file path is `InvalidName`.
@@ -14,9 +20,10 @@ file path is `InvalidName`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISREG
 
@@ -27,6 +34,18 @@ _TMP_PREFIX = ".tmp-"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's `syncfs(fd)`, or None where the platform has none."""
+    try:
+        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
 class LocalDirBlobStore(BlobStore):
     """Objects stored as files under `root`; with `fsync` (default) puts survive a crash."""
 
@@ -34,6 +53,8 @@ class LocalDirBlobStore(BlobStore):
         """Create `root` if needed; raise `Unavailable` if that fails."""
         self._root = Path(root)
         self._fsync = fsync
+        # per-put fsyncs only where one syncfs cannot cover them (see the module docstring)
+        self._fsync_each = fsync and _SYNCFS is None
         try:
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -45,7 +66,7 @@ class LocalDirBlobStore(BlobStore):
         return self._root
 
     def put(self, key: str, data: bytes) -> None:
-        """Write `data` to a temporary file, fsync it, and rename it over `root/key`."""
+        """Write `data` to a temporary file and rename it over `root/key`."""
         path = self._path(key)
         if any(part.startswith(_TMP_PREFIX) for part in key.split("/")):
             raise InvalidName(f"blob key segment may not start with {_TMP_PREFIX!r}: {key!r}")
@@ -56,6 +77,21 @@ class LocalDirBlobStore(BlobStore):
             raise InvalidName(f"blob key {key!r} clashes with an existing path") from e
         except OSError as e:
             raise Unavailable(f"cannot write blob {key!r}: {e}") from e
+
+    def sync(self) -> None:
+        """One `syncfs(2)` of the blob directory's file system (if fsync is on)."""
+        if not self._fsync or _SYNCFS is None:
+            return
+        try:
+            fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise Unavailable(f"cannot open blob directory {self._root}: {e}") from e
+        try:
+            if _SYNCFS(fd) != 0:
+                error = ctypes.get_errno()
+                raise Unavailable(f"syncfs of {self._root} failed: {os.strerror(error)}")
+        finally:
+            os.close(fd)
 
     def get(self, key: str) -> bytes:
         """Return the file's bytes, or raise `BlobNotFound`."""
@@ -120,7 +156,7 @@ class LocalDirBlobStore(BlobStore):
             with open(tmp, "xb") as f:
                 f.write(data)
                 f.flush()
-                if self._fsync:
+                if self._fsync_each:
                     os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
@@ -130,7 +166,7 @@ class LocalDirBlobStore(BlobStore):
         self._sync_dir(path.parent)
 
     def _sync_dir(self, directory: Path) -> None:
-        if not self._fsync:
+        if not self._fsync_each:
             return
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:

@@ -117,7 +117,7 @@ class Contents:
             lock_dir(s, parent_id)
             _touch_stored(s, {e.chunk_hash for e in content.extents})
             now = time.time()
-            row = Content(size=content.size, sha256=content.sha256, created_at=now)
+            row = Content(size=content.size, digest=content.digest, created_at=now)
             s.add(row)
             s.flush()
             s.add_all(
@@ -156,7 +156,7 @@ class Contents:
                 )
             )
             log_change(s, node.owner_id, node.id, "put", path)
-            return to_record((node, content.sha256)), created
+            return to_record((node, content.digest)), created
 
         return self._db.run(work)
 

@@ -4,12 +4,15 @@
 error, and translates SQLAlchemy errors: a lost or refused connection becomes
 `Unavailable` (answered 503), a constraint violation `Conflict`. On SQLite a write
 session starts with `BEGIN IMMEDIATE`, so concurrent writers queue on the database
-lock instead of failing when a read transaction tries to upgrade.
+lock instead of failing when a read transaction tries to upgrade. Writers of one process
+also queue on a Python lock first: SQLite's busy handler sleeps in growing steps (up to
+100 ms) when it finds the database locked, which made every contended write slow.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +80,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     def create_schema(self) -> None:
         """Create missing tables (idempotent)."""
@@ -88,7 +92,7 @@ class Database:
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """A transaction: committed when the block ends normally, else rolled back."""
-        with self._translated():
+        with self._translated(), self._writer_slot(write):
             bind = self._write_engine if write else self.engine
             with Session(bind, expire_on_commit=False) as session, session.begin():
                 yield session
@@ -96,7 +100,7 @@ class Database:
     @contextmanager
     def connection(self, *, write: bool = False) -> Iterator[Connection]:
         """A Core-level transaction: cheaper than a session, for hot single statements."""
-        with self._translated():
+        with self._translated(), self._writer_slot(write):
             bind = self._write_engine if write else self.engine
             with bind.begin() as conn:
                 yield conn
@@ -122,6 +126,15 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def _writer_slot(self, write: bool) -> Iterator[None]:
+        """Serialise this process's SQLite write transactions (see the module docstring)."""
+        if not (write and self._write_lock):
+            yield
+            return
+        with self._write_lock:
+            yield
 
     @contextmanager
     def _translated(self) -> Iterator[None]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class NodeRecord:
-    """A file or directory as stored; `sha256` is None for directories."""
+    """A file or directory as stored; `digest` is None for directories."""
 
     id: int
     parent_id: int | None
@@ -18,7 +18,7 @@ class NodeRecord:
     mtime: float
     created: float
     content_id: int | None
-    sha256: str | None
+    digest: str | None
     content_type: str | None
 
     @property
@@ -52,7 +52,7 @@ class NewContent:
     """What a finished upload commits: the whole-file digest and its extents in order."""
 
     size: int
-    sha256: str
+    digest: str
     extents: list[ExtentRecord] = field(default_factory=list)
 
 

@@ -24,11 +24,27 @@ from providers.models import DIR, FILE, Change, Content, Node, Prop, User, Versi
 
 def node_select() -> Any:
     """SELECT of node columns plus the content digest (the file's strong ETag)."""
-    return select(Node, Content.sha256).outerjoin(Content, Node.content_id == Content.id)
+    return select(Node, Content.digest).outerjoin(Content, Node.content_id == Content.id)
+
+
+# the columns of a NodeRecord, in its field order
+_RECORD_COLUMNS = (
+    Node.id,
+    Node.parent_id,
+    Node.name,
+    Node.kind,
+    Node.owner_id,
+    Node.size,
+    Node.mtime,
+    Node.created,
+    Node.content_id,
+    Content.digest,
+    Node.content_type,
+)
 
 
 def to_record(row: Any) -> NodeRecord:
-    node, sha256 = row
+    node, digest = row
     return NodeRecord(
         id=node.id,
         parent_id=node.parent_id,
@@ -39,7 +55,7 @@ def to_record(row: Any) -> NodeRecord:
         mtime=node.mtime,
         created=node.created,
         content_id=node.content_id,
-        sha256=sha256,
+        digest=digest,
         content_type=node.content_type,
     )
 
@@ -119,9 +135,29 @@ class Tree:
 
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
-        with self._db.session() as s:
-            rows = s.exec(node_select().where(Node.parent_id == dir_id).order_by(Node.name))
-            return [to_record(r) for r in rows]
+        return self.listing(dir_id)[0]
+
+    def listing(self, dir_id: int) -> tuple[list[NodeRecord], dict[int, dict[str, str]]]:
+        """Members of a directory sorted by name, and their dead properties
+        ({node_id: {name: xml}}, every member present): two Core queries in one read
+        transaction, no ORM objects, since every folder listing goes through here."""
+        members = (
+            select(*_RECORD_COLUMNS)
+            .outerjoin(Content, Node.content_id == Content.id)
+            .where(Node.parent_id == dir_id)
+            .order_by(Node.name)
+        )
+        props = (
+            select(Prop.node_id, Prop.name, Prop.value)
+            .join(Node, Node.id == Prop.node_id)
+            .where(Node.parent_id == dir_id)
+        )
+        with self._db.connection() as conn:
+            nodes = [NodeRecord(*row) for row in conn.execute(members)]
+            found: dict[int, dict[str, str]] = {node.id: {} for node in nodes}
+            for node_id, name, value in conn.execute(props):
+                found.setdefault(node_id, {})[name] = value
+        return nodes, found
 
     def props(self, node_ids: Iterable[int]) -> dict[int, dict[str, str]]:
         """Dead properties of many nodes at once: {node_id: {name: xml}}."""
@@ -185,7 +221,7 @@ class Tree:
             s.add(node)
             s.flush()
             log_change(s, node.owner_id, node_id, "move", path)
-            return to_record((node, _sha(s, node.content_id)))
+            return to_record((node, _digest(s, node.content_id)))
 
         return self._db.run(work)
 
@@ -202,7 +238,7 @@ class Tree:
                 s.flush()
             new_root = _copy_rows(s, node_id, dest_parent_id, dest_name)
             log_change(s, new_root.owner_id, new_root.id or 0, "copy", path)
-            return to_record((new_root, _sha(s, new_root.content_id)))
+            return to_record((new_root, _digest(s, new_root.content_id)))
 
         return self._db.run(work)
 
@@ -239,10 +275,10 @@ def _refuse_cycle(s: Session, node_id: int, dest_parent_id: int) -> None:
         current = s.exec(select(Node.parent_id).where(Node.id == current)).scalar()
 
 
-def _sha(s: Session, content_id: int | None) -> str | None:
+def _digest(s: Session, content_id: int | None) -> str | None:
     if content_id is None:
         return None
-    return s.exec(select(Content.sha256).where(Content.id == content_id)).scalar()
+    return s.exec(select(Content.digest).where(Content.id == content_id)).scalar()
 
 
 def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> Node:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import http.client
 import random
 import socket
@@ -27,6 +26,7 @@ from providers.errors import StorageError
 from providers.gc import check_store
 from tests.services.postgres import PostgresService
 from tests.services.s3 import S3Service
+from tests.support.dav import content_etag
 from tests.support.servers import RunningServer
 
 MiB = 1024 * 1024
@@ -66,7 +66,7 @@ def _assert_content(server: RunningServer, path: str, expected: bytes) -> None:
     assert response.status_code == 200, (path, response.status_code, response.text[:500])
     assert len(response.content) == len(expected), (path, len(response.content), len(expected))
     assert response.content == expected, f"{path}: served bytes differ from the stored version"
-    assert response.headers.get("ETag", "").strip('"') == hashlib.sha256(expected).hexdigest()
+    assert response.headers.get("ETag", "") == content_etag(expected)
 
 
 def _assert_absent(server: RunningServer, path: str) -> None:
@@ -283,8 +283,7 @@ def test_concurrent_puts_leave_exactly_one_body(server: RunningServer) -> None:
         winners = [i for i, body in enumerate(bodies) if body == response.content]
         assert len(winners) == 1, f"round {round_no}: GET matches none of the bodies"
         assert statuses[winners[0]] in (201, 204), (round_no, winners, statuses)
-        etag = response.headers.get("ETag", "").strip('"')
-        assert etag == hashlib.sha256(response.content).hexdigest()
+        assert response.headers.get("ETag", "") == content_etag(response.content)
 
 
 # --- 4, 5: S3 goes away ----------------------------------------------------------------

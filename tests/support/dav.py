@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 
 import requests
+
+from davserver.settings import Settings
+from providers.chunker import FastCDCChunker
+from providers.filestore import content_digest
 
 DAV = "{DAV:}"
 
@@ -28,3 +33,13 @@ def put(session: requests.Session, url: str, body: bytes, **headers: str) -> req
     response = session.put(url, data=body, headers=headers)
     assert response.status_code in (201, 204), (response.status_code, response.text[:300])
     return response
+
+
+def content_etag(body: bytes) -> str:
+    """The strong ETag davserver serves for `body` with the default chunker (quoted)."""
+    defaults = Settings()
+    chunker = FastCDCChunker(
+        defaults.chunk_min_size, defaults.chunk_avg_size, defaults.chunk_max_size
+    )
+    chunks = (hashlib.sha256(chunk).hexdigest() for chunk in chunker.split([body]))
+    return f'"{content_digest(chunks)}"'

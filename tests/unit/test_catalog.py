@@ -36,7 +36,7 @@ def stored_content(catalog: Catalog, *pieces: bytes) -> NewContent:
         extents.append(ExtentRecord(offset=offset, size=len(piece), chunk_hash=digest))
         offset += len(piece)
     sha = hashlib.sha256(b"".join(pieces)).hexdigest()
-    return NewContent(size=offset, sha256=sha, extents=extents)
+    return NewContent(size=offset, digest=sha, extents=extents)
 
 
 def commit(catalog: Catalog, user: UserRecord, parent_id: int, name: str, content: NewContent):
@@ -140,8 +140,8 @@ def test_copy_shares_contents_and_charges_quota(catalog: Catalog, alice: UserRec
     c1 = tree.resolve(home, ["dst", "f1"])
     c2 = tree.resolve(home, ["dst", "sub", "f2"])
     assert c1 is not None and c2 is not None
-    assert (c1.content_id, c1.sha256, c1.size) == (f1.content_id, f1.sha256, 3)
-    assert (c2.content_id, c2.sha256) == (f2.content_id, f2.sha256)
+    assert (c1.content_id, c1.digest, c1.size) == (f1.content_id, f1.digest, 3)
+    assert (c2.content_id, c2.digest) == (f2.content_id, f2.digest)
     assert c1.id != f1.id
     assert tree.props([c1.id]) == {c1.id: {"{ns:}color": "<color>red</color>"}}
     assert used(catalog, "alice") == 16
@@ -159,10 +159,10 @@ def test_copy_shares_contents_and_charges_quota(catalog: Catalog, alice: UserRec
 def test_commit_replaces_content(catalog: Catalog, alice: UserRecord) -> None:
     home = alice.home_id
     first, created = commit(catalog, alice, home, "f", stored_content(catalog, b"one", b"two"))
-    assert created and first.size == 6 and first.sha256 == hashlib.sha256(b"onetwo").hexdigest()
+    assert created and first.size == 6 and first.digest == hashlib.sha256(b"onetwo").hexdigest()
     second, created = commit(catalog, alice, home, "f", stored_content(catalog, b"three"))
     assert not created and second.id == first.id
-    assert (second.size, second.sha256) == (5, hashlib.sha256(b"three").hexdigest())
+    assert (second.size, second.digest) == (5, hashlib.sha256(b"three").hexdigest())
     assert second.content_id != first.content_id
     assert catalog.tree.resolve(home, ["f"]) == second
     assert [e.size for e in catalog.contents.extents(second.content_id)] == [5]  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NewContent, NodeRecord
 from providers.chunker import FastCDCChunker
 from providers.errors import Unavailable
-from providers.filestore import FileStore
+from providers.filestore import FileStore, content_digest
 from providers.models import Content
 
 KIB = 1024
@@ -78,8 +78,10 @@ def test_round_trip(store: FileStore, size: int) -> None:
     data = random.Random(size).randbytes(size)
     node = save(store, "f", data)
     assert node.size == size
-    assert node.sha256 == hashlib.sha256(data).hexdigest()
     extents = store.catalog.contents.extents(node.content_id) if size else []  # type: ignore[arg-type]
+    chunks = [hashlib.sha256(piece).hexdigest() for piece in store.chunker.split([data])]
+    assert [e.chunk_hash for e in extents] == chunks
+    assert node.digest == content_digest(chunks)
     assert sum(e.size for e in extents) == size
     assert [e.offset for e in extents] == [
         sum(e.size for e in extents[:i]) for i in range(len(extents))
