@@ -3,11 +3,15 @@
 WsgiDAV's own `RequestResolver` is replaced by `DavDispatcher` so requests reach
 `DavRequestServer`, which adds what WsgiDAV lacks: multipart/byteranges answers to
 multi-range GETs, RFC 4918 status codes (201 vs 204) for COPY/MOVE that the provider
-handles in one transaction, and a configurable ban on PROPFIND Depth: infinity.
+handles in one transaction, a configurable ban on PROPFIND Depth: infinity, and Depth
+0/1 PROPFIND answers rendered without WsgiDAV's per-property machinery (`propfind`).
+`MemberTokenLockManager` lets a lock owner MOVE or DELETE a folder holding its locked
+files when it submits their tokens (davfs2 does; WsgiDAV alone answers 423).
 """
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +21,12 @@ from wsgidav.dav_error import HTTP_NOT_FOUND, HTTP_NOT_MODIFIED, DAVError
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.request_server import RequestServer
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from davserver import propfind
 from davserver.auth import CatalogDomainController
 from providers.catalog.users import Users
 from providers.dav import DEST_CREATED, HomeProvider
@@ -46,6 +52,32 @@ def parse_ranges(header: str, size: int) -> list[tuple[int, int, int]]:
     return ranges
 
 
+class MemberTokenLockManager(LockManager):
+    """WsgiDAV's lock manager, except that a lock on a member of a collection does not
+    block a Depth-infinity write to the collection (a MOVE or DELETE of the folder) when
+    the request comes from the lock's owner and submits its token in `If:`.
+
+    RFC 4918 (7.4, 9.9.4) asks for exactly that: the tokens of locked members must be
+    submitted, and then the request may proceed. WsgiDAV 4.4 counts every member lock
+    as a conflict ("TODO: verify assumptions" in `check_write_permission`), so davfs2,
+    which locks each file it has open for writing and sends those tokens with the MOVE,
+    got 423 renaming a folder that held a file not yet uploaded: `mv` failed with EIO.
+    """
+
+    def _get_write_conflicts(
+        self, url: str, depth: str, token_list: list[str], principal: str
+    ) -> Any:
+        conflicts = super()._get_write_conflicts(url, "0", token_list, principal)
+        if depth == "infinity":
+            members = self.storage.get_lock_list(
+                url, include_root=False, include_children=True, token_only=False
+            )
+            for lock in members:
+                if lock["principal"] != principal or lock["token"] not in token_list:
+                    conflicts.add_href(lock["root"])
+        return conflicts
+
+
 class DavRequestServer(RequestServer):
     """WsgiDAV's request handler with the additions listed in the module docstring."""
 
@@ -66,6 +98,35 @@ class DavRequestServer(RequestServer):
             return start_response(status, headers, *args)
 
         return self._copy_or_move(environ, fixed_start_response, is_move)
+
+    def do_PROPFIND(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        """Depth 0 and 1 answers are rendered by `davserver.propfind`; WsgiDAV does the rest.
+
+        The body was buffered by the request guard, so it is read here and put back for
+        WsgiDAV when the fast path declines.
+        """
+        body = environ["wsgi.input"].read()
+        names = propfind.parse_request(body)
+        depth = environ.get("HTTP_DEPTH", "infinity")
+        res = None
+        if names is not None and depth in ("0", "1"):
+            res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
+        if res is not None:
+            self._evaluate_if_headers(res, environ)
+            xml = propfind.render(res, depth, names or [])
+            if xml is not None:
+                start_response(
+                    "207 Multi-Status",
+                    [
+                        ("Content-Type", "application/xml; charset=utf-8"),
+                        ("Content-Length", str(len(xml))),
+                        ("Date", util.get_rfc1123_time()),
+                    ],
+                )
+                return [xml]
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return super().do_PROPFIND(environ, start_response)
 
     def do_HEAD(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         self._check_modified_since(environ)
@@ -176,7 +237,7 @@ def build_dav_app(
         },
         "davserver_dc": {"users": users},
         "davserver_infinite_depth": propfind_infinite_depth,
-        "lock_storage": lock_storage,
+        "lock_storage": None,  # WsgiDAV would build its own LockManager; see below
         "property_manager": None,
         "honor_mtime_header": True,
         "block_size": block_size,
@@ -187,4 +248,8 @@ def build_dav_app(
         "hotfixes": {"emulate_win32_lastmod": True},
         "middleware_stack": [ErrorPrinter, HTTPAuthenticator, WsgiDavDirBrowser, DavDispatcher],
     }
-    return WsgiDAVApp(config)
+    app = WsgiDAVApp(config)
+    if lock_storage:
+        app.lock_manager = MemberTokenLockManager(lock_storage)
+        provider.set_lock_manager(app.lock_manager)
+    return app
