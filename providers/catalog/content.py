@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -54,45 +54,51 @@ class Contents:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
+        self._touch_stored = (
+            update(Chunk)
+            .where(Chunk.hash == bindparam("h"), Chunk.state == CHUNK_STORED)  # type: ignore[arg-type]
+            .values(touched_at=bindparam("now"))
+        )
+        self._claim_new = (
+            self._insert(Chunk)
+            .values(
+                hash=bindparam("h"),
+                size=bindparam("n"),
+                state=CHUNK_UPLOADING,
+                touched_at=bindparam("now"),
+                created_at=bindparam("now"),
+            )
+            .on_conflict_do_update(
+                index_elements=["hash"],
+                set_={"touched_at": bindparam("now")},
+                where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
+            )
+        )
+        self._mark_stored = (
+            update(Chunk)
+            .where(Chunk.hash == bindparam("h"), Chunk.state != CHUNK_DELETING)  # type: ignore[arg-type]
+            .values(state=CHUNK_STORED, touched_at=bindparam("now"))
+        )
 
     # --- writers -------------------------------------------------------------------
 
     def claim(self, chunk_hash: str, size: int) -> str:
         """Decide what a writer does with a chunk: CLAIM_DEDUP, CLAIM_UPLOAD or CLAIM_BUSY.
 
-        Runs once per chunk of every upload, so it uses a Core connection (no ORM).
+        Runs once per chunk of every upload, so its statements are built once (building
+        and cache-keying SQLAlchemy expressions cost more than SQLite running them).
         """
         now = time.time()
-        touch = (
-            update(Chunk)
-            .where(Chunk.hash == chunk_hash, Chunk.state == CHUNK_STORED)  # type: ignore[arg-type]
-            .values(touched_at=now)
-        )
-        insert = (
-            self._insert(Chunk)
-            .values(
-                hash=chunk_hash, size=size, state=CHUNK_UPLOADING, touched_at=now, created_at=now
-            )
-            .on_conflict_do_update(
-                index_elements=["hash"],
-                set_={"touched_at": now},
-                where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
-            )
-        )
         with self._db.connection(write=True) as conn:
-            if conn.execute(touch).rowcount:
+            if conn.execute(self._touch_stored, {"h": chunk_hash, "now": now}).rowcount:
                 return CLAIM_DEDUP
-            return CLAIM_UPLOAD if conn.execute(insert).rowcount else CLAIM_BUSY
+            params = {"h": chunk_hash, "n": size, "now": now}
+            return CLAIM_UPLOAD if conn.execute(self._claim_new, params).rowcount else CLAIM_BUSY
 
     def mark_stored(self, chunk_hash: str) -> None:
         """The chunk's bytes are durable: other writers may now dedup against it."""
-        stmt = (
-            update(Chunk)
-            .where(Chunk.hash == chunk_hash, Chunk.state != CHUNK_DELETING)  # type: ignore[arg-type]
-            .values(state=CHUNK_STORED, touched_at=time.time())
-        )
         with self._db.connection(write=True) as conn:
-            conn.execute(stmt)
+            conn.execute(self._mark_stored, {"h": chunk_hash, "now": time.time()})
 
     def commit_file(
         self,
