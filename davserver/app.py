@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -19,7 +20,10 @@ from typing import Any, TextIO
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
 from davserver import passwords
+from davserver.auth import REALM, account_secrets
 from davserver.guards import RequestGuard, plain_response
+from davserver.login_gate import DigestNonces, LoginGate
+from davserver.ratelimit import LoginLimiter, build_limiter
 from davserver.redis_locks import RedisLockStorage
 from davserver.settings import Settings
 from davserver.webdav import MOUNT_PATH, build_dav_app
@@ -45,8 +49,10 @@ class Services:
     blobs: BlobStore
     files: FileStore
     lock_storage: Any
+    limiter: LoginLimiter
 
     def close(self) -> None:
+        self.limiter.close()
         self.files.close()
         self.blobs.close()
         self.catalog.close()
@@ -97,7 +103,9 @@ def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
         read_ahead=settings.read_ahead,
     )
     locks = RedisLockStorage(settings.redis_url) if settings.redis_url else LockStorageDict()
-    return Services(settings, catalog, blobs, files, locks)
+    limits = {"user": settings.login_failures_per_user, "addr": settings.login_failures_per_address}
+    limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
+    return Services(settings, catalog, blobs, files, locks, limiter)
 
 
 def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
@@ -106,7 +114,7 @@ def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
     if users.count():
         return
     password = services.settings.admin_password or passwords.generate_password()
-    users.create("admin", passwords.hash_password(password))
+    users.create("admin", *account_secrets("admin", password, digest=services.settings.digest_auth))
     if not services.settings.admin_password:
         print(f"Created user 'admin' with password: {password}", file=out, flush=True)
 
@@ -132,17 +140,20 @@ def build_app(services: Services) -> WsgiApp:
     """The WSGI application for `services` (see the module docstring)."""
     settings = services.settings
     provider = HomeProvider(services.catalog, services.files, free_bytes_function(settings))
-    dav = RequestGuard(
-        build_dav_app(
-            provider,
-            services.catalog.users,
-            services.lock_storage,
-            block_size=settings.block_size,
-            propfind_infinite_depth=settings.propfind_infinite_depth,
-            verbose=settings.verbose,
-        ),
-        max_xml_body=settings.max_xml_body,
+    dav_app = build_dav_app(
+        provider,
+        services.catalog.users,
+        services.lock_storage,
+        block_size=settings.block_size,
+        propfind_infinite_depth=settings.propfind_infinite_depth,
+        verbose=settings.verbose,
     )
+    guarded = RequestGuard(dav_app, max_xml_body=settings.max_xml_body)
+    # Offer Digest only when WsgiDAV will check it: a challenge the app then refuses
+    # would leave Digest-preferring clients (davfs2, cadaver) in a 401 loop.
+    accepts_digest = bool(dav_app.config["http_authenticator"].get("accept_digest"))
+    nonces = _digest_nonces(services) if accepts_digest else None
+    dav = LoginGate(guarded, services.limiter, REALM, nonces)
     landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -163,6 +174,15 @@ def build_app(services: Services) -> WsgiApp:
         return plain_response(start_response, "404 Not Found", "not found")
 
     return app
+
+
+def _digest_nonces(services: Services) -> DigestNonces | None:
+    """Digest nonces under a key every instance shares (kept in the catalog), or None
+    when `digest_auth` is off."""
+    if not services.settings.digest_auth:
+        return None
+    key = services.catalog.users.ensure_setting("digest_nonce_key", secrets.token_hex(32))
+    return DigestNonces(bytes.fromhex(key))
 
 
 def _root_options(start_response: Callable[..., Any]) -> list[bytes]:

@@ -1,7 +1,8 @@
 """The `davserver` command line.
 
     davserver serve [--config F] [--host H] [--port P] [--data-dir D]
-    davserver user add NAME [--password-stdin]
+    davserver user add|passwd|remove|list|quota|app-password ...   (see cli_users)
+    davserver group add|remove|list|members ...
     davserver gc [--apply] [--grace SECONDS]
     davserver fsck [--deep]
 
@@ -21,8 +22,8 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from davserver import passwords
 from davserver.app import Services, build_app, build_services, ensure_admin
+from davserver.cli_users import CommandError, add_parsers, run_group, run_user
 from davserver.server import make_server, serve_forever
 from davserver.settings import Settings, SettingsError, load
 from providers.errors import StorageError
@@ -41,11 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the WebDAV server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    user = sub.add_parser("user", help="manage users")
-    user_sub = user.add_subparsers(dest="user_command", required=True)
-    add = user_sub.add_parser("add", parents=[common], help="create a user")
-    add.add_argument("name")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add_parsers(sub, common)
     gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
     gc.add_argument("--apply", action="store_true", help="really delete")
     gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
@@ -79,19 +76,6 @@ def _serve(settings: Settings, services: Services) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         serve_forever(server, ready)
-    return 0
-
-
-def _user_add(args: argparse.Namespace, services: Services) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise SettingsError("empty password on stdin")
-    else:
-        password = passwords.generate_password()
-    services.catalog.users.create(args.name, passwords.hash_password(password))
-    if not args.password_stdin:
-        print(f"Created user {args.name!r} with password: {password}")
     return 0
 
 
@@ -136,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(args)
-        services = build_services(settings, create_dirs=args.command in ("serve", "user"))
+        creates = args.command in ("serve", "user", "group")
+        services = build_services(settings, create_dirs=creates)
         handlers: dict[str, Any] = {
             "serve": lambda: _serve(settings, services),
-            "user": lambda: _user_add(args, services),
+            "user": lambda: run_user(args, services),
+            "group": lambda: run_group(args, services),
             "gc": lambda: _gc(args, services),
             "fsck": lambda: _fsck(args, services),
         }
@@ -147,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(handlers[args.command]())
         finally:
             services.close()
-    except (SettingsError, StorageError, OSError) as e:
+    except (SettingsError, StorageError, CommandError, OSError) as e:
         print(f"davserver: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,16 @@
-"""Password hashing (argon2id) and generation."""
+"""Password hashing (argon2id), HTTP Digest secrets, and generated passwords.
+
+App passwords look like `abcde-fghij-klmno-pqrst-uvwxy` (25 base32 characters, 125
+random bits). The first group is a public key id: a login finds the one stored hash
+to check by (user, key id), so an app password costs one argon2id run like an
+account password does, however many a user has.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -30,6 +37,32 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def generate_password() -> str:
     return secrets.token_urlsafe(12)
+
+
+def digest_ha1(user: str, realm: str, password: str) -> str:
+    """HTTP Digest's HA1 = MD5(user:realm:password) (RFC 7616 with algorithm MD5).
+
+    MD5 because it is the one algorithm the Windows mini-redirector and most clients
+    speak; the value is a password equivalent for `realm` (see docs/auth.md).
+    """
+    data = f"{user}:{realm}:{password}".encode()
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+_APP_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+APP_PASSWORD = re.compile(r"([a-z2-7]{5})(?:-[a-z2-7]{5}){4}")
+
+
+def generate_app_password() -> tuple[str, str]:
+    """A new app password and its key id (its first group)."""
+    groups = ["".join(secrets.choice(_APP_ALPHABET) for _ in range(5)) for _ in range(5)]
+    return groups[0], "-".join(groups)
+
+
+def app_password_key(password: str) -> str | None:
+    """The key id if `password` has the app-password shape, else None."""
+    match = APP_PASSWORD.fullmatch(password)
+    return match.group(1) if match else None
 
 
 class VerifiedCache:

@@ -40,6 +40,10 @@ class Settings:
     s3_capacity_bytes: int = 1 << 40
     redis_url: str = ""
     admin_password: str = ""
+    digest_auth: bool = True
+    login_failures_per_user: int = 10
+    login_failures_per_address: int = 30
+    login_failure_window: int = 300
     propfind_infinite_depth: bool = False
     chunk_min_size: int = 256 * 1024
     chunk_avg_size: int = 1024 * 1024
@@ -99,7 +103,16 @@ def validated(settings: Settings) -> Settings:
         raise SettingsError("s3_endpoint: give host:port; use s3_secure for TLS")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError("redis_url: must start with redis:// or rediss://")
-    for name in ("upload_workers", "uploads_in_flight", "block_size", "server_threads"):
+    names = (
+        "upload_workers",
+        "uploads_in_flight",
+        "block_size",
+        "server_threads",
+        "login_failures_per_user",
+        "login_failures_per_address",
+        "login_failure_window",
+    )
+    for name in names:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
     return settings

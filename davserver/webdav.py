@@ -232,7 +232,7 @@ def build_dav_app(
         "http_authenticator": {
             "domain_controller": CatalogDomainController,
             "accept_basic": True,
-            "accept_digest": False,
+            "accept_digest": True,
             "default_to_digest": False,
         },
         "davserver_dc": {"users": users},

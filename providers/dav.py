@@ -16,6 +16,7 @@ import mimetypes
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lxml import etree
@@ -42,7 +43,7 @@ from providers.errors import (
     Unavailable,
 )
 from providers.filestore import ChunkReader, FileStore, FileWriter
-from providers.names import normalize_name, split_path
+from providers.names import check_name, split_path
 
 log = logging.getLogger(__name__)
 HTTP_SERVICE_UNAVAILABLE = 503
@@ -102,9 +103,16 @@ class HomeProvider(DAVProvider):
 
     @dav_errors
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
+        """The resource at `path`, named by its stored spelling whatever spelling the
+        request used (names match normalised): lock URLs and hrefs derive from it, so a
+        lock taken through an NFD URL also guards writes through the NFC URL and can be
+        released through either."""
         user = self.user(environ)
-        node = self.catalog.tree.resolve(user.home_id, split_path(path))
-        return None if node is None else self.resource(path, node, environ)
+        found = self.catalog.tree.resolve_path(user.home_id, split_path(path))
+        if found is None:
+            return None
+        node, stored = found
+        return self.resource(_path_of(stored, trailing_slash=path.endswith("/")), node, environ)
 
     def user(self, environ: dict[str, Any]) -> UserRecord:
         """The request's user (looked up once per request)."""
@@ -126,6 +134,24 @@ class HomeProvider(DAVProvider):
     ) -> _DAVResource:
         kind = FolderResource if node.is_dir else FileResource
         return kind(path, environ, self, node, props)
+
+
+def _path_of(names: list[str], *, trailing_slash: bool = False) -> str:
+    """The path of `names` below the home ('/' for none), optionally ending in '/'."""
+    joined = "/" + "/".join(names)
+    return joined + "/" if names and trailing_slash else joined
+
+
+@dataclass(frozen=True)
+class _Destination:
+    """Where a COPY or MOVE goes: the parent folder, the name as the client gave it,
+    the node already there (None if new) and the stored path that locks of the
+    destination are keyed by (the existing node's spelling, else the given one)."""
+
+    parent: NodeRecord
+    name: str
+    target: NodeRecord | None
+    lock_path: str
 
 
 class _NodeMixin:
@@ -208,40 +234,53 @@ class _NodeMixin:
 
     @dav_errors
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
-        parent, name = self._destination(dest_path)
+        dest = self._destination(dest_path)
+        if dest.target is not None and dest.target.id == self.node.id:
+            # Another spelling of the source's own path: WsgiDAV refuses the same path
+            # with 403, so the same node gets that answer too.
+            raise DAVError(HTTP_FORBIDDEN, "cannot copy a resource onto itself")
+        tree = self.provider.catalog.tree
         if self.node.is_dir and not depth_infinity:
-            node = self.provider.catalog.tree.mkdir(parent.id, name, parent.owner_id, dest_path)
+            node = tree.mkdir(dest.parent.id, dest.name, dest.parent.owner_id, dest_path)
         else:
-            node = self.provider.catalog.tree.copy(self.node.id, parent.id, name, dest_path)
-        self._drop_locks(dest_path)
+            node = tree.copy(self.node.id, dest.parent.id, dest.name, dest_path)
+        self._drop_locks(dest.lock_path)
         return node is not None
 
     @dav_errors
     def handle_move(self, dest_path: str) -> bool:
-        parent, name = self._destination(dest_path)
-        self.provider.catalog.tree.move(self.node.id, parent.id, name, dest_path)
+        """Move or rename; a destination that is the source under another spelling is
+        a rename that only changes the spelling."""
+        dest = self._destination(dest_path)
+        self.provider.catalog.tree.move(self.node.id, dest.parent.id, dest.name, dest_path)
         self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
-        self._drop_locks(dest_path)
+        self._drop_locks(dest.lock_path)
         return True
 
-    def _destination(self, dest_path: str) -> tuple[NodeRecord, str]:
-        """The destination's parent and name; records in the environ whether the target
-        is new (`davserver.dest_created`), so the request server can answer 201 vs 204."""
+    def _destination(self, dest_path: str) -> _Destination:
+        """Resolve a COPY/MOVE destination (`HTTP_CONFLICT` if its parent is not a
+        folder); records in the environ whether the target is new
+        (`davserver.dest_created`), so the request server can answer 201 vs 204."""
         names = split_path(dest_path)
         if not names:
             raise DAVError(HTTP_FORBIDDEN, "cannot replace the home collection")
         user = self.provider.user(self.environ)
-        parent = self.provider.catalog.tree.resolve(user.home_id, names[:-1])
-        if parent is None or not parent.is_dir:
+        found = self.provider.catalog.tree.resolve_path(user.home_id, names[:-1])
+        if found is None or not found[0].is_dir:
             raise DAVError(HTTP_CONFLICT, "destination parent must be a collection")
+        parent, parent_names = found
         target = self.provider.catalog.tree.resolve(parent.id, names[-1:])
         self.environ[DEST_CREATED] = target is None
-        return parent, names[-1]
+        stored_name = names[-1] if target is None else target.name
+        return _Destination(parent, names[-1], target, _path_of([*parent_names, stored_name]))
 
-    def _drop_locks(self, path: str) -> None:
+    def _drop_locks(self, stored_path: str) -> None:
+        """Release every lock at or below `stored_path` (locks are keyed by stored
+        paths, see `get_resource_inst`)."""
         manager = self.provider.lock_manager
         if manager is not None:
-            manager.remove_all_locks_from_url(self.provider.share_path + path, recursive=True)
+            url = self.provider.share_path + stored_path
+            manager.remove_all_locks_from_url(url, recursive=True)
 
     def _check_subtree_unlocked(self) -> None:
         manager = self.provider.lock_manager
@@ -314,6 +353,9 @@ class FileResource(_NodeMixin, DAVNonCollection):
         self._commit(content)
 
     def _commit(self, content: Any) -> None:
+        """Commit `content` under this resource's name. If another spelling of a new
+        name was created meanwhile, that file is overwritten and keeps its spelling,
+        and this resource takes its path, so a lock taken next is keyed correctly."""
         user = self.provider.user(self.environ)
         mtime = _client_mtime(self.environ) or time.time()
         parent_path = util.get_uri_parent(self.path)
@@ -330,6 +372,8 @@ class FileResource(_NodeMixin, DAVNonCollection):
             path=self.path,
             author_id=user.id,
         )
+        self.path = util.join_uri(parent_path, self.node.name)
+        self.name = self.node.name
 
 
 class _DavReader:
@@ -435,7 +479,7 @@ class FolderResource(_NodeMixin, DAVCollection):
 
     @dav_errors
     def get_member(self, name: str) -> _DAVResource | None:
-        node = self.provider.catalog.tree.resolve(self.node.id, [normalize_name(name)])
+        node = self.provider.catalog.tree.resolve(self.node.id, [check_name(name)])
         if node is None:
             return None
         return self.provider.resource(util.join_uri(self.path, node.name), node, self.environ)
@@ -451,8 +495,9 @@ class FolderResource(_NodeMixin, DAVCollection):
 
     @dav_errors
     def create_empty_resource(self, name: str) -> FileResource:
-        """A PUT's new file stays pending until its body is committed; others commit now."""
-        name = normalize_name(name)
+        """A PUT's new file stays pending until its body is committed; others commit now.
+        The name is kept as the client spelled it."""
+        name = check_name(name)
         path = util.join_uri(self.path, name)
         pending = NodeRecord(
             id=0,
@@ -476,7 +521,8 @@ class FolderResource(_NodeMixin, DAVCollection):
 
     @dav_errors
     def create_collection(self, name: str) -> None:
-        name = normalize_name(name)
+        """MKCOL of a new name, kept as spelled; `Conflict` if another spelling exists."""
+        name = check_name(name)
         self.provider.catalog.tree.mkdir(
             self.node.id, name, self.node.owner_id, util.join_uri(self.path, name)
         )

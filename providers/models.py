@@ -9,8 +9,12 @@ small state machine (see `docs/gc.md`): `uploading` -> `stored` -> `deleting` ->
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from providers.names import name_key
 
 FILE = "file"
 DIR = "dir"
@@ -33,25 +37,82 @@ class Setting(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    """An account; `home_id` is the root node of the user's tree."""
+    """An account; `home_id` is the root node of the user's tree.
+
+    `password_hash` (argon2id) is the secret every login method trusts first.
+    `digest_ha1` is MD5(name:realm:password) for HTTP Digest in `digest_realm`: a
+    password equivalent for that realm, NULL when Digest is off for the account.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=64)
     password_hash: str
+    digest_realm: str | None = Field(default=None, max_length=128)
+    digest_ha1: str | None = Field(default=None, max_length=64)
     home_id: int | None = Field(default=None)
     quota_bytes: int | None = Field(default=None, sa_column=_big(nullable=True))
     used_bytes: int = Field(default=0, sa_column=_big(nullable=False, default=0))
     created_at: float
 
 
-class Node(SQLModel, table=True):
-    """A file or directory; (parent_id, name) is unique."""
+class Group(SQLModel, table=True):
+    """A named set of users (grants may name a group)."""
 
-    __table_args__ = (UniqueConstraint("parent_id", "name", name="uq_node_parent_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    created_at: float
+
+
+class Membership(SQLModel, table=True):
+    """User `user_id` belongs to group `group_id`."""
+
+    group_id: int = Field(foreign_key="group.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True, index=True)
+
+
+class AppPassword(SQLModel, table=True):
+    """A per-device password of a user (Basic auth only), shown once at creation.
+
+    `key_id` is the public first group of the generated password: a login looks the
+    row up by (user, key_id) and runs argon2id once against `hash`. Revoked rows stay
+    (with `revoked_at`) so the list shows what was revoked and when.
+    """
+
+    __table_args__ = (UniqueConstraint("user_id", "key_id", name="uq_app_password_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    key_id: str = Field(max_length=16)
+    label: str = Field(default="", max_length=128)
+    hash: str
+    created_at: float
+    last_used_at: float | None = Field(default=None)
+    revoked_at: float | None = Field(default=None)
+
+
+def _name_key_default(context: Any) -> str:
+    """Column default of `Node.name_key`: the key of the inserted `name`, so a row
+    created without one (a user's home) still gets it."""
+    return name_key(context.get_current_parameters()["name"])
+
+
+class Node(SQLModel, table=True):
+    """A file or directory. `name` is the client's spelling; `name_key` (its NFC form,
+    `providers.names.name_key`) is what lookups compare, and (parent_id, name_key) is
+    unique, so two spellings of one name cannot coexist in a folder."""
+
+    __table_args__ = (UniqueConstraint("parent_id", "name_key", name="uq_node_parent_name_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     parent_id: int | None = Field(default=None, foreign_key="node.id", index=True)
     name: str = Field(max_length=1024)
+    # NFC can lengthen a name, at most threefold: 255 characters fit in 1024. Left
+    # unset (None), it is filled in at INSERT by `_name_key_default`.
+    name_key: str = Field(
+        default=None,
+        max_length=1024,
+        sa_column_kwargs={"default": _name_key_default, "nullable": False},
+    )
     kind: str = Field(max_length=8)
     owner_id: int = Field(foreign_key="user.id", index=True)
     content_id: int | None = Field(default=None, foreign_key="content.id", index=True)

@@ -1,8 +1,9 @@
 """The catalog: all SQL metadata, behind one facade (the only user of sqlmodel).
 
 `Catalog(url)` works with SQLite (`sqlite:///path`) and PostgreSQL
-(`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings), `tree`
-(nodes, props, change log), `contents` (manifests, chunk states, GC queries). Errors
+(`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings),
+`app_passwords` (per-device passwords), `groups` (groups, memberships), `tree` (nodes,
+props, change log), `contents` (manifests, chunk states, GC queries). Errors
 come out as `providers.errors` types: `Unavailable` when the database is down.
 """
 
@@ -10,17 +11,28 @@ from __future__ import annotations
 
 from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
 from providers.catalog.db import Database
-from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord, UserRecord
+from providers.catalog.groups import Groups
+from providers.catalog.records import (
+    AppPasswordRecord,
+    ChunkRecord,
+    DigestSecret,
+    ExtentRecord,
+    NewContent,
+    NodeRecord,
+    UserRecord,
+)
 from providers.catalog.tree import Tree
 from providers.catalog.users import Users
 
 
 class Catalog:
-    """Facade over the database: `users`, `tree` and `contents`."""
+    """Facade over the database: `users`, `app_passwords`, `groups`, `tree`, `contents`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
         self.users = Users(self.db)
+        self.app_passwords = self.users.app_passwords
+        self.groups = Groups(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
 
@@ -35,11 +47,13 @@ class Catalog:
 
 
 __all__ = [
+    "AppPasswordRecord",
     "CLAIM_BUSY",
     "CLAIM_DEDUP",
     "CLAIM_UPLOAD",
     "Catalog",
     "ChunkRecord",
+    "DigestSecret",
     "ExtentRecord",
     "NewContent",
     "NodeRecord",

@@ -41,6 +41,7 @@ from providers.models import (
     User,
     Version,
 )
+from providers.names import name_key
 
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it, then call mark_stored
@@ -114,9 +115,12 @@ class Contents:
     ) -> tuple[NodeRecord, bool]:
         """Make `content` the current content of file `name` in one transaction.
 
-        Returns the node and whether it was created. Raises `Conflict` if the parent is
-        gone or the name is a directory, `IntegrityError` if a chunk is no longer
-        stored, `QuotaExceeded` if the owner would pass their quota.
+        `name` is matched normalised (`providers.names.name_key`): an existing file
+        with another spelling of it is overwritten and keeps its stored spelling, as on
+        a case-preserving filesystem. Returns the node and whether it was created.
+        Raises `Conflict` if the parent is gone or the name is a directory,
+        `IntegrityError` if a chunk is no longer stored, `QuotaExceeded` if the owner
+        would pass their quota.
         """
 
         def work(s: Session) -> tuple[NodeRecord, bool]:
@@ -138,6 +142,7 @@ class Contents:
                 node = Node(
                     parent_id=parent_id,
                     name=name,
+                    name_key=name_key(name),
                     kind=FILE,
                     owner_id=owner_id,
                     created=now,

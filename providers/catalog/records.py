@@ -36,6 +36,33 @@ class UserRecord:
     home_id: int
     quota_bytes: int | None
     used_bytes: int
+    digest: DigestSecret | None = None
+
+
+@dataclass(frozen=True)
+class DigestSecret:
+    """HTTP Digest's stored secret: `ha1` = MD5(user:realm:password) for `realm`."""
+
+    realm: str
+    ha1: str
+
+
+@dataclass(frozen=True)
+class AppPasswordRecord:
+    """A per-device password: its public `key_id`, argon2id `hash` and lifecycle times."""
+
+    id: int
+    user_id: int
+    key_id: str
+    label: str
+    hash: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
 
 
 @dataclass(frozen=True)

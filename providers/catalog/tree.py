@@ -5,6 +5,9 @@ invariant 5) and keeps the owner's `used_bytes` exact. On PostgreSQL, mutations 
 the parent directory row first (`FOR UPDATE`), which serialises changes to one
 directory's names; SQLite serialises all writers anyway (`BEGIN IMMEDIATE`).
 COPY, MOVE and DELETE touch rows only: never a chunk (invariant 4).
+
+Names are kept as the client spelled them and looked up by `name_key` (their NFC
+form, `providers.names`): a second spelling of a name is the same entry.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from providers.catalog.db import Database
 from providers.catalog.records import NodeRecord
 from providers.errors import Conflict, NotFound
 from providers.models import DIR, FILE, Change, Content, Node, Prop, User, Version
+from providers.names import name_key
 
 
 def node_select() -> Any:
@@ -69,7 +73,10 @@ def lock_dir(session: Session, dir_id: int) -> Node:
 
 
 def find_child(session: Session, parent_id: int, name: str) -> Node | None:
-    return session.exec(select(Node).where(Node.parent_id == parent_id, Node.name == name)).scalar()
+    """The child of `parent_id` whose name equals `name` once normalised, or None."""
+    return session.exec(
+        select(Node).where(Node.parent_id == parent_id, Node.name_key == name_key(name))
+    ).scalar()
 
 
 def log_change(session: Session, owner_id: int, node_id: int, kind: str, path: str) -> None:
@@ -122,16 +129,28 @@ class Tree:
             return to_record(row) if row else None
 
     def resolve(self, root_id: int, names: list[str]) -> NodeRecord | None:
-        """The node at `names` below `root_id`, or None (one query per path level)."""
+        """The node at `names` below `root_id` (matched normalised), or None."""
+        found = self.resolve_path(root_id, names)
+        return found[0] if found else None
+
+    def resolve_path(self, root_id: int, names: list[str]) -> tuple[NodeRecord, list[str]] | None:
+        """The node at `names` below `root_id` and the stored spelling of each of those
+        names, or None. Names are matched by `name_key`, so any spelling finds the node
+        and the returned names are the ones to show (one query per path level)."""
+        stored: list[str] = []
         with self._db.session() as s:
             row = s.exec(node_select().where(Node.id == root_id)).first()
             for name in names:
                 if row is None or row[0].kind != DIR:
                     return None
                 row = s.exec(
-                    node_select().where(Node.parent_id == row[0].id, Node.name == name)
+                    node_select().where(
+                        Node.parent_id == row[0].id, Node.name_key == name_key(name)
+                    )
                 ).first()
-            return to_record(row) if row else None
+                if row is not None:
+                    stored.append(row[0].name)
+            return (to_record(row), stored) if row else None
 
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
@@ -179,7 +198,13 @@ class Tree:
                 raise Conflict("name exists")
             now = time.time()
             node = Node(
-                parent_id=parent_id, name=name, kind=DIR, owner_id=owner_id, mtime=now, created=now
+                parent_id=parent_id,
+                name=name,
+                name_key=name_key(name),
+                kind=DIR,
+                owner_id=owner_id,
+                mtime=now,
+                created=now,
             )
             s.add(node)
             s.flush()
@@ -204,7 +229,9 @@ class Tree:
         self._db.run(work)
 
     def move(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
-        """Rename/move one row, replacing whatever sits at the destination."""
+        """Rename/move one row, replacing whatever sits at the destination; the node
+        takes the spelling `dest_name`. A destination that is the node itself (a rename
+        that only changes the spelling) just renames it."""
 
         def work(s: Session) -> NodeRecord:
             for dir_id in sorted({dest_parent_id, _parent_of(s, node_id)}):
@@ -218,6 +245,7 @@ class Tree:
             node = s.get(Node, node_id)
             assert node is not None
             node.parent_id, node.name = dest_parent_id, dest_name
+            node.name_key = name_key(dest_name)
             s.add(node)
             s.flush()
             log_change(s, node.owner_id, node_id, "move", path)
@@ -226,12 +254,16 @@ class Tree:
         return self._db.run(work)
 
     def copy(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
-        """Copy a subtree as new rows sharing the same contents (no chunk is touched)."""
+        """Copy a subtree as new rows sharing the same contents (no chunk is touched),
+        replacing whatever sits at the destination; `Conflict` if that is the source
+        itself (another spelling of its own name)."""
 
         def work(s: Session) -> NodeRecord:
             lock_dir(s, dest_parent_id)
             _refuse_cycle(s, node_id, dest_parent_id)
             existing = find_child(s, dest_parent_id, dest_name)
+            if existing is not None and existing.id == node_id:
+                raise Conflict("cannot copy a resource onto itself")
             if existing is not None:
                 assert existing.id is not None
                 remove_subtree(s, existing.id)
@@ -282,19 +314,23 @@ def _digest(s: Session, content_id: int | None) -> str | None:
 
 
 def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> Node:
-    """Insert copies of the subtree at `src_id`, level by level; return the new root."""
+    """Insert copies of the subtree at `src_id`, level by level; return the new root.
+    The root is named `dest_name`; members keep their names (and keys)."""
     src = s.get(Node, src_id)
     if src is None:
         raise NotFound("source vanished")
     now = time.time()
-    level: list[tuple[Node, int, str]] = [(src, dest_parent_id, dest_name)]
+    level: list[tuple[Node, int, str, str]] = [
+        (src, dest_parent_id, dest_name, name_key(dest_name))
+    ]
     new_root: Node | None = None
     while level:
-        next_level: list[tuple[Node, int, str]] = []
-        for old, parent_id, name in level:
+        next_level: list[tuple[Node, int, str, str]] = []
+        for old, parent_id, name, key in level:
             new = Node(
                 parent_id=parent_id,
                 name=name,
+                name_key=key,
                 kind=old.kind,
                 owner_id=old.owner_id,
                 content_id=old.content_id,
@@ -309,7 +345,7 @@ def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> 
             new_root = new_root or new
             _copy_node_extras(s, old, new, now)
             children = s.exec(select(Node).where(Node.parent_id == old.id)).scalars()
-            next_level.extend((child, new.id, child.name) for child in children)
+            next_level.extend((child, new.id, child.name, child.name_key) for child in children)
         level = next_level
     assert new_root is not None
     return new_root

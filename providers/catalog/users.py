@@ -1,20 +1,43 @@
-"""Accounts and settings rows."""
+"""Accounts and settings rows.
+
+Account and group names: 1-64 characters, no ':' (HTTP Basic splits on the first one),
+no '/', '\\' or control characters, no surrounding spaces, and no leading '@' (grants
+write a group as `@NAME`).
+"""
 
 from __future__ import annotations
 
 import time
+import unicodedata
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
+from providers.catalog.app_passwords import AppPasswords
 from providers.catalog.db import Database
-from providers.catalog.records import UserRecord
-from providers.errors import Conflict, NotFound
-from providers.models import DIR, Node, Setting, User
+from providers.catalog.records import DigestSecret, UserRecord
+from providers.catalog.tree import remove_subtree
+from providers.errors import Conflict, InvalidName, NotFound
+from providers.models import DIR, AppPassword, Change, Membership, Node, Setting, User
+
+MAX_NAME = 64
+
+
+def check_account_name(name: str, kind: str = "user") -> None:
+    """Raise `InvalidName` unless `name` follows the rules in the module docstring."""
+    if not name or len(name) > MAX_NAME or name != name.strip():
+        raise InvalidName(f"{kind} name must be 1-{MAX_NAME} characters without outer spaces")
+    if name.startswith("@") or any(c in ":/\\" for c in name):
+        raise InvalidName(f"{kind} name may not contain ':', '/' or '\\' or start with '@'")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise InvalidName(f"{kind} name may not contain control characters")
 
 
 def _record(user: User) -> UserRecord:
     assert user.id is not None and user.home_id is not None
+    digest = None
+    if user.digest_realm is not None and user.digest_ha1:
+        digest = DigestSecret(realm=user.digest_realm, ha1=user.digest_ha1)
     return UserRecord(
         id=user.id,
         name=user.name,
@@ -22,23 +45,31 @@ def _record(user: User) -> UserRecord:
         home_id=user.home_id,
         quota_bytes=user.quota_bytes,
         used_bytes=user.used_bytes,
+        digest=digest,
     )
 
 
 class Users:
-    """User rows (each with a home directory) and the settings table."""
+    """User rows (each with a home directory), their app passwords, and the settings."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.app_passwords = AppPasswords(db)
 
-    def create(self, name: str, password_hash: str) -> UserRecord:
-        """Create a user and their empty home; `Conflict` if the name is taken."""
+    def create(
+        self, name: str, password_hash: str, digest: DigestSecret | None = None
+    ) -> UserRecord:
+        """Create a user and their empty home; `Conflict` if the name is taken,
+        `InvalidName` if it breaks the naming rules."""
+        check_account_name(name)
 
         def work(s: Session) -> UserRecord:
             if s.exec(select(User.id).where(User.name == name)).first():
                 raise Conflict(f"user {name!r} exists")
             now = time.time()
             user = User(name=name, password_hash=password_hash, created_at=now)
+            if digest is not None:
+                user.digest_realm, user.digest_ha1 = digest.realm, digest.ha1
             s.add(user)
             s.flush()
             assert user.id is not None
@@ -71,13 +102,61 @@ class Users:
         with self._db.session() as s:
             return list(s.exec(select(User.name).order_by(User.name)).scalars())
 
-    def set_password(self, name: str, password_hash: str) -> None:
+    def all(self) -> list[UserRecord]:
+        """Every user, by name."""
+        with self._db.session() as s:
+            return [_record(u) for u in s.exec(select(User).order_by(User.name)).scalars()]
+
+    def set_password(
+        self, name: str, password_hash: str, digest: DigestSecret | None = None
+    ) -> None:
+        """Replace the password hash and the Digest secret (None removes it: a Digest
+        secret of the old password must not outlive it); `NotFound` if no such user."""
+        realm, ha1 = (digest.realm, digest.ha1) if digest else (None, None)
+        self._update(name, password_hash=password_hash, digest_realm=realm, digest_ha1=ha1)
+
+    def set_quota(self, name: str, quota_bytes: int | None) -> None:
+        """Set the quota in bytes (None: unlimited); `NotFound` if no such user."""
+        if quota_bytes is not None and quota_bytes < 0:
+            raise ValueError("quota must not be negative")
+        self._update(name, quota_bytes=quota_bytes)
+
+    def _update(self, name: str, **values: object) -> None:
         def work(s: Session) -> None:
-            done = s.exec(update(User).where(User.name == name).values(password_hash=password_hash))
+            done = s.exec(update(User).where(User.name == name).values(**values))
             if not done.rowcount:
                 raise NotFound(f"no user {name!r}")
 
         self._db.run(work)
+
+    def remove(self, name: str, *, purge: bool = False) -> int:
+        """Delete a user with their app passwords and group memberships, in one
+        transaction; return how many of their files and folders went with them.
+
+        Without `purge`, `Conflict` if the home holds anything (files are never lost by
+        accident). With it, the whole home tree, its properties, versions and the
+        user's change log go too; the chunks stay for `davserver gc` to collect (blob
+        deletes cannot join a SQL transaction). `NotFound` if no such user.
+        """
+
+        def work(s: Session) -> int:
+            user = s.exec(select(User).where(User.name == name).with_for_update()).scalar()
+            if user is None:
+                raise NotFound(f"no user {name!r}")
+            owned = s.exec(select(func.count()).where(Node.owner_id == user.id)).one()[0]
+            if owned > 1 and not purge:
+                raise Conflict(
+                    f"user {name!r} owns {owned - 1} files and folders; pass --purge to delete them"
+                )
+            if user.home_id is not None:
+                remove_subtree(s, user.home_id)
+            s.exec(delete(Change).where(Change.owner_id == user.id))
+            s.exec(delete(AppPassword).where(AppPassword.user_id == user.id))
+            s.exec(delete(Membership).where(Membership.user_id == user.id))
+            s.delete(user)
+            return int(owned) - 1
+
+        return self._db.run(work)
 
     def get_setting(self, key: str) -> str | None:
         with self._db.session() as s:

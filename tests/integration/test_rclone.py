@@ -131,7 +131,7 @@ def _nfc(name: str) -> str:
 
 def _assert_modtimes_kept(rclone: Rclone, local: Path) -> None:
     """Every remote file's modtime (lsjson) is the source file's mtime within 1 s."""
-    # The server stores names in NFC, so an NFD source name is listed in NFC.
+    # Keys are NFC, so the check does not depend on the spelling rclone sent or got back.
     remote = {_nfc(entry["Path"]): entry for entry in rclone.lsjson()}
     files = [p for p in local.rglob("*") if p.is_file()]
     assert len(remote) == len(files), (len(remote), len(files))

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from davserver.app import Services, build_app, build_services, ensure_admin
-from davserver.passwords import hash_password
+from davserver.auth import account_secrets
 from davserver.server import BackgroundServer
 from davserver.settings import Settings
 
@@ -51,7 +51,9 @@ class RunningServer:
         return session
 
     def add_user(self, name: str, password: str) -> None:
-        self.services.catalog.users.create(name, hash_password(password))
+        """Create a user as `davserver user add` does (with the Digest secret)."""
+        digest = self.settings.digest_auth
+        self.services.catalog.users.create(name, *account_secrets(name, password, digest=digest))
         self.users[name] = password
 
     def blob_bytes(self) -> int:
@@ -83,10 +85,16 @@ def full_settings(data_dir: Path, s3: Any, postgres: Any, redis: Any, **extra: A
     )
 
 
-def start_server(settings: Settings, *, threads: int = 16) -> RunningServer:
-    """Build the app exactly as `davserver serve` does and serve it on a free port."""
+def start_server(
+    settings: Settings, *, threads: int = 16, flush_redis: bool = True
+) -> RunningServer:
+    """Build the app exactly as `davserver serve` does and serve it on a free port.
+
+    The Redis db is flushed first unless `flush_redis` is false: a second instance on
+    the same settings must keep the locks the first one holds.
+    """
     services = build_services(settings)
-    if settings.redis_url:
+    if settings.redis_url and flush_redis:
         _flush_redis(settings.redis_url)
     ensure_admin(services)
     background = BackgroundServer(build_app(services), threads=threads)

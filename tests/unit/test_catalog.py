@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import unicodedata
 
 import pytest
 from sqlalchemy import select, update
@@ -173,6 +174,76 @@ def test_commit_replaces_content(catalog: Catalog, alice: UserRecord) -> None:
     catalog.tree.mkdir(home, "d", alice.id, "/d")
     with pytest.raises(Conflict):
         commit(catalog, alice, home, "d", stored_content(catalog, b"x"))
+
+
+CAFE_NFC = unicodedata.normalize("NFC", "café")
+CAFE_NFD = unicodedata.normalize("NFD", "café")
+
+
+def test_names_keep_their_spelling_and_match_normalised(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    tree, home = catalog.tree, alice.home_id
+    node, created = commit(catalog, alice, home, CAFE_NFD, stored_content(catalog, b"nfd"))
+    assert created and node.name == CAFE_NFD
+    assert [c.name for c in tree.children(home)] == [CAFE_NFD]
+    assert [n.name for n in tree.listing(home)[0]] == [CAFE_NFD]
+    assert tree.resolve(home, [CAFE_NFC]) == node
+    assert tree.resolve_path(home, [CAFE_NFC]) == (node, [CAFE_NFD])
+    assert tree.resolve_path(home, []) == (tree.get(home), [])
+    assert tree.resolve_path(home, ["nope"]) is None
+
+
+def test_put_through_other_spelling_overwrites_the_same_file(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    home = alice.home_id
+    first, _ = commit(catalog, alice, home, CAFE_NFC, stored_content(catalog, b"first"))
+    second, created = commit(catalog, alice, home, CAFE_NFD, stored_content(catalog, b"2nd"))
+    assert not created and second.id == first.id
+    assert second.name == CAFE_NFC  # the stored spelling stays, as on a case-preserving fs
+    assert [c.name for c in catalog.tree.children(home)] == [CAFE_NFC]
+    assert used(catalog, "alice") == 3
+
+
+def test_mkdir_of_other_spelling_conflicts(catalog: Catalog, alice: UserRecord) -> None:
+    tree, home = catalog.tree, alice.home_id
+    tree.mkdir(home, CAFE_NFC, alice.id, "/" + CAFE_NFC)
+    with pytest.raises(Conflict):
+        tree.mkdir(home, CAFE_NFD, alice.id, "/" + CAFE_NFD)
+    with pytest.raises(Conflict):
+        commit(catalog, alice, home, CAFE_NFD, stored_content(catalog, b"x"))
+    assert [c.name for c in tree.children(home)] == [CAFE_NFC]
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_rename_changing_only_the_spelling(catalog: Catalog, alice: UserRecord, kind: str) -> None:
+    tree, home = catalog.tree, alice.home_id
+    if kind == "dir":
+        node = tree.mkdir(home, CAFE_NFC, alice.id, "/" + CAFE_NFC)
+    else:
+        node, _ = commit(catalog, alice, home, CAFE_NFC, stored_content(catalog, b"abc"))
+    moved = tree.move(node.id, home, CAFE_NFD, "/" + CAFE_NFD)
+    assert (moved.id, moved.name) == (node.id, CAFE_NFD)
+    assert [c.name for c in tree.children(home)] == [CAFE_NFD]
+    assert tree.resolve(home, [CAFE_NFC]) == moved
+
+
+def test_move_and_copy_onto_other_spelling(catalog: Catalog, alice: UserRecord) -> None:
+    """The destination is replaced and takes the spelling the client gave."""
+    tree, home = catalog.tree, alice.home_id
+    commit(catalog, alice, home, CAFE_NFC, stored_content(catalog, b"old"))
+    a, _ = commit(catalog, alice, home, "a", stored_content(catalog, b"a-bytes"))
+    moved = tree.move(a.id, home, CAFE_NFD, "/" + CAFE_NFD)
+    assert [c.name for c in tree.children(home)] == [CAFE_NFD]
+    assert tree.resolve(home, [CAFE_NFC]) == moved and moved.size == 7
+    with pytest.raises(Conflict):
+        tree.copy(moved.id, home, CAFE_NFC, "/" + CAFE_NFC)  # the source itself
+    d = tree.mkdir(home, "d", alice.id, "/d")
+    commit(catalog, alice, d.id, CAFE_NFD, stored_content(catalog, b"inner"))
+    tree.copy(d.id, home, "e", "/e")
+    assert [c.name for c in tree.children(tree.resolve(home, ["e"]).id)] == [CAFE_NFD]  # type: ignore[union-attr]
+    assert tree.resolve(home, ["e", CAFE_NFC]) is not None
 
 
 def test_commit_needs_stored_chunks(catalog: Catalog, alice: UserRecord) -> None:

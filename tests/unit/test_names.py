@@ -1,4 +1,4 @@
-"""Naming rules: NFC storage form, rejected names, path length limit."""
+"""Naming rules: names kept as given, NFC match key, rejected names, path length limit."""
 
 from __future__ import annotations
 
@@ -7,20 +7,28 @@ import unicodedata
 import pytest
 
 from providers.errors import InvalidName
-from providers.names import MAX_NAME_BYTES, MAX_PATH_BYTES, normalize_name, split_path
+from providers.names import MAX_NAME_BYTES, MAX_PATH_BYTES, check_name, name_key, split_path
+
+NFC = unicodedata.normalize("NFC", "Café résumé.txt")
+NFD = unicodedata.normalize("NFD", "Café résumé.txt")
 
 
-def test_nfd_input_is_stored_as_nfc() -> None:
-    nfd = unicodedata.normalize("NFD", "Café résumé.txt")
-    assert nfd != "Café résumé.txt"
-    assert normalize_name(nfd) == "Café résumé.txt"
-    assert unicodedata.is_normalized("NFC", normalize_name(nfd))
+def test_names_are_kept_as_given() -> None:
+    assert NFD != NFC
+    assert check_name(NFD) == NFD
+    assert check_name(NFC) == NFC
+
+
+def test_both_spellings_have_one_key() -> None:
+    assert name_key(NFD) == name_key(NFC) == NFC
+    assert unicodedata.is_normalized("NFC", name_key(NFD))
 
 
 def test_plain_names_are_kept_case_sensitively() -> None:
-    assert normalize_name("Report.PDF") == "Report.PDF"
-    assert normalize_name("...") == "..."
-    assert normalize_name(" a b ") == " a b "
+    assert check_name("Report.PDF") == "Report.PDF"
+    assert name_key("Report.PDF") != name_key("report.pdf")
+    assert check_name("...") == "..."
+    assert check_name(" a b ") == " a b "
 
 
 @pytest.mark.parametrize(
@@ -29,21 +37,27 @@ def test_plain_names_are_kept_case_sensitively() -> None:
 )
 def test_rejected_names(name: str) -> None:
     with pytest.raises(InvalidName):
-        normalize_name(name)
+        check_name(name)
 
 
-def test_name_length_is_counted_in_utf8_bytes() -> None:
-    assert normalize_name("x" * MAX_NAME_BYTES) == "x" * MAX_NAME_BYTES
-    assert normalize_name("é" * (MAX_NAME_BYTES // 2)) == "é" * (MAX_NAME_BYTES // 2)
+def test_name_length_is_counted_in_utf8_bytes_of_the_given_form() -> None:
+    assert check_name("x" * MAX_NAME_BYTES) == "x" * MAX_NAME_BYTES
+    assert check_name("é" * (MAX_NAME_BYTES // 2)) == "é" * (MAX_NAME_BYTES // 2)
     with pytest.raises(InvalidName):
-        normalize_name("é" * (MAX_NAME_BYTES // 2 + 1))  # 256 bytes, 128 characters
+        check_name("é" * (MAX_NAME_BYTES // 2 + 1))  # 256 bytes, 128 characters
+    # NFD "é" is 3 bytes: 85 of them fit (255 bytes), 86 do not, though in NFC they would.
+    e_nfd = unicodedata.normalize("NFD", "é")
+    assert check_name(e_nfd * 85) == e_nfd * 85
+    with pytest.raises(InvalidName):
+        check_name(e_nfd * 86)
 
 
 def test_split_path() -> None:
     assert split_path("") == []
     assert split_path("/") == []
     assert split_path("/a//b/") == ["a", "b"]
-    assert split_path(unicodedata.normalize("NFD", "/dir/é")) == ["dir", "é"]
+    nfd_path = unicodedata.normalize("NFD", "/dir/é")
+    assert split_path(nfd_path) == ["dir", unicodedata.normalize("NFD", "é")]
 
 
 @pytest.mark.parametrize("path", ["/a/../b", "/a/./b", "/ok/\x00", "/ok/\ud800"])

@@ -1,8 +1,19 @@
-"""Password hashing and the verification cache."""
+"""Password hashing, the verification cache, Digest secrets and app passwords."""
 
 from __future__ import annotations
 
-from davserver.passwords import VerifiedCache, hash_password, verify_password
+import pytest
+
+from davserver.auth import REALM, account_secrets
+from davserver.passwords import (
+    VerifiedCache,
+    app_password_key,
+    digest_ha1,
+    generate_app_password,
+    hash_password,
+    verify_password,
+)
+from providers.catalog import DigestSecret
 
 
 def test_hash_and_verify() -> None:
@@ -29,3 +40,37 @@ def test_cache_entries_expire() -> None:
     stored = hash_password("pw")
     assert cache.verify("bo", stored, "pw")
     assert not cache._cached(("bo", stored), cache._mac("pw"))
+
+
+def test_digest_ha1_is_rfc_7616_md5() -> None:
+    # RFC 2617 section 3.5's example: Mufasa / testrealm@host.com / Circle Of Life.
+    assert digest_ha1("Mufasa", "testrealm@host.com", "Circle Of Life") == (
+        "939e7578ed9e3c518a452acee763bce9"
+    )
+
+
+def test_app_passwords_have_a_key_id_and_a_recognisable_shape() -> None:
+    seen = set()
+    for _ in range(50):
+        key, password = generate_app_password()
+        assert app_password_key(password) == key and password.startswith(key + "-")
+        assert len(password) == 29
+        seen.add(password)
+    assert len(seen) == 50
+    for other in (
+        "s3cret",
+        "abcde-fghij",
+        "ABCDE-FGHIJ-KLMNO-PQRST-UVWXY",
+        "abcde-fghij-klmno-pqrst-uvwx1",
+    ):
+        assert app_password_key(other) is None
+
+
+def test_account_secrets() -> None:
+    stored, digest = account_secrets("bob", "pw", digest=True)
+    assert verify_password(stored, "pw")
+    assert digest == DigestSecret(REALM, digest_ha1("bob", REALM, "pw"))
+    assert account_secrets("bob", "pw", digest=False)[1] is None
+    _key, app_shaped = generate_app_password()
+    with pytest.raises(ValueError, match="app password"):
+        account_secrets("bob", app_shaped, digest=True)

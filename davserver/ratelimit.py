@@ -1,0 +1,147 @@
+"""Counting failed logins: one interface, two implementations.
+
+A limiter counts failures per subject, a (kind, value) pair such as ("user", "bob")
+or ("addr", "10.0.0.7"). Each kind has its own limit; a subject's window starts at
+its first failure and lasts `window` seconds. Once a subject has `limit` failures in
+its window it stays blocked until the window ends, so at most `limit` guesses per
+window get through whatever the attacker does.
+
+`MemoryLimiter` counts in this process; `RedisLimiter` in Redis, shared by every
+instance (with `MemoryLimiter`'s semantics, kept exact by MULTI/EXEC). This module and
+`davserver.redis_locks` are the only users of `redis`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+Subject = tuple[str, str]
+
+
+def _key(subject: Subject) -> str:
+    """A short fixed-size key: a user name in a Basic header can be kilobytes long."""
+    kind, value = subject
+    return f"{kind}:{hashlib.sha256(value.encode('utf-8', 'replace')).hexdigest()[:32]}"
+
+
+class LoginLimiter(Protocol):
+    """What the login gate needs from a limiter."""
+
+    def blocked_for(self, subjects: Sequence[Subject]) -> int:
+        """Whole seconds until every subject may try again; 0 when none is blocked."""
+
+    def failed(self, subjects: Sequence[Subject]) -> None:
+        """Count one failed login against each subject."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class MemoryLimiter:
+    """In-process counts; at most `max_entries` subjects (expired ones are dropped first,
+    then everything: a flood of invented user names must not grow memory forever)."""
+
+    def __init__(
+        self, limits: Mapping[str, int], window: float, *, max_entries: int = 100_000
+    ) -> None:
+        self._limits = dict(limits)
+        self._window = window
+        self._max = max_entries
+        self._entries: dict[str, tuple[int, float]] = {}  # key -> (failures, window end)
+        self._lock = threading.Lock()
+
+    def blocked_for(self, subjects: Sequence[Subject]) -> int:
+        now, wait = time.monotonic(), 0.0
+        with self._lock:
+            for subject in subjects:
+                failures, end = self._entries.get(_key(subject), (0, 0.0))
+                if end > now and failures >= self._limits[subject[0]]:
+                    wait = max(wait, end - now)
+        return math.ceil(wait)
+
+    def failed(self, subjects: Sequence[Subject]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+                if len(self._entries) >= self._max:
+                    self._entries.clear()
+            for subject in subjects:
+                key = _key(subject)
+                failures, end = self._entries.get(key, (0, 0.0))
+                if end <= now:
+                    failures, end = 0, now + self._window
+                self._entries[key] = (failures + 1, end)
+
+    def close(self) -> None:
+        pass
+
+
+class RedisLimiter:
+    """Counts in Redis at `url`, so every instance sees the same failures.
+
+    A Redis error lets the login through to the password check (logged): argon2id
+    still slows guessing, and refusing every login while Redis blinks would take all
+    users offline.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        limits: Mapping[str, int],
+        window: float,
+        *,
+        prefix: str = "davserver:login:",
+    ) -> None:
+        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self._limits = dict(limits)
+        self._window = max(1, math.ceil(window))
+        self._prefix = prefix
+
+    def blocked_for(self, subjects: Sequence[Subject]) -> int:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for subject in subjects:
+                pipe.get(self._prefix + _key(subject))
+                pipe.pttl(self._prefix + _key(subject))
+            replies = pipe.execute()
+        except redis.RedisError as e:
+            log.warning("login limiter: redis unavailable, not throttling: %s", e)
+            return 0
+        wait = 0
+        for i, subject in enumerate(subjects):
+            failures, ttl_ms = replies[2 * i], replies[2 * i + 1]
+            if failures is not None and int(failures) >= self._limits[subject[0]] and ttl_ms > 0:
+                wait = max(wait, math.ceil(ttl_ms / 1000))
+        return wait
+
+    def failed(self, subjects: Sequence[Subject]) -> None:
+        try:
+            # One transaction: the window's expiry and the count land together.
+            pipe = self._redis.pipeline(transaction=True)
+            for subject in subjects:
+                key = self._prefix + _key(subject)
+                pipe.set(key, 0, ex=self._window, nx=True)
+                pipe.incr(key)
+            pipe.execute()
+        except redis.RedisError as e:
+            log.warning("login limiter: redis unavailable, failure not counted: %s", e)
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def build_limiter(redis_url: str, limits: Mapping[str, int], window: float) -> LoginLimiter:
+    """A `RedisLimiter` when `redis_url` is set, else a `MemoryLimiter`."""
+    if redis_url:
+        return RedisLimiter(redis_url, limits, window)
+    return MemoryLimiter(limits, window)

@@ -1,0 +1,109 @@
+"""Groups of users and their memberships."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, select
+from sqlmodel import Session
+
+from providers.catalog.db import Database
+from providers.catalog.users import check_account_name
+from providers.errors import Conflict, NotFound
+from providers.models import Group, Membership, User
+
+
+def _group_id(s: Session, name: str) -> int:
+    group_id = s.exec(select(Group.id).where(Group.name == name)).scalar()
+    if group_id is None:
+        raise NotFound(f"no group {name!r}")
+    return int(group_id)
+
+
+def _user_id(s: Session, name: str) -> int:
+    user_id = s.exec(select(User.id).where(User.name == name)).scalar()
+    if user_id is None:
+        raise NotFound(f"no user {name!r}")
+    return int(user_id)
+
+
+class Groups:
+    """Create and remove groups; add, remove and list members."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(self, name: str) -> None:
+        """`Conflict` if the name is taken, `InvalidName` if it breaks the naming rules
+        (those of user names, see `providers.catalog.users`)."""
+        check_account_name(name, "group")
+
+        def work(s: Session) -> None:
+            if s.exec(select(Group.id).where(Group.name == name)).first():
+                raise Conflict(f"group {name!r} exists")
+            s.add(Group(name=name, created_at=time.time()))
+
+        self._db.run(work)
+
+    def remove(self, name: str) -> None:
+        """Delete a group and its memberships (not its members); `NotFound` if none."""
+
+        def work(s: Session) -> None:
+            group_id = _group_id(s, name)
+            s.exec(delete(Membership).where(Membership.group_id == group_id))
+            s.exec(delete(Group).where(Group.id == group_id))
+
+        self._db.run(work)
+
+    def names(self) -> list[str]:
+        with self._db.session() as s:
+            return list(s.exec(select(Group.name).order_by(Group.name)).scalars())
+
+    def add_member(self, group: str, user: str) -> bool:
+        """Make `user` a member of `group`; False if they already were."""
+
+        def work(s: Session) -> bool:
+            key = (_group_id(s, group), _user_id(s, user))
+            if s.get(Membership, key) is not None:
+                return False
+            s.add(Membership(group_id=key[0], user_id=key[1]))
+            return True
+
+        return self._db.run(work)
+
+    def remove_member(self, group: str, user: str) -> bool:
+        """Take `user` out of `group`; False if they were not a member."""
+
+        def work(s: Session) -> bool:
+            done = s.exec(
+                delete(Membership).where(
+                    Membership.group_id == _group_id(s, group),
+                    Membership.user_id == _user_id(s, user),
+                )
+            )
+            return bool(done.rowcount)
+
+        return self._db.run(work)
+
+    def members(self, group: str) -> list[str]:
+        """Names of the members of `group`, sorted; `NotFound` if no such group."""
+        with self._db.session() as s:
+            group_id = _group_id(s, group)
+            rows = s.exec(
+                select(User.name)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.group_id == group_id)
+                .order_by(User.name)
+            )
+            return list(rows.scalars())
+
+    def of_user(self, user_id: int) -> list[str]:
+        """Names of the groups `user_id` belongs to, sorted."""
+        with self._db.session() as s:
+            rows = s.exec(
+                select(Group.name)
+                .join(Membership, Membership.group_id == Group.id)
+                .where(Membership.user_id == user_id)
+                .order_by(Group.name)
+            )
+            return list(rows.scalars())
