@@ -1,0 +1,1 @@
+"""Soak run: davserver under concurrent verifying clients (`python -m tests.soak.soak`)."""
