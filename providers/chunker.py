@@ -12,6 +12,7 @@ it composes with WsgiDAV's `writelines(data_stream)` with no thread or queue.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
@@ -56,6 +57,16 @@ class BlockReader:
         return filled
 
 
+def _take_at_least(blocks: Iterator[bytes], size: int) -> list[bytes]:
+    """Blocks from the front of `blocks` until they hold `size` bytes or it ends."""
+    taken: list[bytes] = []
+    total = 0
+    while total < size and (block := next(blocks, None)) is not None:
+        taken.append(block)
+        total += len(block)
+    return taken
+
+
 class FastCDCChunker(Chunker):
     """FastCDC 2020 (pyfastcdc, native code) with the given size bounds."""
 
@@ -68,10 +79,18 @@ class FastCDCChunker(Chunker):
         self._cdc_args = (max(256, avg_size - min_size), min_size, max_size)
 
     def split(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        iterator = iter(blocks)
+        head = _take_at_least(iterator, self.min_size)
+        if sum(len(block) for block in head) < self.min_size:
+            # FastCDC never cuts below min_size, so a shorter stream is one chunk; this
+            # skips setting up its buffers for every small file.
+            if data := b"".join(head):
+                yield data
+            return
         avg, low, high = self._cdc_args
         # One FastCDC per stream: the object is not safe to share between threads.
         cdc = FastCDC(avg, min_size=low, max_size=high)
-        for chunk in cdc.cut_stream(BlockReader(blocks)):
+        for chunk in cdc.cut_stream(BlockReader(itertools.chain(head, iterator))):
             yield bytes(chunk.data)
 
     def params(self) -> str:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlmodel import Session
 
 from providers.catalog.db import Database
@@ -44,6 +44,16 @@ _RECORD_COLUMNS = (
     Node.content_id,
     Content.digest,
     Node.content_type,
+)
+_NODE_BY_ID = (
+    select(*_RECORD_COLUMNS)
+    .outerjoin(Content, Node.content_id == Content.id)
+    .where(Node.id == bindparam("id"))
+)
+_CHILD_BY_KEY = (
+    select(*_RECORD_COLUMNS)
+    .outerjoin(Content, Node.content_id == Content.id)
+    .where(Node.parent_id == bindparam("parent"), Node.name_key == bindparam("key"))
 )
 
 
@@ -135,22 +145,19 @@ class Tree:
 
     def resolve_path(self, root_id: int, names: list[str]) -> tuple[NodeRecord, list[str]] | None:
         """The node at `names` below `root_id` and the stored spelling of each of those
-        names, or None. Names are matched by `name_key`, so any spelling finds the node
-        and the returned names are the ones to show (one query per path level)."""
+                names, or None. Names are matched by `name_key`, so any spelling finds the node
+                and the returned names are the ones to show. Every request resolves its path, so this
+        is one prebuilt Core query per path level, without ORM objects."""
         stored: list[str] = []
-        with self._db.session() as s:
-            row = s.exec(node_select().where(Node.id == root_id)).first()
+        with self._db.connection() as conn:
+            row = conn.execute(_NODE_BY_ID, {"id": root_id}).first()
             for name in names:
-                if row is None or row[0].kind != DIR:
+                if row is None or row.kind != DIR:
                     return None
-                row = s.exec(
-                    node_select().where(
-                        Node.parent_id == row[0].id, Node.name_key == name_key(name)
-                    )
-                ).first()
+                row = conn.execute(_CHILD_BY_KEY, {"parent": row.id, "key": name_key(name)}).first()
                 if row is not None:
-                    stored.append(row[0].name)
-            return (to_record(row), stored) if row else None
+                    stored.append(row.name)
+            return (NodeRecord(*row), stored) if row else None
 
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""

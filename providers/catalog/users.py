@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlmodel import Session
 
 from providers.catalog.app_passwords import AppPasswords
@@ -33,7 +34,12 @@ def check_account_name(name: str, kind: str = "user") -> None:
         raise InvalidName(f"{kind} name may not contain control characters")
 
 
-def _record(user: User) -> UserRecord:
+_USER_BY_NAME = select(*User.__table__.columns).where(  # type: ignore[attr-defined]
+    User.__table__.c.name == bindparam("name")  # type: ignore[attr-defined]
+)
+
+
+def _record(user: User | Row[Any]) -> UserRecord:
     assert user.id is not None and user.home_id is not None
     digest = None
     if user.digest_realm is not None and user.digest_ha1:
@@ -85,9 +91,10 @@ class Users:
         return self._db.run(work)
 
     def get(self, name: str) -> UserRecord | None:
-        with self._db.session() as s:
-            user = s.exec(select(User).where(User.name == name)).scalar()
-            return _record(user) if user else None
+        """The account called `name` (a prebuilt Core query: every request asks)."""
+        with self._db.connection() as conn:
+            row = conn.execute(_USER_BY_NAME, {"name": name}).first()
+            return _record(row) if row else None
 
     def by_id(self, user_id: int) -> UserRecord | None:
         with self._db.session() as s:
