@@ -15,12 +15,26 @@ class Unavailable(StorageError):
     """A dependency (blob store, database) cannot be reached: answer 503, retry later."""
 
 
+class ChunkGone(Unavailable):
+    """A chunk of an upload was garbage-collected before the commit (GC ran with a
+    grace shorter than the upload): nothing was committed, and a retry uploads the
+    chunk again, so this is a 503, not corruption."""
+
+
 class NotFound(StorageError):
     """The named object does not exist."""
 
 
 class Conflict(StorageError):
     """The operation clashes with the current state (name taken, parent missing...)."""
+
+
+class LeaseHeld(Conflict):
+    """Another process holds the catalog lease this operation needs (another GC run)."""
+
+
+class LeaseLost(Conflict):
+    """This process's lease expired and another process took it: stop at once."""
 
 
 class InvalidName(StorageError):

@@ -5,21 +5,26 @@ contents no file uses, then deletes chunks no content names and nobody touched f
 `grace` seconds, then objects the catalog does not know at all (left by crashed
 uploads) that are older than `grace`. Every deletion goes through the `deleting`
 state (see `providers.catalog.content`), so it never races an upload in flight on any
-instance. With `apply=False` it only reports. `check_store` (fsck) verifies that
+instance, and an applying run holds the catalog's `gc` lease, so it never races another
+run (`docs/gc.md`). With `apply=False` it only reports. `check_store` (fsck) verifies that
 every chunk a file needs exists with the right size, and with `deep` re-hashes it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from providers.blobstore.base import BlobStore, chunk_key, hash_from_chunk_key
 from providers.catalog import Catalog
-from providers.errors import BlobNotFound
+from providers.errors import BlobNotFound, LeaseHeld, LeaseLost
 
 T = TypeVar("T")
 
@@ -65,6 +70,64 @@ class FsckReport:
         return not (self.missing or self.wrong_size or self.corrupt)
 
 
+GC_LEASE = "gc"
+DEFAULT_LEASE_TTL = 600.0  # a crashed run blocks the next one for at most this long
+
+
+class _Lease:
+    """This run's hold on the catalog's GC lease (see `docs/gc.md`).
+
+    `keep` is called before every condemn and every delete: it renews the lease once a
+    quarter of its length has passed, so each of those steps starts with at least three
+    quarters of the lease ahead of it, and raises `LeaseLost` (stopping the run before
+    it touches anything more) if another run took the lease over.
+    """
+
+    def __init__(self, catalog: Catalog, ttl: float) -> None:
+        self._leases, self._ttl = catalog.leases, ttl
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        held = self._leases.acquire(GC_LEASE, self.holder, ttl)
+        if held.holder != self.holder:
+            until = datetime.fromtimestamp(held.expires_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+            raise LeaseHeld(f"another gc is running (holder {held.holder}, lease until {until})")
+        self._renew_at = time.time() + ttl / 4
+
+    def keep(self) -> None:
+        if time.time() < self._renew_at:
+            return
+        if self._leases.renew(GC_LEASE, self.holder, self._ttl) is None:
+            raise LeaseLost(f"gc lease of {self.holder} expired and was taken over; stopped")
+        self._renew_at = time.time() + self._ttl / 4
+
+    def release(self) -> None:
+        self._leases.release(GC_LEASE, self.holder)
+
+
+@dataclass
+class _Run:
+    """One GC pass: what it works on, what it found, and the lease it deletes under
+    (None for a dry run, which changes no chunk)."""
+
+    catalog: Catalog
+    blobs: BlobStore
+    report: GcReport
+    cutoff: float
+    key_prefix: str
+    progress: Progress
+    lease: _Lease | None
+
+    def keep(self) -> None:
+        if self.lease is not None:
+            self.lease.keep()
+
+    def delete(self, digest: str) -> None:
+        """Delete a `deleting` chunk's object, then its row; only under a live lease."""
+        assert self.lease is not None, "a dry run deletes nothing"
+        self.lease.keep()
+        self.blobs.delete(chunk_key(digest, self.key_prefix))
+        self.catalog.contents.forget(digest)
+
+
 def collect_garbage(
     catalog: Catalog,
     blobs: BlobStore,
@@ -73,59 +136,69 @@ def collect_garbage(
     apply: bool,
     key_prefix: str = "",
     progress: Progress = _no_progress,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
 ) -> GcReport:
-    """Find (and with `apply`, delete) what nothing references (see the module docstring)."""
+    """Find (and with `apply`, delete) what nothing references (see the module docstring).
+
+    With `apply` the run holds the catalog's GC lease throughout: raises `LeaseHeld` at
+    once if another run holds it, `LeaseLost` (having stopped) if it lost it midway. A
+    dry run takes no lease: it deletes nothing, so it cannot race a run that does.
+    """
     report = GcReport(applied=apply)
-    contents = catalog.contents
-    cutoff = time.time() - grace
-    report.contents = contents.purge_unreferenced_contents(dry_run=not apply)
-    if apply:
-        for stale in contents.deleting():
-            _delete(catalog, blobs, stale.hash, key_prefix)
-    candidates = contents.collectable(cutoff, live_only=not apply)
-    for chunk in progress(candidates, "chunks"):
-        if apply and not contents.condemn(chunk.hash, cutoff):
-            report.skipped += 1
-            continue
+    lease = _Lease(catalog, lease_ttl) if apply else None
+    run = _Run(catalog, blobs, report, time.time() - grace, key_prefix, progress, lease)
+    try:
+        report.contents = catalog.contents.purge_unreferenced_contents(dry_run=not apply)
         if apply:
-            _delete(catalog, blobs, chunk.hash, key_prefix)
-        report.chunks += 1
-        report.chunk_bytes += chunk.size
-    _sweep_orphans(catalog, blobs, report, cutoff, key_prefix, progress)
+            # Rows a crashed or lease-less run left `deleting`. We hold the lease, so no
+            # other run can still be about to delete their objects: finishing them here
+            # cannot delete bytes a writer stores after we drop the row.
+            for stale in catalog.contents.deleting():
+                run.delete(stale.hash)
+        _sweep_chunks(run)
+        _sweep_orphans(run)
+    finally:
+        if lease is not None:
+            lease.release()
     return report
 
 
-def _sweep_orphans(
-    catalog: Catalog,
-    blobs: BlobStore,
-    report: GcReport,
-    cutoff: float,
-    key_prefix: str,
-    progress: Progress,
-) -> None:
+def _sweep_chunks(run: _Run) -> None:
+    """Chunks no extent names, untouched since the cutoff: condemn each, then delete it."""
+    report, contents = run.report, run.catalog.contents
+    candidates = contents.collectable(run.cutoff, live_only=not report.applied)
+    for chunk in run.progress(candidates, "chunks"):
+        if report.applied:
+            run.keep()
+            if not contents.condemn(chunk.hash, run.cutoff):
+                report.skipped += 1
+                continue
+            run.delete(chunk.hash)
+        report.chunks += 1
+        report.chunk_bytes += chunk.size
+
+
+def _sweep_orphans(run: _Run) -> None:
     """Objects with no chunk row, older than the cutoff: left by crashed uploads."""
     old: dict[str, int] = {}
-    for info in blobs.iter_keys(f"{key_prefix}chunks/"):
+    for info in run.blobs.iter_keys(f"{run.key_prefix}chunks/"):
+        run.keep()  # listing a large store can outlast a lease renewal period
         digest = hash_from_chunk_key(info.key)
-        if digest and info.mtime < cutoff:
+        if digest and info.mtime < run.cutoff:
             old[digest] = info.size
-    known = catalog.contents.known(list(old))
+    known = run.catalog.contents.known(list(old))
     orphans = [(h, size) for h, size in old.items() if h not in known]
-    for digest, size in progress(orphans, "orphans"):
-        if report.applied:
-            current = blobs.stat(chunk_key(digest, key_prefix))
-            if current is None or current.mtime >= cutoff:
+    for digest, size in run.progress(orphans, "orphans"):
+        if run.report.applied:
+            current = run.blobs.stat(chunk_key(digest, run.key_prefix))
+            if current is None or current.mtime >= run.cutoff:
                 continue  # rewritten since we listed it: an upload is using it
-            if not catalog.contents.condemn_orphan(digest, size):
+            run.keep()
+            if not run.catalog.contents.condemn_orphan(digest, size):
                 continue  # a writer claimed it meanwhile
-            _delete(catalog, blobs, digest, key_prefix)
-        report.orphans += 1
-        report.orphan_bytes += size
-
-
-def _delete(catalog: Catalog, blobs: BlobStore, digest: str, key_prefix: str) -> None:
-    blobs.delete(chunk_key(digest, key_prefix))
-    catalog.contents.forget(digest)
+            run.delete(digest)
+        run.report.orphans += 1
+        run.report.orphan_bytes += size
 
 
 def check_store(

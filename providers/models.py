@@ -36,6 +36,18 @@ class Setting(SQLModel, table=True):
     value: str
 
 
+class Lease(SQLModel, table=True):
+    """A named lock every process on the catalog sees (e.g. `gc`: one GC run at a time).
+
+    `holder` identifies the process; the lease is free once the row is gone or
+    `expires_at` (epoch seconds) has passed, so a crashed holder blocks no one for long.
+    """
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(max_length=255)
+    expires_at: float
+
+
 class User(SQLModel, table=True):
     """An account; `home_id` is the root node of the user's tree.
 

@@ -3,7 +3,8 @@
 `Catalog(url)` works with SQLite (`sqlite:///path`) and PostgreSQL
 (`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings),
 `app_passwords` (per-device passwords), `groups` (groups, memberships), `tree` (nodes,
-props, change log), `contents` (manifests, chunk states, GC queries). Errors
+props, change log), `contents` (manifests, chunk states, GC queries), `leases` (locks
+shared by every process, e.g. one GC run at a time). Errors
 come out as `providers.errors` types: `Unavailable` when the database is down.
 """
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
 from providers.catalog.db import Database
 from providers.catalog.groups import Groups
+from providers.catalog.leases import Leases
 from providers.catalog.records import (
     AppPasswordRecord,
     ChunkRecord,
     DigestSecret,
     ExtentRecord,
+    LeaseRecord,
     NewContent,
     NodeRecord,
     UserRecord,
@@ -26,7 +29,8 @@ from providers.catalog.users import Users
 
 
 class Catalog:
-    """Facade over the database: `users`, `app_passwords`, `groups`, `tree`, `contents`."""
+    """Facade over the database: `users`, `app_passwords`, `groups`, `tree`, `contents`,
+    `leases`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -35,6 +39,7 @@ class Catalog:
         self.groups = Groups(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
+        self.leases = Leases(self.db)
 
     def create_schema(self) -> None:
         self.db.create_schema()
@@ -55,6 +60,7 @@ __all__ = [
     "ChunkRecord",
     "DigestSecret",
     "ExtentRecord",
+    "LeaseRecord",
     "NewContent",
     "NodeRecord",
     "UserRecord",

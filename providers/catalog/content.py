@@ -28,7 +28,7 @@ from sqlmodel import Session
 from providers.catalog.db import Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
 from providers.catalog.tree import add_used_bytes, find_child, lock_dir, log_change, to_record
-from providers.errors import Conflict, IntegrityError, QuotaExceeded
+from providers.errors import ChunkGone, Conflict, QuotaExceeded
 from providers.models import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -119,8 +119,8 @@ class Contents:
         with another spelling of it is overwritten and keeps its stored spelling, as on
         a case-preserving filesystem. Returns the node and whether it was created.
         Raises `Conflict` if the parent is gone or the name is a directory,
-        `IntegrityError` if a chunk is no longer stored, `QuotaExceeded` if the owner
-        would pass their quota.
+        `ChunkGone` (a 503: retrying uploads it again) if a chunk is no longer stored,
+        `QuotaExceeded` if the owner would pass their quota.
         """
 
         def work(s: Session) -> tuple[NodeRecord, bool]:
@@ -284,7 +284,7 @@ class Contents:
 
 
 def _touch_stored(s: Session, hashes: set[str]) -> None:
-    """Touch every chunk; `IntegrityError` unless all are still `stored`."""
+    """Touch every chunk; `ChunkGone` unless all are still `stored`."""
     ordered, now, touched = sorted(hashes), time.time(), 0
     for start in range(0, len(ordered), _BATCH):
         batch = ordered[start : start + _BATCH]
@@ -294,7 +294,7 @@ def _touch_stored(s: Session, hashes: set[str]) -> None:
             .values(touched_at=now)
         ).rowcount
     if touched != len(ordered):
-        raise IntegrityError("a chunk of this upload was garbage-collected before commit")
+        raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
 
 
 def _charge(s: Session, owner_id: int, delta: int) -> None:

@@ -91,3 +91,12 @@ class ChunkRecord:
     size: int
     state: str
     touched_at: float
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds a lease, and until when (epoch seconds)."""
+
+    name: str
+    holder: str
+    expires_at: float

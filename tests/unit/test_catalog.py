@@ -18,7 +18,7 @@ from providers.catalog import (
     NewContent,
     UserRecord,
 )
-from providers.errors import Conflict, IntegrityError, NotFound, QuotaExceeded
+from providers.errors import ChunkGone, Conflict, NotFound, QuotaExceeded
 from providers.models import Chunk, User, Version
 
 
@@ -250,10 +250,10 @@ def test_commit_needs_stored_chunks(catalog: Catalog, alice: UserRecord) -> None
     data = b"never stored"
     digest = hashlib.sha256(data).hexdigest()
     content = NewContent(len(data), digest, [ExtentRecord(0, len(data), digest)])
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ChunkGone):
         commit(catalog, alice, alice.home_id, "f", content)
     assert catalog.contents.claim(digest, len(data)) == CLAIM_UPLOAD  # now 'uploading'
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ChunkGone):
         commit(catalog, alice, alice.home_id, "f", content)
     assert catalog.tree.children(alice.home_id) == []
     catalog.contents.mark_stored(digest)
