@@ -145,9 +145,9 @@ class Tree:
 
     def resolve_path(self, root_id: int, names: list[str]) -> tuple[NodeRecord, list[str]] | None:
         """The node at `names` below `root_id` and the stored spelling of each of those
-                names, or None. Names are matched by `name_key`, so any spelling finds the node
-                and the returned names are the ones to show. Every request resolves its path, so this
-        is one prebuilt Core query per path level, without ORM objects."""
+        names, or None. Names are matched by `name_key`, so any spelling finds the node,
+        and the returned names are the ones to show. Every request resolves its path, so
+        this is one prebuilt Core query per path level, without ORM objects."""
         stored: list[str] = []
         with self._db.connection() as conn:
             row = conn.execute(_NODE_BY_ID, {"id": root_id}).first()
