@@ -8,6 +8,7 @@ account password does, however many a user has.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -18,9 +19,19 @@ import time
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
-# A real hash to verify against for unknown users, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# OWASP's argon2id setting (m = 19 MiB, t = 2, p = 1; Password Storage Cheat Sheet)
+# rather than the library default of 64 MiB: each login in flight holds that memory, and
+# 64 MiB put the server over its 150 MiB budget. Stored hashes carry their own
+# parameters, so older hashes still verify.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash to verify against for unknown users, so both paths cost the same.
+    Made on first use, after the server has tuned malloc (see `davserver.server`):
+    hashing at import left the 19 MiB work area resident."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -30,7 +41,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True if `password` matches; an unknown user (None) costs as much as a known one."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

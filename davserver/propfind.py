@@ -21,6 +21,7 @@ answers as before.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from html import escape
@@ -180,6 +181,20 @@ def _tags(name: str) -> tuple[str, str, str]:
     return f"<{local}{declaration}>", f"</{local}>", f"<{local}{declaration}/>"
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float) -> str:
+    """RFC 1123 date, as `wsgidav.util.get_rfc1123_time` writes it, without the email
+    package's overhead (once per listed member)."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
 def _optional(getter: Callable[[Resource], Any], fmt: Callable[[Any], str] = str) -> Any:
     """A live-property getter: the formatted value, or None when the resource has none."""
 
@@ -194,7 +209,7 @@ _LIVE: dict[str, Callable[[Resource], str | None]] = {
     "{DAV:}creationdate": _optional(lambda r: r.get_creation_date(), util.get_rfc3339_time),
     "{DAV:}getcontenttype": _optional(lambda r: r.get_content_type()),
     "{DAV:}getcontentlength": _optional(lambda r: r.get_content_length()),
-    "{DAV:}getlastmodified": _optional(lambda r: r.get_last_modified(), util.get_rfc1123_time),
+    "{DAV:}getlastmodified": _optional(lambda r: r.get_last_modified(), http_date),
     "{DAV:}getetag": _optional(lambda r: r.get_etag()),
     "{DAV:}displayname": _optional(lambda r: r.get_display_name()),
     "{DAV:}quota-used-bytes": _optional(lambda r: r.get_used_bytes()),

@@ -314,8 +314,9 @@ class FileResource(_NodeMixin, DAVNonCollection):
         return self.node.size
 
     def get_content_type(self) -> str:
-        guessed = mimetypes.guess_type(self.node.name)[0]
-        return self.node.content_type or guessed or "application/octet-stream"
+        if self.node.content_type:
+            return self.node.content_type
+        return _guess_type(self.node.name)
 
     def get_etag(self) -> str | None:
         return self.node.digest
@@ -433,6 +434,12 @@ def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
                 HTTP_BAD_REQUEST, context_info=f"reading the body failed: {e!r:.80}"
             ) from e
         yield block
+
+
+@functools.lru_cache(maxsize=4096)
+def _guess_type(name: str) -> str:
+    """The media type for a name (cached: a listing asks twice per member)."""
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _announced_length(environ: dict[str, Any]) -> int | None:
