@@ -11,6 +11,7 @@ from cheroot import makefile, server, wsgi
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
+DIRECT_WRITE = 64 * 1024  # and so do writes
 
 
 class _BodyReader(makefile.StreamReader):
@@ -44,14 +45,40 @@ class _BodyReader(makefile.StreamReader):
         return bytes(buffer[:filled]) if filled < size else bytes(buffer)
 
 
+class _BodyWriter(makefile.StreamWriter):
+    """cheroot's socket writer with a fast path for large writes (listings, file blocks).
+
+    Its `_pyio`-based writer copies the whole pending buffer for every partial `send`,
+    so a 1 MiB block was copied several times over; a large write now flushes what is
+    buffered, then hands the block to `sendall`.
+    """
+
+    # _pyio.BufferedWriter's internals, which cheroot's stubs do not declare
+    _write_lock: threading.Lock
+    _flush_unlocked: Callable[[], None]
+
+    def __init__(self, sock: Any, mode: str, bufsize: int) -> None:
+        super().__init__(sock, mode, bufsize)
+        self._socket = sock
+
+    def write(self, val: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # cheroot's stubs disagree with each other
+        if len(val) < DIRECT_WRITE:
+            return super().write(val, *args, **kwargs)
+        with self._write_lock:
+            self._flush_unlocked()
+            self._socket.sendall(val)
+        self.bytes_written += len(val)
+        return len(val)
+
+
 def _make_file(sock: Any, mode: str = "r", bufsize: int = 8192) -> Any:
     if "r" in mode:
         return _BodyReader(sock, mode, bufsize)
-    return makefile.MakeFile(sock, mode, bufsize)
+    return _BodyWriter(sock, mode, bufsize)
 
 
 class _Connection(server.HTTPConnection):
-    """A connection that reads plain-HTTP request bodies with `_BodyReader`."""
+    """A plain-HTTP connection with `_BodyReader` and `_BodyWriter` on its socket."""
 
     def __init__(self, srv: Any, sock: Any, make_file: Any = makefile.MakeFile) -> None:
         super().__init__(srv, sock, _make_file if make_file is makefile.MakeFile else make_file)
