@@ -50,6 +50,17 @@ _NODE_BY_ID = (
     .outerjoin(Content, Node.content_id == Content.id)
     .where(Node.id == bindparam("id"))
 )
+_CHILDREN = (
+    select(*_RECORD_COLUMNS)
+    .outerjoin(Content, Node.content_id == Content.id)
+    .where(Node.parent_id == bindparam("parent"))
+    .order_by(Node.name)
+)
+_CHILD_PROPS = (
+    select(Prop.node_id, Prop.name, Prop.value)
+    .join(Node, Node.id == Prop.node_id)
+    .where(Node.parent_id == bindparam("parent"))
+)
 _CHILD_BY_KEY = (
     select(*_RECORD_COLUMNS)
     .outerjoin(Content, Node.content_id == Content.id)
@@ -161,27 +172,17 @@ class Tree:
 
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
-        return self.listing(dir_id)[0]
+        with self._db.connection() as conn:
+            return [NodeRecord(*row) for row in conn.execute(_CHILDREN, {"parent": dir_id})]
 
     def listing(self, dir_id: int) -> tuple[list[NodeRecord], dict[int, dict[str, str]]]:
         """Members of a directory sorted by name, and their dead properties
-        ({node_id: {name: xml}}, every member present): two Core queries in one read
-        transaction, no ORM objects, since every folder listing goes through here."""
-        members = (
-            select(*_RECORD_COLUMNS)
-            .outerjoin(Content, Node.content_id == Content.id)
-            .where(Node.parent_id == dir_id)
-            .order_by(Node.name)
-        )
-        props = (
-            select(Prop.node_id, Prop.name, Prop.value)
-            .join(Node, Node.id == Prop.node_id)
-            .where(Node.parent_id == dir_id)
-        )
+        ({node_id: {name: xml}}, every member present): two prebuilt Core queries in one
+        read transaction, no ORM objects, since every folder listing goes through here."""
         with self._db.connection() as conn:
-            nodes = [NodeRecord(*row) for row in conn.execute(members)]
+            nodes = [NodeRecord(*row) for row in conn.execute(_CHILDREN, {"parent": dir_id})]
             found: dict[int, dict[str, str]] = {node.id: {} for node in nodes}
-            for node_id, name, value in conn.execute(props):
+            for node_id, name, value in conn.execute(_CHILD_PROPS, {"parent": dir_id}):
                 found.setdefault(node_id, {})[name] = value
         return nodes, found
 
