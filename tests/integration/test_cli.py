@@ -6,7 +6,6 @@ import os
 import queue
 import random
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.services.processes import stop_gracefully
 
 LISTENING = re.compile(r"davserver listening on http://127\.0\.0\.1:(\d+)/dav/")
 PASSWORD = re.compile(r"Created user 'admin' with password: (\S+)")
@@ -96,14 +97,7 @@ class Serve:
         return requests.request(method, self.url + path, auth=auth, timeout=30, **kw)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+        return stop_gracefully(self.proc)
 
 
 @pytest.fixture

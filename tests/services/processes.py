@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import signal
 import socket
+import subprocess
 from collections.abc import Callable
+from typing import Any
 
 HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
@@ -32,3 +34,15 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
             _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
     return preexec
+
+
+def stop_gracefully(proc: subprocess.Popen[Any], grace: float = 20.0) -> int:
+    """SIGINT `proc` (a clean shutdown), SIGKILL it after `grace` seconds; its status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from davserver.settings import ENV_PREFIX, Settings
-from tests.services.processes import die_with_parent
+from tests.services.processes import die_with_parent, stop_gracefully
 
 LISTENING = re.compile(r"davserver listening on http://[^:]+:(\d+)/dav/")
 START_TIMEOUT = 60.0
@@ -108,14 +108,7 @@ class ServeProcess:
 
     def stop(self) -> int:
         """Stop cleanly (SIGINT, then SIGKILL after 20 s); return the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+        return stop_gracefully(self.proc)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
