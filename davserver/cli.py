@@ -13,7 +13,6 @@ flags). A failure prints one line on stderr and exits non-zero.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -74,8 +73,7 @@ def _serve(settings: Settings, services: Services) -> int:
     def ready(port: int) -> None:
         print(f"davserver listening on http://{settings.host}:{port}/dav/", flush=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        serve_forever(server, ready)
+    serve_forever(server, ready)
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -117,14 +119,34 @@ def bound_port(server: wsgi.Server) -> int:
 
 
 def serve_forever(server: wsgi.Server, on_ready: Callable[[int], None] | None = None) -> None:
-    """Bind, report the port, serve until interrupted, then stop cleanly."""
+    """Bind, report the port, serve until SIGINT or SIGTERM, then stop cleanly.
+
+    Must run on the main thread. The signals do not raise KeyboardInterrupt here: an
+    exception thrown into whatever cheroot's loop happened to be doing (holding a queue
+    lock, say) could leave it unable to stop. They start `server.stop()` on a thread
+    instead, which ends the loop, lets requests in flight finish (cheroot's shutdown
+    timeout) and aborts the rest, so an interrupted upload commits nothing.
+    """
     server.prepare()
-    if on_ready:
-        on_ready(bound_port(server))
+    stopper = threading.Thread(target=server.stop, name="shutdown", daemon=True)
+
+    def request_stop(signum: int, frame: object) -> None:
+        if stopper.ident is not None:  # a second signal: the operator will not wait
+            os._exit(128 + signum)  # commits are transactions, so this loses nothing
+        stopper.start()
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, request_stop) for signum in handled}
     try:
+        if on_ready:
+            on_ready(bound_port(server))
         server.serve()
     finally:
-        server.stop()
+        if stopper.ident is not None:
+            stopper.join()
+        server.stop()  # returns at once when the stopper already stopped it
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class BackgroundServer:

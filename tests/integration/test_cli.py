@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -96,8 +98,8 @@ class Serve:
     def dav(self, method: str, path: str, auth: tuple[str, str], **kw: Any) -> requests.Response:
         return requests.request(method, self.url + path, auth=auth, timeout=30, **kw)
 
-    def stop(self) -> int:
-        return stop_gracefully(self.proc)
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        return stop_gracefully(self.proc, signum=signum)
 
 
 @pytest.fixture
@@ -142,6 +144,38 @@ def test_admin_password_from_environment(tmp_path: Path, serve: type[Serve]) -> 
     assert server.password() is None
     assert not any("password" in line for line in server.lines)
     assert propfind(server, ("admin", "s3cret-Admin")) == 207
+
+
+def test_sigterm_mid_upload_stops_cleanly_and_keeps_the_old_version(
+    tmp_path: Path, serve: type[Serve]
+) -> None:
+    """`docker stop` sends SIGTERM: the server must exit 0 soon, committing no partial upload."""
+    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    auth = ("admin", "pw")
+    assert server.dav("PUT", "f.bin", auth, data=b"old" * 1000).status_code == 201
+    sent = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for _ in range(400):
+            yield os.urandom(65536)
+            sent.set()
+            time.sleep(0.05)
+
+    def upload() -> None:
+        headers = {"Content-Length": str(400 * 65536)}
+        with contextlib.suppress(requests.RequestException):
+            server.dav("PUT", "f.bin", auth, data=slow_body(), headers=headers)
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    assert sent.wait(10)
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 15  # cheroot's shutdown timeout is 5 s
+    uploader.join(30)
+
+    again = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    assert again.dav("GET", "f.bin", auth).content == b"old" * 1000
 
 
 @pytest.mark.parametrize("fresh", [True, False])

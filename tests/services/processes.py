@@ -36,10 +36,12 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
     return preexec
 
 
-def stop_gracefully(proc: subprocess.Popen[Any], grace: float = 20.0) -> int:
-    """SIGINT `proc` (a clean shutdown), SIGKILL it after `grace` seconds; its status."""
+def stop_gracefully(
+    proc: subprocess.Popen[Any], grace: float = 20.0, signum: int = signal.SIGINT
+) -> int:
+    """Send `signum` to `proc` (a clean shutdown), SIGKILL it after `grace` seconds; its status."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
