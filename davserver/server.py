@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cheroot import makefile, server, wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
@@ -80,10 +81,23 @@ def _make_file(sock: Any, mode: str = "r", bufsize: int = 8192) -> Any:
 
 
 class _Connection(server.HTTPConnection):
-    """A plain-HTTP connection with `_BodyReader` and `_BodyWriter` on its socket."""
+    """A plain-HTTP connection with `_BodyReader` and `_BodyWriter` on its socket (TLS
+    connections get them from `_TLSAdapter.makefile`)."""
 
     def __init__(self, srv: Any, sock: Any, make_file: Any = makefile.MakeFile) -> None:
         super().__init__(srv, sock, _make_file if make_file is makefile.MakeFile else make_file)
+
+
+class _TLSAdapter(BuiltinSSLAdapter):
+    """cheroot's `ssl` module adapter, handing out `_BodyReader`/`_BodyWriter` too.
+
+    cheroot asks the adapter, not the connection class, for a TLS socket's file objects,
+    and the builtin one returns the slow `_pyio` streams; both fast paths only use
+    `recv_into`/`sendall`, which an `ssl.SSLSocket` provides with the same contract.
+    """
+
+    def makefile(self, sock: Any, mode: str = "r", bufsize: int = 8192) -> Any:
+        return _make_file(sock, mode, bufsize)
 
 
 def tune_allocator() -> None:
@@ -104,11 +118,25 @@ def tune_allocator() -> None:
     libc.mallopt(m_mmap_threshold, 4 * 1024 * 1024)
 
 
-def make_server(app: WsgiApp, host: str, port: int, *, threads: int = 32) -> wsgi.Server:
-    """A cheroot server bound to (host, port); port 0 picks a free port."""
+def make_server(
+    app: WsgiApp,
+    host: str,
+    port: int,
+    *,
+    threads: int = 32,
+    certfile: str = "",
+    keyfile: str = "",
+) -> wsgi.Server:
+    """A cheroot server bound to (host, port); port 0 picks a free port.
+
+    With `certfile` (PEM, the chain after the leaf) and `keyfile` it speaks only HTTPS;
+    an unusable pair raises `ssl.SSLError` (an `OSError`) here, before anything binds.
+    """
     tune_allocator()
     cheroot = wsgi.Server((host, port), app, numthreads=threads, server_name="davserver")
     cheroot.ConnectionClass = _Connection
+    if certfile:
+        cheroot.ssl_adapter = _TLSAdapter(certfile, keyfile)
     cheroot.max_request_body_size = 0  # uploads are streamed: no size limit here
     cheroot.timeout = 60
     return cheroot
@@ -152,8 +180,19 @@ def serve_forever(server: wsgi.Server, on_ready: Callable[[int], None] | None = 
 class BackgroundServer:
     """A server on a thread (for tests and benchmarks): `start()` returns the port."""
 
-    def __init__(self, app: WsgiApp, host: str = "127.0.0.1", port: int = 0, threads: int = 32):
-        self.server = make_server(app, host, port, threads=threads)
+    def __init__(
+        self,
+        app: WsgiApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 32,
+        *,
+        certfile: str = "",
+        keyfile: str = "",
+    ):
+        self.server = make_server(
+            app, host, port, threads=threads, certfile=certfile, keyfile=keyfile
+        )
         self._thread: threading.Thread | None = None
 
     def start(self) -> int:

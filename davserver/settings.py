@@ -8,6 +8,7 @@ environment; `config/davserver.sample.toml` documents them all.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "DAVSERVER_"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -29,6 +31,9 @@ class Settings:
     data_dir: Path = Path("davdata")
     host: str = "127.0.0.1"
     port: int = 8080
+    certfile: str = ""
+    keyfile: str = ""
+    trusted_proxies: str = ""
     database_url: str = ""
     s3_endpoint: str = ""
     s3_access_key: str = ""
@@ -66,6 +71,15 @@ class Settings:
     def uses_s3(self) -> bool:
         return bool(self.s3_endpoint)
 
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.certfile)
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """`trusted_proxies` parsed; empty (the default) trusts no one."""
+        return parse_networks(self.trusted_proxies)
+
     def replace(self, **changes: Any) -> Settings:
         return validated(dataclasses.replace(self, **changes))
 
@@ -91,6 +105,37 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         raise SettingsError(f"{name}: invalid value {raw!r}") from e
 
 
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses and CIDR networks; `SettingsError` names a bad entry.
+
+    Networks are strict: `10.0.0.1/8` (host bits set) is refused rather than guessed at,
+    since widening the trusted set by accident would let clients forge their address.
+    """
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as e:
+            raise SettingsError(f"trusted_proxies: {entry!r}: {e}") from e
+    return tuple(networks)
+
+
+def _check_tls(settings: Settings) -> None:
+    """Both `certfile` and `keyfile` or neither, each a readable file."""
+    if bool(settings.certfile) != bool(settings.keyfile):
+        missing = "keyfile" if settings.certfile else "certfile"
+        raise SettingsError(f"{missing}: certfile and keyfile go together; give both or neither")
+    for name in ("certfile", "keyfile") if settings.certfile else ():
+        path = Path(getattr(settings, name))
+        try:
+            with path.open("rb"):  # opening proves readability, whoever runs the server
+                pass
+        except OSError as e:
+            raise SettingsError(f"{name}: cannot read {path}: {e.strerror or e}") from e
+
+
 def validated(settings: Settings) -> Settings:
     """Check cross-field rules; return `settings` unchanged or raise `SettingsError`."""
     if not 0 <= settings.port <= 65535:
@@ -103,6 +148,8 @@ def validated(settings: Settings) -> Settings:
         raise SettingsError("s3_endpoint: give host:port; use s3_secure for TLS")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError("redis_url: must start with redis:// or rediss://")
+    _check_tls(settings)
+    parse_networks(settings.trusted_proxies)
     names = (
         "upload_workers",
         "uploads_in_flight",
