@@ -2,7 +2,8 @@
 
 Only this module knows the concrete classes. `build_services(settings)` creates the
 catalog, blob store, chunker, filestore and lock storage; `build_app(services)` the
-WSGI application: `/` landing page, `/healthz` and `/readyz`, and WebDAV under `/dav/`.
+WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`
+and the JSON API under `/api/v1/` (`davserver.api`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any, TextIO
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
 from davserver import passwords
+from davserver.api import API_PATH, ApiContext, build_api
 from davserver.auth import REALM, account_secrets
 from davserver.guards import RequestGuard, plain_response
 from davserver.login_gate import DigestNonces, LoginGate
+from davserver.proxy import ProxyHeaders
 from davserver.ratelimit import LoginLimiter, build_limiter
 from davserver.redis_locks import RedisLockStorage
 from davserver.settings import Settings
@@ -154,6 +157,8 @@ def build_app(services: Services) -> WsgiApp:
     accepts_digest = bool(dav_app.config["http_authenticator"].get("accept_digest"))
     nonces = _digest_nonces(services) if accepts_digest else None
     dav = LoginGate(guarded, services.limiter, REALM, nonces)
+    api_context = ApiContext(services.catalog, provider.shares, provider.free_bytes)
+    api = build_api(api_context, dav_app, services.limiter, nonces)
     landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -162,6 +167,8 @@ def build_app(services: Services) -> WsgiApp:
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT_PATH
             environ["PATH_INFO"] = path[len(MOUNT_PATH) :] or "/"
             return dav(environ, start_response)
+        if path == API_PATH or path.startswith(API_PATH + "/"):
+            return api(environ, start_response)
         if path == "/healthz":
             return plain_response(start_response, "200 OK", "ok")
         if path == "/readyz":
@@ -173,7 +180,8 @@ def build_app(services: Services) -> WsgiApp:
             return [landing]
         return plain_response(start_response, "404 Not Found", "not found")
 
-    return app
+    # Outermost: every layer below must see the client's address, scheme and host.
+    return ProxyHeaders(app, settings.trusted_networks)
 
 
 def _digest_nonces(services: Services) -> DigestNonces | None:

@@ -1,8 +1,11 @@
 """The `davserver` command line.
 
     davserver serve [--config F] [--host H] [--port P] [--data-dir D]
+                    [--certfile F --keyfile F]
     davserver user add|passwd|remove|list|quota|app-password ...   (see cli_users)
     davserver group add|remove|list|members ...
+    davserver grant|revoke PATH --owner U --to USER|@GROUP [--perm r|rw]   (see cli_grants)
+    davserver grants list [--owner U]
     davserver gc [--apply] [--grace SECONDS]
     davserver fsck [--deep]
 
@@ -21,6 +24,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from davserver import cli_grants
 from davserver.app import Services, build_app, build_services, ensure_admin
 from davserver.cli_users import CommandError, add_parsers, run_group, run_user
 from davserver.server import make_server, serve_forever
@@ -41,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the WebDAV server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--certfile", help="PEM certificate (chain): serve HTTPS")
+    serve.add_argument("--keyfile", help="PEM private key of --certfile")
     add_parsers(sub, common)
+    cli_grants.add_parsers(sub, common)
     gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
     gc.add_argument("--apply", action="store_true", help="really delete")
     gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
@@ -55,6 +62,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data_dir": getattr(args, "data_dir", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "certfile": getattr(args, "certfile", None),
+        "keyfile": getattr(args, "keyfile", None),
     }
     return load(getattr(args, "config", None), overrides=flags)
 
@@ -67,11 +76,17 @@ def _progress(items: Sequence[T], label: str) -> Iterable[T]:
 def _serve(settings: Settings, services: Services) -> int:
     ensure_admin(services)
     server = make_server(
-        build_app(services), settings.host, settings.port, threads=settings.server_threads
+        build_app(services),
+        settings.host,
+        settings.port,
+        threads=settings.server_threads,
+        certfile=settings.certfile,
+        keyfile=settings.keyfile,
     )
+    scheme = "https" if settings.uses_tls else "http"
 
     def ready(port: int) -> None:
-        print(f"davserver listening on http://{settings.host}:{port}/dav/", flush=True)
+        print(f"davserver listening on {scheme}://{settings.host}:{port}/dav/", flush=True)
 
     serve_forever(server, ready)
     return 0
@@ -124,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             "serve": lambda: _serve(settings, services),
             "user": lambda: run_user(args, services),
             "group": lambda: run_group(args, services),
+            **dict.fromkeys(cli_grants.COMMANDS, lambda: cli_grants.run(args, services)),
             "gc": lambda: _gc(args, services),
             "fsck": lambda: _fsck(args, services),
         }

@@ -73,12 +73,14 @@ def digest_params(header: str) -> dict[str, str]:
 
 
 def basic_user(header: str) -> str | None:
-    """The user name of a Basic Authorization header, None if it is malformed."""
+    """The user name of a Basic Authorization header, None if it is malformed (bad
+    base64, no colon, or not UTF-8: WsgiDAV would fail on those with a 500)."""
     try:
         decoded = base64.b64decode(header.partition(" ")[2].strip(), validate=True)
+        text = decoded.decode("utf-8")
     except (binascii.Error, ValueError):
         return None
-    name, colon, _password = decoded.decode("utf-8", "replace").partition(":")
+    name, colon, _password = text.partition(":")
     return name if colon else None
 
 

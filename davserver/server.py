@@ -15,6 +15,8 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
 DIRECT_WRITE = 64 * 1024  # and so do writes
+MAX_DIRECT_READ = 8 * 1024 * 1024  # larger reads fill buffers of this size one by one
+DRAIN_LIMIT = 64 * 1024  # a refused request's unread body up to this is read, past it closes
 
 
 class _BodyReader(makefile.StreamReader):
@@ -34,6 +36,8 @@ class _BodyReader(makefile.StreamReader):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < DIRECT_READ:
             return bytes(super().read(size))
+        if size > MAX_DIRECT_READ:
+            return self._read_in_pieces(size)
         with self._read_lock:
             buffer = bytearray(size)
             view = memoryview(buffer)
@@ -46,6 +50,16 @@ class _BodyReader(makefile.StreamReader):
             view.release()
         self.bytes_read += filled
         return bytes(buffer[:filled]) if filled < size else bytes(buffer)
+
+    def _read_in_pieces(self, size: int) -> bytes:
+        """A huge read (cheroot reads a whole chunk of a chunked body at once, whatever
+        size its header claims) allocates only as the bytes arrive, not up front."""
+        pieces: list[bytes] = []
+        wanted = size
+        while wanted > 0 and (piece := self.read(min(wanted, MAX_DIRECT_READ))):
+            pieces.append(piece)
+            wanted -= len(piece)
+        return b"".join(pieces)
 
 
 class _BodyWriter(makefile.StreamWriter):
@@ -80,9 +94,34 @@ def _make_file(sock: Any, mode: str = "r", bufsize: int = 8192) -> Any:
     return _BodyWriter(sock, mode, bufsize)
 
 
+class _Request(server.HTTPRequest):
+    """cheroot's request, closing the connection when the answer goes out before the
+    request body was read to its end (a 401, or a 507 refusing an upload over quota),
+    unless what is left is a Content-Length body of at most `DRAIN_LIMIT` bytes, which
+    cheroot reads and drops to keep the connection.
+
+    cheroot would otherwise read the rest of any Content-Length body before answering,
+    in one `read(remaining)` (so `_BodyReader` allocated the whole claimed length: an
+    unauthenticated `Content-Length: 1G` PUT cost 1 GiB), and would keep a connection
+    whose chunked body was left unread, parsing that body as the next request.
+    """
+
+    def send_headers(self) -> None:
+        rfile: Any = self.rfile
+        if self.chunked_read:
+            unread = not rfile.closed
+        else:
+            unread = getattr(rfile, "remaining", 0) > DRAIN_LIMIT
+        if unread:
+            self.close_connection = True  # cheroot then sends `Connection: close`
+        super().send_headers()
+
+
 class _Connection(server.HTTPConnection):
     """A plain-HTTP connection with `_BodyReader` and `_BodyWriter` on its socket (TLS
-    connections get them from `_TLSAdapter.makefile`)."""
+    connections get them from `_TLSAdapter.makefile`) and `_Request`s."""
+
+    RequestHandlerClass = _Request
 
     def __init__(self, srv: Any, sock: Any, make_file: Any = makefile.MakeFile) -> None:
         super().__init__(srv, sock, _make_file if make_file is makefile.MakeFile else make_file)

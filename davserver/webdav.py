@@ -79,7 +79,40 @@ class MemberTokenLockManager(LockManager):
 
 
 class DavRequestServer(RequestServer):
-    """WsgiDAV's request handler with the additions listed in the module docstring."""
+    """WsgiDAV's request handler with the additions listed in the module docstring.
+
+    Rights (`providers.access`) are enforced by the provider's resources on every
+    change they make; PUT, PROPPATCH, LOCK and UNLOCK are also checked here first, so
+    a refused PUT is answered 403 before its body is read and a refused PROPPATCH gets
+    a plain 403 rather than a 207 listing a 403 per property.
+    """
+
+    def _require_write(self, environ: dict[str, Any], *, may_create: bool) -> None:
+        """403 unless the user may write the request's resource (or, when it does not
+        exist and the method creates it, its parent folder)."""
+        provider = self._davProvider
+        path = environ["PATH_INFO"]
+        res = provider.get_resource_inst(path, environ)
+        if res is None and may_create:
+            res = provider.get_resource_inst(util.get_uri_parent(path), environ)
+        if res is not None:
+            res.require_write()
+
+    def do_PUT(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=True)
+        return super().do_PUT(environ, start_response)
+
+    def do_PROPPATCH(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=False)
+        return super().do_PROPPATCH(environ, start_response)
+
+    def do_LOCK(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=True)
+        return super().do_LOCK(environ, start_response)
+
+    def do_UNLOCK(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=False)
+        return super().do_UNLOCK(environ, start_response)
 
     def do_COPY(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         return self._copy_or_move_with_status(environ, start_response, is_move=False)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from lxml import etree
 from wsgidav import util
@@ -32,6 +33,14 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
+from providers.access import (
+    LOCK_KEY_PREFIX,
+    SHARED,
+    SHARED_KEY,
+    Place,
+    SharedSpace,
+    home_place,
+)
 from providers.catalog import Catalog, NewContent, NodeRecord, UserRecord
 from providers.errors import (
     Conflict,
@@ -43,7 +52,8 @@ from providers.errors import (
     Unavailable,
 )
 from providers.filestore import ChunkReader, FileStore, FileWriter
-from providers.names import check_name, split_path
+from providers.names import check_name, name_key, split_path
+from providers.shared_folder import SharedFolder
 
 log = logging.getLogger(__name__)
 HTTP_SERVICE_UNAVAILABLE = 503
@@ -84,7 +94,8 @@ def dav_errors(fn: F) -> F:
 
 
 class HomeProvider(DAVProvider):
-    """Maps `/<path>` to the authenticated user's tree.
+    """Maps `/<path>` to the authenticated user's tree, and `/Shared/...` to what others
+    granted them (`providers.access`).
 
     `free_bytes` reports the space left in the blob store (None if unknown); it is the
     quota-available answer for users without a quota.
@@ -97,6 +108,7 @@ class HomeProvider(DAVProvider):
         self.catalog = catalog
         self.files = files
         self.free_bytes = free_bytes
+        self.shares = SharedSpace(catalog)
 
     def is_readonly(self) -> bool:
         return False
@@ -107,12 +119,39 @@ class HomeProvider(DAVProvider):
         request used (names match normalised): lock URLs and hrefs derive from it, so a
         lock taken through an NFD URL also guards writes through the NFC URL and can be
         released through either."""
+        if path.startswith(LOCK_KEY_PREFIX):
+            path = self._path_of_lock_key(path, environ)
+        found = self.locate(split_path(path), environ)
+        if found is None:
+            return None
+        node, shown, place = found
+        return self.resource(
+            _path_of(shown, trailing_slash=path.endswith("/")), node, environ, place
+        )
+
+    def locate(
+        self, names: list[str], environ: dict[str, Any]
+    ) -> tuple[NodeRecord | None, list[str], Place] | None:
+        """(node, shown names, place) of `names` for the request's user, or None if they
+        have nothing there; node is None for the virtual `Shared/` collection."""
         user = self.user(environ)
-        found = self.catalog.tree.resolve_path(user.home_id, split_path(path))
+        if names and name_key(names[0]) == SHARED_KEY:
+            return self.shares.locate(user.id, names[1:])
+        found = self.catalog.tree.resolve_path(user.home_id, names)
         if found is None:
             return None
         node, stored = found
-        return self.resource(_path_of(stored, trailing_slash=path.endswith("/")), node, environ)
+        return node, stored, home_place(user.id, stored)
+
+    def _path_of_lock_key(self, key: str, environ: dict[str, Any]) -> str:
+        """The user's path for a lock key (`Place.lock_path`): WsgiDAV maps a lock's
+        root back to a resource to show it. A root the user cannot see (an owner's lock
+        on a folder above what they were granted) shows as the nearest visible entry."""
+        owner, _, rest = key[len(LOCK_KEY_PREFIX) :].partition("/")
+        names = [n for n in rest.split("/") if n]
+        user = self.user(environ)
+        shown = self.shares.view_names(user.id, int(owner), names) if owner.isdigit() else []
+        return _path_of(shown or [SHARED])
 
     def user(self, environ: dict[str, Any]) -> UserRecord:
         """The request's user (looked up once per request)."""
@@ -128,12 +167,16 @@ class HomeProvider(DAVProvider):
     def resource(
         self,
         path: str,
-        node: NodeRecord,
+        node: NodeRecord | None,
         environ: dict[str, Any],
+        place: Place,
         props: dict[str, str] | None = None,
     ) -> _DAVResource:
+        """The resource for a located node (None: the virtual `Shared/`)."""
+        if node is None:
+            return SharedFolder(path, environ, self, place)
         kind = FolderResource if node.is_dir else FileResource
-        return kind(path, environ, self, node, props)
+        return kind(path, environ, self, node, place, props)
 
 
 def _path_of(names: list[str], *, trailing_slash: bool = False) -> str:
@@ -145,8 +188,9 @@ def _path_of(names: list[str], *, trailing_slash: bool = False) -> str:
 @dataclass(frozen=True)
 class _Destination:
     """Where a COPY or MOVE goes: the parent folder, the name as the client gave it,
-    the node already there (None if new) and the stored path that locks of the
-    destination are keyed by (the existing node's spelling, else the given one)."""
+    the node already there (None if new) and the key that locks of the destination are
+    kept under (`Place.lock_path`, with the existing node's spelling, else the given
+    one)."""
 
     parent: NodeRecord
     name: str
@@ -161,7 +205,22 @@ class _NodeMixin:
     environ: dict[str, Any]
     path: str
     node: NodeRecord
+    place: Place
     _props: dict[str, str] | None
+
+    def get_ref_url(self) -> str:
+        """Locks are keyed by the node's place in its owner's tree (`Place.lock_path`)."""
+        trailing = "/" if self.node.is_dir else ""
+        return quote(self.provider.share_path + self.place.lock_path + trailing)
+
+    def require_write(self, *, removing: bool = False) -> None:
+        """403 unless the user may write here (`removing`: delete or move this itself)."""
+        allowed = self.place.can_remove if removing else self.place.can_write
+        if not allowed:
+            what = "it is shared with you read-only"
+            if self.place.can_write:
+                what = "only its owner can remove or rename it"
+            raise DAVError(HTTP_FORBIDDEN, context_info=what)
 
     def get_creation_date(self) -> float:
         return self.node.created
@@ -204,6 +263,7 @@ class _NodeMixin:
             if value is None:
                 return None
             return self.set_last_modified(self.path, value.text, dry_run=dry_run)
+        self.require_write()
         if dry_run:
             return None
         text = None if value is None else etree.tostring(value).decode("utf-8")
@@ -221,12 +281,14 @@ class _NodeMixin:
             if parsed is None:
                 raise DAVError(HTTP_BAD_REQUEST, "unparseable time")
             mtime = float(parsed)
+        self.require_write()
         if not dry_run:
             self.provider.catalog.tree.set_mtime(self.node.id, mtime)
         return True
 
     @dav_errors
     def handle_delete(self) -> bool:
+        self.require_write(removing=True)
         self._check_subtree_unlocked()
         self.provider.catalog.tree.delete(self.node.id, self.path)
         self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
@@ -251,6 +313,7 @@ class _NodeMixin:
     def handle_move(self, dest_path: str) -> bool:
         """Move or rename; a destination that is the source under another spelling is
         a rename that only changes the spelling."""
+        self.require_write(removing=True)
         dest = self._destination(dest_path)
         self.provider.catalog.tree.move(self.node.id, dest.parent.id, dest.name, dest_path)
         self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
@@ -258,35 +321,36 @@ class _NodeMixin:
         return True
 
     def _destination(self, dest_path: str) -> _Destination:
-        """Resolve a COPY/MOVE destination (`HTTP_CONFLICT` if its parent is not a
-        folder); records in the environ whether the target is new
-        (`davserver.dest_created`), so the request server can answer 201 vs 204."""
+        """Resolve a COPY/MOVE destination: 403 where the user may not write (or the
+        reserved `Shared` name), 409 if its parent is not a folder. Records in the
+        environ whether the target is new (`davserver.dest_created`), so the request
+        server can answer 201 vs 204."""
         names = split_path(dest_path)
-        if not names:
-            raise DAVError(HTTP_FORBIDDEN, "cannot replace the home collection")
-        user = self.provider.user(self.environ)
-        found = self.provider.catalog.tree.resolve_path(user.home_id, names[:-1])
-        if found is None or not found[0].is_dir:
+        if not names or (len(names) == 1 and name_key(names[0]) == SHARED_KEY):
+            raise DAVError(HTTP_FORBIDDEN, "cannot replace the home or Shared collection")
+        found = self.provider.locate(names[:-1], self.environ)
+        if found is None or (found[0] is not None and not found[0].is_dir):
             raise DAVError(HTTP_CONFLICT, "destination parent must be a collection")
-        parent, parent_names = found
+        parent, _shown, parent_place = found
+        if parent is None or not parent_place.can_write:
+            raise DAVError(HTTP_FORBIDDEN, "no write access to the destination folder")
         target = self.provider.catalog.tree.resolve(parent.id, names[-1:])
         self.environ[DEST_CREATED] = target is None
         stored_name = names[-1] if target is None else target.name
-        return _Destination(parent, names[-1], target, _path_of([*parent_names, stored_name]))
+        return _Destination(parent, names[-1], target, parent_place.child(stored_name).lock_path)
 
-    def _drop_locks(self, stored_path: str) -> None:
-        """Release every lock at or below `stored_path` (locks are keyed by stored
-        paths, see `get_resource_inst`)."""
+    def _drop_locks(self, lock_path: str) -> None:
+        """Release every lock at or below `lock_path` (a `Place.lock_path`)."""
         manager = self.provider.lock_manager
         if manager is not None:
-            url = self.provider.share_path + stored_path
+            url = quote(self.provider.share_path + lock_path)
             manager.remove_all_locks_from_url(url, recursive=True)
 
     def _check_subtree_unlocked(self) -> None:
         manager = self.provider.lock_manager
         if manager is not None:
             manager.check_write_permission(
-                url=self.get_ref_url(),  # type: ignore[attr-defined]
+                url=self.get_ref_url(),
                 depth="infinity",
                 token_list=self.environ.get("wsgidav.ifLockTokenList", []),
                 principal=self.environ.get("wsgidav.user_name"),
@@ -302,11 +366,13 @@ class FileResource(_NodeMixin, DAVNonCollection):
         environ: dict[str, Any],
         provider: HomeProvider,
         node: NodeRecord,
+        place: Place,
         props: dict[str, str] | None = None,
     ) -> None:
         super().__init__(path, environ)
         self.provider = provider
         self.node = node
+        self.place = place
         self._props = props if node.id else {}
         self._writer: FileWriter | None = None
 
@@ -331,15 +397,37 @@ class FileResource(_NodeMixin, DAVNonCollection):
     def get_content(self) -> Any:
         return _DavReader(self.provider.files.reader(self.node.content_id, self.node.size))
 
+    @dav_errors
     def begin_write(self, *, content_type: str | None = None) -> RequestBodyWriter:
+        """Start an upload of at most the bytes the file's owner may still store (the
+        quota left plus the size of the content it replaces; the owner, never the
+        requesting user, is charged). A PUT announcing more (Content-Length, or
+        Finder's X-Expected-Entity-Length) gets 507 here, before its body is read; a
+        body that grows past the limit stops with 507 as soon as it does. The binding
+        check is the commit's (`Contents.commit_file`)."""
+        self.require_write()
         self._content_type = content_type
-        self._writer = self.provider.files.writer()
+        available = self.provider.catalog.users.available_bytes(self.node.owner_id)
+        limit = None if available is None else available + self.node.size
+        is_put = self.environ.get("REQUEST_METHOD") == "PUT"
+        announced = _announced_length(self.environ) if is_put else None
+        if limit is not None and announced is not None and announced > limit:
+            raise DAVError(
+                HTTP_INSUFFICIENT_STORAGE,
+                context_info=f"quota exceeded: {announced} bytes announced, {limit} allowed",
+            )
+        self._writer = self.provider.files.writer(limit)
         return RequestBodyWriter(self._writer)
 
     @dav_errors
     def end_write(self, *, with_errors: bool) -> None:
+        """Commit the received body; with errors (the body or its storing failed) drop
+        it: nothing is committed and its stored chunks are left for GC."""
         writer, self._writer = self._writer, None
         if writer is None:
+            return
+        if with_errors:
+            writer.abort()
             return
         expected = _announced_length(self.environ)
         try:
@@ -347,8 +435,6 @@ class FileResource(_NodeMixin, DAVNonCollection):
         except BaseException:
             writer.abort()
             raise
-        if with_errors:
-            return
         if expected is not None and content.size != expected:
             raise DAVError(HTTP_BAD_REQUEST, "request body length differs from the announced one")
         self._commit(content)
@@ -360,7 +446,8 @@ class FileResource(_NodeMixin, DAVNonCollection):
         user = self.provider.user(self.environ)
         mtime = _client_mtime(self.environ) or time.time()
         parent_path = util.get_uri_parent(self.path)
-        parent = self.provider.catalog.tree.resolve(user.home_id, split_path(parent_path))
+        found = self.provider.locate(split_path(parent_path), self.environ)
+        parent = found[0] if found else None
         if parent is None or not parent.is_dir:
             raise Conflict("parent collection vanished during the upload")
         self.node, _created = self.provider.catalog.contents.commit_file(
@@ -467,11 +554,13 @@ class FolderResource(_NodeMixin, DAVCollection):
         environ: dict[str, Any],
         provider: HomeProvider,
         node: NodeRecord,
+        place: Place,
         props: dict[str, str] | None = None,
     ) -> None:
         super().__init__(path, environ)
         self.provider = provider
         self.node = node
+        self.place = place
         self._props = props
 
     def get_etag(self) -> None:
@@ -482,29 +571,53 @@ class FolderResource(_NodeMixin, DAVCollection):
 
     @dav_errors
     def get_member_names(self) -> list[str]:
-        return [n.name for n in self.provider.catalog.tree.children(self.node.id)]
+        return [r.name for r in self.get_member_list()]
 
     @dav_errors
     def get_member(self, name: str) -> _DAVResource | None:
-        node = self.provider.catalog.tree.resolve(self.node.id, [check_name(name)])
-        if node is None:
-            return None
-        return self.provider.resource(util.join_uri(self.path, node.name), node, self.environ)
+        return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
 
     @dav_errors
     def get_member_list(self) -> list[_DAVResource]:
-        """All members with their dead props: two queries in all."""
+        """All members with their dead props: two queries in all (a home also lists
+        the virtual `Shared/`, and hides a stored node of that reserved name)."""
         nodes, props = self.provider.catalog.tree.listing(self.node.id)
-        return [
-            self.provider.resource(util.join_uri(self.path, n.name), n, self.environ, props[n.id])
+        members = [
+            self.provider.resource(
+                util.join_uri(self.path, n.name),
+                n,
+                self.environ,
+                self.place.child(n.name),
+                props[n.id],
+            )
             for n in nodes
+            if not (self._is_home and name_key(n.name) == SHARED_KEY)
         ]
+        shared = None
+        if self._is_home:
+            shared = self.provider.get_resource_inst(util.join_uri(self.path, SHARED), self.environ)
+        if shared is not None:
+            members.append(shared)
+        return members
+
+    @property
+    def _is_home(self) -> bool:
+        return self.node.parent_id is None
+
+    def _require_new_member(self, name: str) -> str:
+        """The checked name of a new member: 403 without write access, or for the
+        reserved `Shared` at the home root."""
+        name = check_name(name)
+        self.require_write()
+        if self._is_home and name_key(name) == SHARED_KEY:
+            raise DAVError(HTTP_FORBIDDEN, context_info="'Shared' is reserved for shares")
+        return name
 
     @dav_errors
     def create_empty_resource(self, name: str) -> FileResource:
         """A PUT's new file stays pending until its body is committed; others commit now.
         The name is kept as the client spelled it."""
-        name = check_name(name)
+        name = self._require_new_member(name)
         path = util.join_uri(self.path, name)
         pending = NodeRecord(
             id=0,
@@ -519,7 +632,8 @@ class FolderResource(_NodeMixin, DAVCollection):
             digest=None,
             content_type=None,
         )
-        resource = FileResource(path, self.environ, self.provider, pending)
+        place = self.place.child(name)
+        resource = FileResource(path, self.environ, self.provider, pending, place)
         if self.environ.get("REQUEST_METHOD") != "PUT":
             writer = resource.begin_write()
             writer.writelines([])
@@ -529,16 +643,28 @@ class FolderResource(_NodeMixin, DAVCollection):
     @dav_errors
     def create_collection(self, name: str) -> None:
         """MKCOL of a new name, kept as spelled; `Conflict` if another spelling exists."""
-        name = check_name(name)
+        name = self._require_new_member(name)
         self.provider.catalog.tree.mkdir(
             self.node.id, name, self.node.owner_id, util.join_uri(self.path, name)
         )
 
     def get_used_bytes(self) -> int:
-        return self.provider.user(self.environ).used_bytes
+        """The folder's owner's usage (in `Shared/`, the sharing owner's: it is theirs
+        that writes there count against)."""
+        return self._owner().used_bytes
 
     def get_available_bytes(self) -> int | None:
-        user = self.provider.user(self.environ)
-        if user.quota_bytes is not None:
-            return max(0, user.quota_bytes - user.used_bytes)
+        owner = self._owner()
+        if owner.quota_bytes is not None:
+            return max(0, owner.quota_bytes - owner.used_bytes)
         return self.provider.free_bytes()
+
+    def _owner(self) -> UserRecord:
+        user = self.provider.user(self.environ)
+        if self.node.owner_id == user.id:
+            return user
+        with _dav_errors():
+            owner = self.provider.catalog.users.by_id(self.node.owner_id)
+        if owner is None:
+            raise DAVError(HTTP_NOT_FOUND, "owner gone")
+        return owner

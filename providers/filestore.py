@@ -22,13 +22,13 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from providers.blobstore.base import BlobStore, chunk_key
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
 from providers.chunker import Chunker
-from providers.errors import IntegrityError, StorageError, Unavailable
+from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
 BUSY_WAIT_SECONDS = 30.0
 
@@ -58,8 +58,9 @@ class FileStore:
         self.read_ahead = read_ahead
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
 
-    def writer(self) -> FileWriter:
-        return FileWriter(self)
+    def writer(self, limit: int | None = None) -> FileWriter:
+        """A new upload; `limit` (bytes, None: none) makes it refuse a longer body."""
+        return FileWriter(self, limit)
 
     def reader(self, content_id: int | None, size: int) -> ChunkReader:
         extents = self.catalog.contents.extents(content_id) if content_id else []
@@ -105,18 +106,26 @@ def content_digest(chunk_hashes: Iterable[str]) -> str:
 
 
 class FileWriter:
-    """One upload in progress; see the module docstring. Not thread-safe."""
+    """One upload in progress; see the module docstring. Not thread-safe.
 
-    def __init__(self, store: FileStore) -> None:
+    With a `limit`, `writelines` raises `QuotaExceeded` on the first body block that
+    takes the bytes received past it, before that block reaches the chunker: a doomed
+    upload stops reading and storing at once (the chunks already stored are orphans
+    for GC; `abort()` still has to be called).
+    """
+
+    def __init__(self, store: FileStore, limit: int | None = None) -> None:
         self._store = store
+        self._limit = limit
         self._pending: list[tuple[int, int, Future[str]]] = []
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
         self.size = 0
 
     def writelines(self, blocks: Iterable[bytes]) -> None:
-        """Consume the whole body (call once); chunks are stored as they are cut."""
-        for chunk in self._store.chunker.split(blocks):
+        """Consume the whole body (call once); chunks are stored as they are cut.
+        `QuotaExceeded` as soon as the body passes the writer's limit."""
+        for chunk in self._store.chunker.split(self._limited(blocks)):
             self._submit(chunk)
 
     def close(self) -> None:
@@ -139,6 +148,19 @@ class FileWriter:
             if not future.cancelled():
                 future.exception()
         self._pending.clear()
+
+    def _limited(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        """`blocks`, checked against the limit as they arrive (not as chunks are cut:
+        the chunker may hold up to a maximum chunk size before it cuts)."""
+        if self._limit is None:
+            yield from blocks
+            return
+        received = 0
+        for block in blocks:
+            received += len(block)
+            if received > self._limit:
+                raise QuotaExceeded(f"the body passes the {self._limit} bytes left in the quota")
+            yield block
 
     def _submit(self, chunk: bytes) -> None:
         self._slots.acquire()

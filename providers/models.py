@@ -134,6 +134,32 @@ class Node(SQLModel, table=True):
     content_type: str | None = Field(default=None, max_length=255)
 
 
+PERM_READ = "r"
+PERM_WRITE = "rw"
+
+
+class Grant(SQLModel, table=True):
+    """Node `node_id` and everything below it are shared with user `user_id` or group
+    `group_id` (exactly one is set), read-only (`r`) or read-write (`rw`). The sharing
+    owner is the node's owner; one row per (node, grantee)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: int = Field(foreign_key="node.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="group.id", index=True)
+    perm: str = Field(max_length=2)
+    created_at: float
+
+
+class Counter(SQLModel, table=True):
+    """A named number every process reads, e.g. `acl`: bumped in the transaction of
+    every change to grants or group memberships, so caches of access rights in any
+    process know when to reload."""
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+
+
 class Content(SQLModel, table=True):
     """Immutable file content: its digest (`providers.filestore.content_digest`), extents."""
 

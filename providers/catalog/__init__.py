@@ -2,9 +2,10 @@
 
 `Catalog(url)` works with SQLite (`sqlite:///path`) and PostgreSQL
 (`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings),
-`app_passwords` (per-device passwords), `groups` (groups, memberships), `tree` (nodes,
-props, change log), `contents` (manifests, chunk states, GC queries), `leases` (locks
-shared by every process, e.g. one GC run at a time). Errors
+`app_passwords` (per-device passwords), `groups` (groups, memberships), `grants`
+(sharing between users), `tree` (nodes, props, change log), `contents` (manifests,
+chunk states, GC queries), `leases` (locks shared by every process, e.g. one GC run at
+a time). Errors
 come out as `providers.errors` types: `Unavailable` when the database is down.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
 from providers.catalog.db import Database
+from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
 from providers.catalog.leases import Leases
 from providers.catalog.records import (
@@ -19,9 +21,11 @@ from providers.catalog.records import (
     ChunkRecord,
     DigestSecret,
     ExtentRecord,
+    GrantRecord,
     LeaseRecord,
     NewContent,
     NodeRecord,
+    ReceivedGrant,
     UserRecord,
 )
 from providers.catalog.tree import Tree
@@ -29,14 +33,15 @@ from providers.catalog.users import Users
 
 
 class Catalog:
-    """Facade over the database: `users`, `app_passwords`, `groups`, `tree`, `contents`,
-    `leases`."""
+    """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `tree`,
+    `contents`, `leases`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
         self.users = Users(self.db)
         self.app_passwords = self.users.app_passwords
         self.groups = Groups(self.db)
+        self.grants = Grants(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
         self.leases = Leases(self.db)
@@ -60,8 +65,10 @@ __all__ = [
     "ChunkRecord",
     "DigestSecret",
     "ExtentRecord",
+    "GrantRecord",
     "LeaseRecord",
     "NewContent",
     "NodeRecord",
+    "ReceivedGrant",
     "UserRecord",
 ]

@@ -27,8 +27,8 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
-from providers.catalog.tree import add_used_bytes, find_child, lock_dir, log_change, to_record
-from providers.errors import ChunkGone, Conflict, QuotaExceeded
+from providers.catalog.tree import charge_used_bytes, find_child, lock_dir, log_change, to_record
+from providers.errors import ChunkGone, Conflict
 from providers.models import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -38,7 +38,6 @@ from providers.models import (
     Content,
     Extent,
     Node,
-    User,
     Version,
 )
 from providers.names import name_key
@@ -120,7 +119,11 @@ class Contents:
         a case-preserving filesystem. Returns the node and whether it was created.
         Raises `Conflict` if the parent is gone or the name is a directory,
         `ChunkGone` (a 503: retrying uploads it again) if a chunk is no longer stored,
-        `QuotaExceeded` if the owner would pass their quota.
+        `QuotaExceeded` if the owner would pass their quota. The owner charged is the
+        file's (`node.owner_id`), for a new file `owner_id` (the parent folder's owner,
+        whoever uploads); only the growth over the replaced content counts, and the
+        check runs under a lock on the owner's row, so concurrent commits never take
+        the owner's committed bytes past the quota.
         """
 
         def work(s: Session) -> tuple[NodeRecord, bool]:
@@ -150,7 +153,7 @@ class Contents:
                 )
             elif node.kind != FILE:
                 raise Conflict("a collection has that name")
-            _charge(s, node.owner_id, content.size - (0 if created else node.size))
+            charge_used_bytes(s, node.owner_id, content.size - (0 if created else node.size))
             node.content_id, node.size, node.mtime = row.id, content.size, mtime
             node.content_type = content_type or node.content_type
             s.add(node)
@@ -295,15 +298,6 @@ def _touch_stored(s: Session, hashes: set[str]) -> None:
         ).rowcount
     if touched != len(ordered):
         raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
-
-
-def _charge(s: Session, owner_id: int, delta: int) -> None:
-    """Add `delta` bytes to the owner's usage; `QuotaExceeded` past their quota."""
-    user = s.exec(select(User).where(User.id == owner_id).with_for_update()).scalar()
-    quota = user.quota_bytes if user else None
-    if delta > 0 and user and quota is not None and user.used_bytes + delta > quota:
-        raise QuotaExceeded("quota exceeded")
-    add_used_bytes(s, owner_id, delta)
 
 
 def _chunk_record(c: Chunk) -> ChunkRecord:

@@ -8,9 +8,10 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from providers.catalog.db import Database
+from providers.catalog.tree import ACL_COUNTER, bump_counter
 from providers.catalog.users import check_account_name
 from providers.errors import Conflict, NotFound
-from providers.models import Group, Membership, User
+from providers.models import Grant, Group, Membership, User
 
 
 def _group_id(s: Session, name: str) -> int:
@@ -46,12 +47,15 @@ class Groups:
         self._db.run(work)
 
     def remove(self, name: str) -> None:
-        """Delete a group and its memberships (not its members); `NotFound` if none."""
+        """Delete a group, its memberships (not its members) and the grants made to it;
+        `NotFound` if none."""
 
         def work(s: Session) -> None:
             group_id = _group_id(s, name)
             s.exec(delete(Membership).where(Membership.group_id == group_id))
+            s.exec(delete(Grant).where(Grant.group_id == group_id))  # type: ignore[arg-type]
             s.exec(delete(Group).where(Group.id == group_id))
+            bump_counter(s, ACL_COUNTER)
 
         self._db.run(work)
 
@@ -67,6 +71,7 @@ class Groups:
             if s.get(Membership, key) is not None:
                 return False
             s.add(Membership(group_id=key[0], user_id=key[1]))
+            bump_counter(s, ACL_COUNTER)  # the member now receives the group's grants
             return True
 
         return self._db.run(work)
@@ -81,6 +86,8 @@ class Groups:
                     Membership.user_id == _user_id(s, user),
                 )
             )
+            if done.rowcount:
+                bump_counter(s, ACL_COUNTER)
             return bool(done.rowcount)
 
         return self._db.run(work)

@@ -100,3 +100,29 @@ class LeaseRecord:
     name: str
     holder: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    """A grant as its owner sees it: the shared node, its path in the owner's home,
+    the grantee (`bob`, or `@team` for a group) and `perm` (`r` or `rw`)."""
+
+    id: int
+    node_id: int
+    owner: str
+    path: str
+    grantee: str
+    perm: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ReceivedGrant:
+    """What a user was given: the shared node, its owner, the node's names from the
+    owner's home (`owner_path`) and the best `perm` of the grants that reach the user
+    (directly or through groups)."""
+
+    node: NodeRecord
+    owner: str
+    owner_path: tuple[str, ...]
+    perm: str

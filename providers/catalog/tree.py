@@ -21,9 +21,22 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.records import NodeRecord
-from providers.errors import Conflict, NotFound
-from providers.models import DIR, FILE, Change, Content, Node, Prop, User, Version
+from providers.errors import Conflict, NotFound, QuotaExceeded
+from providers.models import (
+    DIR,
+    FILE,
+    Change,
+    Content,
+    Counter,
+    Grant,
+    Node,
+    Prop,
+    User,
+    Version,
+)
 from providers.names import name_key
+
+ACL_COUNTER = "acl"  # bumped whenever who may see what changes (see `Counter`)
 
 
 def node_select() -> Any:
@@ -111,6 +124,42 @@ def add_used_bytes(session: Session, owner_id: int, delta: int) -> None:
         )
 
 
+def charge_used_bytes(session: Session, owner_id: int, delta: int) -> None:
+    """Add `delta` bytes to the owner's usage, locking their row for the rest of the
+    transaction (so concurrent charges cannot pass the quota together); `QuotaExceeded`
+    if a growth (`delta > 0`) would take them past their quota. Shrinking is always
+    allowed, even for an owner already over quota."""
+    user = session.exec(select(User).where(User.id == owner_id).with_for_update()).scalar()
+    quota = user.quota_bytes if user else None
+    if delta > 0 and user and quota is not None and user.used_bytes + delta > quota:
+        raise QuotaExceeded(
+            f"quota exceeded: {delta} more bytes, {max(0, quota - user.used_bytes)} left"
+        )
+    add_used_bytes(session, owner_id, delta)
+
+
+def bump_counter(session: Session, name: str) -> None:
+    """Add one to counter `name` (created at 1), in the caller's transaction."""
+    done = session.exec(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
+    if not done.rowcount:
+        session.add(Counter(name=name, value=1))
+
+
+def read_counter(session: Session, name: str) -> int:
+    value = session.exec(select(Counter.value).where(Counter.name == name)).scalar()
+    return int(value or 0)
+
+
+def path_names(session: Session, node_id: int) -> tuple[str, ...]:
+    """The names from the home root down to `node_id` (empty for a home)."""
+    names: list[str] = []
+    node = session.get(Node, node_id)
+    while node is not None and node.parent_id is not None:
+        names.append(node.name)
+        node = session.get(Node, node.parent_id)
+    return tuple(reversed(names))
+
+
 def subtree_ids(session: Session, root_id: int) -> list[int]:
     """Ids of `root_id` and every node below it (one recursive query)."""
     tree = select(Node.id).where(Node.id == root_id).cte("tree", recursive=True)
@@ -132,6 +181,8 @@ def remove_subtree(session: Session, root_id: int) -> None:
             add_used_bytes(session, owner_id, -int(total or 0))
         session.exec(delete(Prop).where(Prop.node_id.in_(batch)))  # type: ignore[attr-defined]
         session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
+        if session.exec(delete(Grant).where(Grant.node_id.in_(batch))).rowcount:  # type: ignore[attr-defined]
+            bump_counter(session, ACL_COUNTER)
     # Children reference parents: delete deepest first (ids were produced top-down).
     for start in range(len(ids), 0, -500):
         batch = ids[max(0, start - 500) : start]
@@ -239,7 +290,8 @@ class Tree:
     def move(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
         """Rename/move one row, replacing whatever sits at the destination; the node
         takes the spelling `dest_name`. A destination that is the node itself (a rename
-        that only changes the spelling) just renames it."""
+        that only changes the spelling) just renames it. Moving into another owner's
+        tree (through a share) hands the subtree to that owner (`_transfer`)."""
 
         def work(s: Session) -> NodeRecord:
             for dir_id in sorted({dest_parent_id, _parent_of(s, node_id)}):
@@ -252,6 +304,10 @@ class Tree:
                 s.flush()
             node = s.get(Node, node_id)
             assert node is not None
+            new_owner = s.exec(select(Node.owner_id).where(Node.id == dest_parent_id)).scalar()
+            if new_owner is not None and new_owner != node.owner_id:
+                _transfer(s, node_id, node.owner_id, new_owner)
+                node.owner_id = new_owner
             node.parent_id, node.name = dest_parent_id, dest_name
             node.name_key = name_key(dest_name)
             s.add(node)
@@ -264,10 +320,12 @@ class Tree:
     def copy(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
         """Copy a subtree as new rows sharing the same contents (no chunk is touched),
         replacing whatever sits at the destination; `Conflict` if that is the source
-        itself (another spelling of its own name)."""
+        itself (another spelling of its own name). The copies belong to the destination
+        folder's owner, who is charged their bytes (less those of what they replace):
+        `QuotaExceeded` if that passes their quota, and nothing is copied."""
 
         def work(s: Session) -> NodeRecord:
-            lock_dir(s, dest_parent_id)
+            dest = lock_dir(s, dest_parent_id)
             _refuse_cycle(s, node_id, dest_parent_id)
             existing = find_child(s, dest_parent_id, dest_name)
             if existing is not None and existing.id == node_id:
@@ -276,7 +334,8 @@ class Tree:
                 assert existing.id is not None
                 remove_subtree(s, existing.id)
                 s.flush()
-            new_root = _copy_rows(s, node_id, dest_parent_id, dest_name)
+            new_root, copied = _copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
+            charge_used_bytes(s, dest.owner_id, copied)
             log_change(s, new_root.owner_id, new_root.id or 0, "copy", path)
             return to_record((new_root, _digest(s, new_root.content_id)))
 
@@ -297,6 +356,30 @@ class Tree:
                 s.add(Prop(node_id=node_id, name=name, value=value))
 
         self._db.run(work)
+
+
+def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
+    """Give the subtree at `root_id` to `new_owner`: its bytes move from the old
+    owner's usage to theirs (`QuotaExceeded` past their quota), and the old owner's
+    grants inside it are withdrawn (they shared it; it is no longer theirs)."""
+    ids = subtree_ids(s, root_id)
+    total = 0
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        total += int(
+            s.exec(
+                select(func.coalesce(func.sum(Node.size), 0)).where(
+                    Node.id.in_(batch),  # type: ignore[union-attr]
+                    Node.kind == FILE,
+                )
+            ).scalar()
+            or 0
+        )
+        s.exec(update(Node).where(Node.id.in_(batch)).values(owner_id=new_owner))  # type: ignore[union-attr]
+        if s.exec(delete(Grant).where(Grant.node_id.in_(batch))).rowcount:  # type: ignore[attr-defined]
+            bump_counter(s, ACL_COUNTER)
+    charge_used_bytes(s, new_owner, total)
+    add_used_bytes(s, old_owner, -total)
 
 
 def _parent_of(s: Session, node_id: int) -> int:
@@ -321,8 +404,11 @@ def _digest(s: Session, content_id: int | None) -> str | None:
     return s.exec(select(Content.digest).where(Content.id == content_id)).scalar()
 
 
-def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> Node:
-    """Insert copies of the subtree at `src_id`, level by level; return the new root.
+def _copy_rows(
+    s: Session, src_id: int, dest_parent_id: int, dest_name: str, owner_id: int
+) -> tuple[Node, int]:
+    """Insert copies of the subtree at `src_id`, owned by `owner_id`, level by level;
+    return the new root and the bytes of the files copied (not yet charged to anyone).
     The root is named `dest_name`; members keep their names (and keys)."""
     src = s.get(Node, src_id)
     if src is None:
@@ -332,6 +418,7 @@ def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> 
         (src, dest_parent_id, dest_name, name_key(dest_name))
     ]
     new_root: Node | None = None
+    copied = 0
     while level:
         next_level: list[tuple[Node, int, str, str]] = []
         for old, parent_id, name, key in level:
@@ -340,7 +427,7 @@ def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> 
                 name=name,
                 name_key=key,
                 kind=old.kind,
-                owner_id=old.owner_id,
+                owner_id=owner_id,
                 content_id=old.content_id,
                 size=old.size,
                 mtime=old.mtime,
@@ -352,21 +439,21 @@ def _copy_rows(s: Session, src_id: int, dest_parent_id: int, dest_name: str) -> 
             assert new.id is not None and old.id is not None
             new_root = new_root or new
             _copy_node_extras(s, old, new, now)
+            copied += new.size if new.kind == FILE else 0
             children = s.exec(select(Node).where(Node.parent_id == old.id)).scalars()
             next_level.extend((child, new.id, child.name, child.name_key) for child in children)
         level = next_level
     assert new_root is not None
-    return new_root
+    return new_root, copied
 
 
 def _copy_node_extras(s: Session, old: Node, new: Node, now: float) -> None:
-    """Props, the current version row and quota accounting of one copied node."""
+    """Props and the current version row of one copied node."""
     props = s.exec(select(Prop).where(Prop.node_id == old.id)).scalars().all()
     s.add_all(Prop(node_id=new.id, name=p.name, value=p.value) for p in props)
     if new.kind == FILE and new.content_id is not None:
         assert new.id is not None
         s.add(Version(node_id=new.id, content_id=new.content_id, size=new.size, created_at=now))
-        add_used_bytes(s, new.owner_id, new.size)
 
 
 __all__ = ["Tree"]

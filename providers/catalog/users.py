@@ -17,9 +17,9 @@ from sqlmodel import Session
 from providers.catalog.app_passwords import AppPasswords
 from providers.catalog.db import Database
 from providers.catalog.records import DigestSecret, UserRecord
-from providers.catalog.tree import remove_subtree
+from providers.catalog.tree import ACL_COUNTER, bump_counter, remove_subtree
 from providers.errors import Conflict, InvalidName, NotFound
-from providers.models import DIR, AppPassword, Change, Membership, Node, Setting, User
+from providers.models import DIR, AppPassword, Change, Grant, Membership, Node, Setting, User
 
 MAX_NAME = 64
 
@@ -128,6 +128,20 @@ class Users:
             raise ValueError("quota must not be negative")
         self._update(name, quota_bytes=quota_bytes)
 
+    def available_bytes(self, user_id: int) -> int | None:
+        """How many more bytes user `user_id` may own: quota minus used, 0 when at or
+        over the quota; None without a quota. A hint read without locking (uploads
+        check it before reading a body); the binding check is the commit's, under a
+        lock on the user row. `NotFound` if no such user."""
+        with self._db.connection() as conn:
+            row = conn.execute(
+                select(User.quota_bytes, User.used_bytes).where(User.id == user_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no user with id {user_id}")
+        quota, used = row
+        return None if quota is None else max(0, quota - used)
+
     def _update(self, name: str, **values: object) -> None:
         def work(s: Session) -> None:
             done = s.exec(update(User).where(User.name == name).values(**values))
@@ -137,8 +151,9 @@ class Users:
         self._db.run(work)
 
     def remove(self, name: str, *, purge: bool = False) -> int:
-        """Delete a user with their app passwords and group memberships, in one
-        transaction; return how many of their files and folders went with them.
+        """Delete a user with their app passwords, group memberships and the grants
+        they received, in one transaction; return how many of their files and folders
+        went with them.
 
         Without `purge`, `Conflict` if the home holds anything (files are never lost by
         accident). With it, the whole home tree, its properties, versions and the
@@ -160,6 +175,8 @@ class Users:
             s.exec(delete(Change).where(Change.owner_id == user.id))
             s.exec(delete(AppPassword).where(AppPassword.user_id == user.id))
             s.exec(delete(Membership).where(Membership.user_id == user.id))
+            s.exec(delete(Grant).where(Grant.user_id == user.id))  # type: ignore[arg-type]
+            bump_counter(s, ACL_COUNTER)
             s.delete(user)
             return int(owned) - 1
 

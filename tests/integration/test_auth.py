@@ -4,6 +4,7 @@ and no difference between an unknown user and a wrong password."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import statistics
 import subprocess
@@ -203,3 +204,13 @@ def test_unknown_user_and_wrong_password_look_alike(make_server: Any, stack: str
     medians = {k: statistics.median(v) for k, v in times.items()}
     # Each costs one argon2id run; a skipped run would be many times faster.
     assert max(medians.values()) < 2.5 * min(medians.values()), medians
+
+
+def test_basic_credentials_that_are_not_utf8_get_a_challenge(make_server: Any) -> None:
+    """Bad input in the Authorization header is the client's: 401, never a 500."""
+    server = make_server("embedded")
+    header = "Basic " + base64.b64encode(b"admin:\xff\xfe").decode()
+    for url in (server.dav, server.base + "/api/v1/me"):
+        headers = {"Authorization": header, "Depth": "0"}
+        response = requests.request("PROPFIND", url, headers=headers)
+        assert response.status_code == 401, (url, response.status_code)

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -247,3 +247,38 @@ def test_gc_without_grace_fails_the_upload_instead_of_losing_data(
     new = b"".join(body.blocks)
     assert _put(b, "target.bin", new) == 204  # a retry stores the chunks again
     _assert_content(a, "target.bin", new)
+
+
+def test_grant_and_revoke_through_a_apply_on_b_within_a_second(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    """A grant made through A's API shows in B's `Shared/` within 1 s, and so does its
+    revocation (B's cache of received grants follows the catalog's `acl` counter)."""
+    a, b = pair
+    a.add_user("alice", "pw-alice")
+    b.users["bob"] = "pw-bob"
+    a.add_user("bob", "pw-bob")
+    alice = a.client("alice")
+    assert alice.request("MKCOL", a.url("proj")).status_code == 201
+    assert alice.put(a.url("proj/plan.txt"), data=b"plan").status_code == 201
+    bob_on_b = b.client("bob")
+    assert bob_on_b.get(b.url("Shared/proj/plan.txt")).status_code == 404  # B caches this
+
+    made = alice.post(a.base + "/api/v1/grants", json={"path": "/proj", "to": "bob", "perm": "r"})
+    assert made.status_code == 201, made.text
+    visible = lambda: bob_on_b.get(b.url("Shared/proj/plan.txt")).status_code  # noqa: E731
+    assert _seconds_until(lambda: visible() == 200) <= 1.0
+    assert bob_on_b.get(b.url("Shared/proj/plan.txt")).content == b"plan"
+
+    revoked = alice.delete(a.base + f"/api/v1/grants/{made.json()['id']}")
+    assert revoked.status_code == 204
+    assert _seconds_until(lambda: visible() == 404) <= 1.0
+
+
+def _seconds_until(condition: Callable[[], bool], limit: float = 5.0) -> float:
+    """How long `condition` took to hold (polled every 50 ms); fails after `limit`."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < limit, "never happened"
+        time.sleep(0.05)
+    return time.monotonic() - started

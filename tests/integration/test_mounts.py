@@ -257,10 +257,10 @@ def _davfs_cache_dir() -> Path:
     return cache
 
 
-def _davfs_config(server: RunningServer, work: Path, cache: Path) -> Path:
-    """A davfs2.conf (for `-o conf=`) with a non-interactive secrets file."""
+def _davfs_config(server: RunningServer, work: Path, cache: Path, user: str) -> Path:
+    """A davfs2.conf (for `-o conf=`) with a non-interactive secrets file for `user`."""
     secrets = work / "secrets"
-    secrets.write_text(f"{server.dav} admin {server.users['admin']}\n")
+    secrets.write_text(f"{server.dav} {user} {server.users[user]}\n")
     secrets.chmod(0o600)  # davfs2 refuses a secrets file others can read
     conf = work / "davfs2.conf"
     conf.write_text(
@@ -278,11 +278,11 @@ def _davfs_config(server: RunningServer, work: Path, cache: Path) -> Path:
     return conf
 
 
-def _mount_davfs(server: RunningServer, work: Path, cache: Path) -> DavfsMount:
+def _mount_davfs(server: RunningServer, work: Path, cache: Path, user: str = "admin") -> DavfsMount:
     mount_davfs = _tool("mount.davfs")
     mountpoint = work / "mnt"
     mountpoint.mkdir()
-    conf = _davfs_config(server, work, cache)
+    conf = _davfs_config(server, work, cache, user)
     result = _run([mount_davfs, server.dav, str(mountpoint), "-o", f"conf={conf}"])
     version = _run([mount_davfs, "-V"]).stdout.splitlines()[:1]
     assert result.returncode == 0, (version, os.uname().release, result.stdout, result.stderr)
@@ -314,3 +314,36 @@ def test_davfs2_mount_loses_nothing(
     davfs_mount.unmount()
     assert davfs_mount.backed_up() == []
     assert_same_tree(server.client(), server.dav, mirror)
+
+
+def test_davfs2_mount_as_a_grantee_works_in_the_share(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The README's walk-through: alice shares a folder read-write with bob, who mounts
+    his home with davfs2 and works in `Shared/`; what he does lands in alice's folder."""
+    _require_fuse()
+    server.add_user("alice", "alice-pass")
+    server.add_user("bob", "bob-pass")
+    alice = server.client("alice")
+    assert alice.request("MKCOL", server.url("projects")).status_code == 201
+    assert alice.put(server.url("projects/plan.txt"), data=b"the plan").status_code == 201
+    server.services.catalog.grants.grant("alice", ["projects"], "bob", "rw")
+    time.sleep(0.7)  # the server's cache of received grants reloads within 0.5 s
+    work = tmp_path / "davfs2"
+    work.mkdir()
+    cache = _davfs_cache_dir()
+    try:
+        mount = _mount_davfs(server, work, cache, user="bob")
+        shared = mount.path / "Shared" / "projects"
+        assert (shared / "plan.txt").read_bytes() == b"the plan"
+        (shared / "notes.txt").write_bytes(b"from bob")
+        (shared / "drafts").mkdir()
+        (shared / "plan.txt").rename(shared / "drafts" / "plan-v1.txt")
+        mount.unmount()
+        assert mount.backed_up() == []
+    finally:
+        _force_unmount(work / "mnt", ["umount"], ["umount", "-l"])
+        shutil.rmtree(cache, ignore_errors=True)
+    assert alice.get(server.url("projects/notes.txt")).content == b"from bob"
+    assert alice.get(server.url("projects/drafts/plan-v1.txt")).content == b"the plan"
+    assert alice.get(server.url("projects/plan.txt")).status_code == 404

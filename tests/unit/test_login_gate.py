@@ -45,6 +45,7 @@ def test_header_parsing() -> None:
     assert basic_user("Basic " + base64.b64encode("jürgen:pw".encode()).decode()) == "jürgen"
     assert basic_user("Basic " + base64.b64encode(b"no-colon").decode()) is None
     assert basic_user("Basic !!!") is None
+    assert basic_user("Basic " + base64.b64encode(b"bob:\xff\xfe").decode()) is None
 
 
 def test_memory_limiter_windows() -> None:

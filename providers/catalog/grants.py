@@ -1,0 +1,202 @@
+"""Grants: an owner shares a file or folder (and everything below it) with a user or a
+group, read-only (`r`) or read-write (`rw`).
+
+A grantee is written `bob` for a user and `@team` for a group. Every change to grants
+bumps the `acl` counter in the same transaction (`tree.ACL_COUNTER`), as do group
+membership changes and deletions of shared nodes, so caches of what a user received
+(`providers.access`) reload when it moves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import delete, or_, select
+from sqlmodel import Session
+
+from providers.catalog.db import Database
+from providers.catalog.records import GrantRecord, ReceivedGrant
+from providers.catalog.tree import (
+    ACL_COUNTER,
+    bump_counter,
+    node_select,
+    path_names,
+    read_counter,
+    to_record,
+)
+from providers.errors import Conflict, InvalidName, NotFound
+from providers.models import PERM_READ, PERM_WRITE, Grant, Group, Membership, Node, User
+from providers.names import name_key
+
+PERMS = (PERM_READ, PERM_WRITE)
+
+
+def _grantee(s: Session, to: str) -> tuple[int | None, int | None]:
+    """(user_id, group_id) of `bob` or `@team`; `NotFound` if there is no such one."""
+    if to.startswith("@"):
+        group_id = s.exec(select(Group.id).where(Group.name == to[1:])).scalar()
+        if group_id is None:
+            raise NotFound(f"no group {to[1:]!r}")
+        return None, int(group_id)
+    user_id = s.exec(select(User.id).where(User.name == to)).scalar()
+    if user_id is None:
+        raise NotFound(f"no user {to!r}")
+    return int(user_id), None
+
+
+def _owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node]:
+    """The owner and the node at `names` in their home; `NotFound` otherwise."""
+    user = s.exec(select(User).where(User.name == owner)).scalar()
+    if user is None:
+        raise NotFound(f"no user {owner!r}")
+    node = s.get(Node, user.home_id)
+    for name in names:
+        parent_id = node.id if node is not None else None
+        node = s.exec(
+            select(Node).where(Node.parent_id == parent_id, Node.name_key == name_key(name))
+        ).scalar()
+        if node is None:
+            raise NotFound(f"{owner} has no /{'/'.join(names)}")
+    assert node is not None
+    return user, node
+
+
+def _same_grantee(user_id: int | None, group_id: int | None) -> object:
+    if user_id is not None:
+        return Grant.user_id == user_id
+    return Grant.group_id == group_id
+
+
+class Grants:
+    """Create, revoke and list grants; what a user received."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def grant(self, owner: str, names: Sequence[str], to: str, perm: str) -> GrantRecord:
+        """Share the owner's node at `names` with `to` (`bob` or `@team`); granting the
+        same grantee again changes the permission. `InvalidName` for a bad `perm`,
+        `NotFound` for an unknown owner, path or grantee, `Conflict` for the home itself
+        or a grant to its own owner."""
+        if perm not in PERMS:
+            raise InvalidName(f"permission must be one of {', '.join(PERMS)}")
+
+        def work(s: Session) -> GrantRecord:
+            user, node = _owned_node(s, owner, names)
+            if node.parent_id is None:
+                raise Conflict("a whole home cannot be shared; share a folder in it")
+            user_id, group_id = _grantee(s, to)
+            if user_id == user.id:
+                raise Conflict("the owner already has every right")
+            row = s.exec(
+                select(Grant).where(Grant.node_id == node.id, _same_grantee(user_id, group_id))
+            ).scalar()
+            if row is None:
+                row = Grant(
+                    node_id=node.id,
+                    user_id=user_id,
+                    group_id=group_id,
+                    perm=perm,
+                    created_at=time.time(),
+                )
+            row.perm = perm
+            s.add(row)
+            s.flush()
+            bump_counter(s, ACL_COUNTER)
+            return _grant_record(s, row, owner, to)
+
+        return self._db.run(work)
+
+    def revoke(self, owner: str, names: Sequence[str], to: str) -> bool:
+        """Withdraw the grant of the node at `names` to `to`; False if there was none."""
+
+        def work(s: Session) -> bool:
+            _user, node = _owned_node(s, owner, names)
+            user_id, group_id = _grantee(s, to)
+            done = s.exec(
+                delete(Grant).where(Grant.node_id == node.id, _same_grantee(user_id, group_id))  # type: ignore[arg-type]
+            )
+            if done.rowcount:
+                bump_counter(s, ACL_COUNTER)
+            return bool(done.rowcount)
+
+        return self._db.run(work)
+
+    def of_owner(self, owner: str | None = None) -> list[GrantRecord]:
+        """Grants made by `owner` (every grant when None), oldest first."""
+        with self._db.session() as s:
+            query = (
+                select(Grant, User.name)
+                .join(Node, Node.id == Grant.node_id)
+                .join(User, User.id == Node.owner_id)
+                .order_by(Grant.id)  # type: ignore[arg-type]
+            )
+            if owner is not None:
+                query = query.where(User.name == owner)
+            return [_grant_record(s, row, name, None) for row, name in s.exec(query).all()]
+
+    def received(self, user_id: int) -> list[ReceivedGrant]:
+        """What reaches `user_id` directly or through a group, one entry per shared
+        node with the best permission, in grant order; their own nodes excluded."""
+        with self._db.session() as s:
+            groups = select(Membership.group_id).where(Membership.user_id == user_id)
+            rows = s.exec(
+                node_select()
+                .add_columns(Grant.perm, User.name)
+                .join(Grant, Grant.node_id == Node.id)
+                .join(User, User.id == Node.owner_id)
+                .where(
+                    or_(Grant.user_id == user_id, Grant.group_id.in_(groups)),  # type: ignore[union-attr]
+                    Node.owner_id != user_id,
+                )
+                .order_by(Grant.id)  # type: ignore[arg-type]
+            ).all()
+            best: dict[int, ReceivedGrant] = {}
+            for node, digest, perm, owner in rows:
+                seen = best.get(node.id)
+                if seen is None or (perm == PERM_WRITE and seen.perm != PERM_WRITE):
+                    record = to_record((node, digest))
+                    best[node.id] = ReceivedGrant(record, owner, path_names(s, node.id), perm)
+            return list(best.values())
+
+    def generation(self) -> int:
+        """The `acl` counter: it changes whenever any user's received grants may have."""
+        with self._db.session() as s:
+            return read_counter(s, ACL_COUNTER)
+
+    def revoke_by_id(self, owner: str, grant_id: int) -> bool:
+        """Withdraw grant `grant_id` if `owner` made it (it shares a node of theirs);
+        False if `owner` has no grant with that id (none at all, or another owner's)."""
+
+        def work(s: Session) -> bool:
+            owned = select(Node.id).join(User, User.id == Node.owner_id).where(User.name == owner)
+            done = s.exec(
+                delete(Grant).where(Grant.id == grant_id, Grant.node_id.in_(owned))  # type: ignore[arg-type]
+            )
+            if done.rowcount:
+                bump_counter(s, ACL_COUNTER)
+            return bool(done.rowcount)
+
+        return self._db.run(work)
+
+
+def _grant_record(s: Session, row: Grant, owner: str, to: str | None) -> GrantRecord:
+    assert row.id is not None
+    if to is None:
+        if row.user_id is not None:
+            to = s.exec(select(User.name).where(User.id == row.user_id)).scalar() or "?"
+        else:
+            to = "@" + (s.exec(select(Group.name).where(Group.id == row.group_id)).scalar() or "?")
+    return GrantRecord(
+        id=row.id,
+        node_id=row.node_id,
+        owner=owner,
+        path="/" + "/".join(path_names(s, row.node_id)),
+        grantee=to,
+        perm=row.perm,
+        created_at=row.created_at,
+    )
+
+
+__all__ = ["PERMS", "Grants"]
