@@ -2,8 +2,9 @@
 
 Only this module knows the concrete classes. `build_services(settings)` creates the
 catalog, blob store, chunker, filestore and lock storage; `build_app(services)` the
-WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`
-and the JSON API under `/api/v1/` (`davserver.api`).
+WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
+the JSON API under `/api/v1/` (`davserver.api`) and share links under `/s/`
+(`davserver.share_site`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from davserver import passwords
 from davserver.api import API_PATH, ApiContext, build_api
 from davserver.auth import REALM, account_secrets
 from davserver.guards import RequestGuard, plain_response
+from davserver.links import LinkSigner
 from davserver.login_gate import DigestNonces, LoginGate
 from davserver.proxy import ProxyHeaders
 from davserver.ratelimit import LoginLimiter, build_limiter
 from davserver.redis_locks import RedisLockStorage
 from davserver.settings import Settings
+from davserver.share_site import SHARE_PATH, ShareSite
 from davserver.webdav import MOUNT_PATH, build_dav_app
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
@@ -159,6 +162,7 @@ def build_app(services: Services) -> WsgiApp:
     dav = LoginGate(guarded, services.limiter, REALM, nonces)
     api_context = ApiContext(services.catalog, provider.shares, provider.free_bytes)
     api = build_api(api_context, dav_app, services.limiter, nonces)
+    shares = build_share_site(services, provider)
     landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -169,6 +173,8 @@ def build_app(services: Services) -> WsgiApp:
             return dav(environ, start_response)
         if path == API_PATH or path.startswith(API_PATH + "/"):
             return api(environ, start_response)
+        if path.startswith(SHARE_PATH + "/"):
+            return shares(environ, start_response)
         if path == "/healthz":
             return plain_response(start_response, "200 OK", "ok")
         if path == "/readyz":
@@ -182,6 +188,14 @@ def build_app(services: Services) -> WsgiApp:
 
     # Outermost: every layer below must see the client's address, scheme and host.
     return ProxyHeaders(app, settings.trusted_networks)
+
+
+def build_share_site(services: Services, provider: HomeProvider) -> ShareSite:
+    """The `/s/` app with every action registered; its signing key is kept in the
+    catalog, so all instances make and accept the same tokens."""
+    key = services.catalog.users.ensure_setting("share_link_key", secrets.token_hex(32))
+    site = ShareSite(services.catalog, LinkSigner(bytes.fromhex(key)))
+    return site
 
 
 def _digest_nonces(services: Services) -> DigestNonces | None:

@@ -59,7 +59,7 @@ def check_raw_path(raw: bytes) -> None:
         raise BadRequest("400 Bad Request", str(e)) from e
 
 
-def _raw_request_path(environ: dict[str, Any]) -> bytes:
+def raw_request_path(environ: dict[str, Any]) -> bytes:
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
     if raw:
         return urlsplit(raw.encode("latin-1")).path
@@ -105,7 +105,7 @@ class RequestGuard:
         if environ.get("HTTP_TRANSFER_ENCODING") and environ.get("CONTENT_LENGTH"):
             # RFC 9112 6.1: ambiguous framing, the classic request-smuggling shape.
             raise BadRequest("400 Bad Request", "both Content-Length and Transfer-Encoding")
-        check_raw_path(_raw_request_path(environ))
+        check_raw_path(raw_request_path(environ))
         destination = environ.get("HTTP_DESTINATION")
         if destination:
             check_raw_path(urlsplit(destination.encode("latin-1")).path)

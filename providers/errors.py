@@ -1,7 +1,7 @@
 """The engine's error hierarchy.
 
 Every third-party error is translated into one of these where the library is used
-(`raise ... from e`); only `providers.dav` turns them into HTTP answers.
+(`raise ... from e`); only `providers.dav.errors` turns them into HTTP answers.
 """
 
 from __future__ import annotations

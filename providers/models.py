@@ -151,6 +151,31 @@ class Grant(SQLModel, table=True):
     created_at: float
 
 
+LINK_PERMS = ("view", "download", "upload", "edit")
+
+
+class ShareLink(SQLModel, table=True):
+    """A public link to node `node_id` (and everything below it), made by its owner.
+
+    `perm`: `view` (pages and previews), `download` (also files and zips), `upload`
+    (a drop box: upload only, nothing listed) or `edit` (all of it, plus rename, delete
+    and new folders). The link is dead once `revoked_at` is set, `expires_at` (epoch
+    seconds) has passed or `downloads` reached `max_downloads`. `password_hash` is
+    argon2id, NULL for a link without a password.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: int = Field(foreign_key="node.id", index=True)
+    created_by: int = Field(foreign_key="user.id", index=True)
+    perm: str = Field(max_length=8)
+    password_hash: str | None = Field(default=None)
+    expires_at: float | None = Field(default=None)
+    max_downloads: int | None = Field(default=None)
+    downloads: int = Field(default=0)
+    revoked_at: float | None = Field(default=None)
+    created_at: float
+
+
 class Counter(SQLModel, table=True):
     """A named number every process reads, e.g. `acl`: bumped in the transaction of
     every change to grants or group memberships, so caches of access rights in any

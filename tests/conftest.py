@@ -16,6 +16,7 @@ import pytest
 from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
 from tests.services.s3 import S3Service
+from tests.support.browser import browser, page  # noqa: F401  (fixtures for the share-link pages)
 from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
 
 STACKS = ["embedded", "full"]

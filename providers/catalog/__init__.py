@@ -3,10 +3,10 @@
 `Catalog(url)` works with SQLite (`sqlite:///path`) and PostgreSQL
 (`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings),
 `app_passwords` (per-device passwords), `groups` (groups, memberships), `grants`
-(sharing between users), `tree` (nodes, props, change log), `contents` (manifests,
-chunk states, GC queries), `leases` (locks shared by every process, e.g. one GC run at
-a time). Errors
-come out as `providers.errors` types: `Unavailable` when the database is down.
+(sharing between users), `links` (public share links), `tree` (nodes, props, change
+log), `contents` (manifests, chunk states, GC queries), `leases` (locks shared by every
+process, e.g. one GC run at a time). Errors come out as `providers.errors` types:
+`Unavailable` when the database is down.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from providers.catalog.db import Database
 from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
 from providers.catalog.leases import Leases
+from providers.catalog.links import ShareLinks
 from providers.catalog.records import (
     AppPasswordRecord,
     ChunkRecord,
@@ -26,6 +27,7 @@ from providers.catalog.records import (
     NewContent,
     NodeRecord,
     ReceivedGrant,
+    ShareLinkRecord,
     UserRecord,
 )
 from providers.catalog.tree import Tree
@@ -33,8 +35,8 @@ from providers.catalog.users import Users
 
 
 class Catalog:
-    """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `tree`,
-    `contents`, `leases`."""
+    """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
+    `tree`, `contents`, `leases`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -42,6 +44,7 @@ class Catalog:
         self.app_passwords = self.users.app_passwords
         self.groups = Groups(self.db)
         self.grants = Grants(self.db)
+        self.links = ShareLinks(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
         self.leases = Leases(self.db)
@@ -70,5 +73,6 @@ __all__ = [
     "NewContent",
     "NodeRecord",
     "ReceivedGrant",
+    "ShareLinkRecord",
     "UserRecord",
 ]

@@ -45,7 +45,7 @@ def _grantee(s: Session, to: str) -> tuple[int | None, int | None]:
     return int(user_id), None
 
 
-def _owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node]:
+def owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node]:
     """The owner and the node at `names` in their home; `NotFound` otherwise."""
     user = s.exec(select(User).where(User.name == owner)).scalar()
     if user is None:
@@ -83,7 +83,7 @@ class Grants:
             raise InvalidName(f"permission must be one of {', '.join(PERMS)}")
 
         def work(s: Session) -> GrantRecord:
-            user, node = _owned_node(s, owner, names)
+            user, node = owned_node(s, owner, names)
             if node.parent_id is None:
                 raise Conflict("a whole home cannot be shared; share a folder in it")
             user_id, group_id = _grantee(s, to)
@@ -112,7 +112,7 @@ class Grants:
         """Withdraw the grant of the node at `names` to `to`; False if there was none."""
 
         def work(s: Session) -> bool:
-            _user, node = _owned_node(s, owner, names)
+            _user, node = owned_node(s, owner, names)
             user_id, group_id = _grantee(s, to)
             done = s.exec(
                 delete(Grant).where(Grant.node_id == node.id, _same_grantee(user_id, group_id))  # type: ignore[arg-type]

@@ -126,3 +126,28 @@ class ReceivedGrant:
     owner: str
     owner_path: tuple[str, ...]
     perm: str
+
+
+@dataclass(frozen=True)
+class ShareLinkRecord:
+    """A share link (see `providers.models.ShareLink`) with its node, the node's path in
+    the owner's home and the owner's name. `live(now)` says whether it still works."""
+
+    id: int
+    node: NodeRecord
+    owner: str
+    path: str
+    perm: str
+    password_hash: str | None
+    expires_at: float | None
+    max_downloads: int | None
+    downloads: int
+    revoked_at: float | None
+    created_at: float
+
+    def live(self, now: float) -> bool:
+        if self.revoked_at is not None:
+            return False
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        return self.max_downloads is None or self.downloads < self.max_downloads

@@ -31,6 +31,7 @@ from providers.models import (
     Grant,
     Node,
     Prop,
+    ShareLink,
     User,
     Version,
 )
@@ -183,6 +184,7 @@ def remove_subtree(session: Session, root_id: int) -> None:
         session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
         if session.exec(delete(Grant).where(Grant.node_id.in_(batch))).rowcount:  # type: ignore[attr-defined]
             bump_counter(session, ACL_COUNTER)
+        session.exec(delete(ShareLink).where(ShareLink.node_id.in_(batch)))  # type: ignore[attr-defined]
     # Children reference parents: delete deepest first (ids were produced top-down).
     for start in range(len(ids), 0, -500):
         batch = ids[max(0, start - 500) : start]
@@ -361,7 +363,8 @@ class Tree:
 def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
     """Give the subtree at `root_id` to `new_owner`: its bytes move from the old
     owner's usage to theirs (`QuotaExceeded` past their quota), and the old owner's
-    grants inside it are withdrawn (they shared it; it is no longer theirs)."""
+    grants and share links inside it are withdrawn (they shared it; it is no longer
+    theirs)."""
     ids = subtree_ids(s, root_id)
     total = 0
     for start in range(0, len(ids), 500):
@@ -378,6 +381,7 @@ def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
         s.exec(update(Node).where(Node.id.in_(batch)).values(owner_id=new_owner))  # type: ignore[union-attr]
         if s.exec(delete(Grant).where(Grant.node_id.in_(batch))).rowcount:  # type: ignore[attr-defined]
             bump_counter(s, ACL_COUNTER)
+        s.exec(delete(ShareLink).where(ShareLink.node_id.in_(batch)))  # type: ignore[attr-defined]
     charge_used_bytes(s, new_owner, total)
     add_used_bytes(s, old_owner, -total)
 

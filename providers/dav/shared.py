@@ -19,7 +19,7 @@ from wsgidav.dav_provider import DAVCollection, _DAVResource
 from providers.access import Place
 
 if TYPE_CHECKING:
-    from providers.dav import HomeProvider
+    from providers.dav.provider import HomeProvider
 
 READ_ONLY = "Shared/ only lists what others shared with you"
 

@@ -1,0 +1,205 @@
+"""Share links on the web: `/s/<token>/...`, for people without an account.
+
+Every request goes through `ShareSite`: the token is verified (`davserver.links`), its
+row looked up and checked alive (`ShareLinkRecord.live`), the password cookie checked
+for a password link, and the rest of the path resolved strictly inside the shared
+node. Any failure on the way (a tampered, expired, revoked or unknown token, a path
+that is not there, a name that is not allowed) gets the same 404 page: no oracle.
+
+The rest of the URL is `<action>/<path inside the share>`:
+
+    (nothing)       the shared folder's page (or the file's; an upload link: the drop page)
+    browse/<path>   a folder listing or a file page          view, download, edit
+    raw/<path>      a file inline, for previews               view, download, edit
+    download/<path> a file as an attachment (counted)         download, edit
+    zip/<path>      a folder as a streamed zip (counted)      download, edit
+    unlock          POST: the link's password -> cookie       any
+    upload/...      resumable uploads (TUS 1.0)               upload, edit
+    edit            POST: rename, delete, new folder          edit
+    dav/...         the share as WebDAV (Basic: the password) by the link's rights
+
+Actions are a table (`ShareSite.actions`) of `Action(handler, perms)`; the modules
+that implement them register there (`share_pages`, `share_uploads`, `share_dav`).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from davserver.guards import BadRequest, check_raw_path, raw_request_path
+from davserver.links import LinkSigner
+from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
+from providers.errors import InvalidName, StorageError
+from providers.names import split_path
+
+log = logging.getLogger(__name__)
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+SHARE_PATH = "/s"
+ALL_PERMS = frozenset({"view", "download", "upload", "edit"})
+SEE = frozenset({"view", "download", "edit"})
+# Sent with every page and file of a share: user content must never be sniffed into
+# something else, framed by another site, or leak the token in a Referer.
+BASE_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+]
+
+
+@dataclass
+class ShareRequest:
+    """One request to a live link, its password (if any) already satisfied.
+
+    `base` is `/s/<token>` (links inside the share start there); `names` the path
+    inside the share as stored (empty: the shared node itself) and `node` what is
+    there, or None when nothing is (handlers that create things look at the parent).
+    """
+
+    environ: dict[str, Any]
+    link: ShareLinkRecord
+    token: str
+    base: str
+    action: str
+    names: list[str]
+    node: NodeRecord | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def secure(self) -> bool:
+        return self.environ.get("wsgi.url_scheme") == "https"
+
+    @property
+    def method(self) -> str:
+        return str(self.environ.get("REQUEST_METHOD", "GET"))
+
+
+Handler = Callable[[ShareRequest, Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A handler and the link permissions it serves (others get the 404 page)."""
+
+    handler: Handler
+    perms: frozenset[str]
+    resolve: bool = True  # resolve the rest of the path to a node (False: raw names)
+
+
+def respond(
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    content_type: str = "text/html; charset=utf-8",
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    """A complete answer with the share headers (`BASE_HEADERS`)."""
+    start_response(
+        status,
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *BASE_HEADERS,
+            *(headers or []),
+        ],
+    )
+    return [body] if status.split()[0] != "304" else []
+
+
+NOT_FOUND_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Not found</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}
+</style></head><body><h1>Not found</h1><p>This link does not exist or no longer works.</p>
+</body></html>"""
+
+
+def not_found(start_response: Callable[..., Any]) -> list[bytes]:
+    """The one answer for every dead end (see the module docstring)."""
+    return respond(start_response, "404 Not Found", NOT_FOUND_PAGE)
+
+
+def cookie_name(link_id: int) -> str:
+    return f"davshare{link_id}"
+
+
+class ShareSite:
+    """The WSGI app under `/s/` (see the module docstring). `password_page` renders the
+    password form (`share_pages` sets it); `actions` is filled by the action modules."""
+
+    def __init__(self, catalog: Catalog, signer: LinkSigner) -> None:
+        self.catalog = catalog
+        self.signer = signer
+        self.actions: dict[str, Action] = {}
+        self.password_page: Callable[[ShareRequest, Callable[..., Any], str], list[bytes]] = (
+            lambda req, start_response, error: not_found(start_response)
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            request = self._request(environ)
+        except (BadRequest, InvalidName, LookupError):
+            return not_found(start_response)
+        except StorageError as e:
+            log.warning("share link: %s", e)
+            return respond(start_response, "503 Service Unavailable", b"try again later")
+        if request is None:
+            return not_found(start_response)
+        if isinstance(request, tuple):
+            return self.password_page(request[0], start_response, request[1])
+        action = self.actions[request.action]
+        return action.handler(request, start_response)
+
+    def _request(self, environ: dict[str, Any]) -> ShareRequest | tuple[ShareRequest, str] | None:
+        """The request for a live link and a known action, or None (the 404 page); a
+        (request, error) pair when the link's password is still needed."""
+        raw = raw_request_path(environ)
+        check_raw_path(raw)
+        parts = unquote_to_bytes(raw).decode("utf-8").split("/")
+        # parts: ['', 's', token, action, *names]
+        if len(parts) < 3 or parts[1] != SHARE_PATH.strip("/"):
+            return None
+        token = parts[2]
+        action_name = parts[3] if len(parts) > 3 else ""
+        link_id = self.signer.link_id(token)
+        link = self.catalog.links.get(link_id) if link_id is not None else None
+        if link is None or not link.live(time.time()):
+            return None
+        action = self.actions.get(action_name)
+        if action is None or link.perm not in action.perms:
+            return None
+        names = split_path("/".join(parts[4:]))
+        node: NodeRecord | None = link.node
+        if action.resolve and names:
+            found = self.catalog.tree.resolve_path(link.node.id, names)
+            node, names = (found[0], found[1]) if found else (None, names)
+        request = ShareRequest(
+            environ, link, token, f"{SHARE_PATH}/{token}", action_name, names, node
+        )
+        if (
+            link.password_hash
+            and action_name not in ("unlock", "dav")
+            and not self._unlocked(environ, link.id)
+        ):
+            return request, ""
+        return request
+
+    def _unlocked(self, environ: dict[str, Any], link_id: int) -> bool:
+        cookies = SimpleCookie()
+        try:
+            cookies.load(environ.get("HTTP_COOKIE", ""))
+        except Exception:  # a malformed Cookie header is just no cookie
+            return False
+        morsel = cookies.get(cookie_name(link_id))
+        return morsel is not None and self.signer.unlocked(morsel.value, link_id)
+
+
+def escape(text: str) -> str:
+    """HTML-escape `text` for element content and quoted attributes."""
+    return html.escape(text, quote=True)

@@ -1,0 +1,221 @@
+"""`FileResource`: a stored file, its streamed GET and PUT, and the body adapters
+between WsgiDAV and the filestore."""
+
+from __future__ import annotations
+
+import functools
+import mimetypes
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from wsgidav import util
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_INSUFFICIENT_STORAGE,
+    DAVError,
+)
+from wsgidav.dav_provider import DAVNonCollection
+
+from providers.access import (
+    Place,
+)
+from providers.catalog import NewContent, NodeRecord
+from providers.dav.errors import dav_errors
+from providers.dav.node import NodeMixin
+from providers.errors import (
+    Conflict,
+)
+from providers.filestore import ChunkReader, FileWriter
+from providers.names import split_path
+
+if TYPE_CHECKING:
+    from providers.dav.provider import HomeProvider
+
+
+class FileResource(NodeMixin, DAVNonCollection):
+    """A stored file. A pending one (PUT of a new name) has `node.id == 0` until commit."""
+
+    def __init__(
+        self,
+        path: str,
+        environ: dict[str, Any],
+        provider: HomeProvider,
+        node: NodeRecord,
+        place: Place,
+        props: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(path, environ)
+        self.provider = provider
+        self.node = node
+        self.place = place
+        self._props = props if node.id else {}
+        self._writer: FileWriter | None = None
+
+    def get_content_length(self) -> int:
+        return self.node.size
+
+    def get_content_type(self) -> str:
+        if self.node.content_type:
+            return self.node.content_type
+        return _guess_type(self.node.name)
+
+    def get_etag(self) -> str | None:
+        return self.node.digest
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+    @dav_errors
+    def get_content(self) -> Any:
+        return _DavReader(self.provider.files.reader(self.node.content_id, self.node.size))
+
+    @dav_errors
+    def begin_write(self, *, content_type: str | None = None) -> RequestBodyWriter:
+        """Start an upload of at most the bytes the file's owner may still store (the
+        quota left plus the size of the content it replaces; the owner, never the
+        requesting user, is charged). A PUT announcing more (Content-Length, or
+        Finder's X-Expected-Entity-Length) gets 507 here, before its body is read; a
+        body that grows past the limit stops with 507 as soon as it does. The binding
+        check is the commit's (`Contents.commit_file`)."""
+        self.require_write()
+        self._content_type = content_type
+        available = self.provider.catalog.users.available_bytes(self.node.owner_id)
+        limit = None if available is None else available + self.node.size
+        is_put = self.environ.get("REQUEST_METHOD") == "PUT"
+        announced = _announced_length(self.environ) if is_put else None
+        if limit is not None and announced is not None and announced > limit:
+            raise DAVError(
+                HTTP_INSUFFICIENT_STORAGE,
+                context_info=f"quota exceeded: {announced} bytes announced, {limit} allowed",
+            )
+        self._writer = self.provider.files.writer(limit)
+        return RequestBodyWriter(self._writer)
+
+    @dav_errors
+    def end_write(self, *, with_errors: bool) -> None:
+        """Commit the received body; with errors (the body or its storing failed) drop
+        it: nothing is committed and its stored chunks are left for GC."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        if with_errors:
+            writer.abort()
+            return
+        expected = _announced_length(self.environ)
+        try:
+            content = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        if expected is not None and content.size != expected:
+            raise DAVError(HTTP_BAD_REQUEST, "request body length differs from the announced one")
+        self._commit(content)
+
+    def _commit(self, content: Any) -> None:
+        """Commit `content` under this resource's name. If another spelling of a new
+        name was created meanwhile, that file is overwritten and keeps its spelling,
+        and this resource takes its path, so a lock taken next is keyed correctly."""
+        user = self.provider.user(self.environ)
+        mtime = _client_mtime(self.environ) or time.time()
+        parent_path = util.get_uri_parent(self.path)
+        found = self.provider.locate(split_path(parent_path), self.environ)
+        parent = found[0] if found else None
+        if parent is None or not parent.is_dir:
+            raise Conflict("parent collection vanished during the upload")
+        self.node, _created = self.provider.catalog.contents.commit_file(
+            parent.id,
+            self.node.name,
+            parent.owner_id,
+            content,
+            mtime=mtime,
+            content_type=getattr(self, "_content_type", None),
+            path=self.path,
+            author_id=user.id,
+        )
+        self.path = util.join_uri(parent_path, self.node.name)
+        self.name = self.node.name
+
+
+class _DavReader:
+    """The stream WsgiDAV reads: engine errors (a chunk that cannot be fetched) become
+    DAVErrors, so a GET failing before its first block is answered 503, not 500."""
+
+    def __init__(self, reader: ChunkReader) -> None:
+        self._reader = reader
+
+    @dav_errors
+    def read(self, size: int = -1) -> bytes:
+        return self._reader.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class RequestBodyWriter:
+    """The file object WsgiDAV writes a PUT body into.
+
+    WsgiDAV answers any exception from `writelines` that is not a DAVError with 500, so
+    errors are translated here: a failure to read the body (malformed chunked encoding,
+    a client that stalls or hangs up) is the client's (400); a storage failure while the
+    body streams in is 503.
+    """
+
+    def __init__(self, writer: FileWriter) -> None:
+        self._writer = writer
+
+    @dav_errors
+    def writelines(self, blocks: Iterable[bytes]) -> None:
+        self._writer.writelines(_client_blocks(blocks))
+
+    def close(self) -> None:
+        """Nothing to do: `end_write` finishes or aborts the upload."""
+
+    @dav_errors
+    def finish(self) -> NewContent:
+        return self._writer.finish()
+
+
+def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    iterator = iter(blocks)
+    while True:
+        try:
+            block = next(iterator)
+        except StopIteration:
+            return
+        except Exception as e:
+            raise DAVError(
+                HTTP_BAD_REQUEST, context_info=f"reading the body failed: {e!r:.80}"
+            ) from e
+        yield block
+
+
+@functools.lru_cache(maxsize=4096)
+def _guess_type(name: str) -> str:
+    """The media type for a name (cached: a listing asks twice per member)."""
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _announced_length(environ: dict[str, Any]) -> int | None:
+    """The body length the client announced: Content-Length, else the
+    X-Expected-Entity-Length macOS Finder sends with a chunked PUT. A body that differs
+    (a proxy that cut a chunked stream short) is refused, never stored as a short file."""
+    if "CONTENT_LENGTH" in environ:
+        return util.get_content_length(environ)
+    value = environ.get("HTTP_X_EXPECTED_ENTITY_LENGTH", "")
+    return int(value) if value.isdigit() else None
+
+
+def _client_mtime(environ: dict[str, Any]) -> float | None:
+    """X-OC-Mtime (seconds since the epoch), as rclone and ownCloud clients send it."""
+    value = environ.get("HTTP_X_OC_MTIME", "")
+    return float(value) if value.isdigit() else None

@@ -1,0 +1,153 @@
+"""`FolderResource`: a directory (a home included): listings, new members."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from wsgidav import util
+from wsgidav.dav_error import (
+    HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
+from wsgidav.dav_provider import DAVCollection, _DAVResource
+
+from providers.access import (
+    SHARED,
+    SHARED_KEY,
+    Place,
+)
+from providers.catalog import NodeRecord, UserRecord
+from providers.dav.errors import dav_error_context, dav_errors
+from providers.dav.files import FileResource
+from providers.dav.node import NodeMixin
+from providers.names import check_name, name_key
+
+if TYPE_CHECKING:
+    from providers.dav.provider import HomeProvider
+
+
+class FolderResource(NodeMixin, DAVCollection):
+    """A directory (a user's home included)."""
+
+    def __init__(
+        self,
+        path: str,
+        environ: dict[str, Any],
+        provider: HomeProvider,
+        node: NodeRecord,
+        place: Place,
+        props: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(path, environ)
+        self.provider = provider
+        self.node = node
+        self.place = place
+        self._props = props
+
+    def get_etag(self) -> None:
+        return None
+
+    def support_etag(self) -> bool:
+        return False
+
+    @dav_errors
+    def get_member_names(self) -> list[str]:
+        return [r.name for r in self.get_member_list()]
+
+    @dav_errors
+    def get_member(self, name: str) -> _DAVResource | None:
+        return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
+
+    @dav_errors
+    def get_member_list(self) -> list[_DAVResource]:
+        """All members with their dead props: two queries in all (a home also lists
+        the virtual `Shared/`, and hides a stored node of that reserved name)."""
+        nodes, props = self.provider.catalog.tree.listing(self.node.id)
+        members = [
+            self.provider.resource(
+                util.join_uri(self.path, n.name),
+                n,
+                self.environ,
+                self.place.child(n.name),
+                props[n.id],
+            )
+            for n in nodes
+            if not (self._is_home and name_key(n.name) == SHARED_KEY)
+        ]
+        shared = None
+        if self._is_home:
+            shared = self.provider.get_resource_inst(util.join_uri(self.path, SHARED), self.environ)
+        if shared is not None:
+            members.append(shared)
+        return members
+
+    @property
+    def _is_home(self) -> bool:
+        return self.node.parent_id is None
+
+    def _require_new_member(self, name: str) -> str:
+        """The checked name of a new member: 403 without write access, or for the
+        reserved `Shared` at the home root."""
+        name = check_name(name)
+        self.require_write()
+        if self._is_home and name_key(name) == SHARED_KEY:
+            raise DAVError(HTTP_FORBIDDEN, context_info="'Shared' is reserved for shares")
+        return name
+
+    @dav_errors
+    def create_empty_resource(self, name: str) -> FileResource:
+        """A PUT's new file stays pending until its body is committed; others commit now.
+        The name is kept as the client spelled it."""
+        name = self._require_new_member(name)
+        path = util.join_uri(self.path, name)
+        pending = NodeRecord(
+            id=0,
+            parent_id=self.node.id,
+            name=name,
+            kind="file",
+            owner_id=self.node.owner_id,
+            size=0,
+            mtime=time.time(),
+            created=time.time(),
+            content_id=None,
+            digest=None,
+            content_type=None,
+        )
+        place = self.place.child(name)
+        resource = FileResource(path, self.environ, self.provider, pending, place)
+        if self.environ.get("REQUEST_METHOD") != "PUT":
+            writer = resource.begin_write()
+            writer.writelines([])
+            resource._commit(writer.finish())
+        return resource
+
+    @dav_errors
+    def create_collection(self, name: str) -> None:
+        """MKCOL of a new name, kept as spelled; `Conflict` if another spelling exists."""
+        name = self._require_new_member(name)
+        self.provider.catalog.tree.mkdir(
+            self.node.id, name, self.node.owner_id, util.join_uri(self.path, name)
+        )
+
+    def get_used_bytes(self) -> int:
+        """The folder's owner's usage (in `Shared/`, the sharing owner's: it is theirs
+        that writes there count against)."""
+        return self._owner().used_bytes
+
+    def get_available_bytes(self) -> int | None:
+        owner = self._owner()
+        if owner.quota_bytes is not None:
+            return max(0, owner.quota_bytes - owner.used_bytes)
+        return self.provider.free_bytes()
+
+    def _owner(self) -> UserRecord:
+        user = self.provider.user(self.environ)
+        if self.node.owner_id == user.id:
+            return user
+        with dav_error_context():
+            owner = self.provider.catalog.users.by_id(self.node.owner_id)
+        if owner is None:
+            raise DAVError(HTTP_NOT_FOUND, "owner gone")
+        return owner
