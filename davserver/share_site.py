@@ -131,7 +131,8 @@ def cookie_name(link_id: int) -> str:
 
 class ShareSite:
     """The WSGI app under `/s/` (see the module docstring). `password_page` renders the
-    password form (`share_pages` sets it); `actions` is filled by the action modules."""
+    password form (`share_pages` sets it), `drop_page` an upload link's page
+    (`share_uploads` sets it); `actions` is filled by the action modules."""
 
     def __init__(self, catalog: Catalog, signer: LinkSigner) -> None:
         self.catalog = catalog
@@ -140,6 +141,7 @@ class ShareSite:
         self.password_page: Callable[[ShareRequest, Callable[..., Any], str], list[bytes]] = (
             lambda req, start_response, error: not_found(start_response)
         )
+        self.drop_page: Handler = lambda req, start_response: not_found(start_response)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
