@@ -21,8 +21,9 @@ from typing import Any, TextIO
 
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
-from davserver import passwords
-from davserver.api import API_PATH, ApiContext, build_api
+from davserver import passwords, share_dav, share_pages, share_uploads
+from davserver.api import API_PATH, ROUTES, ApiContext, build_api
+from davserver.api_shares import share_routes
 from davserver.auth import REALM, account_secrets
 from davserver.guards import RequestGuard, plain_response
 from davserver.links import LinkSigner
@@ -160,9 +161,10 @@ def build_app(services: Services) -> WsgiApp:
     accepts_digest = bool(dav_app.config["http_authenticator"].get("accept_digest"))
     nonces = _digest_nonces(services) if accepts_digest else None
     dav = LoginGate(guarded, services.limiter, REALM, nonces)
-    api_context = ApiContext(services.catalog, provider.shares, provider.free_bytes)
-    api = build_api(api_context, dav_app, services.limiter, nonces)
     shares = build_share_site(services, provider)
+    api_context = ApiContext(services.catalog, provider.shares, provider.free_bytes)
+    routes = (*ROUTES, *share_routes(shares.signer))
+    api = build_api(api_context, dav_app, services.limiter, nonces, routes)
     landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -193,9 +195,18 @@ def build_app(services: Services) -> WsgiApp:
 def build_share_site(services: Services, provider: HomeProvider) -> ShareSite:
     """The `/s/` app with every action registered; its signing key is kept in the
     catalog, so all instances make and accept the same tokens."""
-    key = services.catalog.users.ensure_setting("share_link_key", secrets.token_hex(32))
-    site = ShareSite(services.catalog, LinkSigner(bytes.fromhex(key)))
+    site = ShareSite(services.catalog, share_signer(services.catalog))
+    share_dav.register(site, provider, services.limiter, services.settings)
+    share_pages.register(site, services.files, services.limiter)
+    share_uploads.register(site, services.files)
     return site
+
+
+def share_signer(catalog: Catalog) -> LinkSigner:
+    """The signer of share-link tokens, under the key kept in the catalog (made on
+    first use), so every instance and the CLI make and accept the same tokens."""
+    key = catalog.users.ensure_setting("share_link_key", secrets.token_hex(32))
+    return LinkSigner(bytes.fromhex(key))
 
 
 def _digest_nonces(services: Services) -> DigestNonces | None:

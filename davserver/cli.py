@@ -6,6 +6,7 @@
     davserver group add|remove|list|members ...
     davserver grant|revoke PATH --owner U --to USER|@GROUP [--perm r|rw]   (see cli_grants)
     davserver grants list [--owner U]
+    davserver share create|list|revoke ...   (see cli_shares)
     davserver gc [--apply] [--grace SECONDS]
     davserver fsck [--deep]
 
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from davserver import cli_grants
+from davserver import cli_grants, cli_shares
 from davserver.app import Services, build_app, build_services, ensure_admin
 from davserver.cli_users import CommandError, add_parsers, run_group, run_user
 from davserver.server import make_server, serve_forever
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", help="PEM private key of --certfile")
     add_parsers(sub, common)
     cli_grants.add_parsers(sub, common)
+    cli_shares.add_parsers(sub, common)
     gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
     gc.add_argument("--apply", action="store_true", help="really delete")
     gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "user": lambda: run_user(args, services),
             "group": lambda: run_group(args, services),
             **dict.fromkeys(cli_grants.COMMANDS, lambda: cli_grants.run(args, services)),
+            **dict.fromkeys(cli_shares.COMMANDS, lambda: cli_shares.run(args, services)),
             "gc": lambda: _gc(args, services),
             "fsck": lambda: _fsck(args, services),
         }

@@ -1,9 +1,11 @@
 """Garbage collection and consistency checks over the catalog and the blob store.
 
 `collect_garbage` is mark-and-sweep with a grace period (DESIGN invariant 3): it drops
-contents no file uses, then deletes chunks no content names and nobody touched for
-`grace` seconds, then objects the catalog does not know at all (left by crashed
-uploads) that are older than `grace`. Every deletion goes through the `deleting`
+resumable uploads abandoned for their time to live (`providers.catalog.uploads`; the
+chunks of uploads in progress count as referenced) and contents no file uses, then
+deletes chunks no content names and nobody touched for `grace` seconds, then objects
+the catalog does not know at all (left by crashed uploads) that are older than
+`grace`. Every deletion goes through the `deleting`
 state (see `providers.catalog.content`), so it never races an upload in flight on any
 instance, and an applying run holds the catalog's `gc` lease, so it never races another
 run (`docs/gc.md`). With `apply=False` it only reports. `check_store` (fsck) verifies that
@@ -44,6 +46,7 @@ class GcReport:
     """What a GC run found (and, with `applied`, deleted)."""
 
     applied: bool
+    uploads: int = 0  # abandoned resumable uploads dropped (their chunks become garbage)
     contents: int = 0
     chunks: int = 0
     chunk_bytes: int = 0
@@ -137,8 +140,10 @@ def collect_garbage(
     key_prefix: str = "",
     progress: Progress = _no_progress,
     lease_ttl: float = DEFAULT_LEASE_TTL,
+    upload_ttl: float | None = None,
 ) -> GcReport:
     """Find (and with `apply`, delete) what nothing references (see the module docstring).
+    Uploads idle for `upload_ttl` seconds (default: the catalog's, 24 h) are dropped first.
 
     With `apply` the run holds the catalog's GC lease throughout: raises `LeaseHeld` at
     once if another run holds it, `LeaseLost` (having stopped) if it lost it midway. A
@@ -148,6 +153,8 @@ def collect_garbage(
     lease = _Lease(catalog, lease_ttl) if apply else None
     run = _Run(catalog, blobs, report, time.time() - grace, key_prefix, progress, lease)
     try:
+        ttl = catalog.uploads.ttl if upload_ttl is None else upload_ttl
+        report.uploads = catalog.uploads.expire(time.time() - ttl, dry_run=not apply)
         report.contents = catalog.contents.purge_unreferenced_contents(dry_run=not apply)
         if apply:
             # Rows a crashed or lease-less run left `deleting`. We hold the lease, so no

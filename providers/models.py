@@ -244,3 +244,39 @@ class Change(SQLModel, table=True):
     kind: str = Field(max_length=16)
     path: str
     at: float
+
+
+class Upload(SQLModel, table=True):
+    """A resumable upload (TUS) through share link `link_id` into folder `folder_id`
+    (and the sub-folders `folder_path` below it, '/'-separated, created at the commit).
+
+    `offset` bytes of `length` are stored so far, as the `UploadExtent` rows below the
+    upload: those rows are what keeps the chunks alive for GC until the commit. Once
+    committed, the extents are gone and the row stays as a receipt (`finished_at`,
+    `finished_name`: the name given after an automatic rename) until it expires like
+    an abandoned upload, `touched_at` + the uploads' time to live. `link_id` and
+    `folder_id` are plain columns, not foreign keys: deleting a link or a folder must
+    not be blocked by an upload to it (that upload just fails and expires).
+    """
+
+    id: str = Field(primary_key=True, max_length=64)
+    link_id: int = Field(index=True)
+    folder_id: int
+    folder_path: str = Field(default="")
+    name: str = Field(max_length=1024)
+    length: int = Field(sa_column=_big(nullable=False))
+    offset: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    created_at: float
+    touched_at: float = Field(index=True)
+    finished_at: float | None = Field(default=None)
+    finished_name: str | None = Field(default=None, max_length=1024)
+
+
+class UploadExtent(SQLModel, table=True):
+    """`size` bytes at `offset` of upload `upload_id` (offsets count from the upload's
+    start), stored as chunk `chunk_hash`; GC counts these chunks as referenced."""
+
+    upload_id: str = Field(foreign_key="upload.id", primary_key=True, max_length=64)
+    offset: int = Field(sa_column=_big(primary_key=True, nullable=False))
+    size: int
+    chunk_hash: str = Field(max_length=64, index=True)

@@ -31,6 +31,7 @@ from providers.catalog.records import (
     UserRecord,
 )
 from providers.catalog.tree import Tree
+from providers.catalog.uploads import Uploads
 from providers.catalog.users import Users
 
 
@@ -47,6 +48,7 @@ class Catalog:
         self.links = ShareLinks(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
+        self.uploads = Uploads(self.db, self.contents)
         self.leases = Leases(self.db)
 
     def create_schema(self) -> None:

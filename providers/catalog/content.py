@@ -18,7 +18,7 @@ Read and write ordering (the full argument is in `docs/gc.md`):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,14 +38,16 @@ from providers.models import (
     Content,
     Extent,
     Node,
+    UploadExtent,
     Version,
 )
-from providers.names import name_key
+from providers.names import MAX_NAME_BYTES, name_key
 
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it, then call mark_stored
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 _BATCH = 500
+MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
 
 
 class Contents:
@@ -111,6 +113,8 @@ class Contents:
         content_type: str | None,
         path: str,
         author_id: int | None,
+        rename_on_clash: bool = False,
+        before: Callable[[Session], None] | None = None,
     ) -> tuple[NodeRecord, bool]:
         """Make `content` the current content of file `name` in one transaction.
 
@@ -124,9 +128,19 @@ class Contents:
         whoever uploads); only the growth over the replaced content counts, and the
         check runs under a lock on the owner's row, so concurrent commits never take
         the owner's committed bytes past the quota.
+
+        With `rename_on_clash` nothing is ever replaced: if the name is taken (by a
+        file or a folder) the new file is created as "stem (2).ext", "stem (3).ext"...,
+        the first name free, chosen under the parent's lock in this same transaction
+        (no check-then-write race); the returned node carries the name used, and the
+        change log the path with it. `before` runs first inside the transaction (e.g. to
+        retire a resumable upload together with its commit); whatever it raises aborts
+        the commit.
         """
 
         def work(s: Session) -> tuple[NodeRecord, bool]:
+            if before is not None:
+                before(s)
             lock_dir(s, parent_id)
             _touch_stored(s, {e.chunk_hash for e in content.extents})
             now = time.time()
@@ -140,12 +154,15 @@ class Contents:
                 for i, e in enumerate(content.extents)
             )
             node = find_child(s, parent_id, name)
+            final = name
+            if node is not None and rename_on_clash:
+                final, node = _free_name(s, parent_id, name), None
             created = node is None
             if node is None:
                 node = Node(
                     parent_id=parent_id,
-                    name=name,
-                    name_key=name_key(name),
+                    name=final,
+                    name_key=name_key(final),
                     kind=FILE,
                     owner_id=owner_id,
                     created=now,
@@ -169,7 +186,8 @@ class Contents:
                     author_id=author_id,
                 )
             )
-            log_change(s, node.owner_id, node.id, "put", path)
+            logged = path if final == name else f"{path.rsplit('/', 1)[0]}/{final}"
+            log_change(s, node.owner_id, node.id, "put", logged)
             return to_record((node, content.digest)), created
 
         return self._db.run(work)
@@ -205,10 +223,13 @@ class Contents:
         return self._db.run(work)
 
     def collectable(self, cutoff: float, *, live_only: bool = False) -> list[ChunkRecord]:
-        """Chunks no extent names, untouched since `cutoff` (GC candidates).
+        """Chunks no extent names, untouched since `cutoff` (GC candidates). The parts
+        of resumable uploads (`UploadExtent`) count as extents: an upload in progress
+        keeps its chunks until it is committed, cancelled or expired.
 
         With `live_only`, extents of contents no node or version uses do not count: the
-        answer `purge_unreferenced_contents` would lead to (for dry runs).
+        answer `purge_unreferenced_contents` would lead to (for dry runs). Uploads a run
+        would expire still count (a dry run expires nothing).
         """
         named = exists().where(Extent.chunk_hash == Chunk.hash)
         if live_only:
@@ -216,18 +237,21 @@ class Contents:
                 exists().where(Node.content_id == Extent.content_id)
                 | exists().where(Version.content_id == Extent.content_id)
             )
+        in_upload = exists().where(UploadExtent.chunk_hash == Chunk.hash)
         with self._db.session() as s:
             rows = s.exec(
                 select(Chunk).where(
                     Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
                     Chunk.touched_at < cutoff,  # type: ignore[arg-type]
                     ~named,
+                    ~in_upload,
                 )
             ).scalars()
             return [_chunk_record(c) for c in rows]
 
     def condemn(self, chunk_hash: str, cutoff: float) -> bool:
-        """Atomically move a still-collectable chunk to `deleting`; True if it moved."""
+        """Atomically move a still-collectable chunk to `deleting`; True if it moved.
+        A chunk a file's or an unfinished upload's extent names never moves."""
 
         def work(s: Session) -> bool:
             result = s.exec(
@@ -237,6 +261,7 @@ class Contents:
                     Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
                     Chunk.touched_at < cutoff,  # type: ignore[arg-type]
                     ~exists().where(Extent.chunk_hash == chunk_hash),
+                    ~exists().where(UploadExtent.chunk_hash == chunk_hash),
                 )
                 .values(state=CHUNK_DELETING, touched_at=time.time())
             )
@@ -280,9 +305,14 @@ class Contents:
         return found
 
     def referenced(self) -> Iterator[tuple[str, int]]:
-        """Every chunk some extent names, with its size (for fsck)."""
+        """Every chunk some extent names (a file's or an unfinished upload's), with its
+        size (for fsck)."""
         with self._db.session() as s:
-            rows = s.exec(select(Extent.chunk_hash, Extent.size).distinct()).all()
+            rows = s.exec(
+                select(Extent.chunk_hash, Extent.size).union(
+                    select(UploadExtent.chunk_hash, UploadExtent.size)
+                )
+            ).all()
         yield from ((h, n) for h, n in rows)
 
 
@@ -298,6 +328,25 @@ def _touch_stored(s: Session, hashes: set[str]) -> None:
         ).rowcount
     if touched != len(ordered):
         raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
+
+
+def _free_name(s: Session, parent_id: int, name: str) -> str:
+    """The first of "stem (2).ext", "stem (3).ext"... free in the folder (the caller
+    holds its lock). The extension is what follows the last dot, unless that dot
+    starts the name (".profile" has none); a stem too long for the suffix is cut (on a
+    character boundary) so the name stays within `MAX_NAME_BYTES`."""
+    dot = name.rfind(".")
+    stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    if len(ext.encode("utf-8")) > MAX_NAME_BYTES // 2:  # not an extension: a long tail
+        stem, ext = name, ""
+    for n in range(2, MAX_RENAMES + 1):
+        suffix = f" ({n}){ext}"
+        room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+        short = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore")
+        candidate = short + suffix
+        if find_child(s, parent_id, candidate) is None:
+            return candidate
+    raise Conflict(f"too many files named like {name!r}")
 
 
 def _chunk_record(c: Chunk) -> ChunkRecord:

@@ -1,0 +1,174 @@
+"""Share links in the JSON API (see docs/api.md): the caller's `/s/<token>` links.
+
+    GET    /api/v1/shares       [link], oldest first, revoked and expired ones included
+    POST   /api/v1/shares       {"path", "perm", "expires_in" | "expires_at", "password",
+                                 "max_downloads"}: 201 with the new link
+    DELETE /api/v1/shares/<id>  204; 404 unless it is one of the caller's live links
+
+A link is `{"id", "path", "perm", "token", "url", "expires_at", "max_downloads",
+"downloads", "password", "state", "created_at"}`: `url` is absolute, on the host and
+scheme the request came in by; `password` is whether it has one; `state` is `live`,
+`expired`, `used` (no download left) or `revoked`. These routes are added to
+`davserver.api.ROUTES` by the composition root (`share_routes(signer)`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from davserver.api import MAX_ID, ApiError, ApiRequest, Reply, Route, route
+from davserver.links import LinkSigner
+from davserver.passwords import hash_password
+from davserver.share_site import SHARE_PATH
+from providers.access import SHARED_KEY
+from providers.catalog import ShareLinkRecord
+from providers.names import name_key, split_path
+
+DEFAULT_PERM = "download"
+FIELDS = ("path", "perm", "expires_in", "expires_at", "password", "max_downloads")
+
+
+def link_state(link: ShareLinkRecord, now: float) -> str:
+    """`revoked`, `expired`, `used` (downloads used up) or `live`."""
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.expires_at is not None and now >= link.expires_at:
+        return "expired"
+    if link.max_downloads is not None and link.downloads >= link.max_downloads:
+        return "used"
+    return "live"
+
+
+def link_path(signer: LinkSigner, link: ShareLinkRecord) -> str:
+    """The link's URL path, `/s/<token>`."""
+    return f"{SHARE_PATH}/{signer.token(link.id)}"
+
+
+def base_url(environ: dict[str, Any]) -> str:
+    """`scheme://host[:port]` the request came in by (after trusted proxy headers)."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{scheme}://{host}"
+
+
+def link_json(signer: LinkSigner, link: ShareLinkRecord, base: str) -> dict[str, Any]:
+    path = link_path(signer, link)
+    return {
+        "id": link.id,
+        "path": link.path,
+        "perm": link.perm,
+        "token": path.rsplit("/", 1)[1],
+        "url": base + path,
+        "expires_at": link.expires_at,
+        "max_downloads": link.max_downloads,
+        "downloads": link.downloads,
+        "password": link.password_hash is not None,
+        "state": link_state(link, time.time()),
+        "created_at": link.created_at,
+    }
+
+
+def _number(body: dict[str, Any], name: str) -> float | None:
+    """The optional positive finite number `name` (400 for anything else)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, f"{name!r} must be a number")
+    if not math.isfinite(value) or value <= 0:
+        raise ApiError(400, f"{name!r} must be a positive number")
+    return float(value)
+
+
+def _expiry(body: dict[str, Any], now: float) -> float | None:
+    """`expires_at` from `expires_in` (seconds from now) or `expires_at` (epoch
+    seconds, in the future); None when neither is given; 400 for both."""
+    expires_in, expires_at = _number(body, "expires_in"), _number(body, "expires_at")
+    if expires_in is not None and expires_at is not None:
+        raise ApiError(400, "give 'expires_in' or 'expires_at', not both")
+    if expires_at is not None and expires_at <= now:
+        raise ApiError(400, "'expires_at' is in the past")
+    return now + expires_in if expires_in is not None else expires_at
+
+
+def _optional_string(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ApiError(400, f"{name!r} must be a non-empty string")
+    return value
+
+
+def _max_downloads(body: dict[str, Any]) -> int | None:
+    value = body.get("max_downloads")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ApiError(400, "'max_downloads' must be an integer")
+    if value is not None and not 0 < value <= MAX_ID:
+        raise ApiError(400, "'max_downloads' must be at least 1")
+    return value
+
+
+class SharesApi:
+    """The handlers, bound to the signer that makes the links' tokens."""
+
+    def __init__(self, signer: LinkSigner) -> None:
+        self._signer = signer
+
+    def list_links(self, request: ApiRequest) -> Reply:
+        """`GET /shares`: every link the caller made, oldest first."""
+        base = base_url(request.environ)
+        links = request.context.catalog.links.of_owner(request.user.name)
+        return Reply(200, [link_json(self._signer, link, base) for link in links])
+
+    def create_link(self, request: ApiRequest) -> Reply:
+        """`POST /shares`: a new link to a file or folder of the caller's home (see
+        the module docstring for the fields; only `path` is required, `perm` defaults
+        to `download`). 201 with the link; 403 for what is under Shared/ (only its
+        owner can share it); engine errors as usual (404 path, 409 the whole home or
+        an upload or edit link to a file, 400 a bad perm)."""
+        body = request.json_object()
+        unknown = sorted(set(body) - set(FIELDS))
+        if unknown:
+            raise ApiError(400, f"unknown field {unknown[0]!r}")
+        path = _optional_string(body, "path")
+        if path is None:
+            raise ApiError(400, "'path' must be a non-empty string")
+        names = split_path(path)
+        if names and name_key(names[0]) == SHARED_KEY:
+            raise ApiError(403, "only the owner can share what is under Shared/")
+        perm = _optional_string(body, "perm") or DEFAULT_PERM
+        expires_at = _expiry(body, time.time())
+        max_downloads = _max_downloads(body)
+        password = _optional_string(body, "password")
+        link = request.context.catalog.links.create(
+            request.user.name,
+            names,
+            perm,
+            password_hash=hash_password(password) if password is not None else None,
+            expires_at=expires_at,
+            max_downloads=max_downloads,
+        )
+        return Reply(201, link_json(self._signer, link, base_url(request.environ)))
+
+    def revoke_link(self, request: ApiRequest) -> Reply:
+        """`DELETE /shares/<id>`: revoke one of the caller's live links; 404 for any
+        other id (another user's, unknown, or already revoked)."""
+        text = request.params["id"]
+        link_id = int(text) if text.isdigit() and len(text) <= 10 else 0
+        if not 0 < link_id <= MAX_ID:
+            raise ApiError(404, "no such share link")
+        if not request.context.catalog.links.revoke(request.user.name, link_id):
+            raise ApiError(404, "no such share link")
+        return Reply(204)
+
+
+def share_routes(signer: LinkSigner) -> Sequence[Route]:
+    """The routes of `/api/v1/shares`, for `build_api` along with `ROUTES`."""
+    api = SharesApi(signer)
+    return (
+        route("GET", "/shares", api.list_links),
+        route("POST", "/shares", api.create_link),
+        route("DELETE", "/shares/{id}", api.revoke_link),
+    )
