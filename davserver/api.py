@@ -280,6 +280,16 @@ def _error_reason(status: str, headers: Sequence[tuple[str, str]], body: bytes) 
     return status[4:].strip().lower() or "error"
 
 
+def path_id(request: ApiRequest, missing: str) -> int:
+    """The `{id}` of the path as a row id; `ApiError(404, missing)` for anything that
+    cannot be one (not digits, zero, past the 32-bit ids of PostgreSQL)."""
+    text = request.params["id"]
+    row_id = int(text) if text.isdigit() and len(text) <= 10 else 0
+    if not 0 < row_id <= MAX_ID:
+        raise ApiError(404, missing)
+    return row_id
+
+
 def me(request: ApiRequest) -> Reply:
     """`GET /me`: the caller's name and space; `available_bytes` is what the quota leaves,
     or the store's free space without a quota (None if unknown), as WebDAV reports."""
@@ -345,10 +355,7 @@ def create_grant(request: ApiRequest) -> Reply:
 
 def delete_grant(request: ApiRequest) -> Reply:
     """`DELETE /grants/<id>`: withdraw one of the caller's grants; 404 for any other id."""
-    text = request.params["id"]
-    grant_id = int(text) if text.isdigit() and len(text) <= 10 else 0
-    if not 0 < grant_id <= MAX_ID:
-        raise ApiError(404, "no such grant")
+    grant_id = path_id(request, "no such grant")
     if not request.context.catalog.grants.revoke_by_id(request.user.name, grant_id):
         raise ApiError(404, "no such grant")
     request.context.shares.invalidate()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from davserver.api import MAX_ID, ApiError, ApiRequest, Reply, Route, route
+from davserver.api import MAX_ID, ApiError, ApiRequest, Reply, Route, path_id, route
 from davserver.links import LinkSigner
 from davserver.passwords import hash_password
 from davserver.share_site import SHARE_PATH
@@ -155,10 +155,7 @@ class SharesApi:
     def revoke_link(self, request: ApiRequest) -> Reply:
         """`DELETE /shares/<id>`: revoke one of the caller's live links; 404 for any
         other id (another user's, unknown, or already revoked)."""
-        text = request.params["id"]
-        link_id = int(text) if text.isdigit() and len(text) <= 10 else 0
-        if not 0 < link_id <= MAX_ID:
-            raise ApiError(404, "no such share link")
+        link_id = path_id(request, "no such share link")
         if not request.context.catalog.links.revoke(request.user.name, link_id):
             raise ApiError(404, "no such share link")
         return Reply(204)

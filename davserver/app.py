@@ -110,7 +110,11 @@ def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
         read_ahead=settings.read_ahead,
     )
     locks = RedisLockStorage(settings.redis_url) if settings.redis_url else LockStorageDict()
-    limits = {"user": settings.login_failures_per_user, "addr": settings.login_failures_per_address}
+    limits = {
+        "user": settings.login_failures_per_user,
+        "link": settings.login_failures_per_user,  # guesses of a share link's password
+        "addr": settings.login_failures_per_address,
+    }
     limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
     return Services(settings, catalog, blobs, files, locks, limiter)
 

@@ -106,7 +106,8 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
     verb = "deleted" if args.apply else "would delete"
     print(
         f"gc: {verb} {report.chunks} unreferenced chunks and {report.orphans} orphan objects, "
-        f"{report.freed_bytes} bytes; dropped {report.contents} unused contents"
+        f"{report.freed_bytes} bytes; dropped {report.contents} unused contents and "
+        f"{report.uploads} abandoned uploads"
         + ("" if args.apply else " (dry run: pass --apply to delete)")
     )
     return 0

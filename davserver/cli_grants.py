@@ -13,10 +13,9 @@ one line; a revoke of a grant that does not exist is a `CommandError`.
 from __future__ import annotations
 
 import argparse
-import datetime
 
 from davserver.app import Services
-from davserver.cli_users import CommandError
+from davserver.cli_users import CommandError, format_time, text_table
 from providers.catalog.records import GrantRecord
 from providers.names import split_path
 
@@ -67,13 +66,5 @@ def grant_table(records: list[GrantRecord]) -> list[str]:
     """The lines of a table: a header, then one row per grant in the given order.
     Columns are as wide as their widest value, so long paths do not shift others."""
     rows = [("OWNER", "PATH", "GRANTEE", "PERM", "CREATED")]
-    rows += [(r.owner, r.path, r.grantee, r.perm, _when(r.created_at)) for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        "  ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)), row[-1]])
-        for row in rows
-    ]
-
-
-def _when(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
+    rows += [(r.owner, r.path, r.grantee, r.perm, format_time(r.created_at)) for r in records]
+    return text_table(rows)

@@ -30,7 +30,7 @@ import time
 
 from davserver.api_shares import DEFAULT_PERM, link_path, link_state
 from davserver.app import Services, share_signer
-from davserver.cli_users import CommandError
+from davserver.cli_users import CommandError, format_time, text_table
 from davserver.links import LinkSigner
 from davserver.passwords import hash_password
 from davserver.settings import Settings
@@ -94,7 +94,7 @@ def _create(args: argparse.Namespace, services: Services, signer: LinkSigner, ba
         expires_at=expires_at,
         max_downloads=args.max_downloads,
     )
-    extras = [f"expires {_when(expires_at)}" if expires_at else "no expiry"]
+    extras = [f"expires {format_time(expires_at)}" if expires_at else "no expiry"]
     extras.append("password" if password_hash else "no password")
     if link.max_downloads is not None:
         extras.append(f"at most {link.max_downloads} downloads")
@@ -166,19 +166,11 @@ def link_table(
                 link.owner,
                 link.path,
                 link.perm,
-                _when(link.expires_at) if link.expires_at is not None else "never",
+                format_time(link.expires_at) if link.expires_at is not None else "never",
                 f"{link.downloads}/{limit}",
                 "yes" if link.password_hash else "no",
                 link_state(link, now),
                 base + link_path(signer, link),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        "  ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)), row[-1]])
-        for row in rows
-    ]
-
-
-def _when(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
+    return text_table(rows)

@@ -22,6 +22,7 @@ import datetime
 import getpass
 import re
 import sys
+from collections.abc import Sequence
 
 from davserver import passwords
 from davserver.app import Services
@@ -51,6 +52,21 @@ def parse_size(text: str) -> int | None:
     if match is None:
         raise CommandError(f"not a size: {text!r} (use e.g. 10G, 500M, 1T, 4096 or none)")
     return int(float(match.group(1)) * 1024 ** _UNITS[match.group(2).upper()])
+
+
+def text_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Lines of a table (the first row is the header): every column as wide as its
+    widest value but the last, which is left ragged (paths and URLs go there)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    ]
+
+
+def format_time(at: float) -> str:
+    """Local time to the second, as tables show it."""
+    return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
 def format_size(size: int | None) -> str:

@@ -40,7 +40,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.guards import RequestGuard
 from davserver.passwords import VerifiedCache
-from davserver.ratelimit import LoginLimiter, Subject
+from davserver.ratelimit import LoginLimiter
 from davserver.settings import Settings
 from davserver.share_site import (
     BASE_HEADERS,
@@ -48,6 +48,7 @@ from davserver.share_site import (
     Action,
     ShareRequest,
     ShareSite,
+    guess_subjects,
     not_found,
     respond,
 )
@@ -133,10 +134,7 @@ class LinkDav:
         password = basic_password(environ.get("HTTP_AUTHORIZATION", ""))
         if password is None:
             return _challenge(start_response)
-        subjects: list[Subject] = [
-            ("user", principal(link)),
-            ("addr", environ.get("REMOTE_ADDR", "")),
-        ]
+        subjects = guess_subjects(link, environ.get("REMOTE_ADDR", ""))
         wait = self._limiter.blocked_for(subjects)
         if wait:
             body = b"too many failed logins; try again later\n"

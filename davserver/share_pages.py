@@ -29,8 +29,7 @@ from urllib.parse import parse_qs, quote
 from davserver import share_html as html
 from davserver.links import UNLOCK_MAX_AGE
 from davserver.passwords import verify_password
-from davserver.ratelimit import LoginLimiter, Subject
-from davserver.share_dav import principal
+from davserver.ratelimit import LoginLimiter
 from davserver.share_files import (
     BLOCK,
     FILE_CSP,
@@ -47,11 +46,12 @@ from davserver.share_site import (
     ShareRequest,
     ShareSite,
     cookie_name,
+    guess_subjects,
     not_found,
     respond,
 )
 from davserver.zipstream import Member, zip_stream
-from providers.catalog import NodeRecord, ShareLinkRecord
+from providers.catalog import NodeRecord
 from providers.errors import StorageError
 from providers.filestore import FileStore
 
@@ -73,13 +73,6 @@ def register(site: ShareSite, files: FileStore, limiter: LoginLimiter) -> None:
     site.actions["zip"] = Action(pages.zip, DOWNLOAD)
     site.actions["unlock"] = Action(pages.unlock, ALL_PERMS, resolve=False)
     site.password_page = pages.password_page
-
-
-def guess_subjects(link: ShareLinkRecord, address: str) -> list[Subject]:
-    """What a wrong link password counts against: the link and the client address,
-    as the same subjects `share_dav` counts Basic logins on the link's WebDAV, so the
-    two doors share one budget of guesses (the "user" limit for the link)."""
-    return [("user", principal(link)), ("addr", address)]
 
 
 def href(base: str, action: str, names: list[str], *, folder: bool = False) -> str:

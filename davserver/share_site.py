@@ -125,6 +125,13 @@ def not_found(start_response: Callable[..., Any]) -> list[bytes]:
     return respond(start_response, "404 Not Found", NOT_FOUND_PAGE)
 
 
+def guess_subjects(link: ShareLinkRecord, address: str) -> list[tuple[str, str]]:
+    """What a wrong link password counts against, through the password form and the
+    link's WebDAV alike (one budget of guesses): the link itself (its own limiter kind,
+    `link`, so no login to /dav/ can use up a link's budget) and the client address."""
+    return [("link", str(link.id)), ("addr", address)]
+
+
 def cookie_name(link_id: int) -> str:
     return f"davshare{link_id}"
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from wsgidav import util
-from wsgidav.dav_error import HTTP_NOT_FOUND, HTTP_NOT_MODIFIED, DAVError
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, HTTP_NOT_MODIFIED, DAVError
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -114,6 +114,10 @@ class DavRequestServer(RequestServer):
         self._require_write(environ, may_create=False)
         return super().do_UNLOCK(environ, start_response)
 
+    def do_DELETE(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        _refuse_the_root(environ)
+        return super().do_DELETE(environ, start_response)
+
     def do_COPY(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         return self._copy_or_move_with_status(environ, start_response, is_move=False)
 
@@ -124,6 +128,7 @@ class DavRequestServer(RequestServer):
         self, environ: dict[str, Any], start_response: StartResponse, *, is_move: bool
     ) -> Any:
         """Answer 201 when the destination was new (WsgiDAV says 204 for handled ones)."""
+        _refuse_the_root(environ)
 
         def fixed_start_response(status: str, headers: list[Any], *args: Any) -> Any:
             if status.startswith("204") and environ.get(DEST_CREATED) is True:
@@ -232,6 +237,14 @@ class DavRequestServer(RequestServer):
             yield tail
         finally:
             stream.close()
+
+
+def _refuse_the_root(environ: dict[str, Any]) -> None:
+    """403 for DELETE, COPY or MOVE of the mount's root (a home): it cannot go, and
+    WsgiDAV, looking for the root's parent, would fail with a 500."""
+    if environ.get("PATH_INFO", "/") in ("", "/"):
+        method = environ.get("REQUEST_METHOD", "")
+        raise DAVError(HTTP_FORBIDDEN, context_info=f"cannot {method} the root collection")
 
 
 class DavDispatcher(RequestResolver):

@@ -3,10 +3,11 @@
 `Catalog(url)` works with SQLite (`sqlite:///path`) and PostgreSQL
 (`postgresql+psycopg://...`) alike. Its parts: `users` (accounts, settings),
 `app_passwords` (per-device passwords), `groups` (groups, memberships), `grants`
-(sharing between users), `links` (public share links), `tree` (nodes, props, change
-log), `contents` (manifests, chunk states, GC queries), `leases` (locks shared by every
-process, e.g. one GC run at a time). Errors come out as `providers.errors` types:
-`Unavailable` when the database is down.
+(sharing between users), `links` (public share links), `uploads` (resumable
+uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, chunk
+states, GC queries), `leases` (locks shared by every process, e.g. one GC run at a
+time). Errors come out as `providers.errors` types: `Unavailable` when the database
+is down.
 """
 
 from __future__ import annotations

@@ -45,11 +45,7 @@ class FileResource(NodeMixin, DAVNonCollection):
         place: Place,
         props: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(path, environ)
-        self.provider = provider
-        self.node = node
-        self.place = place
-        self._props = props if node.id else {}
+        super().__init__(path, environ, provider, node, place, props if node.id else {})
         self._writer: FileWriter | None = None
 
     def get_content_length(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wsgidav import util
 from wsgidav.dav_error import (
@@ -16,7 +16,6 @@ from wsgidav.dav_provider import DAVCollection, _DAVResource
 from providers.access import (
     SHARED,
     SHARED_KEY,
-    Place,
 )
 from providers.catalog import NodeRecord, UserRecord
 from providers.dav.errors import dav_error_context, dav_errors
@@ -25,26 +24,11 @@ from providers.dav.node import NodeMixin
 from providers.names import check_name, name_key
 
 if TYPE_CHECKING:
-    from providers.dav.provider import HomeProvider
+    pass
 
 
 class FolderResource(NodeMixin, DAVCollection):
     """A directory (a user's home included)."""
-
-    def __init__(
-        self,
-        path: str,
-        environ: dict[str, Any],
-        provider: HomeProvider,
-        node: NodeRecord,
-        place: Place,
-        props: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(path, environ)
-        self.provider = provider
-        self.node = node
-        self.place = place
-        self._props = props
 
     def get_etag(self) -> None:
         return None

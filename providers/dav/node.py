@@ -60,6 +60,23 @@ class NodeMixin:
     place: Place
     _props: dict[str, str] | None
 
+    def __init__(
+        self,
+        path: str,
+        environ: dict[str, Any],
+        provider: HomeProvider,
+        node: NodeRecord,
+        place: Place,
+        props: dict[str, str] | None = None,
+    ) -> None:
+        """`props`: the node's dead properties when already loaded (a listing), else
+        None (fetched on first use)."""
+        super().__init__(path, environ)  # type: ignore[call-arg]  # the WsgiDAV base
+        self.provider = provider
+        self.node = node
+        self.place = place
+        self._props = props
+
     def get_ref_url(self) -> str:
         """Locks are keyed by the node's place in its owner's tree (`Place.lock_path`)."""
         trailing = "/" if self.node.is_dir else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 import requests
 
 from tests.support.dav import DAV, content_etag, propfind, put
@@ -172,3 +173,14 @@ def test_users_see_only_their_home(server: RunningServer) -> None:
     assert server.client().get(server.url("mine.txt")).content == b"admin's"
     anonymous = requests.get(server.url("mine.txt"))
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("method", ["DELETE", "MOVE", "COPY"])
+def test_the_home_itself_cannot_be_deleted_moved_or_copied(
+    server: RunningServer, method: str
+) -> None:
+    client = server.client()
+    assert client.put(server.url("kept.txt"), data=b"kept").status_code == 201
+    response = client.request(method, server.dav, headers={"Destination": server.url("elsewhere")})
+    assert response.status_code == 403
+    assert client.get(server.url("kept.txt")).content == b"kept"

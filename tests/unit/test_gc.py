@@ -6,7 +6,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,18 +25,6 @@ from providers.gc import GC_LEASE, check_store, collect_garbage
 
 KIB = 1024
 T = TypeVar("T")
-
-
-@pytest.fixture
-def files(catalog: Catalog, blobs: MemoryBlobStore) -> Iterator[FileStore]:
-    store = FileStore(catalog, blobs, FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB), workers=4)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def user(catalog: Catalog) -> UserRecord:
-    return catalog.users.create("u", "h")
 
 
 def save(files: FileStore, user: UserRecord, name: str, data: bytes) -> NodeRecord:

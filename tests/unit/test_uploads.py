@@ -4,14 +4,12 @@ parts, the commit with automatic renaming, quotas, GC safety and expiry."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NodeRecord, UserRecord
 from providers.catalog.uploads import UploadRecord
-from providers.chunker import FastCDCChunker
 from providers.errors import ChunkGone, Conflict, QuotaExceeded
 from providers.filestore import FileStore, content_digest
 from providers.gc import check_store, collect_garbage
@@ -19,18 +17,6 @@ from providers.uploads import ResumableUploads
 
 KIB = 1024
 LINK = 7
-
-
-@pytest.fixture
-def files(catalog: Catalog, blobs: MemoryBlobStore) -> Iterator[FileStore]:
-    store = FileStore(catalog, blobs, FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB), workers=4)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def user(catalog: Catalog) -> UserRecord:
-    return catalog.users.create("u", "h")
 
 
 @pytest.fixture
