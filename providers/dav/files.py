@@ -7,7 +7,7 @@ import functools
 import mimetypes
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wsgidav import util
 from wsgidav.dav_error import (
@@ -17,36 +17,18 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVNonCollection
 
-from providers.access import (
-    Place,
-)
-from providers.catalog import NewContent, NodeRecord
+from providers.catalog import NewContent
 from providers.dav.errors import dav_errors
 from providers.dav.node import NodeMixin
-from providers.errors import (
-    Conflict,
-)
+from providers.errors import Conflict
 from providers.filestore import ChunkReader, FileWriter
 from providers.names import split_path
-
-if TYPE_CHECKING:
-    from providers.dav.provider import HomeProvider
 
 
 class FileResource(NodeMixin, DAVNonCollection):
     """A stored file. A pending one (PUT of a new name) has `node.id == 0` until commit."""
 
-    def __init__(
-        self,
-        path: str,
-        environ: dict[str, Any],
-        provider: HomeProvider,
-        node: NodeRecord,
-        place: Place,
-        props: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(path, environ, provider, node, place, props if node.id else {})
-        self._writer: FileWriter | None = None
+    _writer: FileWriter | None = None  # the upload of a PUT in progress
 
     def get_content_length(self) -> int:
         return self.node.size

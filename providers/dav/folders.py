@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from wsgidav import util
 from wsgidav.dav_error import (
@@ -22,9 +21,6 @@ from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.node import NodeMixin
 from providers.names import check_name, name_key
-
-if TYPE_CHECKING:
-    pass
 
 
 class FolderResource(NodeMixin, DAVCollection):

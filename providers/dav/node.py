@@ -70,12 +70,13 @@ class NodeMixin:
         props: dict[str, str] | None = None,
     ) -> None:
         """`props`: the node's dead properties when already loaded (a listing), else
-        None (fetched on first use)."""
+        None (fetched on first use); a pending file (id 0, a PUT not yet committed)
+        has none."""
         super().__init__(path, environ)  # type: ignore[call-arg]  # the WsgiDAV base
         self.provider = provider
         self.node = node
         self.place = place
-        self._props = props
+        self._props = props if node.id else {}
 
     def get_ref_url(self) -> str:
         """Locks are keyed by the node's place in its owner's tree (`Place.lock_path`)."""

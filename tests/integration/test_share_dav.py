@@ -320,16 +320,6 @@ def test_cadaver_is_refused_writes_on_a_view_link(alice: RunningServer, tmp_path
     cadaver = _cadaver(url, tmp_path, "unused")
     assert "a.txt" in cadaver.run("ls")
     (cadaver.workdir / "x.txt").write_bytes(b"x")
-    env = {"HOME": str(cadaver.home), "PATH": os.environ.get("PATH", ""), "LC_ALL": "C"}
-    done = subprocess.run(
-        [cadaver.binary, url],
-        input="put x.txt\nmkdir d\n",
-        cwd=cadaver.workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = done.stdout + done.stderr
+    _status, output = cadaver.attempt("put x.txt", "mkdir d")
     assert len(re.findall(r"failed:\s+403 Forbidden", output)) == 2, output
     assert alice.client("alice").get(alice.url("proj/x.txt")).status_code == 404
