@@ -72,16 +72,25 @@ def digest_params(header: str) -> dict[str, str]:
     return {m.group(1).lower(): m.group(2) or m.group(3) or "" for m in _PARAM.finditer(header)}
 
 
-def basic_user(header: str) -> str | None:
-    """The user name of a Basic Authorization header, None if it is malformed (bad
-    base64, no colon, or not UTF-8: WsgiDAV would fail on those with a 500)."""
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic Authorization header, None if it is not Basic or
+    is malformed (bad base64, no colon, or not UTF-8: WsgiDAV would fail on those with
+    a 500)."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
     try:
-        decoded = base64.b64decode(header.partition(" ")[2].strip(), validate=True)
-        text = decoded.decode("utf-8")
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         return None
-    name, colon, _password = text.partition(":")
-    return name if colon else None
+    name, colon, password = text.partition(":")
+    return (name, password) if colon else None
+
+
+def basic_user(header: str) -> str | None:
+    """The user name of a Basic Authorization header (see `basic_credentials`)."""
+    credentials = basic_credentials(header)
+    return credentials[0] if credentials else None
 
 
 class LoginGate:

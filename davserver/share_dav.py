@@ -28,8 +28,6 @@ dead link (tampered, unknown, revoked, expired or used up) before `LinkDav` runs
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -39,6 +37,7 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.guards import RequestGuard
+from davserver.login_gate import basic_credentials
 from davserver.passwords import VerifiedCache
 from davserver.ratelimit import LoginLimiter
 from davserver.settings import Settings
@@ -72,15 +71,8 @@ FIXED_ROOT = b"the shared item itself cannot be deleted, moved or renamed throug
 def basic_password(header: str) -> str | None:
     """The password of a Basic Authorization header (any user name), or None when
     there is none or it is malformed."""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    _name, colon, password = text.partition(":")
-    return password if colon else None
+    credentials = basic_credentials(header)
+    return credentials[1] if credentials else None
 
 
 def principal(link: ShareLinkRecord) -> str:

@@ -94,14 +94,21 @@ def shared_place(user_id: int) -> Place:
 
 @dataclass(frozen=True)
 class Entry:
-    """One member of `Shared/`: its shown `name` and what was received."""
+    """One member of `Shared/`: its shown `name`, what was received, and the shared
+    node's path in its owner's tree as name keys (`root_keys`, matched against paths
+    on every request below `Shared/`, so normalised once)."""
 
     name: str
     grant: ReceivedGrant
+    root_keys: tuple[str, ...]
 
     @property
     def node(self) -> NodeRecord:
         return self.grant.node
+
+    def covers(self, owner_id: int, keys: tuple[str, ...]) -> bool:
+        """Whether the owner's path `keys` lies at or below this entry's node."""
+        return self.node.owner_id == owner_id and keys[: len(self.root_keys)] == self.root_keys
 
 
 def entry_names(received: Sequence[ReceivedGrant]) -> list[Entry]:
@@ -119,8 +126,12 @@ def entry_names(received: Sequence[ReceivedGrant]) -> list[Entry]:
         while name_key(candidate) in taken:
             candidate, n = f"{name} {n}", n + 1
         taken.add(name_key(candidate))
-        entries.append(Entry(candidate, grant))
+        entries.append(Entry(candidate, grant, _keys(grant.owner_path)))
     return entries
+
+
+def _keys(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(name_key(n) for n in names)
 
 
 @dataclass(frozen=True)
@@ -192,12 +203,9 @@ class SharedSpace:
     def access_at(self, user_id: int, owner_id: int, owner_names: Sequence[str]) -> Access:
         """WRITE if any grant the user received covers this path read-write, else READ
         (grants inherit down the tree, so a nested read-write grant widens a read one)."""
-        keys = tuple(name_key(n) for n in owner_names)
+        keys = _keys(owner_names)
         for entry in self.entries(user_id).values():
-            grant = entry.grant
-            root = tuple(name_key(n) for n in grant.owner_path)
-            covers = grant.node.owner_id == owner_id and keys[: len(root)] == root
-            if covers and grant.perm == PERM_WRITE:
+            if entry.grant.perm == PERM_WRITE and entry.covers(owner_id, keys):
                 return Access.WRITE
         return Access.READ
 
@@ -207,14 +215,10 @@ class SharedSpace:
         node lies above every entry); [] if nothing of it is visible."""
         if owner_id == user_id:
             return list(owner_names)
-        keys = tuple(name_key(n) for n in owner_names)
+        keys = _keys(owner_names)
         for entry in self.entries(user_id).values():
-            grant = entry.grant
-            root = tuple(name_key(n) for n in grant.owner_path)
-            if grant.node.owner_id != owner_id:
-                continue
-            if keys[: len(root)] == root:
-                return [SHARED, entry.name, *owner_names[len(root) :]]
-            if root[: len(keys)] == keys:
+            if entry.covers(owner_id, keys):
+                return [SHARED, entry.name, *owner_names[len(entry.root_keys) :]]
+            if entry.node.owner_id == owner_id and entry.root_keys[: len(keys)] == keys:
                 return [SHARED, entry.name]
         return []

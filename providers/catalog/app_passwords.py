@@ -13,8 +13,9 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.records import AppPasswordRecord
+from providers.catalog.tree import find_user_id
 from providers.errors import Conflict, NotFound
-from providers.models import AppPassword, User
+from providers.models import AppPassword
 
 
 def _record(row: AppPassword) -> AppPasswordRecord:
@@ -31,13 +32,6 @@ def _record(row: AppPassword) -> AppPasswordRecord:
     )
 
 
-def _user_id(s: Session, name: str) -> int:
-    user_id = s.exec(select(User.id).where(User.name == name)).scalar()
-    if user_id is None:
-        raise NotFound(f"no user {name!r}")
-    return int(user_id)
-
-
 class AppPasswords:
     """Create, list, find and revoke app passwords."""
 
@@ -49,7 +43,7 @@ class AppPasswords:
         `Conflict` if the user already has one with `key_id` (generate another)."""
 
         def work(s: Session) -> AppPasswordRecord:
-            user_id = _user_id(s, user_name)
+            user_id = find_user_id(s, user_name)
             taken = s.exec(
                 select(AppPassword.id).where(
                     AppPassword.user_id == user_id, AppPassword.key_id == key_id
@@ -73,7 +67,7 @@ class AppPasswords:
     def of_user(self, user_name: str) -> list[AppPasswordRecord]:
         """Every app password of `user_name` (revoked ones too), oldest first."""
         with self._db.session() as s:
-            user_id = _user_id(s, user_name)
+            user_id = find_user_id(s, user_name)
             rows = s.exec(
                 select(AppPassword).where(AppPassword.user_id == user_id).order_by(AppPassword.id)
             ).scalars()
@@ -103,7 +97,7 @@ class AppPasswords:
                 update(AppPassword)
                 .where(
                     AppPassword.id == app_password_id,
-                    AppPassword.user_id == _user_id(s, user_name),
+                    AppPassword.user_id == find_user_id(s, user_name),
                     AppPassword.revoked_at.is_(None),
                 )
                 .values(revoked_at=time.time())

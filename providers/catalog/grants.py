@@ -16,10 +16,13 @@ from sqlalchemy import delete, or_, select
 from sqlmodel import Session
 
 from providers.catalog.db import Database
+from providers.catalog.groups import find_group_id
 from providers.catalog.records import GrantRecord, ReceivedGrant
 from providers.catalog.tree import (
     ACL_COUNTER,
     bump_counter,
+    find_child,
+    find_user_id,
     node_select,
     path_names,
     read_counter,
@@ -27,7 +30,6 @@ from providers.catalog.tree import (
 )
 from providers.errors import Conflict, InvalidName, NotFound
 from providers.models import PERM_READ, PERM_WRITE, Grant, Group, Membership, Node, User
-from providers.names import name_key
 
 PERMS = (PERM_READ, PERM_WRITE)
 
@@ -35,14 +37,8 @@ PERMS = (PERM_READ, PERM_WRITE)
 def _grantee(s: Session, to: str) -> tuple[int | None, int | None]:
     """(user_id, group_id) of `bob` or `@team`; `NotFound` if there is no such one."""
     if to.startswith("@"):
-        group_id = s.exec(select(Group.id).where(Group.name == to[1:])).scalar()
-        if group_id is None:
-            raise NotFound(f"no group {to[1:]!r}")
-        return None, int(group_id)
-    user_id = s.exec(select(User.id).where(User.name == to)).scalar()
-    if user_id is None:
-        raise NotFound(f"no user {to!r}")
-    return int(user_id), None
+        return None, find_group_id(s, to[1:])
+    return find_user_id(s, to), None
 
 
 def owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node]:
@@ -52,10 +48,7 @@ def owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node
         raise NotFound(f"no user {owner!r}")
     node = s.get(Node, user.home_id)
     for name in names:
-        parent_id = node.id if node is not None else None
-        node = s.exec(
-            select(Node).where(Node.parent_id == parent_id, Node.name_key == name_key(name))
-        ).scalar()
+        node = find_child(s, node.id, name) if node is not None and node.id else None
         if node is None:
             raise NotFound(f"{owner} has no /{'/'.join(names)}")
     assert node is not None

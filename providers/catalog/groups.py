@@ -8,24 +8,17 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from providers.catalog.db import Database
-from providers.catalog.tree import ACL_COUNTER, bump_counter
+from providers.catalog.tree import ACL_COUNTER, bump_counter, find_user_id
 from providers.catalog.users import check_account_name
 from providers.errors import Conflict, NotFound
 from providers.models import Grant, Group, Membership, User
 
 
-def _group_id(s: Session, name: str) -> int:
+def find_group_id(s: Session, name: str) -> int:
     group_id = s.exec(select(Group.id).where(Group.name == name)).scalar()
     if group_id is None:
         raise NotFound(f"no group {name!r}")
     return int(group_id)
-
-
-def _user_id(s: Session, name: str) -> int:
-    user_id = s.exec(select(User.id).where(User.name == name)).scalar()
-    if user_id is None:
-        raise NotFound(f"no user {name!r}")
-    return int(user_id)
 
 
 class Groups:
@@ -51,7 +44,7 @@ class Groups:
         `NotFound` if none."""
 
         def work(s: Session) -> None:
-            group_id = _group_id(s, name)
+            group_id = find_group_id(s, name)
             s.exec(delete(Membership).where(Membership.group_id == group_id))
             s.exec(delete(Grant).where(Grant.group_id == group_id))  # type: ignore[arg-type]
             s.exec(delete(Group).where(Group.id == group_id))
@@ -67,7 +60,7 @@ class Groups:
         """Make `user` a member of `group`; False if they already were."""
 
         def work(s: Session) -> bool:
-            key = (_group_id(s, group), _user_id(s, user))
+            key = (find_group_id(s, group), find_user_id(s, user))
             if s.get(Membership, key) is not None:
                 return False
             s.add(Membership(group_id=key[0], user_id=key[1]))
@@ -82,8 +75,8 @@ class Groups:
         def work(s: Session) -> bool:
             done = s.exec(
                 delete(Membership).where(
-                    Membership.group_id == _group_id(s, group),
-                    Membership.user_id == _user_id(s, user),
+                    Membership.group_id == find_group_id(s, group),
+                    Membership.user_id == find_user_id(s, user),
                 )
             )
             if done.rowcount:
@@ -95,7 +88,7 @@ class Groups:
     def members(self, group: str) -> list[str]:
         """Names of the members of `group`, sorted; `NotFound` if no such group."""
         with self._db.session() as s:
-            group_id = _group_id(s, group)
+            group_id = find_group_id(s, group)
             rows = s.exec(
                 select(User.name)
                 .join(Membership, Membership.user_id == User.id)

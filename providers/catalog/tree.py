@@ -114,6 +114,14 @@ def find_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).scalar()
 
 
+def find_user_id(session: Session, name: str) -> int:
+    """The id of user `name`; `NotFound` if there is none."""
+    user_id = session.exec(select(User.id).where(User.name == name)).scalar()
+    if user_id is None:
+        raise NotFound(f"no user {name!r}")
+    return int(user_id)
+
+
 def log_change(session: Session, owner_id: int, node_id: int, kind: str, path: str) -> None:
     session.add(Change(owner_id=owner_id, node_id=node_id, kind=kind, path=path, at=time.time()))
 
@@ -182,13 +190,19 @@ def remove_subtree(session: Session, root_id: int) -> None:
             add_used_bytes(session, owner_id, -int(total or 0))
         session.exec(delete(Prop).where(Prop.node_id.in_(batch)))  # type: ignore[attr-defined]
         session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
-        if session.exec(delete(Grant).where(Grant.node_id.in_(batch))).rowcount:  # type: ignore[attr-defined]
-            bump_counter(session, ACL_COUNTER)
-        session.exec(delete(ShareLink).where(ShareLink.node_id.in_(batch)))  # type: ignore[attr-defined]
+        _withdraw_sharing(session, batch)
     # Children reference parents: delete deepest first (ids were produced top-down).
     for start in range(len(ids), 0, -500):
         batch = ids[max(0, start - 500) : start]
         session.exec(delete(Node).where(Node.id.in_(batch)))  # type: ignore[union-attr]
+
+
+def _withdraw_sharing(session: Session, node_ids: list[int]) -> None:
+    """Delete the grants and share links of these nodes (bumping the `acl` counter
+    when a grant went): their node is gone or no longer its sharer's."""
+    if session.exec(delete(Grant).where(Grant.node_id.in_(node_ids))).rowcount:  # type: ignore[attr-defined]
+        bump_counter(session, ACL_COUNTER)
+    session.exec(delete(ShareLink).where(ShareLink.node_id.in_(node_ids)))  # type: ignore[attr-defined]
 
 
 class Tree:
@@ -379,9 +393,7 @@ def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
             or 0
         )
         s.exec(update(Node).where(Node.id.in_(batch)).values(owner_id=new_owner))  # type: ignore[union-attr]
-        if s.exec(delete(Grant).where(Grant.node_id.in_(batch))).rowcount:  # type: ignore[attr-defined]
-            bump_counter(s, ACL_COUNTER)
-        s.exec(delete(ShareLink).where(ShareLink.node_id.in_(batch)))  # type: ignore[attr-defined]
+        _withdraw_sharing(s, batch)
     charge_used_bytes(s, new_owner, total)
     add_used_bytes(s, old_owner, -total)
 
