@@ -120,13 +120,7 @@ def test_edit_controls_call_the_edit_endpoint(shared: RunningServer, page: Any) 
     page.on("dialog", lambda dialog: dialog.accept("renamed.txt"))
     page.goto(link.url + "/")
     screenshot(page, "share-edit-listing")
-    with page.expect_navigation():  # the script reloads the page after each change
-        page.get_by_role("button", name="Rename a.txt").click()
-    with page.expect_navigation():
-        page.get_by_role("button", name="Delete <img src=x onerror=alert(1)>.txt").click()
-    page.get_by_label("New folder name").fill("new & <folder>")
-    with page.expect_navigation():
-        page.get_by_role("button", name="New folder").click()
+    _rename_delete_and_mkdir(page)
     assert [body for body, _headers in sent] == [
         {"op": "rename", "path": "/a.txt", "name": "renamed.txt"},
         {"op": "delete", "path": "/<img src=x onerror=alert(1)>.txt"},
@@ -135,6 +129,18 @@ def test_edit_controls_call_the_edit_endpoint(shared: RunningServer, page: Any) 
     for _body, headers in sent:
         assert headers["content-type"] == "application/json"
         assert headers["x-davserver-edit"] == "1"
+
+
+def _rename_delete_and_mkdir(page: Any) -> None:
+    """Rename a.txt (the dialog handler answers the new name), delete the markup-named
+    file, make a folder `new & <folder>`, through the listing's controls."""
+    with page.expect_navigation():  # the script reloads the page after each change
+        page.get_by_role("button", name="Rename a.txt").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Delete <img src=x onerror=alert(1)>.txt").click()
+    page.get_by_label("New folder name").fill("new & <folder>")
+    with page.expect_navigation():
+        page.get_by_role("button", name="New folder").click()
 
 
 def test_edit_controls_change_the_folder(shared: RunningServer, page: Any) -> None:
@@ -149,13 +155,7 @@ def test_edit_controls_change_the_folder(shared: RunningServer, page: Any) -> No
 
     page.on("dialog", answer)
     page.goto(link.url + "/")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Rename a.txt").click()
-    with page.expect_navigation():
-        page.get_by_role("button", name="Delete <img src=x onerror=alert(1)>.txt").click()
-    page.get_by_label("New folder name").fill("new & <folder>")
-    with page.expect_navigation():
-        page.get_by_role("button", name="New folder").click()
+    _rename_delete_and_mkdir(page)
     rows = page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
     assert "renamed.txt" in rows and "a.txt" not in rows
     assert "new & <folder>" in rows and "<img src=x onerror=alert(1)>.txt" not in rows
