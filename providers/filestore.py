@@ -77,7 +77,6 @@ class FileStore:
             claim = self.catalog.contents.claim(digest, len(data))
             if claim == CLAIM_UPLOAD:
                 self.blobs.put(chunk_key(digest, self.key_prefix), data)
-                self.catalog.contents.mark_stored(digest)
                 return digest
             if claim != CLAIM_BUSY:
                 return digest

@@ -4,11 +4,15 @@ Read and write ordering (the full argument is in `docs/gc.md`):
 
 - A writer `claim`s each chunk before relying on it. A `stored` chunk is touched
   (`touched_at = now`) and not uploaded again; a missing one gets an `uploading` row
-  first, then its bytes, then `mark_stored`. A chunk in state `deleting` is being
-  removed by GC: the writer waits until the row is gone, then claims again.
-- `commit_file` re-checks, inside the commit transaction, that every chunk of the new
-  content is still `stored`, touching them again; only then does the content become
-  visible (DESIGN invariant 2).
+  first, then its bytes. A chunk in state `deleting` is being removed by GC: the
+  writer waits until the row is gone, then claims again.
+- `commit_file` re-checks, inside the commit transaction, that no chunk of the new
+  content is missing or `deleting`, touching them again and marking them `stored`;
+  only then does the content become visible (DESIGN invariant 2). The writer made
+  its `uploading` chunks durable before committing, so the commit is where they
+  become `stored` (one transaction per chunk fewer than marking each after its put);
+  until then a concurrent writer of the same bytes uploads its own copy, which is
+  harmless (equal bytes, atomic puts).
 - GC only condemns a chunk (`stored`/`uploading` -> `deleting`) when no extent names it
   and it was not touched for a grace period, in one conditional UPDATE; only after
   that does it delete the object, then the row. Because the condemn is conditional on
@@ -44,7 +48,7 @@ from providers.models import (
 from providers.names import MAX_NAME_BYTES, name_key
 
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
-CLAIM_UPLOAD = "upload"  # upload it, then call mark_stored
+CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 _BATCH = 500
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
@@ -76,11 +80,6 @@ class Contents:
                 where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
             )
         )
-        self._mark_stored = (
-            update(Chunk)
-            .where(Chunk.hash == bindparam("h"), Chunk.state != CHUNK_DELETING)  # type: ignore[arg-type]
-            .values(state=CHUNK_STORED, touched_at=bindparam("now"))
-        )
 
     # --- writers -------------------------------------------------------------------
 
@@ -96,11 +95,6 @@ class Contents:
                 return CLAIM_DEDUP
             params = {"h": chunk_hash, "n": size, "now": now}
             return CLAIM_UPLOAD if conn.execute(self._claim_new, params).rowcount else CLAIM_BUSY
-
-    def mark_stored(self, chunk_hash: str) -> None:
-        """The chunk's bytes are durable: other writers may now dedup against it."""
-        with self._db.connection(write=True) as conn:
-            conn.execute(self._mark_stored, {"h": chunk_hash, "now": time.time()})
 
     def commit_file(
         self,
@@ -142,7 +136,7 @@ class Contents:
             if before is not None:
                 before(s)
             lock_dir(s, parent_id)
-            _touch_stored(s, {e.chunk_hash for e in content.extents})
+            settle_chunks(s, {e.chunk_hash for e in content.extents})
             now = time.time()
             row = Content(size=content.size, digest=content.digest, created_at=now)
             s.add(row)
@@ -316,15 +310,16 @@ class Contents:
         yield from ((h, n) for h, n in rows)
 
 
-def _touch_stored(s: Session, hashes: set[str]) -> None:
-    """Touch every chunk; `ChunkGone` unless all are still `stored`."""
+def settle_chunks(s: Session, hashes: set[str]) -> None:
+    """Touch every chunk and mark it `stored` (the committing writer made its bytes
+    durable); `ChunkGone` if one is missing or being deleted by GC."""
     ordered, now, touched = sorted(hashes), time.time(), 0
     for start in range(0, len(ordered), _BATCH):
         batch = ordered[start : start + _BATCH]
         touched += s.exec(
             update(Chunk)
-            .where(Chunk.hash.in_(batch), Chunk.state == CHUNK_STORED)  # type: ignore[attr-defined]
-            .values(touched_at=now)
+            .where(Chunk.hash.in_(batch), Chunk.state != CHUNK_DELETING)  # type: ignore[attr-defined]
+            .values(state=CHUNK_STORED, touched_at=now)
         ).rowcount
     if touched != len(ordered):
         raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")

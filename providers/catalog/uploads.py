@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
-from providers.catalog.content import Contents, _touch_stored
+from providers.catalog.content import Contents, settle_chunks
 from providers.catalog.db import Database
 from providers.catalog.records import ExtentRecord, NewContent, NodeRecord
 from providers.errors import Conflict, NotFound
@@ -137,7 +137,7 @@ class Uploads:
                 self._explain_refusal(s, upload)
             # The upload row is locked first, then the chunks: `finish` takes them in the
             # same order, so two requests on one upload cannot deadlock.
-            _touch_stored(s, {e.chunk_hash for e in extents})
+            settle_chunks(s, {e.chunk_hash for e in extents})
             s.add_all(
                 UploadExtent(
                     upload_id=upload.id,

@@ -19,7 +19,6 @@ def put_file(catalog: Catalog, user: str, name: str, data: bytes) -> None:
     assert record is not None
     digest = hashlib.sha256(data).hexdigest()
     catalog.contents.claim(digest, len(data))
-    catalog.contents.mark_stored(digest)
     content = NewContent(len(data), digest, [ExtentRecord(0, len(data), digest)])
     catalog.contents.commit_file(
         record.home_id,

@@ -28,12 +28,11 @@ def alice(catalog: Catalog) -> UserRecord:
 
 
 def stored_content(catalog: Catalog, *pieces: bytes) -> NewContent:
-    """Claim and mark every piece stored (as a writer would); return the content."""
+    """Claim every piece (as a writer would before storing it); return the content."""
     extents, offset = [], 0
     for piece in pieces:
         digest = hashlib.sha256(piece).hexdigest()
-        if catalog.contents.claim(digest, len(piece)) == CLAIM_UPLOAD:
-            catalog.contents.mark_stored(digest)
+        catalog.contents.claim(digest, len(piece))
         extents.append(ExtentRecord(offset=offset, size=len(piece), chunk_hash=digest))
         offset += len(piece)
     sha = hashlib.sha256(b"".join(pieces)).hexdigest()
@@ -246,19 +245,30 @@ def test_move_and_copy_onto_other_spelling(catalog: Catalog, alice: UserRecord) 
     assert tree.resolve(home, ["e", CAFE_NFC]) is not None
 
 
-def test_commit_needs_stored_chunks(catalog: Catalog, alice: UserRecord) -> None:
-    data = b"never stored"
+def test_commit_needs_claimed_chunks_and_marks_them_stored(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    data = b"never claimed"
     digest = hashlib.sha256(data).hexdigest()
     content = NewContent(len(data), digest, [ExtentRecord(0, len(data), digest)])
     with pytest.raises(ChunkGone):
         commit(catalog, alice, alice.home_id, "f", content)
+    assert catalog.tree.children(alice.home_id) == []
     assert catalog.contents.claim(digest, len(data)) == CLAIM_UPLOAD  # now 'uploading'
+    node, created = commit(catalog, alice, alice.home_id, "f", content)
+    assert created and node.size == len(data)
+    assert chunk_state(catalog, digest) == "stored"
+    assert catalog.contents.claim(digest, len(data)) == CLAIM_DEDUP
+
+
+def test_commit_refuses_a_chunk_gc_is_deleting(catalog: Catalog, alice: UserRecord) -> None:
+    content = stored_content(catalog, b"doomed")
+    digest = content.extents[0].chunk_hash
+    assert catalog.contents.condemn(digest, time.time() + 1)
     with pytest.raises(ChunkGone):
         commit(catalog, alice, alice.home_id, "f", content)
     assert catalog.tree.children(alice.home_id) == []
-    catalog.contents.mark_stored(digest)
-    node, created = commit(catalog, alice, alice.home_id, "f", content)
-    assert created and node.size == len(data)
+    assert chunk_state(catalog, digest) == "deleting"
 
 
 def test_claim_state_machine(catalog: Catalog) -> None:
@@ -266,9 +276,6 @@ def test_claim_state_machine(catalog: Catalog) -> None:
     assert contents.claim(digest, 5) == CLAIM_UPLOAD
     assert chunk_state(catalog, digest) == "uploading"
     assert contents.claim(digest, 5) == CLAIM_UPLOAD  # a concurrent writer uploads too
-    contents.mark_stored(digest)
-    assert chunk_state(catalog, digest) == "stored"
-    assert contents.claim(digest, 5) == CLAIM_DEDUP
     assert contents.known([digest, "0" * 64]) == {digest}
 
     cutoff = time.time() + 1
@@ -276,7 +283,6 @@ def test_claim_state_machine(catalog: Catalog) -> None:
     assert contents.condemn(digest, cutoff)
     assert chunk_state(catalog, digest) == "deleting"
     assert contents.claim(digest, 5) == CLAIM_BUSY
-    contents.mark_stored(digest)  # too late: GC owns it now
     assert chunk_state(catalog, digest) == "deleting"
     assert [c.hash for c in contents.deleting()] == [digest]
     assert contents.collectable(cutoff) == []

@@ -129,15 +129,35 @@ def test_seek_and_read_at_every_boundary(store: FileStore) -> None:
     reader.close()
 
 
-def test_same_content_twice_stores_no_new_blobs(store: FileStore, blobs: MemoryBlobStore) -> None:
+def test_committed_content_twice_stores_no_new_blobs(
+    store: FileStore, blobs: MemoryBlobStore
+) -> None:
     data = random.Random(4).randbytes(150 * KIB)
+    first = save(store, "first", data)
+    stored = {info.key: info.mtime for info in blobs.iter_keys()}
+    assert (
+        len(stored)
+        == len({e.chunk_hash for e in store.catalog.contents.extents(first.content_id or 0)})
+        > 5
+    )
+    time.sleep(0.01)
+    second = write(store, data, block=333)
+    assert second.digest == first.digest
+    assert {info.key: info.mtime for info in blobs.iter_keys()} == stored
+
+
+def test_uncommitted_chunks_are_uploaded_again(store: FileStore, blobs: MemoryBlobStore) -> None:
+    """Chunks stay `uploading` until a commit names them: a second writer of the same
+    bytes stores its own (identical) copy rather than trust an upload that may fail."""
+    data = random.Random(5).randbytes(150 * KIB)
     first = write(store, data)
     stored = {info.key: info.mtime for info in blobs.iter_keys()}
-    assert len(stored) == len({e.chunk_hash for e in first.extents}) > 5
     time.sleep(0.01)
     second = write(store, data, block=333)
     assert second == first
-    assert {info.key: info.mtime for info in blobs.iter_keys()} == stored
+    rewritten = {info.key: info.mtime for info in blobs.iter_keys()}
+    assert rewritten.keys() == stored.keys()
+    assert all(rewritten[key] > stored[key] for key in stored)
 
 
 def test_failed_put_raises_and_leaves_orphans(catalog: Catalog) -> None:
