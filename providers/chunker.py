@@ -1,22 +1,29 @@
 """The chunker seam: cut a byte stream into content-defined chunks.
 
-Contract: `split(blocks)` consumes an iterable of byte blocks of any sizes and yields
-chunks (`bytes`, owned by the caller) whose concatenation equals the concatenation of
-the blocks. Cut points depend only on the bytes, never on how they were split into
-blocks, so identical content always yields identical chunks. Every chunk but the last
-is between `min_size` and `max_size` bytes; an empty stream yields nothing. The
-splitting is pull-based: it reads blocks only as fast as the caller takes chunks, so
-it composes with WsgiDAV's `writelines(data_stream)` with no thread or queue.
-`params()` describes the algorithm so the catalog can record it.
+Contract: `split_reader(reader)` pulls the stream from `reader.readinto(buffer)` (which
+returns how many bytes it placed, 0 at the end, and may raise: the error propagates)
+and yields chunks (`bytes`, owned by the caller) whose concatenation is the stream.
+`split(blocks)` does the same for an iterable of byte blocks of any sizes. Cut points
+depend only on the bytes, never on how they arrived, so identical content always yields
+identical chunks. Every chunk but the last is between `min_size` and `max_size` bytes;
+an empty stream yields nothing. Splitting is pull-based: it reads only as fast as the
+caller takes chunks, with no thread or queue. `params()` describes the algorithm so
+the catalog can record it.
 """
 
 from __future__ import annotations
 
-import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from pyfastcdc import FastCDC
+
+
+class Reader(Protocol):
+    """A byte stream read into the caller's buffer (`io.RawIOBase.readinto`)."""
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
 
 class Chunker(ABC):
@@ -26,8 +33,12 @@ class Chunker(ABC):
     max_size: int
 
     @abstractmethod
+    def split_reader(self, reader: Reader) -> Iterator[bytes]:
+        """Yield the chunks of the stream `reader` gives (see the module contract)."""
+
     def split(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield the chunks of the stream made of `blocks` (see the module contract)."""
+        return self.split_reader(BlockReader(blocks))
 
     @abstractmethod
     def params(self) -> str:
@@ -35,7 +46,7 @@ class Chunker(ABC):
 
 
 class BlockReader:
-    """Adapts an iterable of blocks to the `readinto()` reader pyfastcdc pulls from."""
+    """A `Reader` over an iterable of byte blocks."""
 
     def __init__(self, blocks: Iterable[bytes]) -> None:
         self._blocks = iter(blocks)
@@ -57,14 +68,28 @@ class BlockReader:
         return filled
 
 
-def _take_at_least(blocks: Iterator[bytes], size: int) -> list[bytes]:
-    """Blocks from the front of `blocks` until they hold `size` bytes or it ends."""
-    taken: list[bytes] = []
-    total = 0
-    while total < size and (block := next(blocks, None)) is not None:
-        taken.append(block)
-        total += len(block)
-    return taken
+def fill(reader: Reader, buffer: memoryview) -> int:
+    """Read from `reader` until `buffer` is full or the stream ends; return the count."""
+    filled = 0
+    while filled < len(buffer) and (received := reader.readinto(buffer[filled:])):
+        filled += received
+    return filled
+
+
+class _Prefixed:
+    """A reader giving `head` first, then the rest of `reader`."""
+
+    def __init__(self, head: memoryview, reader: Reader) -> None:
+        self._head = head
+        self._reader = reader
+
+    def readinto(self, buffer: memoryview) -> int:
+        if not self._head:
+            return self._reader.readinto(buffer)
+        take = min(len(buffer), len(self._head))
+        buffer[:take] = self._head[:take]
+        self._head = self._head[take:]
+        return take
 
 
 class FastCDCChunker(Chunker):
@@ -78,19 +103,18 @@ class FastCDCChunker(Chunker):
         # the difference to get the mean we were asked for.
         self._cdc_args = (max(256, avg_size - min_size), min_size, max_size)
 
-    def split(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
-        iterator = iter(blocks)
-        head = _take_at_least(iterator, self.min_size)
-        if sum(len(block) for block in head) < self.min_size:
+    def split_reader(self, reader: Reader) -> Iterator[bytes]:
+        head = memoryview(bytearray(self.min_size))
+        if (filled := fill(reader, head)) < self.min_size:
             # FastCDC never cuts below min_size, so a shorter stream is one chunk; this
             # skips setting up its buffers for every small file.
-            if data := b"".join(head):
-                yield data
+            if filled:
+                yield bytes(head[:filled])
             return
         avg, low, high = self._cdc_args
         # One FastCDC per stream: the object is not safe to share between threads.
         cdc = FastCDC(avg, min_size=low, max_size=high)
-        for chunk in cdc.cut_stream(BlockReader(itertools.chain(head, iterator))):
+        for chunk in cdc.cut_stream(_Prefixed(head, reader)):
             yield bytes(chunk.data)
 
     def params(self) -> str:
@@ -103,15 +127,14 @@ class FixedChunker(Chunker):
     def __init__(self, size: int) -> None:
         self.min_size = self.max_size = size
 
-    def split(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
-        pending = bytearray()
-        for block in blocks:
-            pending += block
-            while len(pending) >= self.max_size:
-                yield bytes(pending[: self.max_size])
-                del pending[: self.max_size]
-        if pending:
-            yield bytes(pending)
+    def split_reader(self, reader: Reader) -> Iterator[bytes]:
+        while True:
+            buffer = bytearray(self.max_size)
+            filled = fill(reader, memoryview(buffer))
+            if filled:
+                yield bytes(buffer[:filled]) if filled < self.max_size else bytes(buffer)
+            if filled < self.max_size:
+                return
 
     def params(self) -> str:
         return f"fixed:size={self.max_size}"

@@ -22,12 +22,12 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from providers.blobstore.base import BlobStore, chunk_key
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
-from providers.chunker import Chunker
+from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
 BUSY_WAIT_SECONDS = 30.0
@@ -107,9 +107,9 @@ def content_digest(chunk_hashes: Iterable[str]) -> str:
 class FileWriter:
     """One upload in progress; see the module docstring. Not thread-safe.
 
-    With a `limit`, `writelines` raises `QuotaExceeded` on the first body block that
-    takes the bytes received past it, before that block reaches the chunker: a doomed
-    upload stops reading and storing at once (the chunks already stored are orphans
+    With a `limit`, `write_from` raises `QuotaExceeded` on the first read that takes
+    the bytes received past it, before those bytes reach the chunker: a doomed upload
+    stops reading and storing at once (the chunks already stored are orphans
     for GC; `abort()` still has to be called).
     """
 
@@ -122,9 +122,14 @@ class FileWriter:
         self.size = 0
 
     def writelines(self, blocks: Iterable[bytes]) -> None:
-        """Consume the whole body (call once); chunks are stored as they are cut.
-        `QuotaExceeded` as soon as the body passes the writer's limit."""
-        for chunk in self._store.chunker.split(self._limited(blocks)):
+        """Consume the whole body given as blocks (call once, or `write_from`)."""
+        self.write_from(BlockReader(blocks))
+
+    def write_from(self, reader: Reader) -> None:
+        """Consume the whole body read from `reader` (call once); chunks are stored as
+        they are cut. `QuotaExceeded` as soon as the body passes the writer's limit."""
+        source = reader if self._limit is None else _LimitedReader(reader, self._limit)
+        for chunk in self._store.chunker.split_reader(source):
             self._submit(chunk)
 
     def close(self) -> None:
@@ -148,19 +153,6 @@ class FileWriter:
                 future.exception()
         self._pending.clear()
 
-    def _limited(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
-        """`blocks`, checked against the limit as they arrive (not as chunks are cut:
-        the chunker may hold up to a maximum chunk size before it cuts)."""
-        if self._limit is None:
-            yield from blocks
-            return
-        received = 0
-        for block in blocks:
-            received += len(block)
-            if received > self._limit:
-                raise QuotaExceeded(f"the body passes the {self._limit} bytes left in the quota")
-            yield block
-
     def _submit(self, chunk: bytes) -> None:
         self._slots.acquire()
         self._collect(wait_all=False)
@@ -182,6 +174,23 @@ class FileWriter:
                 self.abort()
                 raise Unavailable(f"storing a chunk failed: {e}") from e
             self._extents.append(ExtentRecord(offset=offset, size=size, chunk_hash=digest))
+
+
+class _LimitedReader:
+    """`reader`, refusing to go past `limit` bytes. Reads are cut to one byte past what
+    is left, so a body over the limit is refused having read at most that byte (a
+    block, from a block reader) more, not a chunker's buffer more."""
+
+    def __init__(self, reader: Reader, limit: int) -> None:
+        self._reader = reader
+        self._limit = self._left = limit
+
+    def readinto(self, buffer: memoryview) -> int:
+        received = self._reader.readinto(buffer[: self._left + 1])
+        self._left -= received
+        if self._left < 0:
+            raise QuotaExceeded(f"the body passes the {self._limit} bytes left in the quota")
+        return received
 
 
 class ChunkReader(io.RawIOBase):
