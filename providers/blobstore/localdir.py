@@ -9,11 +9,16 @@ by a crash are never listed; keys with a segment starting with `.tmp-` are refus
 Durability: on Linux a put only writes and renames, and `sync()` is one `syncfs(2)` of
 the file system, which makes the files, the renames and new directories durable at once:
 a 1 GiB upload costs one flush instead of two fsyncs per chunk (a file and a directory
-journal commit each). Each put also starts the writeback of its file
-(`sync_file_range(2)`, which does not wait), so the disk writes while the rest of the
-upload arrives and the final `syncfs` has little left to flush. Where `syncfs` is
+journal commit each). Each put also writes its file's data to the disk before returning
+(`sync_file_range(2)`, waiting) and then drops those pages from the page cache
+(`posix_fadvise(DONTNEED)`), as object stores do for large writes: the pages are
+recycled for the next chunk instead of the page cache growing by the size of every
+upload, which cost several times more CPU than the writes themselves (1 GiB as 1 MiB
+files: 2.0 s of system time and 0.5 s of final flush, against 0.25 s in all with the
+pages recycled), and the final `syncfs` has only metadata left. Where `syncfs` is
 missing, every put fsyncs the file and its directory before returning, and `sync()`
-has nothing left to do.
+has nothing left to do. Objects are then read from the disk, not the page cache,
+until the page cache holds them again.
 
 Errors: a missing file (or a file/directory name clash on read) is `BlobNotFound`; any
 other `OSError` is `Unavailable`; a put whose key clashes with an existing directory or
@@ -38,7 +43,8 @@ _TMP_PREFIX = ".tmp-"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
-_SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writeback of dirty pages, do not wait
+# <fcntl.h>: wait for writes in flight, write the range's dirty pages, wait for them
+_SYNC_FILE_RANGE_WRITE_AND_WAIT = 1 | 2 | 4
 
 
 def _load_libc(name: str) -> Any:
@@ -55,11 +61,15 @@ if _SYNC_FILE_RANGE is not None:
     _SYNC_FILE_RANGE.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
-def _start_writeback(fd: int) -> None:
-    """Ask the kernel to start writing the file's dirty pages (a hint: errors are
-    ignored here and reported by the `syncfs` that makes the data durable)."""
-    if _SYNC_FILE_RANGE is not None:
-        _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+def _write_through(fd: int) -> None:
+    """Write the file's data to the disk and drop its pages from the page cache (see
+    the module docstring); without `sync_file_range` the pages stay for `syncfs`."""
+    if _SYNC_FILE_RANGE is None:
+        return
+    if _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE_AND_WAIT) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 class LocalDirBlobStore(BlobStore):
@@ -175,7 +185,7 @@ class LocalDirBlobStore(BlobStore):
                 if self._fsync_each:
                     os.fsync(f.fileno())
                 elif self._fsync:
-                    _start_writeback(f.fileno())
+                    _write_through(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
