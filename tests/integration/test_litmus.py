@@ -25,6 +25,7 @@ def test_litmus_all_suites_pass(server: RunningServer, tmp_path: Path) -> None:
         text=True,
         timeout=600,
     )
+    print(*re.findall(r"<- summary for .*", result.stdout), sep="\n")  # kept in the test report
     summaries = dict(
         re.findall(
             r"summary for `(\w+)': of \d+ tests run: \d+ passed, (\d+) failed", result.stdout
