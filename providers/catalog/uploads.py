@@ -121,20 +121,7 @@ class Uploads:
             raise ValueError("a part must be non-empty and leave the upload unfinished")
 
         def work(s: Session) -> UploadRecord:
-            now = time.time()
-            moved = s.exec(
-                update(Upload)
-                .where(
-                    Upload.id == upload.id,
-                    Upload.link_id == upload.link_id,
-                    Upload.offset == start,
-                    Upload.finished_at.is_(None),
-                    Upload.touched_at >= now - self.ttl,
-                )
-                .values(offset=start + size, touched_at=now)
-            )
-            if not moved.rowcount:
-                self._explain_refusal(s, upload)
+            self._advance(s, upload, start + size)
             # The upload row is locked first, then the chunks: `finish` takes them in the
             # same order, so two requests on one upload cannot deadlock.
             settle_chunks(s, {e.chunk_hash for e in extents})
@@ -170,20 +157,7 @@ class Uploads:
         `ChunkGone`, `Conflict`); then nothing changed and the upload can go on."""
 
         def retire(s: Session) -> None:
-            now = time.time()
-            done = s.exec(
-                update(Upload)
-                .where(
-                    Upload.id == upload.id,
-                    Upload.link_id == upload.link_id,
-                    Upload.offset == upload.offset,
-                    Upload.finished_at.is_(None),
-                    Upload.touched_at >= now - self.ttl,
-                )
-                .values(offset=upload.length, finished_at=now, touched_at=now)
-            )
-            if not done.rowcount:
-                self._explain_refusal(s, upload)
+            self._advance(s, upload, upload.length, finish=True)
             s.exec(delete(UploadExtent).where(UploadExtent.upload_id == upload.id))
 
         node, _created = self._contents.commit_file(
@@ -241,6 +215,30 @@ class Uploads:
             Upload.link_id == link_id,
             Upload.touched_at >= time.time() - self.ttl,
         )
+
+    def _advance(
+        self, s: Session, upload: UploadRecord, offset: int, *, finish: bool = False
+    ) -> None:
+        """Move `upload` to `offset` (and touch it; with `finish`, mark it finished),
+        only if it is live, unfinished and still at `upload.offset`; else `NotFound` or
+        `Conflict`, saying which."""
+        now = time.time()
+        values: dict[str, Any] = {"offset": offset, "touched_at": now}
+        if finish:
+            values["finished_at"] = now
+        moved = s.exec(
+            update(Upload)
+            .where(
+                Upload.id == upload.id,
+                Upload.link_id == upload.link_id,
+                Upload.offset == upload.offset,
+                Upload.finished_at.is_(None),
+                Upload.touched_at >= now - self.ttl,
+            )
+            .values(**values)
+        )
+        if not moved.rowcount:
+            self._explain_refusal(s, upload)
 
     def _explain_refusal(self, s: Session, upload: UploadRecord) -> None:
         """Raise why a conditional update of `upload` matched no row."""
