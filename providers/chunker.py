@@ -68,7 +68,7 @@ class BlockReader:
         return filled
 
 
-def fill(reader: Reader, buffer: memoryview) -> int:
+def _fill(reader: Reader, buffer: memoryview) -> int:
     """Read from `reader` until `buffer` is full or the stream ends; return the count."""
     filled = 0
     while filled < len(buffer) and (received := reader.readinto(buffer[filled:])):
@@ -105,7 +105,7 @@ class FastCDCChunker(Chunker):
 
     def split_reader(self, reader: Reader) -> Iterator[bytes]:
         head = memoryview(bytearray(self.min_size))
-        if (filled := fill(reader, head)) < self.min_size:
+        if (filled := _fill(reader, head)) < self.min_size:
             # FastCDC never cuts below min_size, so a shorter stream is one chunk; this
             # skips setting up its buffers for every small file.
             if filled:
@@ -130,7 +130,7 @@ class FixedChunker(Chunker):
     def split_reader(self, reader: Reader) -> Iterator[bytes]:
         while True:
             buffer = bytearray(self.max_size)
-            filled = fill(reader, memoryview(buffer))
+            filled = _fill(reader, memoryview(buffer))
             if filled:
                 yield bytes(buffer[:filled]) if filled < self.max_size else bytes(buffer)
             if filled < self.max_size:
