@@ -1,12 +1,15 @@
 """File content in and out: the streaming write pipeline and the seekable reader.
 
-Write path (DESIGN "Write path"): bytes go into the chunker as they arrive; each final
-chunk is handed to a bounded pool that hashes it, claims it in the catalog and
-uploads it only if it is new. The request thread never waits for S3 unless
-`max_in_flight` chunks are already pending, so memory per upload is bounded by
-`max_in_flight x max chunk size` plus the chunker's window, whatever the file size.
-The content's digest (its strong ETag) is derived from the chunk hashes, so the bytes
-are hashed once (`content_digest`).
+Write path (DESIGN "Write path"): bytes go into the chunker as they arrive; final
+chunks are gathered into batches of consecutive chunks (about `batch_bytes`), and
+each batch is handed to a bounded pool that hashes its chunks, claims them in the
+catalog in one transaction and uploads those that are new. A transaction per chunk
+cost more than hashing the chunk, and a hand-off per chunk kept the threads trading
+the GIL. The request thread never waits for the pool unless `max_in_flight` batches
+are already pending, so memory per upload is bounded by
+`max_in_flight x (batch_bytes + max chunk size)` plus the chunker's window, whatever
+the file size. The content's digest (its strong ETag) is derived from the chunk
+hashes, so the bytes are hashed once (`content_digest`).
 `finish()` waits for the pool and returns the `NewContent` to commit; nothing is
 visible until the caller commits it (invariant 2). `abort()` drops everything; the
 chunks already stored become orphans for GC.
@@ -31,6 +34,7 @@ from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
 BUSY_WAIT_SECONDS = 30.0
+MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
 
 
 class FileStore:
@@ -48,6 +52,7 @@ class FileStore:
         key_prefix: str = "",
         workers: int = 8,
         max_in_flight: int = 4,
+        batch_bytes: int = 4 * 1024 * 1024,
         read_ahead: int = 2,
     ) -> None:
         self.catalog = catalog
@@ -55,6 +60,7 @@ class FileStore:
         self.chunker = chunker
         self.key_prefix = key_prefix
         self.max_in_flight = max_in_flight
+        self.batch_bytes = batch_bytes
         self.read_ahead = read_ahead
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
 
@@ -69,17 +75,22 @@ class FileStore:
     def submit(self, fn, *args):  # type: ignore[no-untyped-def]
         return self._pool.submit(fn, *args)
 
-    def store_chunk(self, data: bytes) -> str:
-        """Hash one chunk and make sure it is stored; return its hash (runs in the pool)."""
-        digest = hashlib.sha256(data).hexdigest()
+    def store_chunks(self, chunks: list[bytes]) -> list[str]:
+        """Hash a batch of chunks, claim them in one transaction and upload the new
+        ones; return their hashes in order (runs in the pool). Chunks GC is deleting
+        are claimed again until GC is done with them (`Unavailable` after
+        `BUSY_WAIT_SECONDS`)."""
+        hashes = [hashlib.sha256(chunk).hexdigest() for chunk in chunks]
+        data = dict(zip(hashes, chunks, strict=True))
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         while True:
-            claim = self.catalog.contents.claim(digest, len(data))
-            if claim == CLAIM_UPLOAD:
-                self.blobs.put(chunk_key(digest, self.key_prefix), data)
-                return digest
-            if claim != CLAIM_BUSY:
-                return digest
+            claims = self.catalog.contents.claim_many({h: len(c) for h, c in data.items()})
+            for chunk_hash, claim in claims.items():
+                if claim == CLAIM_UPLOAD:
+                    self.blobs.put(chunk_key(chunk_hash, self.key_prefix), data[chunk_hash])
+            data = {h: data[h] for h, claim in claims.items() if claim == CLAIM_BUSY}
+            if not data:
+                return hashes
             if time.monotonic() > deadline:
                 raise Unavailable("chunk is being garbage-collected; retry the upload")
             time.sleep(0.05)
@@ -116,7 +127,9 @@ class FileWriter:
     def __init__(self, store: FileStore, limit: int | None = None) -> None:
         self._store = store
         self._limit = limit
-        self._pending: list[tuple[int, int, Future[str]]] = []
+        self._batch: list[bytes] = []  # chunks cut but not yet handed to the pool
+        self._batch_bytes = 0
+        self._pending: list[tuple[int, list[int], Future[list[str]]]] = []  # offset, sizes
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
         self.size = 0
@@ -130,13 +143,17 @@ class FileWriter:
         they are cut. `QuotaExceeded` as soon as the body passes the writer's limit."""
         source = reader if self._limit is None else _LimitedReader(reader, self._limit)
         for chunk in self._store.chunker.split_reader(source):
-            self._submit(chunk)
+            self._batch.append(chunk)
+            self._batch_bytes += len(chunk)
+            if self._batch_bytes >= self._store.batch_bytes or len(self._batch) >= MAX_BATCH:
+                self._submit_batch()
 
     def close(self) -> None:
         """File-object protocol (WsgiDAV calls it); the real end is `finish()`."""
 
     def finish(self) -> NewContent:
         """Wait for every chunk to be stored and durable; return the content to commit."""
+        self._submit_batch()
         self._collect(wait_all=True)
         if self._extents:
             # also covers chunks deduplicated against another upload that has not synced yet
@@ -146,34 +163,41 @@ class FileWriter:
 
     def abort(self) -> None:
         """Give up: cancel what has not started and wait for what has."""
-        for _offset, _size, future in self._pending:
+        self._batch, self._batch_bytes = [], 0
+        for _offset, _sizes, future in self._pending:
             future.cancel()
-        for _offset, _size, future in self._pending:
+        for _offset, _sizes, future in self._pending:
             if not future.cancelled():
                 future.exception()
         self._pending.clear()
 
-    def _submit(self, chunk: bytes) -> None:
+    def _submit_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._slots.acquire()
         self._collect(wait_all=False)
-        future = self._store.submit(self._store.store_chunk, chunk)
+        future = self._store.submit(self._store.store_chunks, batch)
         future.add_done_callback(lambda _f: self._slots.release())
-        self._pending.append((self.size, len(chunk), future))
-        self.size += len(chunk)
+        sizes = [len(chunk) for chunk in batch]
+        self._pending.append((self.size, sizes, future))
+        self.size += sum(sizes)
 
     def _collect(self, *, wait_all: bool) -> None:
-        """Move finished chunks (in order) to the extent list; re-raise their errors."""
+        """Move finished batches (in order) to the extent list; re-raise their errors."""
         while self._pending and (wait_all or self._pending[0][2].done()):
-            offset, size, future = self._pending.pop(0)
+            offset, sizes, future = self._pending.pop(0)
             try:
-                digest = future.result()
+                hashes = future.result()
             except StorageError:
                 self.abort()
                 raise
             except Exception as e:
                 self.abort()
                 raise Unavailable(f"storing a chunk failed: {e}") from e
-            self._extents.append(ExtentRecord(offset=offset, size=size, chunk_hash=digest))
+            for size, chunk_hash in zip(sizes, hashes, strict=True):
+                self._extents.append(ExtentRecord(offset, size, chunk_hash))
+                offset += size
 
 
 class _LimitedReader:

@@ -22,7 +22,7 @@ Read and write ordering (the full argument is in `docs/gc.md`):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -62,39 +62,51 @@ class Contents:
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self._touch_stored = (
             update(Chunk)
-            .where(Chunk.hash == bindparam("h"), Chunk.state == CHUNK_STORED)  # type: ignore[arg-type]
+            .where(
+                Chunk.hash.in_(bindparam("hs", expanding=True)),  # type: ignore[attr-defined]
+                Chunk.state == CHUNK_STORED,  # type: ignore[arg-type]
+            )
             .values(touched_at=bindparam("now"))
+            .returning(Chunk.hash)
         )
-        self._claim_new = (
-            self._insert(Chunk)
-            .values(
-                hash=bindparam("h"),
-                size=bindparam("n"),
-                state=CHUNK_UPLOADING,
-                touched_at=bindparam("now"),
-                created_at=bindparam("now"),
-            )
-            .on_conflict_do_update(
-                index_elements=["hash"],
-                set_={"touched_at": bindparam("now")},
-                where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
-            )
-        )
+        new = self._insert(Chunk)
+        self._claim_new = new.on_conflict_do_update(
+            index_elements=["hash"],
+            set_={"touched_at": new.excluded.touched_at},
+            where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
+        ).returning(Chunk.hash)
 
     # --- writers -------------------------------------------------------------------
 
     def claim(self, chunk_hash: str, size: int) -> str:
-        """Decide what a writer does with a chunk: CLAIM_DEDUP, CLAIM_UPLOAD or CLAIM_BUSY.
+        """`claim_many` for one chunk."""
+        return self.claim_many({chunk_hash: size})[chunk_hash]
 
-        Runs once per chunk of every upload, so its statements are built once (building
-        and cache-keying SQLAlchemy expressions cost more than SQLite running them).
+    def claim_many(self, sizes: Mapping[str, int]) -> dict[str, str]:
+        """Decide, for each chunk (hash -> size), what a writer does with it:
+        CLAIM_DEDUP, CLAIM_UPLOAD or CLAIM_BUSY (see the module docstring).
+
+        One write transaction of two statements whatever the number of chunks: a
+        writer claims a batch of chunks at a time, since a transaction per chunk cost
+        more than hashing it (and its statements are built once, since building and
+        cache-keying SQLAlchemy expressions cost more than SQLite running them).
+        Hashes are taken in sorted order, so concurrent batches lock rows in one order.
         """
-        now = time.time()
+        now, hashes = time.time(), sorted(sizes)
         with self._db.connection(write=True) as conn:
-            if conn.execute(self._touch_stored, {"h": chunk_hash, "now": now}).rowcount:
-                return CLAIM_DEDUP
-            params = {"h": chunk_hash, "n": size, "now": now}
-            return CLAIM_UPLOAD if conn.execute(self._claim_new, params).rowcount else CLAIM_BUSY
+            touched = {"hs": hashes, "now": now}
+            dedup = set(conn.execute(self._touch_stored, touched).scalars())
+            rows = [
+                {"hash": h, "size": sizes[h], "state": CHUNK_UPLOADING}
+                | {"touched_at": now, "created_at": now}
+                for h in hashes
+                if h not in dedup
+            ]
+            upload = set(conn.execute(self._claim_new, rows).scalars()) if rows else set()
+        return {
+            h: CLAIM_DEDUP if h in dedup else CLAIM_UPLOAD if h in upload else CLAIM_BUSY
+            for h in hashes
+        }
 
     def commit_file(
         self,

@@ -291,6 +291,39 @@ def test_claim_state_machine(catalog: Catalog) -> None:
     assert contents.claim(digest, 5) == CLAIM_UPLOAD
 
 
+def test_claim_many_decides_each_chunk_of_a_batch(catalog: Catalog) -> None:
+    check_claim_many(catalog)
+
+
+def check_claim_many(catalog: Catalog) -> None:
+    """One batch holding a stored, an uploading, a deleting and a new chunk (shared with
+    the PostgreSQL run in tests/integration/test_catalog_postgres.py)."""
+    contents = catalog.contents
+    stored, uploading, deleting, new = (hashlib.sha256(b"%d" % i).hexdigest() for i in range(4))
+    contents.claim_many({stored: 1, uploading: 2, deleting: 3})
+    with catalog.db.session(write=True) as s:
+        s.exec(update(Chunk).where(Chunk.hash == stored).values(state="stored", touched_at=0.0))  # type: ignore[arg-type]
+    assert contents.condemn(deleting, time.time() + 1)
+
+    claims = contents.claim_many({new: 4, deleting: 3, uploading: 2, stored: 1})
+    assert claims == {
+        stored: CLAIM_DEDUP,
+        uploading: CLAIM_UPLOAD,
+        deleting: CLAIM_BUSY,
+        new: CLAIM_UPLOAD,
+    }
+    assert [chunk_state(catalog, h) for h in (stored, uploading, deleting, new)] == [
+        "stored",
+        "uploading",
+        "deleting",
+        "uploading",
+    ]
+    with catalog.db.session() as s:
+        touched = dict(s.exec(select(Chunk.hash, Chunk.touched_at)).all())  # type: ignore[call-overload]
+    assert touched[stored] > 0.0  # a dedup protects the chunk from GC's grace cutoff
+    assert contents.claim_many({}) == {}
+
+
 def test_condemn_refuses_touched_or_referenced_chunks(catalog: Catalog, alice: UserRecord) -> None:
     contents = catalog.contents
     loose = stored_content(catalog, b"loose").extents[0].chunk_hash
