@@ -76,24 +76,18 @@ def _fill(reader: Reader, buffer: memoryview) -> int:
     return filled
 
 
-class _Prefixed:
-    """A reader giving `head` first, then the rest of `reader`."""
-
-    def __init__(self, head: memoryview, reader: Reader) -> None:
-        self._head = head
-        self._reader = reader
-
-    def readinto(self, buffer: memoryview) -> int:
-        if not self._head:
-            return self._reader.readinto(buffer)
-        take = min(len(buffer), len(self._head))
-        buffer[:take] = self._head[:take]
-        self._head = self._head[take:]
-        return take
-
-
 class FastCDCChunker(Chunker):
-    """FastCDC 2020 (pyfastcdc, native code) with the given size bounds."""
+    """FastCDC 2020 (pyfastcdc, native code) with the given size bounds.
+
+    The stream is read into a window of `WINDOW_CHUNKS` max-size chunks and cut there
+    with pyfastcdc's buffer chunker; a cut is taken only while at least `max_size`
+    bytes follow it in the window (or the stream has ended), since FastCDC looks that
+    far ahead, so the cuts are those of the whole stream. The tail left when the
+    window runs short moves to its front once per window; pyfastcdc's own stream
+    chunker moved about as many bytes as it cut.
+    """
+
+    WINDOW_CHUNKS = 4
 
     def __init__(self, min_size: int, avg_size: int, max_size: int) -> None:
         if not 64 <= min_size <= avg_size <= max_size:
@@ -104,18 +98,32 @@ class FastCDCChunker(Chunker):
         self._cdc_args = (max(256, avg_size - min_size), min_size, max_size)
 
     def split_reader(self, reader: Reader) -> Iterator[bytes]:
-        head = memoryview(bytearray(self.min_size))
-        if (filled := _fill(reader, head)) < self.min_size:
+        head = bytearray(self.min_size)
+        filled = _fill(reader, memoryview(head))
+        if filled < self.min_size:
             # FastCDC never cuts below min_size, so a shorter stream is one chunk; this
-            # skips setting up its buffers for every small file.
+            # skips setting up the window for every small file.
             if filled:
                 yield bytes(head[:filled])
             return
+        window = memoryview(bytearray(self.WINDOW_CHUNKS * self.max_size))
+        window[:filled] = head
         avg, low, high = self._cdc_args
         # One FastCDC per stream: the object is not safe to share between threads.
         cdc = FastCDC(avg, min_size=low, max_size=high)
-        for chunk in cdc.cut_stream(_Prefixed(head, reader)):
-            yield bytes(chunk.data)
+        while True:
+            filled += _fill(reader, window[filled:])
+            ended = filled < len(window)
+            start = 0
+            for chunk in cdc.cut_buf(window[:filled]):
+                if not ended and filled - start < self.max_size:
+                    break  # the cut could depend on bytes not read yet
+                yield bytes(chunk.data)
+                start += chunk.length
+            if ended:
+                return
+            window[: filled - start] = window[start:filled]
+            filled -= start
 
     def params(self) -> str:
         return f"fastcdc2020:min={self.min_size},avg={self.avg_size},max={self.max_size}"

@@ -364,8 +364,15 @@ def test_s3_failure_mid_upload_keeps_old_version(
             yield block
 
     try:
+        # Connection: close, since if the failure is only noticed once the whole body is
+        # in, the 5xx may come on a kept-alive connection, which would look busy
         result = _timed(
-            lambda: server.client().put(server.url("mid.bin"), data=body(), timeout=OUTAGE_TIMEOUT)
+            lambda: server.client().put(
+                server.url("mid.bin"),
+                data=body(),
+                headers={"Connection": "close"},
+                timeout=OUTAGE_TIMEOUT,
+            )
         )
         assert stopped.is_set()
         if isinstance(result, requests.Response):
@@ -438,9 +445,12 @@ def test_database_lost_before_commit_keeps_old_version(
             yield block
 
     try:
-        result = _timed(
+        result = _timed(  # Connection: close, as in the S3 case above
             lambda: server.client().put(
-                server.url("commit.bin"), data=body(), timeout=OUTAGE_TIMEOUT
+                server.url("commit.bin"),
+                data=body(),
+                headers={"Connection": "close"},
+                timeout=OUTAGE_TIMEOUT,
             )
         )
         assert stopped.is_set()

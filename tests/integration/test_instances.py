@@ -226,7 +226,10 @@ def test_gc_without_grace_fails_the_upload_instead_of_losing_data(
     a, b = pair
     old = _body(3 * MiB, seed=30)
     assert _put(a, "target.bin", old) == 201
-    body = _PacedBody([_body(MiB, seed=300 + i) for i in range(24)], start_block=8, wait_block=12)
+    # the chunker cuts nothing before its 16 MiB window is full: start GC once the
+    # first cuts (about 12 MiB) are stored, and let more arrive after it
+    blocks = [_body(MiB, seed=300 + i) for i in range(32)]
+    body = _PacedBody(blocks, start_block=20, wait_block=24)
     result: list[object] = []
     upload = threading.Thread(target=_stream, args=(b, "target.bin", body, result))
     upload.start()

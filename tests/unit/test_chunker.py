@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from pyfastcdc import FastCDC
 
 from providers.chunker import FastCDCChunker, FixedChunker
 
@@ -45,6 +46,18 @@ def test_golden_cut_points_with_odd_blocks() -> None:
     data = random.Random(1234).randbytes(16 * MIB)
     chunks = list(default_chunker().split(blocks_of(data, 4097)))
     assert [len(c) for c in chunks] == GOLDEN_LENGTHS
+
+
+def test_cuts_across_windows_match_pyfastcdc_on_the_whole_buffer() -> None:
+    # several windows of the default chunker, read in odd blocks: the cut lengths must
+    # be those pyfastcdc finds with the whole stream in one buffer
+    data = random.Random(99).randbytes(3 * FastCDCChunker.WINDOW_CHUNKS * 4 * MIB + 12345)
+    reference = FastCDC(1 * MIB - 256 * KIB, min_size=256 * KIB, max_size=4 * MIB)
+    expected = [chunk.length for chunk in reference.cut_buf(data)]
+    assert len(expected) > 40
+    chunks = list(default_chunker().split(blocks_of(data, 1_000_003)))
+    assert [len(c) for c in chunks] == expected
+    assert b"".join(chunks) == data
 
 
 @pytest.mark.parametrize("block_size", [1, 7, 4097, 300 * KIB])
