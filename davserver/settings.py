@@ -54,7 +54,7 @@ class Settings:
     chunk_avg_size: int = 1024 * 1024
     chunk_max_size: int = 4 * 1024 * 1024
     upload_workers: int = 8
-    uploads_in_flight: int = 4
+    uploads_in_flight: int = 3
     read_ahead: int = 2
     block_size: int = 1024 * 1024
     max_xml_body: int = 1024 * 1024

@@ -51,7 +51,7 @@ class FileStore:
         *,
         key_prefix: str = "",
         workers: int = 8,
-        max_in_flight: int = 4,
+        max_in_flight: int = 3,
         batch_bytes: int = 4 * 1024 * 1024,
         read_ahead: int = 2,
     ) -> None:
