@@ -128,7 +128,6 @@ class FileWriter:
         self._store = store
         self._limit = limit
         self._batch: list[bytes] = []  # chunks cut but not yet handed to the pool
-        self._batch_bytes = 0
         self._pending: list[tuple[int, list[int], Future[list[str]]]] = []  # offset, sizes
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
@@ -144,8 +143,8 @@ class FileWriter:
         source = reader if self._limit is None else _LimitedReader(reader, self._limit)
         for chunk in self._store.chunker.split_reader(source):
             self._batch.append(chunk)
-            self._batch_bytes += len(chunk)
-            if self._batch_bytes >= self._store.batch_bytes or len(self._batch) >= MAX_BATCH:
+            batch_bytes = sum(len(c) for c in self._batch)  # at most MAX_BATCH chunks
+            if batch_bytes >= self._store.batch_bytes or len(self._batch) >= MAX_BATCH:
                 self._submit_batch()
 
     def close(self) -> None:
@@ -163,7 +162,7 @@ class FileWriter:
 
     def abort(self) -> None:
         """Give up: cancel what has not started and wait for what has."""
-        self._batch, self._batch_bytes = [], 0
+        self._batch = []
         for _offset, _sizes, future in self._pending:
             future.cancel()
         for _offset, _sizes, future in self._pending:
@@ -174,7 +173,7 @@ class FileWriter:
     def _submit_batch(self) -> None:
         if not self._batch:
             return
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        batch, self._batch = self._batch, []
         self._slots.acquire()
         self._collect(wait_all=False)
         future = self._store.submit(self._store.store_chunks, batch)

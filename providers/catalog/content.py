@@ -97,8 +97,7 @@ class Contents:
             touched = {"hs": hashes, "now": now}
             dedup = set(conn.execute(self._touch_stored, touched).scalars())
             rows = [
-                {"hash": h, "size": sizes[h], "state": CHUNK_UPLOADING}
-                | {"touched_at": now, "created_at": now}
+                dict(hash=h, size=sizes[h], state=CHUNK_UPLOADING, touched_at=now, created_at=now)
                 for h in hashes
                 if h not in dedup
             ]
