@@ -115,9 +115,13 @@ class FastCDCChunker(Chunker):
             filled += _fill(reader, window[filled:])
             ended = filled < len(window)
             start = 0
-            for chunk in cdc.cut_buf(window[:filled]):
-                if not ended and filled - start < self.max_size:
-                    break  # the cut could depend on bytes not read yet
+            cuts = cdc.cut_buf(window[:filled])
+            # a cut with fewer than max_size bytes after its start could depend on bytes
+            # not read yet, so it is not even computed until the window is refilled
+            while ended or filled - start >= self.max_size:
+                chunk = next(cuts, None)
+                if chunk is None:
+                    break
                 yield bytes(chunk.data)
                 start += chunk.length
             if ended:

@@ -63,6 +63,16 @@ if _SYNC_FILE_RANGE is not None:
     _SYNC_FILE_RANGE.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """`os.write` until all of `data` is written (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_through(fd: int) -> None:
     """Write the file's data to the disk and drop its pages from the page cache (see
     the module docstring); without `sync_file_range` the pages stay for `syncfs`."""
@@ -95,11 +105,10 @@ class LocalDirBlobStore(BlobStore):
 
     def put(self, key: str, data: bytes) -> None:
         """Write `data` to a temporary file and rename it over `root/key`."""
-        path = self._path(key)
         if any(part.startswith(_TMP_PREFIX) for part in key.split("/")):
             raise InvalidName(f"blob key segment may not start with {_TMP_PREFIX!r}: {key!r}")
+        path = os.path.join(self._root, validate_key(key))
         try:
-            self._make_dirs(path.parent)
             self._write_replace(path, data)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
             raise InvalidName(f"blob key {key!r} clashes with an existing path") from e
@@ -182,24 +191,35 @@ class LocalDirBlobStore(BlobStore):
             return
         self._sync_dir(directory.parent)
 
-    def _write_replace(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+    def _write_replace(self, path: str, data: bytes) -> None:
+        """Write a temporary file beside `path` and rename it into place. Plain `os`
+        calls on strings: `pathlib` and buffered files cost about a third of a put's
+        CPU time. A missing directory is made on the first failed open, which saves
+        every other put a stat."""
+        directory = os.path.dirname(path)
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-                f.flush()
+            fd = os.open(tmp, _CREATE_FLAGS, 0o644)
+        except FileNotFoundError:
+            self._make_dirs(Path(directory))
+            fd = os.open(tmp, _CREATE_FLAGS, 0o644)
+        try:
+            try:
+                _write_all(fd, data)
                 if self._fsync_each:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
                 elif self._fsync:
-                    _write_through(f.fileno())
+                    _write_through(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+                os.unlink(tmp)
             raise
-        self._sync_dir(path.parent)
+        self._sync_dir(directory)
 
-    def _sync_dir(self, directory: Path) -> None:
+    def _sync_dir(self, directory: str | Path) -> None:
         if not self._fsync_each:
             return
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
