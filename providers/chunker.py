@@ -2,13 +2,17 @@
 
 Contract: `split_reader(reader)` pulls the stream from `reader.readinto(buffer)` (which
 returns how many bytes it placed, 0 at the end, and may raise: the error propagates)
-and yields chunks (`bytes`, owned by the caller) whose concatenation is the stream.
-`split(blocks)` does the same for an iterable of byte blocks of any sizes. Cut points
-depend only on the bytes, never on how they arrived, so identical content always yields
-identical chunks. Every chunk but the last is between `min_size` and `max_size` bytes;
-an empty stream yields nothing. Splitting is pull-based: it reads only as fast as the
-caller takes chunks, with no thread or queue. `params()` describes the algorithm so
-the catalog can record it.
+and yields chunks whose concatenation is the stream. `split(blocks)` does the same for
+an iterable of byte blocks of any sizes. Each chunk is a read-only `memoryview` into
+the chunker's own buffer, valid only until the generator is resumed: it is released
+then (any later use raises `ValueError`), so a caller that keeps a chunk copies it
+(`bytes(chunk)`, or into its own buffer). Copying once, where the caller wants the
+bytes, is cheaper than the chunker handing out copies the caller copies again.
+Cut points depend only on the bytes, never on how they arrived, so identical content
+always yields identical chunks. Every chunk but the last is between `min_size` and
+`max_size` bytes; an empty stream yields nothing. Splitting is pull-based: it reads
+only as fast as the caller takes chunks, with no thread or queue. `params()` describes
+the algorithm so the catalog can record it.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ class Chunker(ABC):
     max_size: int
 
     @abstractmethod
-    def split_reader(self, reader: Reader) -> Iterator[bytes]:
+    def split_reader(self, reader: Reader) -> Iterator[memoryview]:
         """Yield the chunks of the stream `reader` gives (see the module contract)."""
 
-    def split(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+    def split(self, blocks: Iterable[bytes]) -> Iterator[memoryview]:
         """Yield the chunks of the stream made of `blocks` (see the module contract)."""
         return self.split_reader(BlockReader(blocks))
 
@@ -68,6 +72,13 @@ class BlockReader:
         return filled
 
 
+def _lend(view: memoryview) -> Iterator[memoryview]:
+    """Yield `view` read-only, then release it (the module contract's chunk lifetime)."""
+    chunk = view.toreadonly()
+    yield chunk
+    chunk.release()
+
+
 def _fill(reader: Reader, buffer: memoryview) -> int:
     """Read from `reader` until `buffer` is full or the stream ends; return the count."""
     filled = 0
@@ -97,14 +108,14 @@ class FastCDCChunker(Chunker):
         # the difference to get the mean we were asked for.
         self._cdc_args = (max(256, avg_size - min_size), min_size, max_size)
 
-    def split_reader(self, reader: Reader) -> Iterator[bytes]:
-        head = bytearray(self.min_size)
-        filled = _fill(reader, memoryview(head))
+    def split_reader(self, reader: Reader) -> Iterator[memoryview]:
+        head = memoryview(bytearray(self.min_size))
+        filled = _fill(reader, head)
         if filled < self.min_size:
             # FastCDC never cuts below min_size, so a shorter stream is one chunk; this
             # skips setting up the window for every small file.
             if filled:
-                yield bytes(head[:filled])
+                yield from _lend(head[:filled])
             return
         window = memoryview(bytearray(self.WINDOW_CHUNKS * self.max_size))
         window[:filled] = head
@@ -122,7 +133,7 @@ class FastCDCChunker(Chunker):
                 chunk = next(cuts, None)
                 if chunk is None:
                     break
-                yield bytes(chunk.data)
+                yield from _lend(chunk.data)
                 start += chunk.length
             if ended:
                 return
@@ -139,12 +150,12 @@ class FixedChunker(Chunker):
     def __init__(self, size: int) -> None:
         self.min_size = self.max_size = size
 
-    def split_reader(self, reader: Reader) -> Iterator[bytes]:
+    def split_reader(self, reader: Reader) -> Iterator[memoryview]:
+        buffer = memoryview(bytearray(self.max_size))
         while True:
-            buffer = bytearray(self.max_size)
-            filled = _fill(reader, memoryview(buffer))
+            filled = _fill(reader, buffer)
             if filled:
-                yield bytes(buffer[:filled]) if filled < self.max_size else bytes(buffer)
+                yield from _lend(buffer[:filled])
             if filled < self.max_size:
                 return
 

@@ -1,15 +1,18 @@
 """File content in and out: the streaming write pipeline and the seekable reader.
 
 Write path (DESIGN "Write path"): bytes go into the chunker as they arrive; final
-chunks are gathered into batches of consecutive chunks (about `batch_bytes`), and
-each batch is handed to a bounded pool that hashes its chunks, claims them in the
-catalog in one transaction and uploads those that are new. A transaction per chunk
-cost more than hashing the chunk, and a hand-off per chunk kept the threads trading
-the GIL. The request thread never waits for the pool unless `max_in_flight` batches
-are already pending, so memory per upload is bounded by
-`max_in_flight x (batch_bytes + max chunk size)` plus the chunker's window, whatever
-the file size. The content's digest (its strong ETag) is derived from the chunk
-hashes, so the bytes are hashed once (`content_digest`).
+chunks are copied into a batch buffer of `batch_bytes` (or the largest chunk's size),
+each starting on a page boundary so a local blob store can write it to the disk
+directly; a batch is what fills a buffer, and buffers come from a pool and go back to
+it when their batch is stored. Each batch is
+handed to a bounded pool that hashes its chunks, claims them in the catalog in one
+transaction and uploads those that are new. A transaction per chunk cost more than
+hashing the chunk, and a hand-off per chunk kept the threads trading the GIL. The
+request thread never waits for the pool unless `max_in_flight` batches are already
+pending, so memory per upload is bounded by
+`(max_in_flight + 1) x max(batch_bytes, max chunk size)` plus the chunker's window,
+whatever the file size. The content's digest (its strong ETag) is derived from the
+chunk hashes, so the bytes are hashed once (`content_digest`).
 `finish()` waits for the pool and returns the `NewContent` to commit; nothing is
 visible until the caller commits it (invariant 2). `abort()` drops everything; the
 chunks already stored become orphans for GC.
@@ -23,18 +26,21 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import mmap
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from providers.blobstore.base import BlobStore, chunk_key
+from providers.buffers import BufferPool
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
 BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
+PAGE = mmap.PAGESIZE
 
 
 class FileStore:
@@ -60,8 +66,9 @@ class FileStore:
         self.chunker = chunker
         self.key_prefix = key_prefix
         self.max_in_flight = max_in_flight
-        self.batch_bytes = batch_bytes
         self.read_ahead = read_ahead
+        # a batch fills one buffer, which must hold the largest chunk on its own
+        self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
 
     def writer(self, limit: int | None = None) -> FileWriter:
@@ -75,7 +82,7 @@ class FileStore:
     def submit(self, fn, *args):  # type: ignore[no-untyped-def]
         return self._pool.submit(fn, *args)
 
-    def store_chunks(self, chunks: list[bytes]) -> list[str]:
+    def store_chunks(self, chunks: list[memoryview]) -> list[str]:
         """Hash a batch of chunks, claim them in one transaction and upload the new
         ones; return their hashes in order (runs in the pool). Chunks GC is deleting
         are claimed again until GC is done with them (`Unavailable` after
@@ -127,7 +134,9 @@ class FileWriter:
     def __init__(self, store: FileStore, limit: int | None = None) -> None:
         self._store = store
         self._limit = limit
-        self._batch: list[bytes] = []  # chunks cut but not yet handed to the pool
+        self._buffer: memoryview | None = None  # holds the batch's chunks, page-aligned
+        self._used = 0
+        self._batch: list[memoryview] = []  # chunks cut but not yet handed to the pool
         self._pending: list[tuple[int, list[int], Future[list[str]]]] = []  # offset, sizes
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
@@ -142,10 +151,7 @@ class FileWriter:
         they are cut. `QuotaExceeded` as soon as the body passes the writer's limit."""
         source = reader if self._limit is None else _LimitedReader(reader, self._limit)
         for chunk in self._store.chunker.split_reader(source):
-            self._batch.append(chunk)
-            batch_bytes = sum(len(c) for c in self._batch)  # at most MAX_BATCH chunks
-            if batch_bytes >= self._store.batch_bytes or len(self._batch) >= MAX_BATCH:
-                self._submit_batch()
+            self._add(chunk)
 
     def close(self) -> None:
         """File-object protocol (WsgiDAV calls it); the real end is `finish()`."""
@@ -162,7 +168,9 @@ class FileWriter:
 
     def abort(self) -> None:
         """Give up: cancel what has not started and wait for what has."""
-        self._batch = []
+        if self._buffer is not None:
+            self._store.buffers.release(self._buffer)
+        self._batch, self._buffer, self._used = [], None, 0
         for _offset, _sizes, future in self._pending:
             future.cancel()
         for _offset, _sizes, future in self._pending:
@@ -170,14 +178,34 @@ class FileWriter:
                 future.exception()
         self._pending.clear()
 
+    def _add(self, chunk: memoryview) -> None:
+        """Copy `chunk` into the batch's buffer at a page boundary (so the blob store
+        can write it without another copy); a full buffer is a batch for the pool."""
+        if self._buffer is not None and self._used + len(chunk) > len(self._buffer):
+            self._submit_batch()
+        if self._buffer is None:
+            self._buffer = self._store.buffers.acquire()
+        end = self._used + len(chunk)
+        self._buffer[self._used : end] = chunk
+        self._batch.append(self._buffer[self._used : end])
+        self._used = -(-end // PAGE) * PAGE
+        if len(self._batch) >= MAX_BATCH:
+            self._submit_batch()
+
     def _submit_batch(self) -> None:
-        if not self._batch:
+        if self._buffer is None:
             return
-        batch, self._batch = self._batch, []
         self._slots.acquire()
-        self._collect(wait_all=False)
+        self._collect(wait_all=False)  # an error aborts, which hands the buffer back
+        batch, buffer = self._batch, self._buffer
+        self._batch, self._buffer, self._used = [], None, 0
         future = self._store.submit(self._store.store_chunks, batch)
-        future.add_done_callback(lambda _f: self._slots.release())
+
+        def done(_future: Future[list[str]]) -> None:  # also runs when cancelled
+            self._store.buffers.release(buffer)
+            self._slots.release()
+
+        future.add_done_callback(done)
         sizes = [len(chunk) for chunk in batch]
         self._pending.append((self.size, sizes, future))
         self.size += sum(sizes)

@@ -74,8 +74,9 @@ class BlobStore(ABC):
     """Byte storage for immutable, content-addressed objects (see the module contract)."""
 
     @abstractmethod
-    def put(self, key: str, data: bytes) -> None:
-        """Store `data` under `key` atomically; durable after the next `sync()`."""
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        """Store `data` under `key` atomically; durable after the next `sync()`. The
+        caller may reuse `data`'s buffer once this returns, so nothing may keep it."""
 
     def sync(self) -> None:  # noqa: B027 (optional hook: S3 and memory puts need none)
         """Make every object put before this call durable."""

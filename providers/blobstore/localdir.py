@@ -17,7 +17,16 @@ upload, which cost several times more CPU than the writes themselves (1 GiB as 1
 files: 2.0 s of system time and 0.5 s of final flush, against 0.25 s in all with the
 pages recycled), and the final `syncfs` has only metadata left. Where `syncfs` is
 missing, every put fsyncs the file and its directory before returning, and `sync()`
-has nothing left to do. Reads drop their pages too: chunks are read from the disk
+has nothing left to do.
+
+Direct writes: a put whose data is a writable buffer starting on a page boundary (the
+upload pipeline's batch buffers, see `providers.buffers`) writes the data's whole pages
+with `O_DIRECT`, from the caller's memory straight to the disk, and only the last part
+page through the page cache, left there for `sync()`: no page-cache pages to fill,
+write back and drop, which was most of a put's system time (1 GiB as 1 MiB files:
+0.17 s of CPU against 0.45 s; a 1 GiB upload's server CPU fell by 0.3 s).
+Where the file system refuses `O_DIRECT` (tmpfs, some network file systems) every put
+goes through the page cache as above. Reads drop their pages too: chunks are read from the disk
 every time (about 1.1 GB/s here), in exchange for a page cache that uploads and
 downloads never flood, left to the catalog and the rest of the machine; keeping read
 pages made the download speed swing between 0.5 and 1.1 GB/s from run to run.
@@ -31,6 +40,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
+import mmap
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -64,13 +76,56 @@ if _SYNC_FILE_RANGE is not None:
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+_PAGE = mmap.PAGESIZE
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     """`os.write` until all of `data` is written (a write may be short)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _page_aligned(data: bytes | memoryview) -> bool:
+    """True if `data` is a writable buffer of at least a page that starts on a page
+    boundary (read-only buffers cannot be located without copying them)."""
+    if not isinstance(data, memoryview) or data.readonly or len(data) < _PAGE:
+        return False
+    if not data.c_contiguous or data.itemsize != 1:
+        return False
+    return ctypes.addressof(ctypes.c_char.from_buffer(data)) % _PAGE == 0
+
+
+def _write_direct(fd: int, data: memoryview) -> bool:
+    """Write `data`'s whole pages with the file's `O_DIRECT` flag, then clear the flag
+    and write the rest through the page cache. False if the file system refused
+    direct I/O for it (all of `data` then went through the page cache)."""
+    whole = len(data) - len(data) % _PAGE
+    try:
+        written, direct = os.write(fd, data[:whole]), True
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        written, direct = 0, False
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_O_DIRECT)
+    _write_all(fd, data[written:])
+    return direct
+
+
+def supports_direct_io(directory: Path) -> bool:
+    """True if files in `directory` can be opened with `O_DIRECT`."""
+    if not _O_DIRECT:
+        return False
+    probe = directory / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        os.close(os.open(probe, _CREATE_FLAGS | _O_DIRECT, 0o644))
+        return True
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def _write_through(fd: int) -> None:
@@ -87,8 +142,9 @@ def _write_through(fd: int) -> None:
 class LocalDirBlobStore(BlobStore):
     """Objects stored as files under `root`; with `fsync` (default) puts survive a crash."""
 
-    def __init__(self, root: Path, fsync: bool = True) -> None:
-        """Create `root` if needed; raise `Unavailable` if that fails."""
+    def __init__(self, root: Path, fsync: bool = True, direct_io: bool = True) -> None:
+        """Create `root` if needed; raise `Unavailable` if that fails. `direct_io`
+        allows direct writes (see the module docstring) where the file system has them."""
         self._root = Path(root)
         self._fsync = fsync
         # per-put fsyncs only where one syncfs cannot cover them (see the module docstring)
@@ -97,13 +153,14 @@ class LocalDirBlobStore(BlobStore):
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise Unavailable(f"cannot create blob directory {self._root}: {e}") from e
+        self._direct_io = direct_io and supports_direct_io(self._root)
 
     @property
     def root(self) -> Path:
         """The directory holding the objects."""
         return self._root
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | memoryview) -> None:
         """Write `data` to a temporary file and rename it over `root/key`."""
         if any(part.startswith(_TMP_PREFIX) for part in key.split("/")):
             raise InvalidName(f"blob key segment may not start with {_TMP_PREFIX!r}: {key!r}")
@@ -191,24 +248,31 @@ class LocalDirBlobStore(BlobStore):
             return
         self._sync_dir(directory.parent)
 
-    def _write_replace(self, path: str, data: bytes) -> None:
+    def _write_replace(self, path: str, data: bytes | memoryview) -> None:
         """Write a temporary file beside `path` and rename it into place. Plain `os`
         calls on strings: `pathlib` and buffered files cost about a third of a put's
         CPU time. A missing directory is made on the first failed open, which saves
         every other put a stat."""
         directory = os.path.dirname(path)
         tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        direct = self._direct_io and _page_aligned(data)
+        flags = _CREATE_FLAGS | (_O_DIRECT if direct else 0)
         try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o644)
+            fd = os.open(tmp, flags, 0o644)
         except FileNotFoundError:
             self._make_dirs(Path(directory))
-            fd = os.open(tmp, _CREATE_FLAGS, 0o644)
+            fd = os.open(tmp, flags, 0o644)
         try:
             try:
-                _write_all(fd, data)
+                written_direct = False
+                if direct and isinstance(data, memoryview):
+                    written_direct = self._direct_io = _write_direct(fd, data)
+                else:
+                    _write_all(fd, data)
                 if self._fsync_each:
                     os.fsync(fd)
-                elif self._fsync:
+                elif self._fsync and not written_direct:
+                    # (a direct write leaves less than a page in the page cache, for sync())
                     _write_through(fd)
             finally:
                 os.close(fd)

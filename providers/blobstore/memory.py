@@ -20,7 +20,7 @@ class MemoryBlobStore(BlobStore):
         self._lock = threading.Lock()
         self._objects: dict[str, tuple[bytes, float]] = {}
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | memoryview) -> None:
         """Store a copy of `data`; a reader sees the old value or the new one, never a mix."""
         validate_key(key)
         value = (bytes(data), time.time())

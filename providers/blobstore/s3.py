@@ -96,7 +96,7 @@ class S3BlobStore(BlobStore):
         """The bucket holding the objects."""
         return self._bucket
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | memoryview) -> None:
         """Upload `data` in one request (multipart above 5 MiB); S3 makes it atomic."""
         validate_key(key)
         self._ensure_bucket()

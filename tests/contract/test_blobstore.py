@@ -18,6 +18,7 @@ import pytest
 
 from providers.blobstore.base import BlobStore, chunk_key
 from providers.blobstore.s3 import S3BlobStore
+from providers.buffers import BufferPool
 from providers.errors import BlobNotFound, InvalidName, Unavailable
 from tests.services.s3 import S3Service
 
@@ -41,6 +42,19 @@ def test_put_get_round_trip(blobstore: BlobStore, size: int) -> None:
     blobstore.put(key, data)
     assert blobstore.get(key) == data
     assert blobstore.exists(key)
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4097, MiB + 5])
+def test_put_from_a_reused_page_aligned_buffer(blobstore: BlobStore, size: int) -> None:
+    """The upload pipeline puts views of its page-aligned batch buffers and reuses the
+    buffer as soon as `put` returns: the object holds the bytes as they were then."""
+    buffer = BufferPool(2 * MiB, keep=1).acquire()
+    data = os.urandom(size)
+    buffer[:size] = data
+    key = key_for(data)
+    blobstore.put(key, buffer[:size])
+    buffer[:size] = bytes(size)
+    assert blobstore.get(key) == data
 
 
 def test_put_same_key_again_is_idempotent(blobstore: BlobStore) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -10,11 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from providers.blobstore.localdir import LocalDirBlobStore
+from providers.blobstore.localdir import LocalDirBlobStore, supports_direct_io
 from providers.blobstore.s3 import S3BlobStore
+from providers.buffers import BufferPool
 from providers.errors import BlobNotFound, InvalidName, Unavailable
 
 KEY = "chunks/ab/cd/" + "abcd" * 16
+
+
+PAGE = 4096
 
 
 def tmp_files(root: Path) -> list[Path]:
@@ -119,3 +126,71 @@ def test_s3_store_on_closed_port_raises_unavailable_quickly() -> None:
 def test_s3_store_rejects_illegal_bucket_name() -> None:
     with pytest.raises(ValueError):
         S3BlobStore("127.0.0.1:1", "access", "secret1234", "Bad_Bucket")
+
+
+class WriteSpy:
+    """Stands in for `os.write`: counts the bytes written to files open with O_DIRECT,
+    or refuses those writes with EINVAL, as a file system does for buffers it cannot
+    write directly."""
+
+    def __init__(self, refuse_direct: bool = False) -> None:
+        self.real = os.write
+        self.refuse_direct = refuse_direct
+        self.direct_bytes = 0
+
+    def __call__(self, fd: int, data: memoryview) -> int:
+        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            return self.real(fd, data)
+        if self.refuse_direct:
+            raise OSError(errno.EINVAL, "direct I/O refused")
+        written = self.real(fd, data)
+        self.direct_bytes += written
+        return written
+
+
+def aligned_copy(data: bytes) -> memoryview:
+    buffer = BufferPool(len(data) + PAGE, keep=0).acquire()
+    buffer[: len(data)] = data
+    return buffer[: len(data)]
+
+
+@pytest.mark.parametrize("size", [PAGE - 1, PAGE, 3 * PAGE + 5, 1024 * 1024 + 77])
+def test_page_aligned_buffers_are_written_directly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    direct = supports_direct_io(tmp_path)  # true on ext4 and xfs, where the tests run
+    store = LocalDirBlobStore(tmp_path)
+    spy = WriteSpy()
+    monkeypatch.setattr(os, "write", spy)
+    data = os.urandom(size)
+    store.put(KEY, aligned_copy(data))
+    store.put(KEY + "0", data)  # read-only bytes: through the page cache
+    monkeypatch.undo()
+    assert spy.direct_bytes == (size - size % PAGE if direct else 0)
+    assert store.get(KEY) == store.get(KEY + "0") == data
+    assert tmp_files(tmp_path) == []
+
+
+def test_direct_io_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalDirBlobStore(tmp_path, direct_io=False)
+    spy = WriteSpy()
+    monkeypatch.setattr(os, "write", spy)
+    store.put(KEY, aligned_copy(b"x" * 3 * PAGE))
+    monkeypatch.undo()
+    assert spy.direct_bytes == 0
+    assert store.get(KEY) == b"x" * 3 * PAGE
+
+
+def test_refused_direct_write_falls_back_to_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalDirBlobStore(tmp_path)
+    spy = WriteSpy(refuse_direct=True)
+    monkeypatch.setattr(os, "write", spy)
+    first, second = os.urandom(5 * PAGE), os.urandom(5 * PAGE)
+    store.put(KEY, aligned_copy(first))
+    store.put(KEY + "0", aligned_copy(second))  # direct I/O is off for the store now
+    monkeypatch.undo()
+    assert store.get(KEY) == first
+    assert store.get(KEY + "0") == second
+    assert tmp_files(tmp_path) == []

@@ -31,7 +31,7 @@ class FailingBlobStore(MemoryBlobStore):
         self.puts = 0
         self._count_lock = threading.Lock()
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | memoryview) -> None:
         with self._count_lock:
             self.puts += 1
             failing = self.puts == self.fail_at
@@ -179,3 +179,35 @@ def test_failed_put_raises_and_leaves_orphans(catalog: Catalog) -> None:
         assert s.exec(select(Content.id)).all() == []
     collectable = {c.hash for c in catalog.contents.collectable(time.time() + 1)}
     assert {info.key.rsplit("/", 1)[-1] for info in blobs.iter_keys()} <= collectable
+
+
+class SlowBlobStore(MemoryBlobStore):
+    """A MemoryBlobStore whose puts take a while, so batches overlap in the pool."""
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        time.sleep(0.002)
+        super().put(key, data)
+
+
+def test_batch_buffers_are_reused_only_once_their_batch_is_stored(catalog: Catalog) -> None:
+    chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
+    store = FileStore(catalog, SlowBlobStore(), chunker, max_in_flight=3, batch_bytes=32 * KIB)
+    uploads = [random.Random(seed).randbytes(1024 * KIB) for seed in range(3)]
+    for data in uploads:  # about 30 batches each, through at most 4 buffers
+        node = save(store, f"f{len(data)}", data)
+        with store.reader(node.content_id, node.size) as reader:
+            assert reader.readall() == data
+    assert 1 <= store.buffers.idle <= store.max_in_flight + 1
+    store.close()
+
+
+def test_a_failed_upload_hands_its_buffers_back(catalog: Catalog) -> None:
+    chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
+    store = FileStore(catalog, FailingBlobStore(fail_at=2), chunker, batch_bytes=16 * KIB)
+    writer = store.writer()
+    with pytest.raises(Unavailable):
+        writer.writelines([random.Random(9).randbytes(400 * KIB)])
+        writer.finish()
+    writer.abort()
+    assert store.buffers.idle == store.max_in_flight + 1
+    store.close()
