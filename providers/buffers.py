@@ -16,6 +16,8 @@ from __future__ import annotations
 import mmap
 import threading
 
+PAGE = mmap.PAGESIZE  # what a buffer's start is aligned to
+
 
 class BufferPool:
     """Page-aligned buffers of `size` bytes, recycled (see the module contract)."""

@@ -4,12 +4,11 @@ Write path (DESIGN "Write path"): bytes go into the chunker as they arrive; fina
 chunks are copied into a batch buffer of `batch_bytes` (or the largest chunk's size),
 each starting on a page boundary so a local blob store can write it to the disk
 directly; a batch is what fills a buffer, and buffers come from a pool and go back to
-it when their batch is stored. Each batch is
-handed to a bounded pool that hashes its chunks, claims them in the catalog in one
-transaction and uploads those that are new. A transaction per chunk cost more than
-hashing the chunk, and a hand-off per chunk kept the threads trading the GIL. The
-request thread never waits for the pool unless `max_in_flight` batches are already
-pending, so memory per upload is bounded by
+it when their batch is stored. Each batch is handed to a bounded pool that hashes its
+chunks, claims them in the catalog in one transaction and uploads those that are new.
+A transaction per chunk cost more than hashing the chunk, and a hand-off per chunk
+kept the threads trading the GIL. The request thread never waits for the pool unless
+`max_in_flight` batches are already pending, so memory per upload is bounded by
 `(max_in_flight + 1) x max(batch_bytes, max chunk size)` plus the chunker's window,
 whatever the file size. The content's digest (its strong ETag) is derived from the
 chunk hashes, so the bytes are hashed once (`content_digest`).
@@ -26,21 +25,19 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
-import mmap
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from providers.blobstore.base import BlobStore, chunk_key
-from providers.buffers import BufferPool
+from providers.buffers import PAGE, BufferPool
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
 BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
-PAGE = mmap.PAGESIZE
 
 
 class FileStore:

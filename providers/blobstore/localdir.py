@@ -26,10 +26,12 @@ page through the page cache, left there for `sync()`: no page-cache pages to fil
 write back and drop, which was most of a put's system time (1 GiB as 1 MiB files:
 0.17 s of CPU against 0.45 s; a 1 GiB upload's server CPU fell by 0.3 s).
 Where the file system refuses `O_DIRECT` (tmpfs, some network file systems) every put
-goes through the page cache as above. Reads drop their pages too: chunks are read from the disk
-every time (about 1.1 GB/s here), in exchange for a page cache that uploads and
-downloads never flood, left to the catalog and the rest of the machine; keeping read
-pages made the download speed swing between 0.5 and 1.1 GB/s from run to run.
+goes through the page cache as above.
+
+Reads drop their pages too: chunks are read from the disk every time (about 1.1 GB/s
+here), in exchange for a page cache that uploads and downloads never flood, left to
+the catalog and the rest of the machine; keeping read pages made the download speed
+swing between 0.5 and 1.1 GB/s from run to run.
 
 Errors: a missing file (or a file/directory name clash on read) is `BlobNotFound`; any
 other `OSError` is `Unavailable`; a put whose key clashes with an existing directory or
@@ -42,15 +44,15 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import mmap
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, TypeGuard
 
 from providers.blobstore.base import BlobInfo, BlobStore, validate_key
+from providers.buffers import PAGE
 from providers.errors import BlobNotFound, InvalidName, Unavailable
 
 _TMP_PREFIX = ".tmp-"
@@ -77,7 +79,6 @@ if _SYNC_FILE_RANGE is not None:
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
-_PAGE = mmap.PAGESIZE
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -87,21 +88,21 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _page_aligned(data: bytes | memoryview) -> bool:
+def _page_aligned(data: bytes | memoryview) -> TypeGuard[memoryview]:
     """True if `data` is a writable buffer of at least a page that starts on a page
     boundary (read-only buffers cannot be located without copying them)."""
-    if not isinstance(data, memoryview) or data.readonly or len(data) < _PAGE:
+    if not isinstance(data, memoryview) or data.readonly or len(data) < PAGE:
         return False
     if not data.c_contiguous or data.itemsize != 1:
         return False
-    return ctypes.addressof(ctypes.c_char.from_buffer(data)) % _PAGE == 0
+    return ctypes.addressof(ctypes.c_char.from_buffer(data)) % PAGE == 0
 
 
 def _write_direct(fd: int, data: memoryview) -> bool:
     """Write `data`'s whole pages with the file's `O_DIRECT` flag, then clear the flag
     and write the rest through the page cache. False if the file system refused
     direct I/O for it (all of `data` then went through the page cache)."""
-    whole = len(data) - len(data) % _PAGE
+    whole = len(data) - len(data) % PAGE
     try:
         written, direct = os.write(fd, data[:whole]), True
     except OSError as e:
@@ -255,8 +256,8 @@ class LocalDirBlobStore(BlobStore):
         every other put a stat."""
         directory = os.path.dirname(path)
         tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
-        direct = self._direct_io and _page_aligned(data)
-        flags = _CREATE_FLAGS | (_O_DIRECT if direct else 0)
+        direct = data if self._direct_io and _page_aligned(data) else None
+        flags = _CREATE_FLAGS | (_O_DIRECT if direct is not None else 0)
         try:
             fd = os.open(tmp, flags, 0o644)
         except FileNotFoundError:
@@ -265,8 +266,9 @@ class LocalDirBlobStore(BlobStore):
         try:
             try:
                 written_direct = False
-                if direct and isinstance(data, memoryview):
-                    written_direct = self._direct_io = _write_direct(fd, data)
+                if direct is not None:
+                    # direct I/O stays on for the store while the file system takes it
+                    written_direct = self._direct_io = _write_direct(fd, direct)
                 else:
                     _write_all(fd, data)
                 if self._fsync_each:

@@ -15,13 +15,10 @@ import pytest
 
 from providers.blobstore.localdir import LocalDirBlobStore, supports_direct_io
 from providers.blobstore.s3 import S3BlobStore
-from providers.buffers import BufferPool
+from providers.buffers import PAGE, BufferPool
 from providers.errors import BlobNotFound, InvalidName, Unavailable
 
 KEY = "chunks/ab/cd/" + "abcd" * 16
-
-
-PAGE = 4096
 
 
 def tmp_files(root: Path) -> list[Path]:
