@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntEnum
 
 from providers.catalog import Catalog, NodeRecord, ReceivedGrant
@@ -62,7 +62,8 @@ class Place:
 
     def child(self, name: str) -> Place:
         """The place of a member (nested grants only widen rights; writes re-resolve)."""
-        return replace(self, owner_names=(*self.owner_names, name), fixed=False, virtual=False)
+        # Built directly, not with dataclasses.replace: a listing makes one per member.
+        return Place(self.tree_owner, (*self.owner_names, name), self.access)
 
     @property
     def can_write(self) -> bool:

@@ -106,3 +106,22 @@ def test_renderer_answers_like_wsgidav(
                 slow = _without_file_quota(_answer(ask()))
             assert fast == slow, (path, depth)
             assert len(fast) == (5 if path == "d/" and depth == "1" else 1)
+
+
+def test_only_plain_files_skip_the_per_property_renderer(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files without dead properties or locks are rendered in one string; the file with
+    dead properties, the locked one and the folders go property by property."""
+    client = _fill(server)
+    generic: list[str] = []
+    per_property = propfind._response
+
+    def recording(resource: Any, *args: Any) -> Any:
+        generic.append(resource.name)
+        return per_property(resource, *args)
+
+    monkeypatch.setattr(propfind, "_response", recording)
+    answer = client.request("PROPFIND", server.url("d/"), data=ALLPROP, headers={"Depth": "1"})
+    assert len(_answer(answer)) == 5
+    assert sorted(generic) == sorted(["d", "sub dir", "empty", "é ü.bin"])
