@@ -5,7 +5,9 @@ WsgiDAV answers PROPFIND by building an lxml element per property through a gene
 getter chain and by asking the lock storage once per member (a Redis round trip each on
 the production stack); for a folder of 1000 files that was most of the request. Here the
 members come from one listing, the locks under the folder from one lock-storage query,
-and the common live properties are formatted as strings.
+and the common live properties are formatted as strings. For allprop, a file with no
+dead properties and no lock (most members of most listings) is one f-string with the
+properties its `get_property_names` lists; everything else goes property by property.
 
 The answer is WsgiDAV's, property for property: the same names (the resource's own
 `get_property_names`), the same values and the same grouping of `propstat` by status.
@@ -13,9 +15,8 @@ Only the values with a known shape are rendered here; any other property (dead
 properties, Win32 times, the lockdiscovery of a locked member) goes through the
 resource's own `get_property_value` and lxml. One deliberate difference: a quota
 property of a file is 404 (RFC 4331 defines them on collections) where WsgiDAV sent
-an empty 200. `render` returns None for requests it does
-not take (`propname`, `include`, Depth infinity, foreign resources), which WsgiDAV then
-answers as before.
+an empty 200. `render` returns None for requests it does not take (`propname`,
+`include`, Depth infinity, foreign resources), which WsgiDAV then answers as before.
 """
 
 from __future__ import annotations
