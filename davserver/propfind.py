@@ -21,9 +21,11 @@ an empty 200. `render` returns None for requests it does not take (`propname`,
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
 from typing import Any
@@ -35,10 +37,13 @@ from wsgidav import util
 from wsgidav.dav_error import DAVError
 from wsgidav.lock_man.lock_storage import normalize_lock_root
 
-from providers.dav import FileResource, FolderResource
+from providers.catalog import NodeRecord
+from providers.dav import FileResource, FolderResource, content_type_of, last_modified_of
 
 Resource = FileResource | FolderResource
-HREF_SAFE = "/!*'(),$-_|."  # what WsgiDAV's get_href leaves unquoted
+# What WsgiDAV's get_href leaves unquoted: no XML-special character, so hrefs (all
+# percent-encoded with it) go into the XML as they are.
+HREF_SAFE = "/!*'(),$-_|."
 OK = "200 OK"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -47,7 +52,7 @@ _SUPPORTED_LOCK = "".join(
     "<D:locktype><D:write/></D:locktype></D:lockentry>"
     for scope in ("exclusive", "shared")
 )
-_LOCK_PROPS = f"<D:lockdiscovery/><D:supportedlock>{_SUPPORTED_LOCK}</D:supportedlock>"
+_LOCK_NAMES = ("{DAV:}lockdiscovery", "{DAV:}supportedlock")
 
 
 def parse_request(body: bytes) -> list[str] | None:
@@ -70,30 +75,71 @@ def parse_request(body: bytes) -> list[str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What is asked: `names` ([] for allprop), the lock roots under the target, and the
+    plain-file template (`_plain_file_template`; None when the request needs more)."""
+
+    names: list[str]
+    locked: set[str]
+    plain: str | None
+
+
 def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
     """The 207 body for `resource` (and its members for Depth 1), or None to fall back."""
     if depth not in ("0", "1") or not isinstance(resource, FileResource | FolderResource):
         return None
-    targets: list[Resource] = [resource]
-    if depth == "1" and isinstance(resource, FolderResource):
-        targets += resource.get_member_list()
-    locked = _locked_roots(resource, depth)
-    lock_props = _LOCK_PROPS if resource.provider.lock_manager else ""
+    lockable = resource.provider.lock_manager is not None
+    request = _Request(
+        names, _locked_roots(resource, depth), _plain_file_template(names, lockable=lockable)
+    )
     base = _href_base(resource)
-    parts = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
-    for index, target in enumerate(targets):
-        href = base if index == 0 else base + quote(target.name, safe=HREF_SAFE)
-        if index and target.is_collection:
-            href += "/"
-        if not names and _is_plain_file(target, locked):
-            response = _plain_file_response(target, href, lock_props)
-        else:
-            response = _response(target, href, names, locked)
-        if response is None:
-            return None
-        parts.append(response)
-    parts.append("</D:multistatus>")
-    return "".join(parts).encode("utf-8")
+    if isinstance(resource, FileResource):
+        props = resource.dead_props()
+        first = _node_response(resource.node, props, base, request, lambda: resource)
+    else:
+        first = _response(resource, base, names, request.locked)
+    responses = [first]
+    if depth == "1" and isinstance(resource, FolderResource):
+        responses += _member_responses(resource, base, request)
+    rendered = [response for response in responses if response is not None]
+    if len(rendered) < len(responses):
+        return None
+    head = '<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">'
+    return f"{head}{''.join(rendered)}</D:multistatus>".encode()
+
+
+def _member_responses(folder: FolderResource, base: str, request: _Request) -> list[str | None]:
+    """The `<D:response>` of each member; a resource is built only for those that are
+    not plain files (`_node_response`)."""
+    responses = []
+    for node, props in folder.member_nodes():
+        href = base + quote(node.name, safe=HREF_SAFE) + ("/" if node.is_dir else "")
+        member = functools.partial(folder.member, node, props)
+        responses.append(_node_response(node, props, href, request, member))
+    shared = folder.shared_member()
+    if shared is not None:
+        href = f"{base}{quote(shared.name, safe=HREF_SAFE)}/"
+        responses.append(_response(shared, href, request.names, request.locked))
+    return responses
+
+
+def _node_response(
+    node: NodeRecord,
+    props: dict[str, str],
+    href: str,
+    request: _Request,
+    resource: Callable[[], Resource],
+) -> str | None:
+    """A stored node's `<D:response>`. A plain file without a lock is rendered from its
+    node alone; `resource` builds the node's resource for everything else."""
+    template = request.plain if _is_plain_file(node, props) else None
+    if template is not None and not request.locked:
+        return _plain_file_response(node, href, template)
+    built = resource()
+    if template is not None and not _is_locked(built, request.locked):
+        return _plain_file_response(node, href, template)
+    return _response(built, href, request.names, request.locked)
 
 
 def _href_base(resource: Resource) -> str:
@@ -118,36 +164,46 @@ def _locked_roots(resource: Resource, depth: str) -> set[str]:
     return {normalize_lock_root(lock["root"]) for lock in locks}
 
 
-def _is_plain_file(resource: Resource, locked: set[str]) -> bool:
-    """A file without dead properties or a lock: most members of most listings."""
-    return (
-        type(resource) is FileResource
-        and not resource.dead_props()
-        and not _is_locked(resource, locked)
-    )
-
-
-def _plain_file_response(resource: FileResource, href: str, lock_props: str) -> str | None:
-    """The allprop `<D:response>` of a plain file (`_is_plain_file`) in one string, or
-    None as `_response`. It holds what `get_property_names` lists for such a file, in
-    its order: `_response` would give the same answer, one property at a time."""
-    name = resource.get_display_name()
-    content_type = resource.get_content_type()
-    if _XML_UNSAFE.search(name) or _XML_UNSAFE.search(content_type):
+def _plain_file_template(names: list[str], *, lockable: bool) -> str | None:
+    """The %-format template of a plain file's `<D:response>` for this request (see
+    `_plain_file_response`), or None when the request names a property `_PLAIN_FILE`
+    does not render. Allprop gets what `get_property_names` lists, in that order."""
+    wanted = names or [*_PLAIN_FILE_ALLPROP, *(_LOCK_NAMES if lockable else ())]
+    if not lockable and any(name in _LOCK_NAMES for name in wanted):
         return None
-    etag = resource.get_etag()
-    etag_prop = "" if etag is None else f"<D:getetag>{escape(etag, quote=False)}</D:getetag>"
+    if not all(name in _PLAIN_FILE for name in wanted):
+        return None
+    props = "".join(_PLAIN_FILE[name] for name in wanted)
     return (
-        f"<D:response><D:href>{escape(href, quote=False)}</D:href><D:propstat><D:prop>"
-        "<D:resourcetype/>"
-        f"<D:creationdate>{util.get_rfc3339_time(resource.get_creation_date())}</D:creationdate>"
-        f"<D:getcontentlength>{resource.get_content_length()}</D:getcontentlength>"
-        f"<D:getcontenttype>{escape(content_type, quote=False)}</D:getcontenttype>"
-        f"<D:getlastmodified>{http_date(resource.get_last_modified())}</D:getlastmodified>"
-        f"<D:displayname>{escape(name, quote=False)}</D:displayname>"
-        f"{etag_prop}{lock_props}"
-        f"</D:prop><D:status>HTTP/1.1 {OK}</D:status></D:propstat></D:response>"
+        "<D:response><D:href>%(href)s</D:href><D:propstat><D:prop>"
+        f"{props}</D:prop><D:status>HTTP/1.1 {OK}</D:status></D:propstat></D:response>"
     )
+
+
+def _is_plain_file(node: NodeRecord, props: dict[str, str]) -> bool:
+    """A file with an ETag and no dead properties: most members of most listings. Each
+    property `get_property_names` lists for it has a value, so (unlocked) its answer is
+    one `propstat` with status 200."""
+    return node.kind == "file" and node.digest is not None and not props
+
+
+def _plain_file_response(node: NodeRecord, href: str, template: str) -> str | None:
+    """A plain file's `<D:response>` from its node, with the values its `FileResource`
+    gives (the same functions) in one %-format: what `_response` answers, without a
+    resource or per-property dispatch. None as `_response` when a text cannot be
+    carried in XML."""
+    content_type = content_type_of(node)
+    if _XML_UNSAFE.search(node.name) or _XML_UNSAFE.search(content_type):
+        return None
+    return template % {
+        "href": href,
+        "created": util.get_rfc3339_time(node.created),
+        "length": node.size,
+        "type": escape(content_type, quote=False),
+        "modified": http_date(last_modified_of(node)),
+        "name": escape(node.name, quote=False),
+        "etag": escape(node.digest or "", quote=False),
+    }
 
 
 def _response(resource: Resource, href: str, names: list[str], locked: set[str]) -> str | None:
@@ -164,7 +220,7 @@ def _response(resource: Resource, href: str, names: list[str], locked: set[str])
         f"<D:status>HTTP/1.1 {status}</D:status></D:propstat>"
         for status, props in by_status.items()
     )
-    return f"<D:response><D:href>{escape(href, quote=False)}</D:href>{propstats}</D:response>"
+    return f"<D:response><D:href>{href}</D:href>{propstats}</D:response>"
 
 
 def _property(resource: Resource, name: str, locked: set[str]) -> tuple[str, str | None]:
@@ -254,3 +310,27 @@ _LIVE: dict[str, Callable[[Resource], str | None]] = {
     "{DAV:}quota-used-bytes": _optional(lambda r: r.get_used_bytes()),
     "{DAV:}quota-available-bytes": _optional(lambda r: r.get_available_bytes()),
 }
+
+
+# Each property of a plain file as a `_plain_file_template` piece.
+_PLAIN_FILE = {
+    "{DAV:}resourcetype": "<D:resourcetype/>",
+    "{DAV:}creationdate": "<D:creationdate>%(created)s</D:creationdate>",
+    "{DAV:}getcontentlength": "<D:getcontentlength>%(length)s</D:getcontentlength>",
+    "{DAV:}getcontenttype": "<D:getcontenttype>%(type)s</D:getcontenttype>",
+    "{DAV:}getlastmodified": "<D:getlastmodified>%(modified)s</D:getlastmodified>",
+    "{DAV:}displayname": "<D:displayname>%(name)s</D:displayname>",
+    "{DAV:}getetag": "<D:getetag>%(etag)s</D:getetag>",
+    "{DAV:}lockdiscovery": "<D:lockdiscovery/>",
+    "{DAV:}supportedlock": f"<D:supportedlock>{_SUPPORTED_LOCK}</D:supportedlock>",
+}
+# A file's live properties, in the order of WsgiDAV's `get_property_names`.
+_PLAIN_FILE_ALLPROP = (
+    "{DAV:}resourcetype",
+    "{DAV:}creationdate",
+    "{DAV:}getcontentlength",
+    "{DAV:}getcontenttype",
+    "{DAV:}getlastmodified",
+    "{DAV:}displayname",
+    "{DAV:}getetag",
+)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class NodeRecord:
-    """A file or directory as stored; `digest` is None for directories."""
+class NodeRecord(NamedTuple):
+    """A file or directory as stored; `digest` is None for directories. A named tuple,
+    not a frozen dataclass: listings build one per member, at a quarter of the cost."""
 
     id: int
     parent_id: int | None

@@ -247,7 +247,8 @@ class Tree:
         ({node_id: {name: xml}}, every member present): two prebuilt Core queries in one
         read transaction, no ORM objects, since every folder listing goes through here."""
         with self._db.connection() as conn:
-            nodes = [NodeRecord(*row) for row in conn.execute(_CHILDREN, {"parent": dir_id})]
+            rows = conn.execute(_CHILDREN, {"parent": dir_id}).all()  # fetchall: one call
+            nodes = [NodeRecord(*row) for row in rows]
             found: dict[int, dict[str, str]] = {node.id: {} for node in nodes}
             for node_id, name, value in conn.execute(_CHILD_PROPS, {"parent": dir_id}):
                 found.setdefault(node_id, {})[name] = value

@@ -9,9 +9,17 @@ constant number of queries whatever the folder size.
 """
 
 from providers.dav.errors import dav_errors
-from providers.dav.files import FileResource
+from providers.dav.files import FileResource, content_type_of
 from providers.dav.folders import FolderResource
-from providers.dav.node import DEST_CREATED
+from providers.dav.node import DEST_CREATED, last_modified_of
 from providers.dav.provider import HomeProvider
 
-__all__ = ["DEST_CREATED", "FileResource", "FolderResource", "HomeProvider", "dav_errors"]
+__all__ = [
+    "DEST_CREATED",
+    "FileResource",
+    "FolderResource",
+    "HomeProvider",
+    "content_type_of",
+    "dav_errors",
+    "last_modified_of",
+]

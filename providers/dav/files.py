@@ -17,7 +17,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVNonCollection
 
-from providers.catalog import NewContent
+from providers.catalog import NewContent, NodeRecord
 from providers.dav.errors import dav_errors
 from providers.dav.node import NodeMixin
 from providers.errors import Conflict
@@ -34,9 +34,7 @@ class FileResource(NodeMixin, DAVNonCollection):
         return self.node.size
 
     def get_content_type(self) -> str:
-        if self.node.content_type:
-            return self.node.content_type
-        return _guess_type(self.node.name)
+        return content_type_of(self.node)
 
     def get_etag(self) -> str | None:
         return self.node.digest
@@ -204,6 +202,11 @@ def _client_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
         except Exception as e:
             raise _body_error(e) from e
         yield block
+
+
+def content_type_of(node: NodeRecord) -> str:
+    """A file's media type: as uploaded, else guessed from its name."""
+    return node.content_type or _guess_type(node.name)
 
 
 @functools.lru_cache(maxsize=4096)

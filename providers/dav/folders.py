@@ -43,25 +43,35 @@ class FolderResource(NodeMixin, DAVCollection):
     @dav_errors
     def get_member_list(self) -> list[_DAVResource]:
         """All members with their dead props: two queries in all (a home also lists
-        the virtual `Shared/`, and hides a stored node of that reserved name)."""
-        nodes, props = self.provider.catalog.tree.listing(self.node.id)
-        members = [
-            self.provider.resource(
-                util.join_uri(self.path, n.name),
-                n,
-                self.environ,
-                self.place.child(n.name),
-                props[n.id],
-            )
-            for n in nodes
-            if not (self._is_home and name_key(n.name) == SHARED_KEY)
-        ]
-        shared = None
-        if self._is_home:
-            shared = self.provider.get_resource_inst(util.join_uri(self.path, SHARED), self.environ)
+        the virtual `Shared/`)."""
+        members = [self.member(node, props) for node, props in self.member_nodes()]
+        shared = self.shared_member()
         if shared is not None:
             members.append(shared)
         return members
+
+    @dav_errors
+    def member_nodes(self) -> list[tuple[NodeRecord, dict[str, str]]]:
+        """The stored members and their dead properties, by name, in one listing (a
+        home hides a stored node named like the reserved `Shared`)."""
+        nodes, props = self.provider.catalog.tree.listing(self.node.id)
+        hide_shared = self._is_home
+        return [
+            (node, props[node.id])
+            for node in nodes
+            if not (hide_shared and name_key(node.name) == SHARED_KEY)
+        ]
+
+    def member(self, node: NodeRecord, props: dict[str, str]) -> _DAVResource:
+        """The resource of a member from `member_nodes`."""
+        path = util.join_uri(self.path, node.name)
+        return self.provider.resource(path, node, self.environ, self.place.child(node.name), props)
+
+    def shared_member(self) -> _DAVResource | None:
+        """The virtual `Shared/` of a home while the user has received something."""
+        if not self._is_home:
+            return None
+        return self.provider.get_resource_inst(util.join_uri(self.path, SHARED), self.environ)
 
     @property
     def _is_home(self) -> bool:

@@ -37,6 +37,12 @@ def path_of(names: list[str], *, trailing_slash: bool = False) -> str:
     return joined + "/" if names and trailing_slash else joined
 
 
+def last_modified_of(node: NodeRecord) -> float:
+    """The node's mtime in whole seconds, as HTTP dates carry it (so If-Modified-Since
+    compares against what the client was shown)."""
+    return float(int(node.mtime))
+
+
 @dataclass(frozen=True)
 class _Destination:
     """Where a COPY or MOVE goes: the parent folder, the name as the client gave it,
@@ -96,8 +102,7 @@ class NodeMixin:
         return self.node.created
 
     def get_last_modified(self) -> float:
-        # HTTP dates have whole seconds: compare If-Modified-Since against the same.
-        return float(int(self.node.mtime))
+        return last_modified_of(self.node)
 
     def get_display_name(self) -> str:
         return self.node.name
