@@ -28,6 +28,7 @@ class BufferPool:
         self.size = size
         self._keep = keep
         self._free: list[memoryview] = []
+        self._lent = 0
         self._lock = threading.Lock()
 
     @property
@@ -36,9 +37,16 @@ class BufferPool:
         with self._lock:
             return len(self._free)
 
+    @property
+    def lent(self) -> int:
+        """How many buffers are out: acquired and not released yet."""
+        with self._lock:
+            return self._lent
+
     def acquire(self) -> memoryview:
         """A buffer of `size` bytes (its contents are whatever was left in it)."""
         with self._lock:
+            self._lent += 1
             if self._free:
                 return self._free.pop()
         # an anonymous map starts on a page boundary; the view keeps the map alive
@@ -47,5 +55,6 @@ class BufferPool:
     def release(self, buffer: memoryview) -> None:
         """Take `buffer` back (it must come from `acquire` and be unused now)."""
         with self._lock:
+            self._lent -= 1
             if len(self._free) < self._keep:
                 self._free.append(buffer)

@@ -27,7 +27,7 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from providers.blobstore.base import BlobStore, chunk_key
@@ -134,7 +134,8 @@ class FileWriter:
         self._buffer: memoryview | None = None  # holds the batch's chunks, page-aligned
         self._used = 0
         self._batch: list[memoryview] = []  # chunks cut but not yet handed to the pool
-        self._pending: list[tuple[int, list[int], Future[list[str]]]] = []  # offset, sizes
+        # offset, chunk sizes, the batch's future and its buffer
+        self._pending: list[tuple[int, list[int], Future[list[str]], memoryview]] = []
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
         self.size = 0
@@ -155,7 +156,7 @@ class FileWriter:
 
     def finish(self) -> NewContent:
         """Wait for every chunk to be stored and durable; return the content to commit."""
-        self._submit_batch()
+        self._submit_batch(here=not self._pending)
         self._collect(wait_all=True)
         if self._extents:
             # also covers chunks deduplicated against another upload that has not synced yet
@@ -168,11 +169,12 @@ class FileWriter:
         if self._buffer is not None:
             self._store.buffers.release(self._buffer)
         self._batch, self._buffer, self._used = [], None, 0
-        for _offset, _sizes, future in self._pending:
-            future.cancel()
-        for _offset, _sizes, future in self._pending:
+        for _offset, _sizes, future, buffer in self._pending:
+            if future.cancel():  # never started: its buffer is ours to return
+                self._release(buffer)
+        for _offset, _sizes, future, _buffer in self._pending:
             if not future.cancelled():
-                future.exception()
+                future.exception()  # set after the batch returned its buffer
         self._pending.clear()
 
     def _add(self, chunk: memoryview) -> None:
@@ -189,28 +191,39 @@ class FileWriter:
         if len(self._batch) >= MAX_BATCH:
             self._submit_batch()
 
-    def _submit_batch(self) -> None:
+    def _submit_batch(self, *, here: bool = False) -> None:
+        """Hand the batch being filled to the pool; `here`: store it in this thread
+        (the last batch, when no other is pending: nothing to overlap with, and the
+        pool's two thread hand-offs were a tenth of a small PUT)."""
         if self._buffer is None:
             return
         self._slots.acquire()
         self._collect(wait_all=False)  # an error aborts, which hands the buffer back
         batch, buffer = self._batch, self._buffer
         self._batch, self._buffer, self._used = [], None, 0
-        future = self._store.submit(self._store.store_chunks, batch)
 
-        def done(_future: Future[list[str]]) -> None:  # also runs when cancelled
-            self._store.buffers.release(buffer)
-            self._slots.release()
+        def store() -> list[str]:
+            # The buffer goes back before the future completes, so an `abort` that
+            # waited for the future finds it back in the pool.
+            try:
+                return self._store.store_chunks(batch)
+            finally:
+                self._release(buffer)
 
-        future.add_done_callback(done)
+        future = _run_here(store) if here else self._store.submit(store)
         sizes = [len(chunk) for chunk in batch]
-        self._pending.append((self.size, sizes, future))
+        self._pending.append((self.size, sizes, future, buffer))
         self.size += sum(sizes)
+
+    def _release(self, buffer: memoryview) -> None:
+        """A batch is done with `buffer`: back to the pool, and its slot is free."""
+        self._store.buffers.release(buffer)
+        self._slots.release()
 
     def _collect(self, *, wait_all: bool) -> None:
         """Move finished batches (in order) to the extent list; re-raise their errors."""
         while self._pending and (wait_all or self._pending[0][2].done()):
-            offset, sizes, future = self._pending.pop(0)
+            offset, sizes, future, _buffer = self._pending.pop(0)
             try:
                 hashes = future.result()
             except StorageError:
@@ -222,6 +235,16 @@ class FileWriter:
             for size, chunk_hash in zip(sizes, hashes, strict=True):
                 self._extents.append(ExtentRecord(offset, size, chunk_hash))
                 offset += size
+
+
+def _run_here(work: Callable[[], list[str]]) -> Future[list[str]]:
+    """`work()` run now, as a completed future (its result or its exception)."""
+    future: Future[list[str]] = Future()
+    try:
+        future.set_result(work())
+    except Exception as e:
+        future.set_exception(e)
+    return future
 
 
 class _LimitedReader:

@@ -29,15 +29,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
-from providers.catalog.tree import charge_used_bytes, find_child, lock_dir, log_change, to_record
-from providers.errors import ChunkGone, Conflict
 from providers.models import (
     CHUNK_DELETING,
     CHUNK_STORED,
     CHUNK_UPLOADING,
-    FILE,
     Chunk,
     Content,
     Extent,
@@ -45,13 +43,11 @@ from providers.models import (
     UploadExtent,
     Version,
 )
-from providers.names import MAX_NAME_BYTES, name_key
 
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 _BATCH = 500
-MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
 
 
 class Contents:
@@ -143,57 +139,22 @@ class Contents:
         the commit.
         """
 
+        commit = FileCommit(
+            parent_id,
+            name,
+            owner_id,
+            content,
+            mtime,
+            content_type,
+            path,
+            author_id,
+            rename_on_clash,
+        )
+
         def work(s: Session) -> tuple[NodeRecord, bool]:
             if before is not None:
                 before(s)
-            lock_dir(s, parent_id)
-            settle_chunks(s, {e.chunk_hash for e in content.extents})
-            now = time.time()
-            row = Content(size=content.size, digest=content.digest, created_at=now)
-            s.add(row)
-            s.flush()
-            s.add_all(
-                Extent(
-                    content_id=row.id, seq=i, offset=e.offset, size=e.size, chunk_hash=e.chunk_hash
-                )
-                for i, e in enumerate(content.extents)
-            )
-            node = find_child(s, parent_id, name)
-            final = name
-            if node is not None and rename_on_clash:
-                final, node = _free_name(s, parent_id, name), None
-            created = node is None
-            if node is None:
-                node = Node(
-                    parent_id=parent_id,
-                    name=final,
-                    name_key=name_key(final),
-                    kind=FILE,
-                    owner_id=owner_id,
-                    created=now,
-                    mtime=now,
-                )
-            elif node.kind != FILE:
-                raise Conflict("a collection has that name")
-            charge_used_bytes(s, node.owner_id, content.size - (0 if created else node.size))
-            node.content_id, node.size, node.mtime = row.id, content.size, mtime
-            node.content_type = content_type or node.content_type
-            s.add(node)
-            s.flush()
-            assert node.id is not None and row.id is not None
-            s.exec(delete(Version).where(Version.node_id == node.id))  # type: ignore[arg-type]
-            s.add(
-                Version(
-                    node_id=node.id,
-                    content_id=row.id,
-                    size=content.size,
-                    created_at=now,
-                    author_id=author_id,
-                )
-            )
-            logged = path if final == name else f"{path.rsplit('/', 1)[0]}/{final}"
-            log_change(s, node.owner_id, node.id, "put", logged)
-            return to_record((node, content.digest)), created
+            return commit_file(s.connection(), commit)
 
         return self._db.run(work)
 
@@ -319,40 +280,6 @@ class Contents:
                 )
             ).all()
         yield from ((h, n) for h, n in rows)
-
-
-def settle_chunks(s: Session, hashes: set[str]) -> None:
-    """Touch every chunk and mark it `stored` (the committing writer made its bytes
-    durable); `ChunkGone` if one is missing or being deleted by GC."""
-    ordered, now, touched = sorted(hashes), time.time(), 0
-    for start in range(0, len(ordered), _BATCH):
-        batch = ordered[start : start + _BATCH]
-        touched += s.exec(
-            update(Chunk)
-            .where(Chunk.hash.in_(batch), Chunk.state != CHUNK_DELETING)  # type: ignore[attr-defined]
-            .values(state=CHUNK_STORED, touched_at=now)
-        ).rowcount
-    if touched != len(ordered):
-        raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
-
-
-def _free_name(s: Session, parent_id: int, name: str) -> str:
-    """The first of "stem (2).ext", "stem (3).ext"... free in the folder (the caller
-    holds its lock). The extension is what follows the last dot, unless that dot
-    starts the name (".profile" has none); a stem too long for the suffix is cut (on a
-    character boundary) so the name stays within `MAX_NAME_BYTES`."""
-    dot = name.rfind(".")
-    stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
-    if len(ext.encode("utf-8")) > MAX_NAME_BYTES // 2:  # not an extension: a long tail
-        stem, ext = name, ""
-    for n in range(2, MAX_RENAMES + 1):
-        suffix = f" ({n}){ext}"
-        room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
-        short = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore")
-        candidate = short + suffix
-        if find_child(s, parent_id, candidate) is None:
-            return candidate
-    raise Conflict(f"too many files named like {name!r}")
 
 
 def _chunk_record(c: Chunk) -> ChunkRecord:

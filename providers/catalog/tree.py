@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from providers.catalog.db import Database
@@ -122,29 +122,42 @@ def find_user_id(session: Session, name: str) -> int:
     return int(user_id)
 
 
-def log_change(session: Session, owner_id: int, node_id: int, kind: str, path: str) -> None:
-    session.add(Change(owner_id=owner_id, node_id=node_id, kind=kind, path=path, at=time.time()))
+_LOG_CHANGE = insert(Change)
+_OWNER_USAGE = (
+    select(User.used_bytes, User.quota_bytes)
+    .where(User.id == bindparam("owner"))  # type: ignore[arg-type]
+    .with_for_update()
+)
+_ADD_USED = (
+    update(User)
+    .where(User.id == bindparam("owner"))  # type: ignore[arg-type]
+    .values(used_bytes=User.used_bytes + bindparam("delta"))
+)
 
 
-def add_used_bytes(session: Session, owner_id: int, delta: int) -> None:
+def log_change(conn: Connection, owner_id: int, node_id: int, kind: str, path: str) -> None:
+    """Append to the change log in the caller's transaction (`Session.connection()`
+    for ORM callers)."""
+    row = {"owner_id": owner_id, "node_id": node_id, "kind": kind, "path": path}
+    conn.execute(_LOG_CHANGE, {**row, "at": time.time()})
+
+
+def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
     if delta:
-        session.exec(
-            update(User).where(User.id == owner_id).values(used_bytes=User.used_bytes + delta)
-        )
+        conn.execute(_ADD_USED, {"owner": owner_id, "delta": delta})
 
 
-def charge_used_bytes(session: Session, owner_id: int, delta: int) -> None:
+def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
     """Add `delta` bytes to the owner's usage, locking their row for the rest of the
     transaction (so concurrent charges cannot pass the quota together); `QuotaExceeded`
     if a growth (`delta > 0`) would take them past their quota. Shrinking is always
     allowed, even for an owner already over quota."""
-    user = session.exec(select(User).where(User.id == owner_id).with_for_update()).scalar()
-    quota = user.quota_bytes if user else None
-    if delta > 0 and user and quota is not None and user.used_bytes + delta > quota:
-        raise QuotaExceeded(
-            f"quota exceeded: {delta} more bytes, {max(0, quota - user.used_bytes)} left"
-        )
-    add_used_bytes(session, owner_id, delta)
+    usage = conn.execute(_OWNER_USAGE, {"owner": owner_id}).first()
+    if delta > 0 and usage is not None and usage.quota_bytes is not None:
+        used, quota = usage.used_bytes, usage.quota_bytes
+        if used + delta > quota:
+            raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, quota - used)} left")
+    add_used_bytes(conn, owner_id, delta)
 
 
 def bump_counter(session: Session, name: str) -> None:
@@ -187,7 +200,7 @@ def remove_subtree(session: Session, root_id: int) -> None:
             .group_by(Node.owner_id)
         ).all()
         for owner_id, total in sizes:
-            add_used_bytes(session, owner_id, -int(total or 0))
+            add_used_bytes(session.connection(), owner_id, -int(total or 0))
         session.exec(delete(Prop).where(Prop.node_id.in_(batch)))  # type: ignore[attr-defined]
         session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
         _withdraw_sharing(session, batch)
@@ -285,7 +298,7 @@ class Tree:
             s.add(node)
             s.flush()
             assert node.id is not None
-            log_change(s, owner_id, node.id, "mkdir", path)
+            log_change(s.connection(), owner_id, node.id, "mkdir", path)
             return to_record((node, None))
 
         return self._db.run(work)
@@ -300,7 +313,7 @@ class Tree:
             if node.parent_id is not None:
                 lock_dir(s, node.parent_id)
             remove_subtree(s, node_id)
-            log_change(s, node.owner_id, node_id, "delete", path)
+            log_change(s.connection(), node.owner_id, node_id, "delete", path)
 
         self._db.run(work)
 
@@ -329,7 +342,7 @@ class Tree:
             node.name_key = name_key(dest_name)
             s.add(node)
             s.flush()
-            log_change(s, node.owner_id, node_id, "move", path)
+            log_change(s.connection(), node.owner_id, node_id, "move", path)
             return to_record((node, _digest(s, node.content_id)))
 
         return self._db.run(work)
@@ -352,8 +365,8 @@ class Tree:
                 remove_subtree(s, existing.id)
                 s.flush()
             new_root, copied = _copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
-            charge_used_bytes(s, dest.owner_id, copied)
-            log_change(s, new_root.owner_id, new_root.id or 0, "copy", path)
+            charge_used_bytes(s.connection(), dest.owner_id, copied)
+            log_change(s.connection(), new_root.owner_id, new_root.id or 0, "copy", path)
             return to_record((new_root, _digest(s, new_root.content_id)))
 
         return self._db.run(work)
@@ -395,8 +408,8 @@ def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
         )
         s.exec(update(Node).where(Node.id.in_(batch)).values(owner_id=new_owner))  # type: ignore[union-attr]
         _withdraw_sharing(s, batch)
-    charge_used_bytes(s, new_owner, total)
-    add_used_bytes(s, old_owner, -total)
+    charge_used_bytes(s.connection(), new_owner, total)
+    add_used_bytes(s.connection(), old_owner, -total)
 
 
 def _parent_of(s: Session, node_id: int) -> int:

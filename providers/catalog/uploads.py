@@ -32,7 +32,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
-from providers.catalog.content import Contents, settle_chunks
+from providers.catalog.commit import settle_chunks
+from providers.catalog.content import Contents
 from providers.catalog.db import Database
 from providers.catalog.records import ExtentRecord, NewContent, NodeRecord
 from providers.errors import Conflict, NotFound
@@ -124,7 +125,7 @@ class Uploads:
             self._advance(s, upload, start + size)
             # The upload row is locked first, then the chunks: `finish` takes them in the
             # same order, so two requests on one upload cannot deadlock.
-            settle_chunks(s, {e.chunk_hash for e in extents})
+            settle_chunks(s.connection(), {e.chunk_hash for e in extents})
             s.add_all(
                 UploadExtent(
                     upload_id=upload.id,

@@ -27,11 +27,12 @@ def test_buffers_are_writable_page_aligned_and_of_the_size_asked() -> None:
 def test_released_buffers_are_reused_up_to_keep() -> None:
     pool = BufferPool(mmap.PAGESIZE, keep=1)
     first, second = pool.acquire(), pool.acquire()
+    assert pool.lent == 2
     pool.release(first)
     pool.release(second)  # one over keep: dropped
-    assert pool.idle == 1
+    assert (pool.idle, pool.lent) == (1, 0)
     assert pool.acquire() is first
-    assert pool.idle == 0
+    assert (pool.idle, pool.lent) == (0, 1)
     assert pool.acquire() is not second
 
 
