@@ -99,8 +99,11 @@ class DavRequestServer(RequestServer):
             res.require_write()
 
     def do_PUT(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
-        self._require_write(environ, may_create=True)
-        return super().do_PUT(environ, start_response)
+        """The target and its parent are looked up once: the check here and WsgiDAV's
+        PUT both ask for them, and only the commit, at the end, changes the tree."""
+        with self._davProvider.lookups_kept(environ):
+            self._require_write(environ, may_create=True)
+            return super().do_PUT(environ, start_response)
 
     def do_PROPPATCH(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         self._require_write(environ, may_create=False)
@@ -262,6 +265,17 @@ class DavDispatcher(RequestResolver):
         yield from server(environ, start_response)
 
 
+class FolderPages(WsgiDavDirBrowser):
+    """WsgiDAV's HTML page of a folder, for GET and HEAD. WsgiDAV's looks up the
+    request's resource for every method, to find folders; other methods now pass
+    straight on (a lookup fewer for each of them)."""
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            return self.next_app(environ, start_response)
+        return super().__call__(environ, start_response)
+
+
 def build_dav_app(
     provider: HomeProvider,
     users: Users,
@@ -292,7 +306,7 @@ def build_dav_app(
         "suppress_version_info": True,
         "dir_browser": {"enable": True, "response_trailer": "davserver", "davmount": True},
         "hotfixes": {"emulate_win32_lastmod": True},
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, WsgiDavDirBrowser, DavDispatcher],
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, FolderPages, DavDispatcher],
     }
     app = WsgiDAVApp(config)
     if lock_storage:

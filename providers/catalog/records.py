@@ -39,6 +39,14 @@ class UserRecord:
     used_bytes: int
     digest: DigestSecret | None = None
 
+    @property
+    def available_bytes(self) -> int | None:
+        """How many more bytes the user may own: quota minus used (0 when at or over
+        the quota), None without a quota."""
+        if self.quota_bytes is None:
+            return None
+        return max(0, self.quota_bytes - self.used_bytes)
+
 
 @dataclass(frozen=True)
 class DigestSecret:

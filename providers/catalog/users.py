@@ -133,14 +133,10 @@ class Users:
         over the quota; None without a quota. A hint read without locking (uploads
         check it before reading a body); the binding check is the commit's, under a
         lock on the user row. `NotFound` if no such user."""
-        with self._db.connection() as conn:
-            row = conn.execute(
-                select(User.quota_bytes, User.used_bytes).where(User.id == user_id)
-            ).first()
-        if row is None:
+        user = self.by_id(user_id)
+        if user is None:
             raise NotFound(f"no user with id {user_id}")
-        quota, used = row
-        return None if quota is None else max(0, quota - used)
+        return user.available_bytes
 
     def _update(self, name: str, **values: object) -> None:
         def work(s: Session) -> None:

@@ -59,7 +59,11 @@ class FileResource(NodeMixin, DAVNonCollection):
         check is the commit's (`Contents.commit_file`)."""
         self.require_write()
         self._content_type = content_type
-        available = self.provider.catalog.users.available_bytes(self.node.owner_id)
+        user = self.provider.user(self.environ)
+        if user.id == self.node.owner_id:  # as read when this request logged in
+            available = user.available_bytes
+        else:
+            available = self.provider.catalog.users.available_bytes(self.node.owner_id)
         limit = None if available is None else available + self.node.size
         is_put = self.environ.get("REQUEST_METHOD") == "PUT"
         announced = _announced_length(self.environ) if is_put else None

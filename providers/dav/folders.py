@@ -127,10 +127,8 @@ class FolderResource(NodeMixin, DAVCollection):
         return self._owner().used_bytes
 
     def get_available_bytes(self) -> int | None:
-        owner = self._owner()
-        if owner.quota_bytes is not None:
-            return max(0, owner.quota_bytes - owner.used_bytes)
-        return self.provider.free_bytes()
+        available = self._owner().available_bytes
+        return self.provider.free_bytes() if available is None else available
 
     def _owner(self) -> UserRecord:
         user = self.provider.user(self.environ)

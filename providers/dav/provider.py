@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from wsgidav.dav_error import (
@@ -28,6 +29,8 @@ from providers.dav.shared import SharedFolder
 from providers.filestore import FileStore
 from providers.names import name_key, split_path
 
+_KEPT_LOOKUPS = "davserver.kept_lookups"  # environ key: {path: resource} (`lookups_kept`)
+
 
 class HomeProvider(DAVProvider):
     """Maps `/<path>` to the authenticated user's tree, and `/Shared/...` to what others
@@ -49,12 +52,31 @@ class HomeProvider(DAVProvider):
     def is_readonly(self) -> bool:
         return False
 
-    @dav_errors
+    @contextmanager
+    def lookups_kept(self, environ: dict[str, Any]) -> Iterator[None]:
+        """Within the block, `get_resource_inst` answers each path of this request once
+        and then from memory. Only for work that changes the tree at its very end (a
+        PUT's commit): a lookup after a change would see the tree before it."""
+        environ[_KEPT_LOOKUPS] = {}
+        try:
+            yield
+        finally:
+            del environ[_KEPT_LOOKUPS]
+
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
         """The resource at `path`, named by its stored spelling whatever spelling the
         request used (names match normalised): lock URLs and hrefs derive from it, so a
         lock taken through an NFD URL also guards writes through the NFC URL and can be
         released through either."""
+        kept = environ.get(_KEPT_LOOKUPS)
+        if kept is None:
+            return self._resource_at(path, environ)
+        if path not in kept:
+            kept[path] = self._resource_at(path, environ)
+        return kept[path]
+
+    @dav_errors
+    def _resource_at(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
         if path.startswith(LOCK_KEY_PREFIX):
             path = self._path_of_lock_key(path, environ)
         found = self.locate(split_path(path), environ)
