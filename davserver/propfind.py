@@ -5,9 +5,11 @@ WsgiDAV answers PROPFIND by building an lxml element per property through a gene
 getter chain and by asking the lock storage once per member (a Redis round trip each on
 the production stack); for a folder of 1000 files that was most of the request. Here the
 members come from one listing, the locks under the folder from one lock-storage query,
-and the common live properties are formatted as strings. For allprop, a file with no
-dead properties and no lock (most members of most listings) is one f-string with the
-properties its `get_property_names` lists; everything else goes property by property.
+and the common live properties are formatted as strings. A plain file (an ETag, no
+dead property, no lock: most members of most listings) is rendered from its catalog
+row with one %-format and no resource object, for allprop (the properties its
+`get_property_names` lists) and for named requests of its live properties; everything
+else goes property by property through its resource.
 
 The answer is WsgiDAV's, property for property: the same names (the resource's own
 `get_property_names`), the same values and the same grouping of `propstat` by status.

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from providers.catalog.db import IN_BATCH
 from providers.catalog.records import NewContent, NodeRecord
-from providers.catalog.tree import charge_used_bytes, log_change
+from providers.catalog.tree import charge_used_bytes, child_record, log_change
 from providers.errors import ChunkGone, Conflict
 from providers.models import (
     CHUNK_DELETING,
@@ -36,7 +37,6 @@ from providers.models import (
 from providers.names import MAX_NAME_BYTES, name_key
 
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
-_BATCH = 500  # hashes per settle statement (bound-parameter limits)
 
 _KIND = select(Node.kind).where(Node.id == bindparam("id")).with_for_update()
 _SETTLE = (
@@ -49,12 +49,6 @@ _SETTLE = (
 )
 _NEW_CONTENT = insert(Content).returning(Content.id)  # type: ignore[arg-type]
 _NEW_EXTENTS = insert(Extent)
-_CHILD = select(
-    Node.id, Node.name, Node.kind, Node.owner_id, Node.size, Node.created, Node.content_type
-).where(
-    Node.parent_id == bindparam("parent"),  # type: ignore[arg-type]
-    Node.name_key == bindparam("key"),  # type: ignore[arg-type]
-)
 _NEW_NODE = insert(Node).returning(Node.id)  # type: ignore[arg-type]
 _SET_CONTENT = (
     update(Node)
@@ -94,7 +88,7 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
     now = time.time()
     content_id = _insert_content(conn, content, now)
     name = commit.name
-    found = _child(conn, commit.parent_id, name)
+    found = child_record(conn, commit.parent_id, name)
     if found is not None and commit.rename_on_clash:
         name, found = _free_name(conn, commit.parent_id, name), None
     if found is None:
@@ -131,8 +125,8 @@ def settle_chunks(conn: Connection, hashes: set[str]) -> None:
     """Touch every chunk and mark it `stored` (the committing writer made its bytes
     durable); `ChunkGone` if one is missing or being deleted by GC."""
     ordered, now, touched = sorted(hashes), time.time(), 0
-    for start in range(0, len(ordered), _BATCH):
-        batch = ordered[start : start + _BATCH]
+    for start in range(0, len(ordered), IN_BATCH):
+        batch = ordered[start : start + IN_BATCH]
         touched += conn.execute(_SETTLE, {"hashes": batch, "now": now}).rowcount
     if touched != len(ordered):
         raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
@@ -157,27 +151,6 @@ def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
             ],
         )
     return content_id
-
-
-def _child(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
-    """The member of `parent_id` named `name` once normalised (content fields unset)."""
-    row = conn.execute(_CHILD, {"parent": parent_id, "key": name_key(name)}).first()
-    if row is None:
-        return None
-    node_id, stored, kind, owner_id, size, created, content_type = row
-    return NodeRecord(
-        node_id,
-        parent_id,
-        stored,
-        kind,
-        owner_id,
-        size,
-        created,
-        created,
-        None,
-        None,
-        content_type,
-    )
 
 
 def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
@@ -235,6 +208,6 @@ def _free_name(conn: Connection, parent_id: int, name: str) -> str:
         room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
         short = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore")
         candidate = short + suffix
-        if _child(conn, parent_id, candidate) is None:
+        if child_record(conn, parent_id, candidate) is None:
             return candidate
     raise Conflict(f"too many files named like {name!r}")

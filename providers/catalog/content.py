@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from providers.catalog.commit import FileCommit, commit_file
-from providers.catalog.db import Database
+from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
 from providers.models import (
     CHUNK_DELETING,
@@ -47,7 +47,6 @@ from providers.models import (
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
-_BATCH = 500
 
 
 class Contents:
@@ -180,8 +179,8 @@ class Contents:
             )
             ids = list(s.exec(unused).scalars())
             if not dry_run:
-                for start in range(0, len(ids), _BATCH):
-                    batch = ids[start : start + _BATCH]
+                for start in range(0, len(ids), IN_BATCH):
+                    batch = ids[start : start + IN_BATCH]
                     s.exec(delete(Extent).where(Extent.content_id.in_(batch)))  # type: ignore[attr-defined]
                     s.exec(delete(Content).where(Content.id.in_(batch)))  # type: ignore[union-attr]
             return len(ids)
@@ -265,8 +264,8 @@ class Contents:
         """Which of `hashes` have a chunk row."""
         found: set[str] = set()
         with self._db.session() as s:
-            for start in range(0, len(hashes), _BATCH):
-                batch = hashes[start : start + _BATCH]
+            for start in range(0, len(hashes), IN_BATCH):
+                batch = hashes[start : start + IN_BATCH]
                 found.update(s.exec(select(Chunk.hash).where(Chunk.hash.in_(batch))).scalars())  # type: ignore[attr-defined]
         return found
 

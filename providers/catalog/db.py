@@ -27,6 +27,7 @@ from providers.errors import Conflict, Unavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _WRITE_OPTION = "davserver_write"
+IN_BATCH = 500  # values per IN list: well under every backend's bound-parameter limit
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
-from providers.catalog.db import Database
+from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import NodeRecord
 from providers.errors import Conflict, NotFound, QuotaExceeded
 from providers.models import (
@@ -114,6 +114,13 @@ def find_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).scalar()
 
 
+def child_record(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
+    """The member of `parent_id` whose name equals `name` once normalised, or None
+    (one prebuilt Core query)."""
+    row = conn.execute(_CHILD_BY_KEY, {"parent": parent_id, "key": name_key(name)}).first()
+    return NodeRecord(*row) if row else None
+
+
 def find_user_id(session: Session, name: str) -> int:
     """The id of user `name`; `NotFound` if there is none."""
     user_id = session.exec(select(User.id).where(User.name == name)).scalar()
@@ -192,8 +199,8 @@ def subtree_ids(session: Session, root_id: int) -> list[int]:
 def remove_subtree(session: Session, root_id: int) -> None:
     """Delete a node and everything below it, with props and versions; fix quotas."""
     ids = subtree_ids(session, root_id)
-    for start in range(0, len(ids), 500):
-        batch = ids[start : start + 500]
+    for start in range(0, len(ids), IN_BATCH):
+        batch = ids[start : start + IN_BATCH]
         sizes = session.exec(
             select(Node.owner_id, func.sum(Node.size))
             .where(Node.id.in_(batch), Node.kind == FILE)  # type: ignore[union-attr]
@@ -205,8 +212,8 @@ def remove_subtree(session: Session, root_id: int) -> None:
         session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
         _withdraw_sharing(session, batch)
     # Children reference parents: delete deepest first (ids were produced top-down).
-    for start in range(len(ids), 0, -500):
-        batch = ids[max(0, start - 500) : start]
+    for start in range(len(ids), 0, -IN_BATCH):
+        batch = ids[max(0, start - IN_BATCH) : start]
         session.exec(delete(Node).where(Node.id.in_(batch)))  # type: ignore[union-attr]
 
 
@@ -242,13 +249,14 @@ class Tree:
         stored: list[str] = []
         with self._db.connection() as conn:
             row = conn.execute(_NODE_BY_ID, {"id": root_id}).first()
+            node = NodeRecord(*row) if row else None
             for name in names:
-                if row is None or row.kind != DIR:
+                if node is None or node.kind != DIR:
                     return None
-                row = conn.execute(_CHILD_BY_KEY, {"parent": row.id, "key": name_key(name)}).first()
-                if row is not None:
-                    stored.append(row.name)
-            return (NodeRecord(*row), stored) if row else None
+                node = child_record(conn, node.id, name)
+                if node is not None:
+                    stored.append(node.name)
+            return (node, stored) if node else None
 
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
@@ -272,8 +280,8 @@ class Tree:
         ids = list(node_ids)
         result: dict[int, dict[str, str]] = {i: {} for i in ids}
         with self._db.session() as s:
-            for start in range(0, len(ids), 500):
-                rows = s.exec(select(Prop).where(Prop.node_id.in_(ids[start : start + 500])))  # type: ignore[attr-defined]
+            for start in range(0, len(ids), IN_BATCH):
+                rows = s.exec(select(Prop).where(Prop.node_id.in_(ids[start : start + IN_BATCH])))  # type: ignore[attr-defined]
                 for prop in rows.scalars():
                     result[prop.node_id][prop.name] = prop.value
         return result
@@ -395,8 +403,8 @@ def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
     theirs)."""
     ids = subtree_ids(s, root_id)
     total = 0
-    for start in range(0, len(ids), 500):
-        batch = ids[start : start + 500]
+    for start in range(0, len(ids), IN_BATCH):
+        batch = ids[start : start + IN_BATCH]
         total += int(
             s.exec(
                 select(func.coalesce(func.sum(Node.size), 0)).where(

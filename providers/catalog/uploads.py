@@ -34,13 +34,12 @@ from sqlmodel import Session
 
 from providers.catalog.commit import settle_chunks
 from providers.catalog.content import Contents
-from providers.catalog.db import Database
+from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ExtentRecord, NewContent, NodeRecord
 from providers.errors import Conflict, NotFound
 from providers.models import Upload, UploadExtent
 
 UPLOAD_TTL = 24 * 3600.0  # an upload nobody touched for this long is abandoned
-_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -250,8 +249,8 @@ class Uploads:
 
 
 def _delete_uploads(s: Session, ids: list[str]) -> None:
-    for begin in range(0, len(ids), _BATCH):
-        batch = ids[begin : begin + _BATCH]
+    for begin in range(0, len(ids), IN_BATCH):
+        batch = ids[begin : begin + IN_BATCH]
         s.exec(delete(UploadExtent).where(UploadExtent.upload_id.in_(batch)))
         s.exec(delete(Upload).where(Upload.id.in_(batch)))
 
