@@ -1,6 +1,6 @@
 """davserver: a WebDAV server over chunked, deduplicated storage.
 
-Start at `davserver.app.build_app` (the composition root); `davserver.cli` is the
+Start at `davserver.app.build_app` (the composition root); `davserver.cli.main` is the
 command line and `davserver.server` runs the WSGI app on cheroot.
 """
 

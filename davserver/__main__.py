@@ -1,3 +1,3 @@
-from davserver.cli import main
+from davserver.cli.main import main
 
 raise SystemExit(main())

@@ -3,8 +3,8 @@
 Only this module knows the concrete classes. `build_services(settings)` creates the
 catalog, blob store, chunker, filestore and lock storage; `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
-the JSON API under `/api/v1/` (`davserver.api`) and share links under `/s/`
-(`davserver.share_site`).
+the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
+(`davserver.links.site`).
 """
 
 from __future__ import annotations
@@ -21,19 +21,22 @@ from typing import Any, TextIO
 
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
-from davserver import passwords, share_dav, share_pages, share_uploads
-from davserver.api import API_PATH, ROUTES, ApiContext, build_api
-from davserver.api_shares import share_routes
-from davserver.auth import REALM, account_secrets
-from davserver.guards import RequestGuard, plain_response
-from davserver.links import LinkSigner
-from davserver.login_gate import DigestNonces, LoginGate
-from davserver.proxy import ProxyHeaders
-from davserver.ratelimit import LoginLimiter, build_limiter
-from davserver.redis_locks import RedisLockStorage
+from davserver.api.app import API_PATH, ROUTES, ApiContext, build_api
+from davserver.api.shares import share_routes
+from davserver.auth import passwords
+from davserver.auth.domain import REALM, account_secrets
+from davserver.auth.login_gate import DigestNonces, LoginGate
+from davserver.auth.ratelimit import LoginLimiter, build_limiter
+from davserver.dav.app import MOUNT_PATH, build_dav_app
+from davserver.dav.redis_locks import RedisLockStorage
+from davserver.http.guards import RequestGuard, plain_response
+from davserver.http.proxy import ProxyHeaders
+from davserver.links import dav as share_dav
+from davserver.links import pages as share_pages
+from davserver.links import uploads as share_uploads
+from davserver.links.signer import LinkSigner
+from davserver.links.site import SHARE_PATH, ShareSite
 from davserver.settings import Settings
-from davserver.share_site import SHARE_PATH, ShareSite
-from davserver.webdav import MOUNT_PATH, build_dav_app
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from providers.catalog import Catalog, NodeRecord, ReceivedGrant
-from providers.models import PERM_WRITE
+from providers.catalog.schema import PERM_WRITE
 from providers.names import name_key
 
 SHARED = "Shared"

@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.records import AppPasswordRecord
+from providers.catalog.schema import AppPassword
 from providers.catalog.tree import find_user_id
 from providers.errors import Conflict, NotFound
-from providers.models import AppPassword
 
 
 def _record(row: AppPassword) -> AppPasswordRecord:

@@ -21,9 +21,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from providers.catalog.db import IN_BATCH
 from providers.catalog.records import NewContent, NodeRecord
-from providers.catalog.tree import charge_used_bytes, child_record, log_change
-from providers.errors import ChunkGone, Conflict
-from providers.models import (
+from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
     DIR,
@@ -34,6 +32,8 @@ from providers.models import (
     Node,
     Version,
 )
+from providers.catalog.tree import charge_used_bytes, child_record, log_change
+from providers.errors import ChunkGone, Conflict
 from providers.names import MAX_NAME_BYTES, name_key
 
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused

@@ -32,7 +32,7 @@ from sqlmodel import Session
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
-from providers.models import (
+from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
     CHUNK_UPLOADING,

@@ -85,7 +85,7 @@ class Database:
 
     def create_schema(self) -> None:
         """Create missing tables and add missing nullable columns (idempotent)."""
-        from providers import models  # noqa: F401  (registers the tables)
+        from providers.catalog import schema  # noqa: F401  (registers the tables)
 
         with self._translated():
             SQLModel.metadata.create_all(self.engine)

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from providers.catalog.db import Database
 from providers.catalog.groups import find_group_id
 from providers.catalog.records import GrantRecord, ReceivedGrant
+from providers.catalog.schema import PERM_READ, PERM_WRITE, Grant, Group, Membership, Node, User
 from providers.catalog.tree import (
     ACL_COUNTER,
     bump_counter,
@@ -29,7 +30,6 @@ from providers.catalog.tree import (
     to_record,
 )
 from providers.errors import Conflict, InvalidName, NotFound
-from providers.models import PERM_READ, PERM_WRITE, Grant, Group, Membership, Node, User
 
 PERMS = (PERM_READ, PERM_WRITE)
 

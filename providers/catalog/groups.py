@@ -8,10 +8,10 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from providers.catalog.db import Database
+from providers.catalog.schema import Grant, Group, Membership, User
 from providers.catalog.tree import ACL_COUNTER, bump_counter, find_user_id
 from providers.catalog.users import check_account_name
 from providers.errors import Conflict, NotFound
-from providers.models import Grant, Group, Membership, User
 
 
 def find_group_id(s: Session, name: str) -> int:

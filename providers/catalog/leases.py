@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.records import LeaseRecord
-from providers.models import Lease
+from providers.catalog.schema import Lease
 
 
 class Leases:

@@ -139,7 +139,7 @@ class ReceivedGrant:
 
 @dataclass(frozen=True)
 class ShareLinkRecord:
-    """A share link (see `providers.models.ShareLink`) with its node, the node's path in
+    """A share link (see `providers.catalog.schema.ShareLink`) with its node, the node's path in
     the owner's home and the owner's name. `live(now)` says whether it still works."""
 
     id: int

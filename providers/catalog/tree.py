@@ -21,8 +21,7 @@ from sqlmodel import Session
 
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import NodeRecord
-from providers.errors import Conflict, NotFound, QuotaExceeded
-from providers.models import (
+from providers.catalog.schema import (
     DIR,
     FILE,
     Change,
@@ -35,6 +34,7 @@ from providers.models import (
     User,
     Version,
 )
+from providers.errors import Conflict, NotFound, QuotaExceeded
 from providers.names import name_key
 
 ACL_COUNTER = "acl"  # bumped whenever who may see what changes (see `Counter`)

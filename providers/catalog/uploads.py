@@ -36,8 +36,8 @@ from providers.catalog.commit import settle_chunks
 from providers.catalog.content import Contents
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ExtentRecord, NewContent, NodeRecord
+from providers.catalog.schema import Upload, UploadExtent
 from providers.errors import Conflict, NotFound
-from providers.models import Upload, UploadExtent
 
 UPLOAD_TTL = 24 * 3600.0  # an upload nobody touched for this long is abandoned
 

@@ -17,9 +17,18 @@ from sqlmodel import Session
 from providers.catalog.app_passwords import AppPasswords
 from providers.catalog.db import Database
 from providers.catalog.records import DigestSecret, UserRecord
+from providers.catalog.schema import (
+    DIR,
+    AppPassword,
+    Change,
+    Grant,
+    Membership,
+    Node,
+    Setting,
+    User,
+)
 from providers.catalog.tree import ACL_COUNTER, bump_counter, remove_subtree
 from providers.errors import Conflict, InvalidName, NotFound
-from providers.models import DIR, AppPassword, Change, Grant, Membership, Node, Setting, User
 
 MAX_NAME = 64
 

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from requests.auth import HTTPDigestAuth
 
-from davserver.passwords import generate_app_password, hash_password
+from davserver.auth.passwords import generate_app_password, hash_password
 from tests.support.dav import propfind, put
 from tests.support.servers import RunningServer
 

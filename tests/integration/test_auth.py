@@ -15,7 +15,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from davserver.passwords import generate_app_password, hash_password
+from davserver.auth.passwords import generate_app_password, hash_password
 from tests.support.servers import ADMIN_PASSWORD, RunningServer, start_server
 
 PROPFIND0 = {"Depth": "0"}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from davserver.cli_shares import base_url, parse_expiry
-from davserver.cli_users import CommandError
+from davserver.cli.shares import base_url, parse_expiry
+from davserver.cli.users import CommandError
 from davserver.settings import Settings
 from tests.integration.test_cli import Serve, cli_env
 from tests.integration.test_cli_users import fails, ok

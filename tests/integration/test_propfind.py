@@ -1,4 +1,4 @@
-"""The Depth 0/1 PROPFIND renderer (`davserver.propfind`) answers what WsgiDAV answers.
+"""The Depth 0/1 PROPFIND renderer (`davserver.dav.propfind`) answers what WsgiDAV answers.
 
 Each case is asked twice of the same live server: once through the renderer and once
 with it switched off (WsgiDAV's own PROPFIND), and the two multistatus bodies must carry
@@ -14,7 +14,7 @@ from xml.etree import ElementTree as ET
 import pytest
 import requests
 
-from davserver import propfind
+from davserver.dav import propfind
 from tests.support.dav import put
 from tests.support.servers import RunningServer
 

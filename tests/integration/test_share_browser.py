@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from davserver.passwords import hash_password
+from davserver.auth.passwords import hash_password
 from tests.integration.test_share_pages import TREE, build_tree, make_link, png_bytes
 from tests.support.browser import screenshot
 from tests.support.servers import RunningServer

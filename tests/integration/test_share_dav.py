@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from davserver.app import share_signer
-from davserver.passwords import hash_password
+from davserver.auth.passwords import hash_password
 from tests.integration.test_cadaver import Cadaver
 from tests.integration.test_rclone import _rclone_binary
 from tests.integration.test_sharing import LOCK_BODY

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from davserver.links import LinkSigner
+from davserver.links.signer import LinkSigner
 from tests.support.browser import screenshot
 from tests.support.servers import RunningServer
 

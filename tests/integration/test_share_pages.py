@@ -1,4 +1,4 @@
-"""The share-link web pages (`davserver.share_pages`): listings, file pages, file bytes
+"""The share-link web pages (`davserver.links.pages`): listings, file pages, file bytes
 with their caching and range headers, streamed zips, download limits, the one 404 page
 for every dead end, and password links with their guess limit.
 
@@ -24,9 +24,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from davserver.links import LinkSigner
-from davserver.passwords import hash_password
-from davserver.share_site import NOT_FOUND_PAGE
+from davserver.auth.passwords import hash_password
+from davserver.links.signer import LinkSigner
+from davserver.links.site import NOT_FOUND_PAGE
 from tests.support.servers import RunningServer
 
 MARKUP = "<img src=x onerror=alert(1)>.txt"

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from davserver.links import LinkSigner
+from davserver.links.signer import LinkSigner
 from providers.gc import collect_garbage
 from tests.support.servers import RunningServer
 

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from davserver.app import Services, build_app, build_services, ensure_admin
-from davserver.auth import account_secrets
+from davserver.auth.domain import account_secrets
 from davserver.server import BackgroundServer
 from davserver.settings import Settings
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from providers.catalog import Catalog, DigestSecret, ExtentRecord, NewContent
+from providers.catalog.schema import Change, Node
 from providers.errors import Conflict, InvalidName, NotFound
-from providers.models import Change, Node
 
 
 def put_file(catalog: Catalog, user: str, name: str, data: bytes) -> None:

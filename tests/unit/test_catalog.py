@@ -18,8 +18,8 @@ from providers.catalog import (
     NewContent,
     UserRecord,
 )
+from providers.catalog.schema import Chunk, User, Version
 from providers.errors import ChunkGone, Conflict, NotFound, QuotaExceeded
-from providers.models import Chunk, User, Version
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NewContent, NodeRecord
+from providers.catalog.schema import Content
 from providers.chunker import FastCDCChunker
 from providers.errors import Unavailable
 from providers.filestore import FileStore, content_digest
-from providers.models import Content
 
 KIB = 1024
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 from wsgidav.dav_error import DAVError
 
-from davserver.cli import main
+from davserver.cli.main import main
 from providers.blobstore.base import chunk_key
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import CLAIM_BUSY, CLAIM_DEDUP, Catalog, NodeRecord, UserRecord

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from davserver.login_gate import (
+from davserver.auth.login_gate import (
     INVALID,
     OK,
     STALE,
@@ -18,7 +18,7 @@ from davserver.login_gate import (
     basic_user,
     digest_params,
 )
-from davserver.ratelimit import MemoryLimiter, RedisLimiter
+from davserver.auth.ratelimit import MemoryLimiter, RedisLimiter
 
 
 def test_nonces() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from davserver.auth import REALM, account_secrets
-from davserver.passwords import (
+from davserver.auth.domain import REALM, account_secrets
+from davserver.auth.passwords import (
     VerifiedCache,
     app_password_key,
     digest_ha1,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from davserver.proxy import ProxyHeaders, local_destination
+from davserver.http.proxy import ProxyHeaders, local_destination
 from davserver.settings import SettingsError, load, parse_networks
 
 FORWARDED_KEYS = {

@@ -1,4 +1,4 @@
-"""`davserver.zipstream`: the streamed archive reads back with `zipfile`, byte for byte,
+"""`davserver.links.zipstream`: the streamed archive reads back with `zipfile`, byte for byte,
 including Zip64 (a member over 4 GiB, members past the 4 GiB offset, more than 65535
 entries) without ever holding the archive in memory or on disk."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from davserver.zipstream import Member, entry_name, zip_stream
+from davserver.links.zipstream import Member, entry_name, zip_stream
 
 GIB = 1024**3
 BLOCK = bytes(1024 * 1024)

@@ -16,7 +16,7 @@ for a wildcard host such as 0.0.0.0, whose public name is unknown here).
 `list` shows every link (or the owner's): id, owner, path, perm, expiry, downloads
 (count/max), whether it has a password, its state (live, expired, used: no download
 left, revoked) and its URL. `revoke` ends a link at once; without `--owner` any
-user's. Errors are `providers.errors` types or `CommandError`, which `davserver.cli`
+user's. Errors are `providers.errors` types or `CommandError`, which `davserver.cli.main`
 prints as one line.
 """
 
@@ -28,14 +28,14 @@ import re
 import sys
 import time
 
-from davserver.api_shares import DEFAULT_PERM, link_path, link_state
+from davserver.api.shares import DEFAULT_PERM, link_path, link_state
 from davserver.app import Services, share_signer
-from davserver.cli_users import CommandError, format_time, text_table
-from davserver.links import LinkSigner
-from davserver.passwords import hash_password
+from davserver.auth.passwords import hash_password
+from davserver.cli.users import CommandError, format_time, text_table
+from davserver.links.signer import LinkSigner
 from davserver.settings import Settings
 from providers.catalog import ShareLinkRecord
-from providers.models import LINK_PERMS
+from providers.catalog.schema import LINK_PERMS
 from providers.names import split_path
 
 COMMANDS = ("share",)

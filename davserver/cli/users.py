@@ -24,9 +24,9 @@ import re
 import sys
 from collections.abc import Sequence
 
-from davserver import passwords
 from davserver.app import Services
-from davserver.auth import account_secrets
+from davserver.auth import passwords
+from davserver.auth.domain import account_secrets
 from providers.catalog.records import DigestSecret
 from providers.errors import Conflict
 

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from davserver import cli_grants, cli_shares
 from davserver.app import Services, build_app, build_services, ensure_admin
-from davserver.cli_users import CommandError, add_parsers, run_group, run_user
+from davserver.cli import grants as cli_grants
+from davserver.cli import shares as cli_shares
+from davserver.cli.users import CommandError, add_parsers, run_group, run_user
 from davserver.server import make_server, serve_forever
 from davserver.settings import Settings, SettingsError, load
 from providers.errors import StorageError

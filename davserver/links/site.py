@@ -1,6 +1,6 @@
 """Share links on the web: `/s/<token>/...`, for people without an account.
 
-Every request goes through `ShareSite`: the token is verified (`davserver.links`), its
+Every request goes through `ShareSite`: the token is verified (`davserver.links.signer`), its
 row looked up and checked alive (`ShareLinkRecord.live`), the password cookie checked
 for a password link, and the rest of the path resolved strictly inside the shared
 node. Any failure on the way (a tampered, expired, revoked or unknown token, a path
@@ -33,8 +33,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from davserver.guards import BadRequest, check_raw_path, raw_request_path
-from davserver.links import LinkSigner
+from davserver.http.guards import BadRequest, check_raw_path, raw_request_path
+from davserver.links.signer import LinkSigner
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.errors import InvalidName, StorageError
 from providers.names import split_path

@@ -6,7 +6,7 @@
 
 PATH is the path in the owner's home (`/projects/q3`). Granting an existing grant again
 changes its permission. Engine errors (no such user, group or path; the home itself;
-a bad permission) come out as `providers.errors` types, which `davserver.cli` prints as
+a bad permission) come out as `providers.errors` types, which `davserver.cli.main` prints as
 one line; a revoke of a grant that does not exist is a `CommandError`.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from davserver.app import Services
-from davserver.cli_users import CommandError, format_time, text_table
+from davserver.cli.users import CommandError, format_time, text_table
 from providers.catalog.records import GrantRecord
 from providers.names import split_path
 

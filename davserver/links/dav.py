@@ -36,12 +36,12 @@ from typing import Any
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from davserver.guards import RequestGuard
-from davserver.login_gate import basic_credentials
-from davserver.passwords import VerifiedCache
-from davserver.ratelimit import LoginLimiter
-from davserver.settings import Settings
-from davserver.share_site import (
+from davserver.auth.login_gate import basic_credentials
+from davserver.auth.passwords import VerifiedCache
+from davserver.auth.ratelimit import LoginLimiter
+from davserver.dav.app import DavDispatcher, parse_ranges
+from davserver.http.guards import RequestGuard
+from davserver.links.site import (
     BASE_HEADERS,
     SHARE_PATH,
     Action,
@@ -51,7 +51,7 @@ from davserver.share_site import (
     not_found,
     respond,
 )
-from davserver.webdav import DavDispatcher, parse_ranges
+from davserver.settings import Settings
 from providers.catalog import ShareLinkRecord
 from providers.dav import HomeProvider
 from providers.dav.link_provider import LINK_ENVIRON, LinkProvider
@@ -162,7 +162,7 @@ class LinkDav:
         return app
 
     def _build(self, token: str) -> WsgiApp:
-        """Configured as `davserver.webdav.build_dav_app` is, without its authentication
+        """Configured as `davserver.dav.app.build_dav_app` is, without its authentication
         and directory browser, on a `LinkProvider` and the lock manager of /dav/."""
         main = self._provider
         provider = LinkProvider(main.catalog, main.files, main.free_bytes)

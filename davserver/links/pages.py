@@ -6,8 +6,8 @@ streamed zips and the password form (the actions `ShareSite` routes, see its tab
     ""        the link's own page: listing (folder), file page (file), drop page (upload)
     browse    a folder listing (`?sort=name|size|modified&order=asc|desc`) or a file page
     raw       a file inline, for previews; download  the file as an attachment
-              (both in `davserver.share_files`)
-    zip       a folder as a streamed zip (`davserver.zipstream`), counted as a download
+              (both in `davserver.links.files`)
+    zip       a folder as a streamed zip (`davserver.links.zipstream`), counted as a download
     unlock    POST `password`: on success the unlock cookie and 303 to the link's page
 
 Every URL a page links to is built here from stored names, percent-encoded name by
@@ -26,11 +26,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from davserver import share_html as html
-from davserver.links import UNLOCK_MAX_AGE
-from davserver.passwords import verify_password
-from davserver.ratelimit import LoginLimiter
-from davserver.share_files import (
+from davserver.auth.passwords import verify_password
+from davserver.auth.ratelimit import LoginLimiter
+from davserver.links import html
+from davserver.links.files import (
     BLOCK,
     FILE_CSP,
     content_disposition,
@@ -38,7 +37,8 @@ from davserver.share_files import (
     preview_kind,
     serve_file,
 )
-from davserver.share_site import (
+from davserver.links.signer import UNLOCK_MAX_AGE
+from davserver.links.site import (
     ALL_PERMS,
     BASE_HEADERS,
     SEE,
@@ -50,7 +50,7 @@ from davserver.share_site import (
     not_found,
     respond,
 )
-from davserver.zipstream import Member, zip_stream
+from davserver.links.zipstream import Member, zip_stream
 from providers.catalog import NodeRecord
 from providers.errors import StorageError
 from providers.filestore import FileStore

@@ -44,8 +44,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from davserver import share_drop
-from davserver.share_site import Action, ShareRequest, ShareSite, not_found, respond
+from davserver.links import drop_page as share_drop
+from davserver.links.site import Action, ShareRequest, ShareSite, not_found, respond
 from providers.errors import Conflict, InvalidName, NotFound, QuotaExceeded, StorageError
 from providers.filestore import FileStore
 from providers.names import check_name, split_path

@@ -34,10 +34,10 @@ from typing import Any
 
 from wsgidav.http_authenticator import HTTPAuthenticator
 
-from davserver.auth import REALM
-from davserver.guards import RequestGuard
-from davserver.login_gate import DigestNonces, LoginGate
-from davserver.ratelimit import LoginLimiter
+from davserver.auth.domain import REALM
+from davserver.auth.login_gate import DigestNonces, LoginGate
+from davserver.auth.ratelimit import LoginLimiter
+from davserver.http.guards import RequestGuard
 from providers.access import SHARED_KEY, SharedSpace
 from providers.catalog import Catalog, GrantRecord, UserRecord
 from providers.errors import Conflict, InvalidName, NotFound, StorageError, Unavailable

@@ -26,8 +26,8 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.request_server import RequestServer
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from davserver import propfind
-from davserver.auth import CatalogDomainController
+from davserver.auth.domain import CatalogDomainController
+from davserver.dav import propfind
 from providers.catalog.users import Users
 from providers.dav import DEST_CREATED, HomeProvider
 
@@ -141,7 +141,7 @@ class DavRequestServer(RequestServer):
         return self._copy_or_move(environ, fixed_start_response, is_move)
 
     def do_PROPFIND(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
-        """Depth 0 and 1 answers are rendered by `davserver.propfind`; WsgiDAV does the rest.
+        """Depth 0 and 1 answers are rendered by `davserver.dav.propfind`; WsgiDAV does the rest.
 
         The body was buffered by the request guard, so it is read here and put back for
         WsgiDAV when the fast path declines.

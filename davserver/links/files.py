@@ -41,7 +41,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from davserver.share_site import BASE_HEADERS, ShareRequest, not_found, respond
+from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.errors import IntegrityError, StorageError
 from providers.filestore import ChunkReader, FileStore

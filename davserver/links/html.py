@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from davserver.share_site import escape
+from davserver.links.site import escape
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from davserver.share_html import CSS, page_csp
-from davserver.share_site import ShareRequest, escape, respond
+from davserver.links.html import CSS, page_csp
+from davserver.links.site import ShareRequest, escape, respond
 
 PIECE = 8 * 1024 * 1024  # bytes per PATCH: a failure costs at most this much again
 RETRIES = 6

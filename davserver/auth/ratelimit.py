@@ -8,7 +8,7 @@ window get through whatever the attacker does.
 
 `MemoryLimiter` counts in this process; `RedisLimiter` in Redis, shared by every
 instance (with `MemoryLimiter`'s semantics, kept exact by MULTI/EXEC). This module and
-`davserver.redis_locks` are the only users of `redis`.
+`davserver.dav.redis_locks` are the only users of `redis`.
 """
 
 from __future__ import annotations

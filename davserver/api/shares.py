@@ -9,7 +9,7 @@ A link is `{"id", "path", "perm", "token", "url", "expires_at", "max_downloads",
 "downloads", "password", "state", "created_at"}`: `url` is absolute, on the host and
 scheme the request came in by; `password` is whether it has one; `state` is `live`,
 `expired`, `used` (no download left) or `revoked`. These routes are added to
-`davserver.api.ROUTES` by the composition root (`share_routes(signer)`).
+`davserver.api.app.ROUTES` by the composition root (`share_routes(signer)`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from davserver.api import MAX_ID, ApiError, ApiRequest, Reply, Route, path_id, route
-from davserver.links import LinkSigner
-from davserver.passwords import hash_password
-from davserver.share_site import SHARE_PATH
+from davserver.api.app import MAX_ID, ApiError, ApiRequest, Reply, Route, path_id, route
+from davserver.auth.passwords import hash_password
+from davserver.links.signer import LinkSigner
+from davserver.links.site import SHARE_PATH
 from providers.access import SHARED_KEY
 from providers.catalog import ShareLinkRecord
 from providers.names import name_key, split_path

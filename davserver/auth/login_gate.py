@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from davserver.guards import plain_response
-from davserver.ratelimit import LoginLimiter, Subject
+from davserver.auth.ratelimit import LoginLimiter, Subject
+from davserver.http.guards import plain_response
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')

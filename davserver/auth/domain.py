@@ -4,13 +4,13 @@ WsgiDAV instantiates the controller itself with `(wsgidav_app, config)`, so the 
 lookup is handed over in `config["davserver_dc"]["users"]`.
 
 - Basic: the account password, or any live app password of the account. A password
-  with the app-password shape (see `davserver.passwords`) is only ever checked as an
+  with the app-password shape (see `davserver.auth.passwords`) is only ever checked as an
   app password, so every attempt costs exactly one argon2id run: unknown user, wrong
   password and wrong app password are indistinguishable by time.
 - Digest: WsgiDAV computes the response from the HA1 we return; we return the HA1
   stored for the realm, or False (unknown user, or no Digest secret stored). App
   passwords have no HA1, so they work with Basic only. Whether Digest is offered and
-  which nonces are valid is decided in front of WsgiDAV (`davserver.login_gate`).
+  which nonces are valid is decided in front of WsgiDAV (`davserver.auth.login_gate`).
 
 On success the user's record is left in `environ["davserver.user"]`, which the
 provider reads instead of querying the user again.
@@ -24,7 +24,7 @@ from typing import Any
 
 from wsgidav.dc.base_dc import BaseDomainController
 
-from davserver.passwords import (
+from davserver.auth.passwords import (
     VerifiedCache,
     app_password_key,
     digest_ha1,
