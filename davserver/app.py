@@ -1,7 +1,8 @@
 """The composition root: builds every service from `Settings` and wires the WSGI app.
 
 Only this module knows the concrete classes. `build_services(settings)` creates the
-catalog, blob store, chunker, filestore and lock storage; `build_app(services)` the
+catalog, blob store, chunker, filestore, the lock manager and the operations layer over
+them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
 the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
 (`davserver.links.site`).
@@ -19,32 +20,33 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from wsgidav.lock_man.lock_storage import LockStorageDict
-
-from davserver.api.app import API_PATH, ROUTES, ApiContext, build_api
-from davserver.api.shares import share_routes
+from davserver.api import account, shares
+from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.auth import passwords
 from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
-from davserver.dav.app import MOUNT_PATH, build_dav_app
-from davserver.dav.redis_locks import RedisLockStorage
-from davserver.http.guards import RequestGuard, plain_response
+from davserver.dav import app as dav_app
+from davserver.dav.app import MOUNT_PATH
+from davserver.http.guards import RequestGuard
 from davserver.http.proxy import ProxyHeaders
-from davserver.links import dav as share_dav
-from davserver.links import pages as share_pages
-from davserver.links import uploads as share_uploads
-from davserver.links.signer import LinkSigner
-from davserver.links.site import SHARE_PATH, ShareSite
+from davserver.http.responses import plain_response
+from davserver.links import dav as link_dav
+from davserver.links import edit, pages, uploads
+from davserver.links.signer import SHARE_PATH, LinkSigner
+from davserver.links.site import ShareSite
 from davserver.settings import Settings
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
 from providers.catalog import Catalog
 from providers.chunker import FastCDCChunker
-from providers.dav import HomeProvider
+from providers.dav import DavProvider
+from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
 from providers.errors import StorageError
 from providers.filestore import FileStore
+from providers.operations import Event, InProcessEvents, Operations, SharedSpace
+from providers.operations.events import SHARING
 
 log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -52,14 +54,18 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 @dataclass
 class Services:
-    """Everything the app needs, built once per process."""
+    """Everything the app and the CLI need, built once per process: the engine, the
+    process's one WebDAV lock manager, the operations layer over them, the login
+    limiter and the share-link signer."""
 
     settings: Settings
     catalog: Catalog
     blobs: BlobStore
     files: FileStore
-    lock_storage: Any
+    lock_manager: MemberTokenLockManager
+    ops: Operations
     limiter: LoginLimiter
+    signer: LinkSigner
 
     def close(self) -> None:
         self.limiter.close()
@@ -97,7 +103,8 @@ def build_chunker(settings: Settings, catalog: Catalog) -> FastCDCChunker:
 
 
 def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
-    """Connect to (or create) the catalog and blob store named by `settings`."""
+    """Connect to (or create) the catalog and blob store named by `settings`, and build
+    the operations layer over them."""
     if create_dirs:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(settings.catalog_url)
@@ -112,14 +119,32 @@ def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
         max_in_flight=settings.uploads_in_flight,
         read_ahead=settings.read_ahead,
     )
-    locks = RedisLockStorage(settings.redis_url) if settings.redis_url else LockStorageDict()
+    lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url))
+    ops = build_operations(catalog, files, lock_manager)
     limits = {
         "user": settings.login_failures_per_user,
         "link": settings.login_failures_per_user,  # guesses of a share link's password
         "addr": settings.login_failures_per_address,
     }
     limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
-    return Services(settings, catalog, blobs, files, locks, limiter)
+    signer = share_signer(catalog)
+    return Services(settings, catalog, blobs, files, lock_manager, ops, limiter, signer)
+
+
+def build_operations(
+    catalog: Catalog, files: FileStore, lock_manager: MemberTokenLockManager
+) -> Operations:
+    """The operations layer, with in-process events; this process's cache of who
+    received what reloads on every sharing event."""
+    events = InProcessEvents()
+    shared = SharedSpace(catalog)
+
+    def reload_shares(event: Event) -> None:
+        if event.kind == SHARING:
+            shared.invalidate()
+
+    events.subscribe(reload_shares)
+    return Operations(catalog, files, WsgiDavLocks(lock_manager), events, shared)
 
 
 def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
@@ -153,25 +178,20 @@ code{{background:#f3f3f3;padding:.1rem .3rem}}</style></head><body>
 def build_app(services: Services) -> WsgiApp:
     """The WSGI application for `services` (see the module docstring)."""
     settings = services.settings
-    provider = HomeProvider(services.catalog, services.files, free_bytes_function(settings))
-    dav_app = build_dav_app(
-        provider,
-        services.catalog.users,
-        services.lock_storage,
-        block_size=settings.block_size,
-        propfind_infinite_depth=settings.propfind_infinite_depth,
-        verbose=settings.verbose,
+    free_bytes = free_bytes_function(settings)
+    options = dav_app.DavOptions(
+        settings.block_size, settings.propfind_infinite_depth, settings.verbose
     )
-    guarded = RequestGuard(dav_app, max_xml_body=settings.max_xml_body)
-    # Offer Digest only when WsgiDAV will check it: a challenge the app then refuses
-    # would leave Digest-preferring clients (davfs2, cadaver) in a 401 loop.
-    accepts_digest = bool(dav_app.config["http_authenticator"].get("accept_digest"))
-    nonces = _digest_nonces(services) if accepts_digest else None
+    provider = DavProvider(services.ops, free_bytes)
+    webdav = dav_app.build(
+        provider, services.lock_manager, MOUNT_PATH, options, accounts=services.catalog.users
+    )
+    guarded = RequestGuard(webdav, max_xml_body=settings.max_xml_body)
+    nonces = _digest_nonces(services)
     dav = LoginGate(guarded, services.limiter, REALM, nonces)
-    shares = build_share_site(services, provider)
-    api_context = ApiContext(services.catalog, provider.shares, provider.free_bytes)
-    routes = (*ROUTES, *share_routes(shares.signer))
-    api = build_api(api_context, dav_app, services.limiter, nonces, routes)
+    links = build_share_site(services, free_bytes, options)
+    context = ApiContext(services.ops, free_bytes, services.signer)
+    api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
     landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -183,9 +203,9 @@ def build_app(services: Services) -> WsgiApp:
         if path == API_PATH or path.startswith(API_PATH + "/"):
             return api(environ, start_response)
         if path.startswith(SHARE_PATH + "/"):
-            return shares(environ, start_response)
+            return links(environ, start_response)
         if path == "/healthz":
-            return plain_response(start_response, "200 OK", "ok")
+            return plain_response(start_response, 200, "ok")
         if path == "/readyz":
             return _readiness(services, start_response)
         if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
@@ -193,20 +213,29 @@ def build_app(services: Services) -> WsgiApp:
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [landing]
-        return plain_response(start_response, "404 Not Found", "not found")
+        return plain_response(start_response, 404, "not found")
 
     # Outermost: every layer below must see the client's address, scheme and host.
     return ProxyHeaders(app, settings.trusted_networks)
 
 
-def build_share_site(services: Services, provider: HomeProvider) -> ShareSite:
-    """The `/s/` app with every action registered; its signing key is kept in the
-    catalog, so all instances make and accept the same tokens."""
-    site = ShareSite(services.catalog, share_signer(services.catalog))
-    share_dav.register(site, provider, services.limiter, services.settings)
-    share_pages.register(site, services.files, services.limiter)
-    share_uploads.register(site, services.files)
-    return site
+def build_share_site(
+    services: Services, free_bytes: Callable[[], int | None], options: dav_app.DavOptions
+) -> ShareSite:
+    """The `/s/` app with every action; its signing key is kept in the catalog, so all
+    instances make and accept the same tokens."""
+    ops, settings = services.ops, services.settings
+    page_actions = pages.SharePages(
+        services.catalog, services.files, services.signer, services.limiter
+    )
+    link_options = link_dav.LinkDavOptions(options, settings.max_xml_body)
+    actions = {
+        **pages.actions(page_actions),
+        **uploads.actions(ops),
+        **edit.actions(ops),
+        **link_dav.actions(ops, free_bytes, services.lock_manager, services.limiter, link_options),
+    }
+    return ShareSite(services.catalog, services.signer, actions, page_actions.password_page)
 
 
 def share_signer(catalog: Catalog) -> LinkSigner:
@@ -250,5 +279,5 @@ def _readiness(services: Services, start_response: Callable[..., Any]) -> list[b
         services.catalog.check()
         services.blobs.check()
     except StorageError as e:
-        return plain_response(start_response, "503 Service Unavailable", str(e))
-    return plain_response(start_response, "200 OK", "ready")
+        return plain_response(start_response, 503, str(e))
+    return plain_response(start_response, 200, "ready")

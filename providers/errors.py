@@ -1,18 +1,28 @@
-"""The engine's error hierarchy.
+"""The engine's error hierarchy, and the one map from errors to HTTP statuses.
 
 Every third-party error is translated into one of these where the library is used
-(`raise ... from e`); only `providers.dav.errors` turns them into HTTP answers.
+(`raise ... from e`). Each class carries the HTTP status every door answers it with
+(`http_status`): a door never keeps a table of its own, so one error gets one status
+at `/dav/`, `/s/`, `/api/v1/` and any later door. `tests/unit/test_errors.py` checks
+that every class here names its status.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class StorageError(Exception):
     """Base class of every error the storage engine raises on purpose."""
 
+    http_status = 500
+
 
 class Unavailable(StorageError):
-    """A dependency (blob store, database) cannot be reached: answer 503, retry later."""
+    """A dependency (blob store, database, Redis) cannot be reached: answer 503, retry
+    later."""
+
+    http_status = 503
 
 
 class ChunkGone(Unavailable):
@@ -20,34 +30,70 @@ class ChunkGone(Unavailable):
     grace shorter than the upload): nothing was committed, and a retry uploads the
     chunk again, so this is a 503, not corruption."""
 
+    http_status = 503
+
 
 class NotFound(StorageError):
     """The named object does not exist."""
+
+    http_status = 404
+
+
+class BlobNotFound(NotFound):
+    """The blob store holds no object under that key."""
+
+    http_status = 404
 
 
 class Conflict(StorageError):
     """The operation clashes with the current state (name taken, parent missing...)."""
 
+    http_status = 409
+
 
 class LeaseHeld(Conflict):
     """Another process holds the catalog lease this operation needs (another GC run)."""
+
+    http_status = 409
 
 
 class LeaseLost(Conflict):
     """This process's lease expired and another process took it: stop at once."""
 
+    http_status = 409
+
 
 class InvalidName(StorageError):
     """A name or path breaks the naming rules (NUL, '/', too long, bad UTF-8)."""
+
+    http_status = 400
+
+
+class Forbidden(StorageError):
+    """The actor may not do this here (a read-only grant or link, the root of a
+    share, the reserved `Shared` name...)."""
+
+    http_status = 403
+
+
+class Locked(StorageError):
+    """A WebDAV lock the actor does not hold (or whose token it did not submit)
+    guards the target; `roots` are the lock roots in the way (lock URLs)."""
+
+    http_status = 423
+
+    def __init__(self, message: str, roots: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.roots = tuple(roots)
 
 
 class QuotaExceeded(StorageError):
     """The write would take its owner over quota."""
 
+    http_status = 507
+
 
 class IntegrityError(StorageError):
     """Stored data does not match what the catalog says (hash mismatch, missing chunk)."""
 
-
-class BlobNotFound(NotFound):
-    """The blob store holds no object under that key."""
+    http_status = 500

@@ -8,43 +8,23 @@
 A link is `{"id", "path", "perm", "token", "url", "expires_at", "max_downloads",
 "downloads", "password", "state", "created_at"}`: `url` is absolute, on the host and
 scheme the request came in by; `password` is whether it has one; `state` is `live`,
-`expired`, `used` (no download left) or `revoked`. These routes are added to
-`davserver.api.app.ROUTES` by the composition root (`share_routes(signer)`).
+`expired`, `used` (no download left) or `revoked`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from davserver.api.app import MAX_ID, ApiError, ApiRequest, Reply, Route, path_id, route
+from davserver.api.app import MAX_ID, ApiRequest, Reply, Route, path_id, route
 from davserver.auth.passwords import hash_password
+from davserver.http.errors import HttpError
 from davserver.links.signer import LinkSigner
-from davserver.links.site import SHARE_PATH
-from providers.access import SHARED_KEY
-from providers.catalog import ShareLinkRecord
-from providers.names import name_key, split_path
+from providers.catalog import DEFAULT_LINK_PERM, ShareLinkRecord
+from providers.names import split_path
 
-DEFAULT_PERM = "download"
 FIELDS = ("path", "perm", "expires_in", "expires_at", "password", "max_downloads")
-
-
-def link_state(link: ShareLinkRecord, now: float) -> str:
-    """`revoked`, `expired`, `used` (downloads used up) or `live`."""
-    if link.revoked_at is not None:
-        return "revoked"
-    if link.expires_at is not None and now >= link.expires_at:
-        return "expired"
-    if link.max_downloads is not None and link.downloads >= link.max_downloads:
-        return "used"
-    return "live"
-
-
-def link_path(signer: LinkSigner, link: ShareLinkRecord) -> str:
-    """The link's URL path, `/s/<token>`."""
-    return f"{SHARE_PATH}/{signer.token(link.id)}"
 
 
 def base_url(environ: dict[str, Any]) -> str:
@@ -55,7 +35,7 @@ def base_url(environ: dict[str, Any]) -> str:
 
 
 def link_json(signer: LinkSigner, link: ShareLinkRecord, base: str) -> dict[str, Any]:
-    path = link_path(signer, link)
+    path = signer.path(link.id)
     return {
         "id": link.id,
         "path": link.path,
@@ -66,7 +46,7 @@ def link_json(signer: LinkSigner, link: ShareLinkRecord, base: str) -> dict[str,
         "max_downloads": link.max_downloads,
         "downloads": link.downloads,
         "password": link.password_hash is not None,
-        "state": link_state(link, time.time()),
+        "state": link.state(time.time()),
         "created_at": link.created_at,
     }
 
@@ -77,9 +57,9 @@ def _number(body: dict[str, Any], name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(400, f"{name!r} must be a number")
+        raise HttpError(400, f"{name!r} must be a number")
     if not math.isfinite(value) or value <= 0:
-        raise ApiError(400, f"{name!r} must be a positive number")
+        raise HttpError(400, f"{name!r} must be a positive number")
     return float(value)
 
 
@@ -88,84 +68,72 @@ def _expiry(body: dict[str, Any], now: float) -> float | None:
     seconds, in the future); None when neither is given; 400 for both."""
     expires_in, expires_at = _number(body, "expires_in"), _number(body, "expires_at")
     if expires_in is not None and expires_at is not None:
-        raise ApiError(400, "give 'expires_in' or 'expires_at', not both")
+        raise HttpError(400, "give 'expires_in' or 'expires_at', not both")
     if expires_at is not None and expires_at <= now:
-        raise ApiError(400, "'expires_at' is in the past")
+        raise HttpError(400, "'expires_at' is in the past")
     return now + expires_in if expires_in is not None else expires_at
 
 
 def _optional_string(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and (not isinstance(value, str) or not value):
-        raise ApiError(400, f"{name!r} must be a non-empty string")
+        raise HttpError(400, f"{name!r} must be a non-empty string")
     return value
 
 
 def _max_downloads(body: dict[str, Any]) -> int | None:
     value = body.get("max_downloads")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ApiError(400, "'max_downloads' must be an integer")
+        raise HttpError(400, "'max_downloads' must be an integer")
     if value is not None and not 0 < value <= MAX_ID:
-        raise ApiError(400, "'max_downloads' must be at least 1")
+        raise HttpError(400, "'max_downloads' must be at least 1")
     return value
 
 
-class SharesApi:
-    """The handlers, bound to the signer that makes the links' tokens."""
-
-    def __init__(self, signer: LinkSigner) -> None:
-        self._signer = signer
-
-    def list_links(self, request: ApiRequest) -> Reply:
-        """`GET /shares`: every link the caller made, oldest first."""
-        base = base_url(request.environ)
-        links = request.context.catalog.links.of_owner(request.user.name)
-        return Reply(200, [link_json(self._signer, link, base) for link in links])
-
-    def create_link(self, request: ApiRequest) -> Reply:
-        """`POST /shares`: a new link to a file or folder of the caller's home (see
-        the module docstring for the fields; only `path` is required, `perm` defaults
-        to `download`). 201 with the link; 403 for what is under Shared/ (only its
-        owner can share it); engine errors as usual (404 path, 409 the whole home or
-        an upload or edit link to a file, 400 a bad perm)."""
-        body = request.json_object()
-        unknown = sorted(set(body) - set(FIELDS))
-        if unknown:
-            raise ApiError(400, f"unknown field {unknown[0]!r}")
-        path = _optional_string(body, "path")
-        if path is None:
-            raise ApiError(400, "'path' must be a non-empty string")
-        names = split_path(path)
-        if names and name_key(names[0]) == SHARED_KEY:
-            raise ApiError(403, "only the owner can share what is under Shared/")
-        perm = _optional_string(body, "perm") or DEFAULT_PERM
-        expires_at = _expiry(body, time.time())
-        max_downloads = _max_downloads(body)
-        password = _optional_string(body, "password")
-        link = request.context.catalog.links.create(
-            request.user.name,
-            names,
-            perm,
-            password_hash=hash_password(password) if password is not None else None,
-            expires_at=expires_at,
-            max_downloads=max_downloads,
-        )
-        return Reply(201, link_json(self._signer, link, base_url(request.environ)))
-
-    def revoke_link(self, request: ApiRequest) -> Reply:
-        """`DELETE /shares/<id>`: revoke one of the caller's live links; 404 for any
-        other id (another user's, unknown, or already revoked)."""
-        link_id = path_id(request, "no such share link")
-        if not request.context.catalog.links.revoke(request.user.name, link_id):
-            raise ApiError(404, "no such share link")
-        return Reply(204)
+def list_links(request: ApiRequest) -> Reply:
+    """`GET /shares`: every link the caller made, oldest first."""
+    base, signer = base_url(request.environ), request.context.signer
+    links = request.context.ops.catalog.links.of_owner(request.user.name)
+    return Reply(200, [link_json(signer, link, base) for link in links])
 
 
-def share_routes(signer: LinkSigner) -> Sequence[Route]:
-    """The routes of `/api/v1/shares`, for `build_api` along with `ROUTES`."""
-    api = SharesApi(signer)
-    return (
-        route("GET", "/shares", api.list_links),
-        route("POST", "/shares", api.create_link),
-        route("DELETE", "/shares/{id}", api.revoke_link),
+def create_link(request: ApiRequest) -> Reply:
+    """`POST /shares`: a new link to a file or folder of the caller's home (see the
+    module docstring for the fields; only `path` is required, `perm` defaults to
+    `download`). 201 with the link; 403 for what is under Shared/ (only its owner can
+    share it); engine errors as usual (404 path, 409 the whole home or an upload or
+    edit link to a file, 400 a bad perm)."""
+    body = request.json_object()
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise HttpError(400, f"unknown field {unknown[0]!r}")
+    path = _optional_string(body, "path")
+    if path is None:
+        raise HttpError(400, "'path' must be a non-empty string")
+    expires_at = _expiry(body, time.time())
+    password = _optional_string(body, "password")
+    link = request.context.ops.create_link(
+        request.user.name,
+        split_path(path),
+        _optional_string(body, "perm") or DEFAULT_LINK_PERM,
+        password_hash=hash_password(password) if password is not None else None,
+        expires_at=expires_at,
+        max_downloads=_max_downloads(body),
     )
+    return Reply(201, link_json(request.context.signer, link, base_url(request.environ)))
+
+
+def revoke_link(request: ApiRequest) -> Reply:
+    """`DELETE /shares/<id>`: revoke one of the caller's live links; 404 for any other
+    id (another user's, unknown, or already revoked)."""
+    link_id = path_id(request, "no such share link")
+    if request.context.ops.revoke_link(link_id, request.user.name) is None:
+        raise HttpError(404, "no such share link")
+    return Reply(204)
+
+
+ROUTES: tuple[Route, ...] = (
+    route("GET", "/shares", list_links),
+    route("POST", "/shares", create_link),
+    route("DELETE", "/shares/{id}", revoke_link),
+)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from davserver.auth.ratelimit import LoginLimiter, Subject
-from davserver.http.guards import plain_response
+from davserver.http.responses import plain_response
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -165,9 +165,9 @@ class LoginGate:
         return [body]
 
     def _too_many(self, start_response: Callable[..., Any], wait: int) -> list[bytes]:
-        def with_retry_after(status: str, headers: list[tuple[str, str]]) -> Any:
-            return start_response(status, [*headers, ("Retry-After", str(wait))])
-
         return plain_response(
-            with_retry_after, "429 Too Many Requests", "too many failed logins; try again later"
+            start_response,
+            429,
+            "too many failed logins; try again later",
+            [("Retry-After", str(wait))],
         )

@@ -7,8 +7,7 @@ its window it stays blocked until the window ends, so at most `limit` guesses pe
 window get through whatever the attacker does.
 
 `MemoryLimiter` counts in this process; `RedisLimiter` in Redis, shared by every
-instance (with `MemoryLimiter`'s semantics, kept exact by MULTI/EXEC). This module and
-`davserver.dav.redis_locks` are the only users of `redis`.
+instance (with `MemoryLimiter`'s semantics, kept exact by MULTI/EXEC).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-import redis
+from providers.errors import Unavailable
+from providers.redis_store import Counters
 
 log = logging.getLogger(__name__)
 Subject = tuple[str, str]
@@ -87,9 +87,10 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    """Counts in Redis at `url`, so every instance sees the same failures.
+    """Counts in Redis at `url` (`providers.redis_store.Counters`), so every instance
+    sees the same failures.
 
-    A Redis error lets the login through to the password check (logged): argon2id
+    Redis being down lets the login through to the password check (logged): argon2id
     still slows guessing, and refusing every login while Redis blinks would take all
     users offline.
     """
@@ -102,42 +103,30 @@ class RedisLimiter:
         *,
         prefix: str = "davserver:login:",
     ) -> None:
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self._counters = Counters(url, prefix)
         self._limits = dict(limits)
         self._window = max(1, math.ceil(window))
-        self._prefix = prefix
 
     def blocked_for(self, subjects: Sequence[Subject]) -> int:
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for subject in subjects:
-                pipe.get(self._prefix + _key(subject))
-                pipe.pttl(self._prefix + _key(subject))
-            replies = pipe.execute()
-        except redis.RedisError as e:
+            counts = self._counters.read([_key(subject) for subject in subjects])
+        except Unavailable as e:
             log.warning("login limiter: redis unavailable, not throttling: %s", e)
             return 0
         wait = 0
-        for i, subject in enumerate(subjects):
-            failures, ttl_ms = replies[2 * i], replies[2 * i + 1]
-            if failures is not None and int(failures) >= self._limits[subject[0]] and ttl_ms > 0:
-                wait = max(wait, math.ceil(ttl_ms / 1000))
+        for (kind, _value), (failures, ms_left) in zip(subjects, counts, strict=True):
+            if failures >= self._limits[kind] and ms_left > 0:
+                wait = max(wait, math.ceil(ms_left / 1000))
         return wait
 
     def failed(self, subjects: Sequence[Subject]) -> None:
         try:
-            # One transaction: the window's expiry and the count land together.
-            pipe = self._redis.pipeline(transaction=True)
-            for subject in subjects:
-                key = self._prefix + _key(subject)
-                pipe.set(key, 0, ex=self._window, nx=True)
-                pipe.incr(key)
-            pipe.execute()
-        except redis.RedisError as e:
+            self._counters.bump([_key(subject) for subject in subjects], self._window)
+        except Unavailable as e:
             log.warning("login limiter: redis unavailable, failure not counted: %s", e)
 
     def close(self) -> None:
-        self._redis.close()
+        self._counters.close()
 
 
 def build_limiter(redis_url: str, limits: Mapping[str, int], window: float) -> LoginLimiter:

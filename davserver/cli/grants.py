@@ -45,19 +45,19 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 def run(args: argparse.Namespace, services: Services) -> int:
     """Run `grant`, `revoke` or `grants list` (per `args.command`); print on stdout."""
-    grants = services.catalog.grants
+    ops = services.ops
     if args.command == "grant":
-        record = grants.grant(args.owner, split_path(args.path), args.to, args.perm)
+        record, _created = ops.grant(args.owner, split_path(args.path), args.to, args.perm)
         print(
             f"Granted {record.perm!r} on {record.path} of {record.owner!r} "
             f"to {record.grantee} (grant {record.id})"
         )
     elif args.command == "revoke":
-        if not grants.revoke(args.owner, split_path(args.path), args.to):
+        if not ops.revoke(args.owner, split_path(args.path), args.to):
             raise CommandError(f"{args.owner!r} has not granted {args.path} to {args.to}")
         print(f"Revoked the grant of {args.path} of {args.owner!r} to {args.to}")
     else:
-        for line in grant_table(grants.of_owner(args.owner)):
+        for line in grant_table(services.catalog.grants.of_owner(args.owner)):
             print(line)
     return 0
 

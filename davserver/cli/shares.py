@@ -28,14 +28,12 @@ import re
 import sys
 import time
 
-from davserver.api.shares import DEFAULT_PERM, link_path, link_state
-from davserver.app import Services, share_signer
+from davserver.app import Services
 from davserver.auth.passwords import hash_password
 from davserver.cli.users import CommandError, format_time, text_table
 from davserver.links.signer import LinkSigner
 from davserver.settings import Settings
-from providers.catalog import ShareLinkRecord
-from providers.catalog.schema import LINK_PERMS
+from providers.catalog import DEFAULT_LINK_PERM, LINK_PERMS, ShareLinkRecord
 from providers.names import split_path
 
 COMMANDS = ("share",)
@@ -54,7 +52,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     create.add_argument("path", help="the path in the owner's home, e.g. /projects/q3")
     create.add_argument("--owner", required=True, metavar="USER", help="whose file or folder")
     create.add_argument(
-        "--perm", default=DEFAULT_PERM, metavar="|".join(LINK_PERMS), help="default: download"
+        "--perm", default=DEFAULT_LINK_PERM, metavar="|".join(LINK_PERMS), help="default: download"
     )
     create.add_argument("--expires", metavar="WHEN", help=EXPIRES_HELP)
     create.add_argument(
@@ -70,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 def run(args: argparse.Namespace, services: Services) -> int:
     """Run `share create`, `list` or `revoke` (per `args.share_command`)."""
-    signer = share_signer(services.catalog)
+    signer = services.signer
     base = base_url(services.settings)
     if args.share_command == "create":
         _create(args, services, signer, base)
@@ -86,7 +84,7 @@ def run(args: argparse.Namespace, services: Services) -> int:
 def _create(args: argparse.Namespace, services: Services, signer: LinkSigner, base: str) -> None:
     expires_at = parse_expiry(args.expires, time.time()) if args.expires else None
     password_hash = hash_password(_read_password()) if args.password_stdin else None
-    link = services.catalog.links.create(
+    link = services.ops.create_link(
         args.owner,
         split_path(args.path),
         args.perm,
@@ -102,17 +100,15 @@ def _create(args: argparse.Namespace, services: Services, signer: LinkSigner, ba
         f"Created share link {link.id} ({link.perm}) to {link.path} of {link.owner!r}: "
         + ", ".join(extras)
     )
-    path = link_path(signer, link)
+    path = signer.path(link.id)
     print(path)
     if base:
         print(base + path)
 
 
 def _revoke(args: argparse.Namespace, services: Services) -> None:
-    links = services.catalog.links
-    link = links.get(args.id)
-    mine = link is not None and (args.owner is None or link.owner == args.owner)
-    if link is None or not mine or not links.revoke(link.owner, link.id):
+    link = services.ops.revoke_link(args.id, args.owner)
+    if link is None:
         whose = f" of {args.owner!r}" if args.owner else ""
         raise CommandError(f"no live share link {args.id}{whose}")
     print(f"Revoked share link {link.id} to {link.path} of {link.owner!r}")
@@ -169,8 +165,8 @@ def link_table(
                 format_time(link.expires_at) if link.expires_at is not None else "never",
                 f"{link.downloads}/{limit}",
                 "yes" if link.password_hash else "no",
-                link_state(link, now),
-                base + link_path(signer, link),
+                link.state(now),
+                base + signer.path(link.id),
             )
         )
     return text_table(rows)

@@ -17,6 +17,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from davserver.http.body import read_body
+from davserver.http.environ import AUTH_UNAVAILABLE
+from davserver.http.errors import HttpError
+from davserver.http.responses import plain_response
 from providers.errors import InvalidName
 from providers.names import split_path
 
@@ -26,37 +30,19 @@ _ENCODED_SEPARATOR = re.compile(rb"%(2f|00)", re.IGNORECASE)
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-class BadRequest(Exception):
-    """A request to refuse: `status` line and a short reason."""
-
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-def plain_response(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
-    body = (text + "\n").encode("utf-8")
-    start_response(
-        status,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
-
-
 def check_raw_path(raw: bytes) -> None:
-    """Validate an undecoded URL path; raise `BadRequest` (400) if it breaks the rules."""
+    """Validate an undecoded URL path; raise `HttpError` (400) if it breaks the rules."""
     if _ENCODED_SEPARATOR.search(raw):
-        raise BadRequest("400 Bad Request", "encoded '/' or NUL in path")
+        raise HttpError(400, "encoded '/' or NUL in path")
     decoded = unquote_to_bytes(raw)
     try:
         text = decoded.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadRequest("400 Bad Request", "path is not valid UTF-8") from e
+        raise HttpError(400, "path is not valid UTF-8") from e
     try:
         split_path(text)
     except InvalidName as e:
-        raise BadRequest("400 Bad Request", str(e)) from e
+        raise HttpError(400, str(e)) from e
 
 
 def raw_request_path(environ: dict[str, Any]) -> bytes:
@@ -67,16 +53,11 @@ def raw_request_path(environ: dict[str, Any]) -> bytes:
 
 
 def _read_xml_body(environ: dict[str, Any], limit: int) -> bytes:
-    length = environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > limit:
-        raise BadRequest("413 Content Too Large", f"XML body larger than {limit} bytes")
-    body = environ["wsgi.input"].read(int(length)) if length.isdigit() else b""
-    if not length.isdigit() and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-        body = environ["wsgi.input"].read(limit + 1)
-        if len(body) > limit:
-            raise BadRequest("413 Content Too Large", f"XML body larger than {limit} bytes")
+    """The XML body (at most `limit` bytes: 413), refused with 400 if it declares a
+    DTD or entities."""
+    body = read_body(environ, limit)
     if _DTD.search(body):
-        raise BadRequest("400 Bad Request", "DTDs and entity declarations are not accepted")
+        raise HttpError(400, "DTDs and entity declarations are not accepted")
     return body
 
 
@@ -90,11 +71,11 @@ class RequestGuard:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
             self._check(environ)
-        except BadRequest as e:
-            return plain_response(start_response, e.status, e.reason)
+        except HttpError as e:
+            return plain_response(start_response, e.status, e.reason, e.headers)
 
         def guarded_start_response(status: str, headers: list[Any], *args: Any) -> Any:
-            if status.startswith("401") and environ.get("davserver.auth_unavailable"):
+            if status.startswith("401") and environ.get(AUTH_UNAVAILABLE):
                 status = "503 Service Unavailable"
                 headers = [(k, v) for k, v in headers if k.lower() != "www-authenticate"]
             return start_response(status, headers, *args)
@@ -104,7 +85,7 @@ class RequestGuard:
     def _check(self, environ: dict[str, Any]) -> None:
         if environ.get("HTTP_TRANSFER_ENCODING") and environ.get("CONTENT_LENGTH"):
             # RFC 9112 6.1: ambiguous framing, the classic request-smuggling shape.
-            raise BadRequest("400 Bad Request", "both Content-Length and Transfer-Encoding")
+            raise HttpError(400, "both Content-Length and Transfer-Encoding")
         check_raw_path(raw_request_path(environ))
         destination = environ.get("HTTP_DESTINATION")
         if destination:

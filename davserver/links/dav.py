@@ -13,15 +13,18 @@ dead link (tampered, unknown, revoked, expired or used up) before `LinkDav` runs
   client address in the login limiter of /dav/ (429 with Retry-After when blocked).
   Links without a password need no credentials; credentials sent anyway are ignored.
 - Downloads: a GET of a file counts one download of the link (`count_download`) when
-  it asks for the file's first byte (no Range, or a Range including byte 0). Fetching
-  a file whole therefore costs one download however it is split into ranges, and a
-  link whose downloads are used up dies here as on the web pages. HEAD, PROPFIND and
-  GETs of later parts only are free.
-- The WsgiDAV app is the one of /dav/ in all but the provider (`LinkProvider`, rooted
-  at the link's node) and the mount path (`/s/<token>/dav`, so hrefs and COPY/MOVE
+  its answer carries the file's first byte (no Range, or ranges including byte 0, as
+  `davserver.http.content` decides for every door). Fetching a file whole therefore
+  costs one download however it is split into ranges, and a link whose downloads are
+  used up dies here as on the web pages. HEAD, PROPFIND and GETs of later parts only
+  are free.
+- The WsgiDAV app is configured as /dav/'s (`davserver.dav.app`), without logins and
+  folder pages, on a `DavProvider` serving the link's view (`environ[LINK]`: rooted at
+  the link's node, with its rights) at `/s/<token>/dav` (so hrefs and COPY/MOVE
   destinations are the link's; a destination outside it answers 502). It shares the
-  lock manager of /dav/, so locks bind across the link and the owner's own mounts.
-  One app per token is kept (they are small and cheap to make).
+  process's lock manager, so locks bind across the link and the owner's own mounts,
+  and every write goes through the operations layer like any other door's. One app
+  per token is kept (they are small and cheap to make).
 - Every answer carries the share site's headers and `Content-Security-Policy:
   sandbox`, so a file served from a link can never script this origin.
 """
@@ -31,31 +34,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
-
-from wsgidav.error_printer import ErrorPrinter
-from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth.login_gate import basic_credentials
 from davserver.auth.passwords import VerifiedCache
 from davserver.auth.ratelimit import LoginLimiter
-from davserver.dav.app import DavDispatcher, parse_ranges
+from davserver.dav import app as dav_app
+from davserver.http import content
+from davserver.http.environ import LINK
 from davserver.http.guards import RequestGuard
+from davserver.links.files import representation
+from davserver.links.signer import SHARE_PATH
 from davserver.links.site import (
     BASE_HEADERS,
-    SHARE_PATH,
     Action,
     ShareRequest,
-    ShareSite,
     guess_subjects,
     not_found,
     respond,
 )
-from davserver.settings import Settings
 from providers.catalog import ShareLinkRecord
-from providers.dav import HomeProvider
-from providers.dav.link_provider import LINK_ENVIRON, LinkProvider
+from providers.dav import DavProvider
 from providers.errors import StorageError
+from providers.operations import Operations, link_principal
 
 log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -75,18 +77,22 @@ def basic_password(header: str) -> str | None:
     return credentials[1] if credentials else None
 
 
-def principal(link: ShareLinkRecord) -> str:
-    """The lock principal of requests through `link` (no account can be named so)."""
-    return f"\x00share-link:{link.id}"
-
-
 class LinkDav:
     """The `dav` action (see the module docstring)."""
 
-    def __init__(self, provider: HomeProvider, limiter: LoginLimiter, settings: Settings) -> None:
-        self._provider = provider
+    def __init__(
+        self,
+        ops: Operations,
+        free_bytes: Callable[[], int | None],
+        lock_manager: Any,
+        limiter: LoginLimiter,
+        options: LinkDavOptions,
+    ) -> None:
+        self._ops = ops
+        self._free_bytes = free_bytes
+        self._lock_manager = lock_manager
         self._limiter = limiter
-        self._settings = settings
+        self._options = options
         self._verified = VerifiedCache()
         self._apps: dict[str, WsgiApp] = {}
         self._lock = threading.Lock()
@@ -108,8 +114,8 @@ class LinkDav:
             return respond(start_response, "503 Service Unavailable", b"try again later\n", PLAIN)
         if not allowed:
             return not_found(start_response)
-        environ[LINK_ENVIRON] = link
-        environ["wsgidav.auth.user_name"] = principal(link)
+        environ[LINK] = link
+        environ["wsgidav.auth.user_name"] = link_principal(link.id)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
         environ["PATH_INFO"] = path[len(prefix) :] or "/"
         if environ["PATH_INFO"] == "/" and request.method in ("DELETE", "MOVE"):
@@ -132,7 +138,7 @@ class LinkDav:
             body = b"too many failed logins; try again later\n"
             retry = [("Retry-After", str(wait))]
             return respond(start_response, "429 Too Many Requests", body, PLAIN, retry)
-        if self._verified.verify(principal(link), link.password_hash, password):
+        if self._verified.verify(link_principal(link.id), link.password_hash, password):
             return None
         self._limiter.failed(subjects)
         return _challenge(start_response)
@@ -143,13 +149,12 @@ class LinkDav:
         environ = request.environ
         if environ.get("REQUEST_METHOD") != "GET":
             return True
-        catalog = self._provider.catalog
+        catalog = self._ops.catalog
         found = catalog.tree.resolve_path(request.link.node.id, request.names)
         if found is None or found[0].is_dir:
             return True
-        ranges = parse_ranges(environ.get("HTTP_RANGE", ""), found[0].size)
-        later_part = ranges and "HTTP_IF_RANGE" not in environ and min(r[0] for r in ranges) > 0
-        return bool(later_part) or catalog.links.count_download(request.link.id)
+        answer = content.plan(environ, representation(found[0], self._ops.files))
+        return not answer.sends_first_byte or catalog.links.count_download(request.link.id)
 
     def _app(self, token: str) -> WsgiApp:
         """The WsgiDAV app mounted at `/s/<token>/dav` (made once, then kept)."""
@@ -162,30 +167,13 @@ class LinkDav:
         return app
 
     def _build(self, token: str) -> WsgiApp:
-        """Configured as `davserver.dav.app.build_dav_app` is, without its authentication
-        and directory browser, on a `LinkProvider` and the lock manager of /dav/."""
-        main = self._provider
-        provider = LinkProvider(main.catalog, main.files, main.free_bytes)
-        settings = self._settings
-        config = {
-            "provider_mapping": {"/": provider},
-            "mount_path": f"{SHARE_PATH}/{token}/{ACTION}",
-            "davserver_infinite_depth": settings.propfind_infinite_depth,
-            "lock_storage": None,
-            "property_manager": None,
-            "honor_mtime_header": True,
-            "block_size": settings.block_size,
-            "verbose": settings.verbose,
-            "logging": {"enable": False},
-            "suppress_version_info": True,
-            "dir_browser": {"enable": False},
-            "hotfixes": {"emulate_win32_lastmod": True},
-            "middleware_stack": [ErrorPrinter, DavDispatcher],
-        }
-        app = WsgiDAVApp(config)
-        app.lock_manager = main.lock_manager
-        provider.set_lock_manager(main.lock_manager)
-        return RequestGuard(app, max_xml_body=settings.max_xml_body)
+        """The WsgiDAV app mounted at `/s/<token>/dav` (`davserver.dav.app.build`,
+        without logins or folder pages), behind the request guard of /dav/."""
+        provider = DavProvider(self._ops, self._free_bytes)
+        mount = f"{SHARE_PATH}/{token}/{ACTION}"
+        options = self._options
+        app = dav_app.build(provider, self._lock_manager, mount, options.dav)
+        return RequestGuard(app, max_xml_body=options.max_xml_body)
 
 
 def _challenge(start_response: Callable[..., Any]) -> list[bytes]:
@@ -201,8 +189,21 @@ def _with_share_headers(start_response: Callable[..., Any]) -> Callable[..., Any
     return wrapped
 
 
-def register(
-    site: ShareSite, provider: HomeProvider, limiter: LoginLimiter, settings: Settings
-) -> None:
-    """Serve links as WebDAV at `/s/<token>/dav/` (view, download and edit links)."""
-    site.actions[ACTION] = Action(LinkDav(provider, limiter, settings), DAV_PERMS, resolve=False)
+@dataclass(frozen=True)
+class LinkDavOptions:
+    """What the link mounts take from the settings."""
+
+    dav: dav_app.DavOptions
+    max_xml_body: int
+
+
+def actions(
+    ops: Operations,
+    free_bytes: Callable[[], int | None],
+    lock_manager: Any,
+    limiter: LoginLimiter,
+    options: LinkDavOptions,
+) -> dict[str, Action]:
+    """The `dav` action: links as WebDAV at `/s/<token>/dav/` (view, download, edit)."""
+    handler = LinkDav(ops, free_bytes, lock_manager, limiter, options)
+    return {ACTION: Action(handler, DAV_PERMS, resolve=False, own_password=True)}

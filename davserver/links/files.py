@@ -5,9 +5,9 @@ What a response carries, and why:
 - `ETag` is the content's strong digest (quoted) and `Last-Modified` its mtime in
   whole seconds; `If-Match`/`If-Unmodified-Since` fail with 412, `If-None-Match`/
   `If-Modified-Since` answer 304 (RFC 9110 13.2.2 order), `If-Range` guards a Range.
-- One byte range (`bytes=a-b`, `a-`, `-n`) gets 206, an unsatisfiable one 416 with
-  `Content-Range: bytes */size`; a multi-range or malformed header is ignored (200 with
-  everything, which RFC 9110 14.2 allows). Seeking in `<video>` needs only this.
+- Conditions and ranges are every door's (`davserver.http.content`): one range gets
+  206, several a `multipart/byteranges` 206, an unsatisfiable one 416 with
+  `Content-Range: bytes */size`, a malformed header 200 with everything.
 - `Cache-Control` (`cache_control`): a link with a download limit is `no-store` (each
   download must reach us to be counted); a password link `private, no-cache` (only
   the browser that holds the cookie keeps it, and revalidates); any other link
@@ -19,32 +19,31 @@ What a response carries, and why:
   download-only). Everything else gets `Content-Disposition: attachment` (RFC 6266,
   `filename*=UTF-8''...`), and everything a sandboxing Content-Security-Policy.
 - Bytes stream from `FileStore.reader` a block at a time; the first block is read
-  before the status is sent, so a blob store that is down gets 503, not a cut 200.
+  before the status is sent (and before a download is counted), so a blob store that
+  is down gets 503, not a cut 200.
 
 Download counting (`max_downloads`): a `download` GET counts once when it sends the
-file from byte 0: a plain GET, or a Range starting at 0. A Range starting later is a
-resumption or a player seeking, so it is not counted again; a HEAD, a 304, a 412 or
-a 416 send nothing and count nothing. Previews (`raw`) are never counted. When the
+file's byte 0: a plain GET, or ranges that include byte 0. Ranges starting later are a
+resumption or a player seeking, so they are not counted again; a HEAD, a 304, a 412
+or a 416 send nothing and count nothing. Previews (`raw`) are never counted. When the
 count is refused (the last download went to someone else) the answer is the 404 page.
 """
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import functools
 import logging
 import mimetypes
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
+from davserver.http import content
 from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
-from providers.errors import IntegrityError, StorageError
-from providers.filestore import ChunkReader, FileStore
+from providers.errors import StorageError
+from providers.filestore import FileStore
 
 log = logging.getLogger(__name__)
 BLOCK = 1024 * 1024
@@ -136,88 +135,6 @@ def cache_control(link: ShareLinkRecord) -> str:
     return "public, max-age=0, must-revalidate"
 
 
-def http_date(timestamp: float) -> str:
-    return email.utils.formatdate(int(timestamp), usegmt=True)
-
-
-def parse_http_date(value: str | None) -> int | None:
-    """Seconds since the epoch of an HTTP date, None when absent or invalid."""
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:  # "-0000": GMT all the same
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    try:
-        return int(parsed.timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def _etag_listed(header: str, etag: str, *, weak: bool) -> bool:
-    """Whether `etag` is in an If-(None-)Match list; `weak` comparison drops W/."""
-    for item in header.split(","):
-        tag = item.strip()
-        if tag == "*":
-            return True
-        if tag.startswith("W/"):
-            if not weak:
-                continue
-            tag = tag[2:]
-        if tag == etag:
-            return True
-    return False
-
-
-def precondition(environ: dict[str, Any], etag: str, mtime: int) -> str | None:
-    """ "412", "304" or None (go on), in RFC 9110 13.2.2's order."""
-    if_match = environ.get("HTTP_IF_MATCH")
-    if if_match is not None:
-        if not _etag_listed(if_match, etag, weak=False):
-            return "412"
-    else:
-        since = parse_http_date(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
-        if since is not None and mtime > since:
-            return "412"
-    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    if if_none_match is not None:
-        return "304" if _etag_listed(if_none_match, etag, weak=True) else None
-    modified = parse_http_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
-    return "304" if modified is not None and mtime <= modified else None
-
-
-_RANGE = re.compile(r"\s*bytes\s*=\s*(?:(\d+)-(\d*)|-(\d+))\s*", re.ASCII | re.IGNORECASE)
-
-
-class Unsatisfiable(Exception):
-    """A byte range that lies wholly past the end of the file (416)."""
-
-
-def byte_range(environ: dict[str, Any], size: int, etag: str, mtime: int) -> tuple[int, int] | None:
-    """The one range asked for as (start, end exclusive), or None for the whole file.
-    Raises `Unsatisfiable` for a range past the end."""
-    match = _RANGE.fullmatch(environ.get("HTTP_RANGE", ""))
-    if match is None:
-        return None  # absent, several ranges, another unit or malformed: all of it
-    if_range = environ.get("HTTP_IF_RANGE")
-    if if_range is not None and not (
-        if_range.strip() == etag or parse_http_date(if_range) == mtime
-    ):
-        return None  # the client's copy is stale: it gets the whole new file
-    first, last, suffix = match.groups()
-    if suffix is not None:  # the final `suffix` bytes
-        if int(suffix) == 0 or size == 0:
-            raise Unsatisfiable
-        return max(0, size - int(suffix)), size
-    if last and int(last) < int(first):
-        return None
-    if int(first) >= size:
-        raise Unsatisfiable
-    return int(first), size if not last else min(size, int(last) + 1)
-
-
 def serve_file(
     req: ShareRequest,
     start_response: Callable[..., Any],
@@ -233,29 +150,42 @@ def serve_file(
     kind = preview_kind(node)
     if not attachment and kind is None:
         return not_found(start_response)  # raw serves previews, nothing else
-    etag, mtime = f'"{node.digest}"', int(node.mtime)
-    headers = [
-        ("ETag", etag),
-        ("Last-Modified", http_date(mtime)),
-        ("Cache-Control", cache_control(req.link)),
-    ]
-    verdict = precondition(req.environ, etag, mtime)
-    if verdict == "304":
-        start_response("304 Not Modified", [*headers, *BASE_HEADERS])
-        return []
-    if verdict == "412":
-        return respond(start_response, "412 Precondition Failed", b"", "text/plain")
-    headers += _representation(node, None if attachment else kind)
-    headers += [("Accept-Ranges", "bytes"), *BASE_HEADERS]
+    rep = representation(node, files)
+    answer = content.plan(req.environ, rep)
+    headers = [("Cache-Control", cache_control(req.link)), *BASE_HEADERS]
+    if answer.status in (200, 206):
+        headers += _representation(node, None if attachment else kind)
+    admit = None
+    if attachment and answer.sends_first_byte:
+
+        def admit() -> None:
+            if not catalog.links.count_download(req.link.id):
+                raise DownloadsUsedUp
+
     try:
-        span = byte_range(req.environ, node.size, etag, mtime)
-    except Unsatisfiable:
-        start_response(
-            "416 Range Not Satisfiable",
-            [*headers, ("Content-Range", f"bytes */{node.size}"), ("Content-Length", "0")],
+        return content.send(
+            req.environ, start_response, rep, answer, headers, block_size=BLOCK, admit=admit
         )
-        return []
-    return _send(req, start_response, files, catalog, headers, span, counted=attachment)
+    except DownloadsUsedUp:
+        return not_found(start_response)
+    except StorageError as e:
+        log.warning("share link %s: reading %s failed: %s", req.link.id, node.id, e)
+        return respond(start_response, "503 Service Unavailable", b"try again later", "text/plain")
+
+
+class DownloadsUsedUp(Exception):
+    """The link's last download went to someone else meanwhile."""
+
+
+def representation(node: NodeRecord, files: FileStore) -> content.Representation:
+    """A stored file as `davserver.http.content` sends it."""
+    return content.Representation(
+        size=node.size,
+        etag=node.digest or "",
+        last_modified=int(node.mtime),
+        content_type=guessed_type(node.name) or "application/octet-stream",
+        open=lambda: files.reader(node.content_id, node.size),
+    )
 
 
 def _representation(node: NodeRecord, inline: str | None) -> list[tuple[str, str]]:
@@ -271,56 +201,3 @@ def _representation(node: NodeRecord, inline: str | None) -> list[tuple[str, str
         ("Content-Disposition", disposition),
         ("Content-Security-Policy", FILE_CSP),
     ]
-
-
-def _send(
-    req: ShareRequest,
-    start_response: Callable[..., Any],
-    files: FileStore,
-    catalog: Catalog,
-    headers: list[tuple[str, str]],
-    span: tuple[int, int] | None,
-    *,
-    counted: bool,
-) -> Any:
-    node = req.node
-    assert node is not None
-    start, end = span if span is not None else (0, node.size)
-    status = "200 OK"
-    if span is not None:
-        status = "206 Partial Content"
-        headers.append(("Content-Range", f"bytes {start}-{end - 1}/{node.size}"))
-    headers.append(("Content-Length", str(end - start)))
-    if req.method == "HEAD":
-        start_response(status, headers)
-        return []
-    reader = files.reader(node.content_id, node.size)
-    try:
-        reader.seek(start)
-        first = reader.read(min(BLOCK, end - start)) if end > start else b""
-    except StorageError as e:
-        reader.close()
-        log.warning("share link %s: reading %s failed: %s", req.link.id, node.id, e)
-        return respond(start_response, "503 Service Unavailable", b"try again later", "text/plain")
-    if counted and start == 0 and not catalog.links.count_download(req.link.id):
-        reader.close()
-        return not_found(start_response)
-    start_response(status, headers)
-    return _blocks(reader, first, end - start)
-
-
-def _blocks(reader: ChunkReader, first: bytes, length: int) -> Iterator[bytes]:
-    """`length` bytes from `reader`, `first` already read; a file that ends early
-    raises, so the connection is cut instead of hanging on a short body."""
-    try:
-        sent = len(first)
-        if first:
-            yield first
-        while sent < length:
-            data = reader.read(min(BLOCK, length - sent))
-            if not data:
-                raise IntegrityError(f"content ended at {sent} of {length} bytes")
-            sent += len(data)
-            yield data
-    finally:
-        reader.close()

@@ -1,7 +1,7 @@
 """The share-link web pages: folder listings, file pages with previews, file bytes,
 streamed zips and the password form (the actions `ShareSite` routes, see its table).
 
-`register(site, files, limiter)` installs them:
+`actions(pages)` gives them:
 
     ""        the link's own page: listing (folder), file page (file), drop page (upload)
     browse    a folder listing (`?sort=name|size|modified&order=asc|desc`) or a file page
@@ -28,7 +28,9 @@ from urllib.parse import parse_qs, quote
 
 from davserver.auth.passwords import verify_password
 from davserver.auth.ratelimit import LoginLimiter
-from davserver.links import html
+from davserver.http.body import read_body
+from davserver.http.errors import HttpError
+from davserver.links import drop_page, html
 from davserver.links.files import (
     BLOCK,
     FILE_CSP,
@@ -37,21 +39,20 @@ from davserver.links.files import (
     preview_kind,
     serve_file,
 )
-from davserver.links.signer import UNLOCK_MAX_AGE
+from davserver.links.signer import UNLOCK_MAX_AGE, LinkSigner
 from davserver.links.site import (
     ALL_PERMS,
     BASE_HEADERS,
     SEE,
     Action,
     ShareRequest,
-    ShareSite,
     cookie_name,
     guess_subjects,
     not_found,
     respond,
 )
 from davserver.links.zipstream import Member, zip_stream
-from providers.catalog import NodeRecord
+from providers.catalog import Catalog, NodeRecord
 from providers.errors import StorageError
 from providers.filestore import FileStore
 
@@ -63,16 +64,16 @@ MAX_FORM = 4096  # an unlock form body larger than this is refused unread
 SORT_KEYS = ("name", "size", "modified")
 
 
-def register(site: ShareSite, files: FileStore, limiter: LoginLimiter) -> None:
-    """Register the page actions on `site` and make them its password page."""
-    pages = SharePages(site, files, limiter)
-    site.actions[""] = Action(pages.root, ALL_PERMS)
-    site.actions["browse"] = Action(pages.browse, SEE)
-    site.actions["raw"] = Action(pages.raw, SEE)
-    site.actions["download"] = Action(pages.download, DOWNLOAD)
-    site.actions["zip"] = Action(pages.zip, DOWNLOAD)
-    site.actions["unlock"] = Action(pages.unlock, ALL_PERMS, resolve=False)
-    site.password_page = pages.password_page
+def actions(pages: SharePages) -> dict[str, Action]:
+    """The page actions (see the module docstring)."""
+    return {
+        "": Action(pages.root, ALL_PERMS),
+        "browse": Action(pages.browse, SEE),
+        "raw": Action(pages.raw, SEE),
+        "download": Action(pages.download, DOWNLOAD),
+        "zip": Action(pages.zip, DOWNLOAD),
+        "unlock": Action(pages.unlock, ALL_PERMS, resolve=False, own_password=True),
+    }
 
 
 def href(base: str, action: str, names: list[str], *, folder: bool = False) -> str:
@@ -89,17 +90,19 @@ def share_path(names: list[str]) -> str:
 
 
 class SharePages:
-    """The page actions (see the module docstring); one per site."""
+    """The page actions (see the module docstring) and the password form; one per site."""
 
-    def __init__(self, site: ShareSite, files: FileStore, limiter: LoginLimiter) -> None:
-        self.site = site
-        self.catalog = site.catalog
+    def __init__(
+        self, catalog: Catalog, files: FileStore, signer: LinkSigner, limiter: LoginLimiter
+    ) -> None:
+        self.catalog = catalog
         self.files = files
+        self.signer = signer
         self.limiter = limiter
 
     def root(self, req: ShareRequest, start_response: StartResponse) -> Any:
         if req.link.perm == "upload":
-            return self.site.drop_page(req, start_response)
+            return drop_page.render(req, start_response, [])
         if req.names:
             return not_found(start_response)
         return self.browse(req, start_response)
@@ -281,7 +284,7 @@ class SharePages:
         password = _form_password(req.environ)
         if password is not None and verify_password(link.password_hash, password):
             cookie = (
-                f"{cookie_name(link.id)}={self.site.signer.unlock_cookie(link.id)}; "
+                f"{cookie_name(link.id)}={self.signer.unlock_cookie(link.id)}; "
                 f"Path={req.base}/; Max-Age={UNLOCK_MAX_AGE}; HttpOnly; SameSite=Lax"
             )
             cookie += "; Secure" if req.secure else ""
@@ -372,10 +375,10 @@ def _as_text(data: bytes) -> str | None:
 
 def _form_password(environ: dict[str, Any]) -> str | None:
     """The `password` field of a small urlencoded form body, else None."""
-    length = str(environ.get("CONTENT_LENGTH") or "")
-    if not length.isdigit() or int(length) > MAX_FORM:
+    try:
+        body = read_body(environ, MAX_FORM)
+    except HttpError:
         return None
-    body = environ["wsgi.input"].read(int(length))
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
     except (UnicodeDecodeError, ValueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
+SHARE_PATH = "/s"  # where share links live
 LINK_SALT = "davserver.share-link"
 UNLOCK_SALT = "davserver.share-unlock"
 UNLOCK_MAX_AGE = 12 * 3600
@@ -26,6 +27,10 @@ class LinkSigner:
 
     def token(self, link_id: int) -> str:
         return str(self._links.dumps(link_id))
+
+    def path(self, link_id: int) -> str:
+        """The link's URL path, `/s/<token>`."""
+        return f"{SHARE_PATH}/{self.token(link_id)}"
 
     def link_id(self, token: str) -> int | None:
         """The link id a token names, or None for anything we did not sign."""

@@ -18,8 +18,9 @@ The rest of the URL is `<action>/<path inside the share>`:
     edit            POST: rename, delete, new folder          edit
     dav/...         the share as WebDAV (Basic: the password) by the link's rights
 
-Actions are a table (`ShareSite.actions`) of `Action(handler, perms)`; the modules
-that implement them register there (`share_pages`, `share_uploads`, `share_dav`).
+Actions are a table (`ShareSite.actions`) of `Action(handler, perms)`, which the
+modules that implement them provide (`pages`, `uploads`, `edit`, `dav`) and the
+composition root puts together.
 """
 
 from __future__ import annotations
@@ -28,20 +29,21 @@ import html
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from davserver.http.guards import BadRequest, check_raw_path, raw_request_path
-from davserver.links.signer import LinkSigner
+from davserver.http.errors import HttpError
+from davserver.http.guards import check_raw_path, raw_request_path
+from davserver.links.signer import SHARE_PATH, LinkSigner
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
-from providers.errors import InvalidName, StorageError
+from providers.errors import InvalidName, NotFound, StorageError
 from providers.names import split_path
+from providers.operations import Actor, Operations
 
 log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-SHARE_PATH = "/s"
 ALL_PERMS = frozenset({"view", "download", "upload", "edit"})
 SEE = frozenset({"view", "download", "edit"})
 # Sent with every page and file of a share: user content must never be sniffed into
@@ -55,11 +57,13 @@ BASE_HEADERS = [
 
 @dataclass
 class ShareRequest:
-    """One request to a live link, its password (if any) already satisfied.
+    """One request to a live link.
 
     `base` is `/s/<token>` (links inside the share start there); `names` the path
     inside the share as stored (empty: the shared node itself) and `node` what is
     there, or None when nothing is (handlers that create things look at the parent).
+    `unlocked` is False while the link's password is still needed (the site answers
+    the password form then, except for the actions that check it themselves).
     """
 
     environ: dict[str, Any]
@@ -69,7 +73,7 @@ class ShareRequest:
     action: str
     names: list[str]
     node: NodeRecord | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    unlocked: bool = True
 
     @property
     def secure(self) -> bool:
@@ -81,6 +85,7 @@ class ShareRequest:
 
 
 Handler = Callable[[ShareRequest, Callable[..., Any]], Iterable[bytes]]
+PasswordPage = Callable[[ShareRequest, Callable[..., Any], str], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Action:
     handler: Handler
     perms: frozenset[str]
     resolve: bool = True  # resolve the rest of the path to a node (False: raw names)
+    own_password: bool = False  # checks the link's password itself (no form first)
 
 
 def respond(
@@ -137,37 +143,37 @@ def cookie_name(link_id: int) -> str:
 
 
 class ShareSite:
-    """The WSGI app under `/s/` (see the module docstring). `password_page` renders the
-    password form (`share_pages` sets it), `drop_page` an upload link's page
-    (`share_uploads` sets it); `actions` is filled by the action modules."""
+    """The WSGI app under `/s/` (see the module docstring): `actions` by name, and the
+    password form for a link whose password is still needed."""
 
-    def __init__(self, catalog: Catalog, signer: LinkSigner) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        signer: LinkSigner,
+        actions: dict[str, Action],
+        password_page: PasswordPage,
+    ) -> None:
         self.catalog = catalog
         self.signer = signer
-        self.actions: dict[str, Action] = {}
-        self.password_page: Callable[[ShareRequest, Callable[..., Any], str], list[bytes]] = (
-            lambda req, start_response, error: not_found(start_response)
-        )
-        self.drop_page: Handler = lambda req, start_response: not_found(start_response)
+        self.actions = actions
+        self.password_page = password_page
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
             request = self._request(environ)
-        except (BadRequest, InvalidName, LookupError):
+        except (HttpError, InvalidName, LookupError):
             return not_found(start_response)
         except StorageError as e:
             log.warning("share link: %s", e)
             return respond(start_response, "503 Service Unavailable", b"try again later")
         if request is None:
             return not_found(start_response)
-        if isinstance(request, tuple):
-            return self.password_page(request[0], start_response, request[1])
-        action = self.actions[request.action]
-        return action.handler(request, start_response)
+        if not request.unlocked:
+            return self.password_page(request, start_response, "")
+        return self.actions[request.action].handler(request, start_response)
 
-    def _request(self, environ: dict[str, Any]) -> ShareRequest | tuple[ShareRequest, str] | None:
-        """The request for a live link and a known action, or None (the 404 page); a
-        (request, error) pair when the link's password is still needed."""
+    def _request(self, environ: dict[str, Any]) -> ShareRequest | None:
+        """The request for a live link and a known action, or None (the 404 page)."""
         raw = raw_request_path(environ)
         check_raw_path(raw)
         parts = unquote_to_bytes(raw).decode("utf-8").split("/")
@@ -188,16 +194,9 @@ class ShareSite:
         if action.resolve and names:
             found = self.catalog.tree.resolve_path(link.node.id, names)
             node, names = (found[0], found[1]) if found else (None, names)
-        request = ShareRequest(
-            environ, link, token, f"{SHARE_PATH}/{token}", action_name, names, node
-        )
-        if (
-            link.password_hash
-            and action_name not in ("unlock", "dav")
-            and not self._unlocked(environ, link.id)
-        ):
-            return request, ""
-        return request
+        unlocked = not link.password_hash or action.own_password or self._unlocked(environ, link.id)
+        base = f"{SHARE_PATH}/{token}"
+        return ShareRequest(environ, link, token, base, action_name, names, node, unlocked)
 
     def _unlocked(self, environ: dict[str, Any], link_id: int) -> bool:
         cookies = SimpleCookie()
@@ -207,6 +206,15 @@ class ShareSite:
             return False
         morsel = cookies.get(cookie_name(link_id))
         return morsel is not None and self.signer.unlocked(morsel.value, link_id)
+
+
+def link_actor(ops: Operations, link: ShareLinkRecord) -> Actor:
+    """The actor of requests through `link`: the link, writing as its node's owner;
+    `NotFound` if the owner is gone."""
+    owner = ops.catalog.users.by_id(link.node.owner_id)
+    if owner is None:
+        raise NotFound("the link's owner is gone")
+    return Actor(owner, link)
 
 
 def escape(text: str) -> str:

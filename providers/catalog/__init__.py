@@ -19,6 +19,12 @@ from providers.catalog.groups import Groups
 from providers.catalog.leases import Leases
 from providers.catalog.links import ShareLinks
 from providers.catalog.records import (
+    DEFAULT_LINK_PERM,
+    DIR,
+    FILE,
+    LINK_PERMS,
+    PERM_READ,
+    PERM_WRITE,
     AppPasswordRecord,
     ChunkRecord,
     DigestSecret,
@@ -63,6 +69,12 @@ class Catalog:
 
 
 __all__ = [
+    "DEFAULT_LINK_PERM",
+    "DIR",
+    "FILE",
+    "LINK_PERMS",
+    "PERM_READ",
+    "PERM_WRITE",
     "AppPasswordRecord",
     "CLAIM_BUSY",
     "CLAIM_DEDUP",

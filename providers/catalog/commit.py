@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from providers.catalog.db import IN_BATCH
-from providers.catalog.records import NewContent, NodeRecord
+from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
-    DIR,
-    FILE,
     Chunk,
     Content,
     Extent,

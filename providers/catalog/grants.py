@@ -4,7 +4,7 @@ group, read-only (`r`) or read-write (`rw`).
 A grantee is written `bob` for a user and `@team` for a group. Every change to grants
 bumps the `acl` counter in the same transaction (`tree.ACL_COUNTER`), as do group
 membership changes and deletions of shared nodes, so caches of what a user received
-(`providers.access`) reload when it moves.
+(`providers.operations.access`) reload when it moves.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.groups import find_group_id
-from providers.catalog.records import GrantRecord, ReceivedGrant
-from providers.catalog.schema import PERM_READ, PERM_WRITE, Grant, Group, Membership, Node, User
+from providers.catalog.records import PERM_READ, PERM_WRITE, GrantRecord, ReceivedGrant
+from providers.catalog.schema import Grant, Group, Membership, Node, User
 from providers.catalog.tree import (
     ACL_COUNTER,
     bump_counter,

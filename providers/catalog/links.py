@@ -15,8 +15,8 @@ from sqlmodel import Session
 
 from providers.catalog.db import Database
 from providers.catalog.grants import owned_node
-from providers.catalog.records import ShareLinkRecord
-from providers.catalog.schema import LINK_PERMS, Node, ShareLink, User
+from providers.catalog.records import LINK_PERMS, ShareLinkRecord
+from providers.catalog.schema import Node, ShareLink, User
 from providers.catalog.tree import node_select, path_names, to_record
 from providers.errors import Conflict, InvalidName
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+FILE = "file"
+DIR = "dir"
+PERM_READ = "r"  # a grant: read only
+PERM_WRITE = "rw"  # a grant: read and write
+LINK_PERMS = ("view", "download", "upload", "edit")  # what a share link may do
+DEFAULT_LINK_PERM = "download"
+
 
 class NodeRecord(NamedTuple):
     """A file or directory as stored; `digest` is None for directories. A named tuple,
@@ -24,7 +31,7 @@ class NodeRecord(NamedTuple):
 
     @property
     def is_dir(self) -> bool:
-        return self.kind == "dir"
+        return self.kind == DIR
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,7 @@ class ReceivedGrant:
 @dataclass(frozen=True)
 class ShareLinkRecord:
     """A share link (see `providers.catalog.schema.ShareLink`) with its node, the node's path in
-    the owner's home and the owner's name. `live(now)` says whether it still works."""
+    the owner's home and the owner's name. `state(now)` says whether it still works."""
 
     id: int
     node: NodeRecord
@@ -154,9 +161,15 @@ class ShareLinkRecord:
     revoked_at: float | None
     created_at: float
 
-    def live(self, now: float) -> bool:
+    def state(self, now: float) -> str:
+        """`revoked`, `expired`, `used` (no download left) or `live`."""
         if self.revoked_at is not None:
-            return False
+            return "revoked"
         if self.expires_at is not None and now >= self.expires_at:
-            return False
-        return self.max_downloads is None or self.downloads < self.max_downloads
+            return "expired"
+        if self.max_downloads is not None and self.downloads >= self.max_downloads:
+            return "used"
+        return "live"
+
+    def live(self, now: float) -> bool:
+        return self.state(now) == "live"

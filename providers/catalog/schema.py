@@ -16,9 +16,6 @@ from sqlmodel import Field, SQLModel
 
 from providers.names import name_key
 
-FILE = "file"
-DIR = "dir"
-
 CHUNK_UPLOADING = "uploading"
 CHUNK_STORED = "stored"
 CHUNK_DELETING = "deleting"
@@ -134,10 +131,6 @@ class Node(SQLModel, table=True):
     content_type: str | None = Field(default=None, max_length=255)
 
 
-PERM_READ = "r"
-PERM_WRITE = "rw"
-
-
 class Grant(SQLModel, table=True):
     """Node `node_id` and everything below it are shared with user `user_id` or group
     `group_id` (exactly one is set), read-only (`r`) or read-write (`rw`). The sharing
@@ -149,9 +142,6 @@ class Grant(SQLModel, table=True):
     group_id: int | None = Field(default=None, foreign_key="group.id", index=True)
     perm: str = Field(max_length=2)
     created_at: float
-
-
-LINK_PERMS = ("view", "download", "upload", "edit")
 
 
 class ShareLink(SQLModel, table=True):

@@ -20,10 +20,8 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from sqlmodel import Session
 
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import NodeRecord
+from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.schema import (
-    DIR,
-    FILE,
     Change,
     Content,
     Counter,
@@ -325,11 +323,14 @@ class Tree:
 
         self._db.run(work)
 
-    def move(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
-        """Rename/move one row, replacing whatever sits at the destination; the node
-        takes the spelling `dest_name`. A destination that is the node itself (a rename
-        that only changes the spelling) just renames it. Moving into another owner's
-        tree (through a share) hands the subtree to that owner (`_transfer`)."""
+    def move(
+        self, node_id: int, dest_parent_id: int, dest_name: str, path: str, *, replace: bool = True
+    ) -> NodeRecord:
+        """Rename/move one row, replacing whatever sits at the destination (`Conflict`
+        instead when not `replace`); the node takes the spelling `dest_name`. A
+        destination that is the node itself (a rename that only changes the spelling)
+        just renames it. Moving into another owner's tree (through a share) hands the
+        subtree to that owner (`_transfer`)."""
 
         def work(s: Session) -> NodeRecord:
             for dir_id in sorted({dest_parent_id, _parent_of(s, node_id)}):
@@ -337,6 +338,8 @@ class Tree:
             _refuse_cycle(s, node_id, dest_parent_id)
             existing = find_child(s, dest_parent_id, dest_name)
             if existing is not None and existing.id != node_id:
+                if not replace:
+                    raise Conflict(f"{dest_name!r} exists")
                 assert existing.id is not None
                 remove_subtree(s, existing.id)
                 s.flush()
@@ -379,21 +382,37 @@ class Tree:
 
         return self._db.run(work)
 
-    def set_mtime(self, node_id: int, mtime: float) -> None:
+    def set_mtime(self, node_id: int, mtime: float, path: str) -> None:
+        """Set a node's modification time (logged as a `prop` change at `path`);
+        `NotFound` if it is gone."""
+
         def work(s: Session) -> None:
+            owner_id = _owner_of(s, node_id, path)
             s.exec(update(Node).where(Node.id == node_id).values(mtime=mtime))
+            log_change(s.connection(), owner_id, node_id, "prop", path)
 
         self._db.run(work)
 
-    def set_prop(self, node_id: int, name: str, value: str | None) -> None:
-        """Write (or with None remove) one dead property."""
+    def set_prop(self, node_id: int, name: str, value: str | None, path: str) -> None:
+        """Write (or with None remove) one dead property (logged as a `prop` change
+        at `path`); `NotFound` if the node is gone."""
 
         def work(s: Session) -> None:
+            owner_id = _owner_of(s, node_id, path)
             s.exec(delete(Prop).where(Prop.node_id == node_id, Prop.name == name))  # type: ignore[arg-type]
             if value is not None:
                 s.add(Prop(node_id=node_id, name=name, value=value))
+            log_change(s.connection(), owner_id, node_id, "prop", path)
 
         self._db.run(work)
+
+
+def _owner_of(s: Session, node_id: int, path: str) -> int:
+    """The owner of `node_id`; `NotFound` (naming `path`) if the node is gone."""
+    owner_id = s.exec(select(Node.owner_id).where(Node.id == node_id)).scalar()
+    if owner_id is None:
+        raise NotFound(path)
+    return int(owner_id)
 
 
 def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:

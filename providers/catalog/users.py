@@ -16,9 +16,8 @@ from sqlmodel import Session
 
 from providers.catalog.app_passwords import AppPasswords
 from providers.catalog.db import Database
-from providers.catalog.records import DigestSecret, UserRecord
+from providers.catalog.records import DIR, DigestSecret, UserRecord
 from providers.catalog.schema import (
-    DIR,
     AppPassword,
     Change,
     Grant,

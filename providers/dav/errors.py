@@ -1,5 +1,7 @@
 """Engine errors as WebDAV answers: the only place `StorageError`s become `DAVError`s,
-each with its status (404, 409, 507, 503...) and a short reason."""
+each with the status its class carries (`providers.errors`: 404, 409, 423, 507,
+503...) and a short reason; a `Locked` error lists the locks in the way, as WsgiDAV's
+own 423 answers do."""
 
 from __future__ import annotations
 
@@ -7,50 +9,36 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from wsgidav.dav_error import (
-    HTTP_BAD_REQUEST,
-    HTTP_CONFLICT,
-    HTTP_INSUFFICIENT_STORAGE,
-    HTTP_INTERNAL_ERROR,
-    HTTP_NOT_FOUND,
-    DAVError,
-)
+from wsgidav.dav_error import DAVError, DAVErrorCondition, PRECONDITION_CODE_LockConflict
 
-from providers.errors import (
-    Conflict,
-    IntegrityError,
-    InvalidName,
-    NotFound,
-    QuotaExceeded,
-    StorageError,
-    Unavailable,
-)
+from providers.errors import Locked, StorageError
 
 log = logging.getLogger(__name__)
-HTTP_SERVICE_UNAVAILABLE = 503
 F = TypeVar("F", bound=Callable[..., Any])
-_STATUS = [
-    (InvalidName, HTTP_BAD_REQUEST),
-    (NotFound, HTTP_NOT_FOUND),
-    (Conflict, HTTP_CONFLICT),
-    (QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
-    (Unavailable, HTTP_SERVICE_UNAVAILABLE),
-    (IntegrityError, HTTP_INTERNAL_ERROR),
-]
+
+
+def dav_error(error: StorageError) -> DAVError:
+    """The WebDAV answer for an engine error."""
+    status = error.http_status
+    if status >= 500:
+        log.warning("storage error: %s", error)
+    condition = None
+    if isinstance(error, Locked):
+        condition = DAVErrorCondition(PRECONDITION_CODE_LockConflict)
+        for root in error.roots:
+            condition.add_href(root)
+    return DAVError(status, context_info=str(error), err_condition=condition)
 
 
 @contextmanager
 def dav_error_context() -> Iterator[None]:
-    """Translate engine errors into DAVErrors with the right status and a short reason."""
+    """Translate engine errors into DAVErrors (`dav_error`)."""
     try:
         yield
     except StorageError as e:
-        status = next((code for kind, code in _STATUS if isinstance(e, kind)), HTTP_INTERNAL_ERROR)
-        if status >= 500:
-            log.warning("storage error: %s", e)
-        raise DAVError(status, context_info=str(e)) from e
+        raise dav_error(e) from e
 
 
 def dav_errors(fn: F) -> F:
@@ -61,4 +49,4 @@ def dav_errors(fn: F) -> F:
         with dav_error_context():
             return fn(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)

@@ -3,6 +3,7 @@ between WsgiDAV and the filestore."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import mimetypes
 import time
@@ -10,25 +11,23 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wsgidav import util
-from wsgidav.dav_error import (
-    HTTP_BAD_REQUEST,
-    HTTP_INSUFFICIENT_STORAGE,
-    DAVError,
-)
+from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVNonCollection
 
 from providers.catalog import NewContent, NodeRecord
 from providers.dav.errors import dav_errors
 from providers.dav.node import NodeMixin
-from providers.errors import Conflict
 from providers.filestore import ChunkReader, FileWriter
-from providers.names import split_path
+from providers.operations import Located, PendingWrite
 
 
 class FileResource(NodeMixin, DAVNonCollection):
-    """A stored file. A pending one (PUT of a new name) has `node.id == 0` until commit."""
+    """A stored file. A pending one (PUT of a new name) has `node.id == 0` until
+    commit, and knows the folder it goes into (`parent`)."""
 
-    _writer: FileWriter | None = None  # the upload of a PUT in progress
+    parent: Located | None = None  # the folder of a pending file
+    _pending: PendingWrite | None = None  # the upload of a PUT in progress
+    _content_type: str | None = None
 
     def get_content_length(self) -> int:
         return self.node.size
@@ -47,77 +46,69 @@ class FileResource(NodeMixin, DAVNonCollection):
 
     @dav_errors
     def get_content(self) -> Any:
-        return _DavReader(self.provider.files.reader(self.node.content_id, self.node.size))
+        reader = self.provider.ops.files.reader(self.node.content_id, self.node.size)
+        return _DavReader(reader)
 
     @dav_errors
     def begin_write(self, *, content_type: str | None = None) -> RequestBodyWriter:
-        """Start an upload of at most the bytes the file's owner may still store (the
-        quota left plus the size of the content it replaces; the owner, never the
-        requesting user, is charged). A PUT announcing more (Content-Length, or
-        Finder's X-Expected-Entity-Length) gets 507 here, before its body is read; a
-        body that grows past the limit stops with 507 as soon as it does. The binding
-        check is the commit's (`Contents.commit_file`)."""
-        self.require_write()
+        """Start an upload, checked by the operations layer before the body is read:
+        rights, locks, and the owner's quota against the announced size
+        (Content-Length, or Finder's X-Expected-Entity-Length): 507 here rather than
+        after the body; a body that grows past the quota stops with 507 as soon as it
+        does. The binding quota check is the commit's."""
         self._content_type = content_type
-        user = self.provider.user(self.environ)
-        if user.id == self.node.owner_id:  # as read when this request logged in
-            available = user.available_bytes
-        else:
-            available = self.provider.catalog.users.available_bytes(self.node.owner_id)
-        limit = None if available is None else available + self.node.size
+        ops, actor = self.provider.ops, self.provider.actor(self.environ)
         is_put = self.environ.get("REQUEST_METHOD") == "PUT"
         announced = _announced_length(self.environ) if is_put else None
-        if limit is not None and announced is not None and announced > limit:
-            raise DAVError(
-                HTTP_INSUFFICIENT_STORAGE,
-                context_info=f"quota exceeded: {announced} bytes announced, {limit} allowed",
-            )
-        self._writer = self.provider.files.writer(limit)
-        return RequestBodyWriter(self._writer, self.environ)
+        if self.node.id:
+            self._pending = ops.overwrite(actor, self.located, announced=announced)
+        else:
+            assert self.parent is not None
+            self._pending = ops.create_file(actor, self.parent, self.name, announced=announced)
+        return RequestBodyWriter(self._pending.writer, self.environ)
 
     @dav_errors
     def end_write(self, *, with_errors: bool) -> None:
         """Commit the received body; with errors (the body or its storing failed) drop
         it: nothing is committed and its stored chunks are left for GC."""
-        writer, self._writer = self._writer, None
-        if writer is None:
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
         if with_errors:
-            writer.abort()
+            pending.writer.abort()
             return
         expected = _announced_length(self.environ)
         try:
-            content = writer.finish()
+            content = pending.writer.finish()
         except BaseException:
-            writer.abort()
+            pending.writer.abort()
             raise
         if expected is not None and content.size != expected:
             raise DAVError(HTTP_BAD_REQUEST, "request body length differs from the announced one")
-        self._commit(content)
+        self._commit(pending, content)
 
-    def _commit(self, content: Any) -> None:
-        """Commit `content` under this resource's name. If another spelling of a new
-        name was created meanwhile, that file is overwritten and keeps its spelling,
-        and this resource takes its path, so a lock taken next is keyed correctly."""
-        user = self.provider.user(self.environ)
+    def _commit(self, pending: PendingWrite, content: NewContent) -> None:
+        """Commit `content`. If another spelling of a new name was created meanwhile,
+        that file is overwritten and keeps its spelling, and this resource takes its
+        path, so a lock taken next is keyed correctly."""
+        actor = self.provider.actor(self.environ)
         mtime = _client_mtime(self.environ) or time.time()
-        parent_path = util.get_uri_parent(self.path)
-        found = self.provider.locate(split_path(parent_path), self.environ)
-        parent = found[0] if found else None
-        if parent is None or not parent.is_dir:
-            raise Conflict("parent collection vanished during the upload")
-        self.node, _created = self.provider.catalog.contents.commit_file(
-            parent.id,
-            self.node.name,
-            parent.owner_id,
-            content,
-            mtime=mtime,
-            content_type=getattr(self, "_content_type", None),
-            path=self.path,
-            author_id=user.id,
+        node = self.provider.ops.commit(
+            actor, pending, content, mtime=mtime, content_type=self._content_type
         )
-        self.path = util.join_uri(parent_path, self.node.name)
-        self.name = self.node.name
+        shown = (*self.located.shown[:-1], node.name)
+        names = (*pending.place.owner_names[:-1], node.name)
+        self.located = Located(node, shown, dataclasses.replace(pending.place, owner_names=names))
+        self.path = util.join_uri(util.get_uri_parent(self.path), node.name)
+        self.name = node.name
+
+    def create_empty(self) -> None:
+        """Commit this pending file empty (a LOCK of an unmapped URL creates it)."""
+        writer = self.begin_write()
+        writer.writelines([])
+        assert self._pending is not None
+        self._commit(self._pending, writer.finish())
+        self._pending = None
 
 
 class _DavReader:

@@ -5,22 +5,15 @@ from __future__ import annotations
 import time
 
 from wsgidav import util
-from wsgidav.dav_error import (
-    HTTP_FORBIDDEN,
-    HTTP_NOT_FOUND,
-    DAVError,
-)
+from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, _DAVResource
 
-from providers.access import (
-    SHARED,
-    SHARED_KEY,
-)
 from providers.catalog import NodeRecord, UserRecord
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.node import NodeMixin
 from providers.names import check_name, name_key
+from providers.operations import SHARED, SHARED_KEY
 
 
 class FolderResource(NodeMixin, DAVCollection):
@@ -54,7 +47,7 @@ class FolderResource(NodeMixin, DAVCollection):
     def member_nodes(self) -> list[tuple[NodeRecord, dict[str, str]]]:
         """The stored members and their dead properties, by name, in one listing (a
         home hides a stored node named like the reserved `Shared`)."""
-        nodes, props = self.provider.catalog.tree.listing(self.node.id)
+        nodes, props = self.provider.ops.catalog.tree.listing(self.node.id)
         hide_shared = self._is_home
         return [
             (node, props[node.id])
@@ -65,7 +58,7 @@ class FolderResource(NodeMixin, DAVCollection):
     def member(self, node: NodeRecord, props: dict[str, str]) -> _DAVResource:
         """The resource of a member from `member_nodes`."""
         path = util.join_uri(self.path, node.name)
-        return self.provider.resource(path, node, self.environ, self.place.child(node.name), props)
+        return self.provider.resource(path, self.located.child(node), self.environ, props)
 
     def shared_member(self) -> _DAVResource | None:
         """The virtual `Shared/` of a home while the user has received something."""
@@ -77,49 +70,28 @@ class FolderResource(NodeMixin, DAVCollection):
     def _is_home(self) -> bool:
         return self.node.parent_id is None
 
-    def _require_new_member(self, name: str) -> str:
-        """The checked name of a new member: 403 without write access, or for the
-        reserved `Shared` at the home root."""
-        name = check_name(name)
-        self.require_write()
-        if self._is_home and name_key(name) == SHARED_KEY:
-            raise DAVError(HTTP_FORBIDDEN, context_info="'Shared' is reserved for shares")
-        return name
-
     @dav_errors
     def create_empty_resource(self, name: str) -> FileResource:
-        """A PUT's new file stays pending until its body is committed; others commit now.
-        The name is kept as the client spelled it."""
-        name = self._require_new_member(name)
-        path = util.join_uri(self.path, name)
+        """A PUT's new file stays pending until its body is committed (the operations
+        layer checks it when the body starts); a LOCK of an unmapped URL commits an
+        empty file now. The name is kept as the client spelled it."""
+        name = check_name(name)
+        now = time.time()
         pending = NodeRecord(
-            id=0,
-            parent_id=self.node.id,
-            name=name,
-            kind="file",
-            owner_id=self.node.owner_id,
-            size=0,
-            mtime=time.time(),
-            created=time.time(),
-            content_id=None,
-            digest=None,
-            content_type=None,
+            0, self.node.id, name, "file", self.node.owner_id, 0, now, now, None, None, None
         )
-        place = self.place.child(name)
-        resource = FileResource(path, self.environ, self.provider, pending, place)
+        path = util.join_uri(self.path, name)
+        located = self.located.child(pending)
+        resource = FileResource(path, self.environ, self.provider, located)
+        resource.parent = self.located
         if self.environ.get("REQUEST_METHOD") != "PUT":
-            writer = resource.begin_write()
-            writer.writelines([])
-            resource._commit(writer.finish())
+            resource.create_empty()
         return resource
 
     @dav_errors
     def create_collection(self, name: str) -> None:
         """MKCOL of a new name, kept as spelled; `Conflict` if another spelling exists."""
-        name = self._require_new_member(name)
-        self.provider.catalog.tree.mkdir(
-            self.node.id, name, self.node.owner_id, util.join_uri(self.path, name)
-        )
+        self.provider.ops.mkdir(self.provider.actor(self.environ), self.located, name)
 
     def get_used_bytes(self) -> int:
         """The folder's owner's usage (in `Shared/`, the sharing owner's: it is theirs
@@ -131,11 +103,11 @@ class FolderResource(NodeMixin, DAVCollection):
         return self.provider.free_bytes() if available is None else available
 
     def _owner(self) -> UserRecord:
-        user = self.provider.user(self.environ)
+        user = self.provider.actor(self.environ).user
         if self.node.owner_id == user.id:
             return user
         with dav_error_context():
-            owner = self.provider.catalog.users.by_id(self.node.owner_id)
+            owner = self.provider.ops.catalog.users.by_id(self.node.owner_id)
         if owner is None:
             raise DAVError(HTTP_NOT_FOUND, "owner gone")
         return owner

@@ -1,4 +1,10 @@
-"""`HomeProvider`: maps request paths to the user's home and their `Shared/` entries."""
+"""`DavProvider`: WsgiDAV's provider over the operations layer, for every WebDAV mount.
+
+A request is served in its actor's view (`providers.operations.views`): an account's
+home and `Shared/` at `/dav/`, or a share link's folder at `/s/<token>/dav/`. The door
+in front says which: it leaves the link in `environ[LINK]`; otherwise the account
+that logged in is in `environ[USER]` (the domain controller puts it there).
+"""
 
 from __future__ import annotations
 
@@ -6,51 +12,83 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from wsgidav.dav_error import (
-    HTTP_FORBIDDEN,
-    DAVError,
-)
+from wsgidav import util
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVProvider, _DAVResource
 
-from providers.access import (
-    LOCK_KEY_PREFIX,
-    SHARED,
-    SHARED_KEY,
-    Place,
-    SharedSpace,
-    home_place,
-)
-from providers.catalog import Catalog, NodeRecord, UserRecord
-from providers.dav.errors import dav_errors
+from providers.catalog import ShareLinkRecord, UserRecord
+from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.folders import FolderResource
-from providers.dav.node import path_of
 from providers.dav.shared import SharedFolder
-from providers.filestore import FileStore
-from providers.names import name_key, split_path
+from providers.names import split_path
+from providers.operations import Actor, Located, Operations, View, path_of
+from providers.operations.access import LOCK_KEY_PREFIX
 
-_KEPT_LOOKUPS = "davserver.kept_lookups"  # environ key: {path: resource} (`lookups_kept`)
+USER = "davserver.user"  # environ: the account the request logged in as (`UserRecord`)
+LINK = "davserver.share_link"  # environ: the share link of a link mount (`ShareLinkRecord`)
+_LINK_OWNER = "davserver.share_link_owner"  # environ: the owner of that link's node
+_KEPT_LOOKUPS = "davserver.kept_lookups"  # environ: {path: resource} (`lookups_kept`)
 
 
-class HomeProvider(DAVProvider):
-    """Maps `/<path>` to the authenticated user's tree, and `/Shared/...` to what others
-    granted them (`providers.access`).
+class DavProvider(DAVProvider):
+    """Maps request paths to resources of the request's view (module docstring).
 
     `free_bytes` reports the space left in the blob store (None if unknown); it is the
-    quota-available answer for users without a quota.
+    quota-available answer for owners without a quota.
     """
 
-    def __init__(
-        self, catalog: Catalog, files: FileStore, free_bytes: Callable[[], int | None]
-    ) -> None:
+    def __init__(self, ops: Operations, free_bytes: Callable[[], int | None]) -> None:
         super().__init__()
-        self.catalog = catalog
-        self.files = files
-        self.free_bytes = free_bytes
-        self.shares = SharedSpace(catalog)
+        self.ops = ops
+        self._free_bytes = free_bytes
 
     def is_readonly(self) -> bool:
+        """Never: rights are per place, and a refused write is answered 403 by the
+        operations layer (WsgiDAV would answer a read-only provider with 405)."""
         return False
+
+    def free_bytes(self) -> int | None:
+        return self._free_bytes()
+
+    def actor(self, environ: dict[str, Any]) -> Actor:
+        link = environ.get(LINK)
+        if "wsgidav.conditions.if" not in environ:
+            util.parse_if_header_dict(environ)  # fills wsgidav.ifLockTokenList
+        tokens = tuple(environ.get("wsgidav.ifLockTokenList") or ())
+        if isinstance(link, ShareLinkRecord):
+            return Actor(self._link_owner(environ, link), link, tokens)
+        return Actor(self.user(environ), None, tokens)
+
+    def view(self, environ: dict[str, Any]) -> View:
+        link = environ.get(LINK)
+        if isinstance(link, ShareLinkRecord):
+            return self.ops.view(Actor(self._link_owner(environ, link), link))
+        return self.ops.view(Actor(self.user(environ)))
+
+    def user(self, environ: dict[str, Any]) -> UserRecord:
+        """The account the request logged in as (looked up once per request)."""
+        user = environ.get(USER)
+        if not isinstance(user, UserRecord):
+            name = environ.get("wsgidav.auth.user_name")
+            with dav_error_context():
+                user = self.ops.catalog.users.get(name) if name else None
+            if user is None:
+                raise DAVError(HTTP_FORBIDDEN, "no such user")
+            environ[USER] = user
+        return user
+
+    def _link_owner(self, environ: dict[str, Any], link: ShareLinkRecord) -> UserRecord:
+        """The owner of the link's node (looked up once per request): what the link
+        writes is charged to them, and theirs are the quota reports."""
+        owner = environ.get(_LINK_OWNER)
+        if not isinstance(owner, UserRecord):
+            with dav_error_context():
+                owner = self.ops.catalog.users.by_id(link.node.owner_id)
+            if owner is None:
+                raise DAVError(HTTP_NOT_FOUND, "the link's owner is gone")
+            environ[_LINK_OWNER] = owner
+        return owner
 
     @contextmanager
     def lookups_kept(self, environ: dict[str, Any]) -> Iterator[None]:
@@ -65,73 +103,37 @@ class HomeProvider(DAVProvider):
 
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
         """The resource at `path`, named by its stored spelling whatever spelling the
-        request used (names match normalised): lock URLs and hrefs derive from it, so a
-        lock taken through an NFD URL also guards writes through the NFC URL and can be
-        released through either."""
+        request used (names match normalised): hrefs derive from it. A lock key
+        (`Place.lock_path`, which WsgiDAV passes to show a lock's root) resolves to
+        what the viewer sees of it."""
         kept = environ.get(_KEPT_LOOKUPS)
         if kept is None:
             return self._resource_at(path, environ)
         if path not in kept:
             kept[path] = self._resource_at(path, environ)
-        return kept[path]
+        resource: _DAVResource | None = kept[path]
+        return resource
 
     @dav_errors
     def _resource_at(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
+        view = self.view(environ)
         if path.startswith(LOCK_KEY_PREFIX):
-            path = self._path_of_lock_key(path, environ)
-        found = self.locate(split_path(path), environ)
-        if found is None:
+            path = view.path_of_lock(path)
+        located = view.locate(split_path(path))
+        if located is None:
             return None
-        node, shown, place = found
-        return self.resource(
-            path_of(shown, trailing_slash=path.endswith("/")), node, environ, place
-        )
-
-    def locate(
-        self, names: list[str], environ: dict[str, Any]
-    ) -> tuple[NodeRecord | None, list[str], Place] | None:
-        """(node, shown names, place) of `names` for the request's user, or None if they
-        have nothing there; node is None for the virtual `Shared/` collection."""
-        user = self.user(environ)
-        if names and name_key(names[0]) == SHARED_KEY:
-            return self.shares.locate(user.id, names[1:])
-        found = self.catalog.tree.resolve_path(user.home_id, names)
-        if found is None:
-            return None
-        node, stored = found
-        return node, stored, home_place(user.id, stored)
-
-    def _path_of_lock_key(self, key: str, environ: dict[str, Any]) -> str:
-        """The user's path for a lock key (`Place.lock_path`): WsgiDAV maps a lock's
-        root back to a resource to show it. A root the user cannot see (an owner's lock
-        on a folder above what they were granted) shows as the nearest visible entry."""
-        owner, _, rest = key[len(LOCK_KEY_PREFIX) :].partition("/")
-        names = [n for n in rest.split("/") if n]
-        user = self.user(environ)
-        shown = self.shares.view_names(user.id, int(owner), names) if owner.isdigit() else []
-        return path_of(shown or [SHARED])
-
-    def user(self, environ: dict[str, Any]) -> UserRecord:
-        """The request's user (looked up once per request)."""
-        user = environ.get("davserver.user")
-        if user is None:
-            name = environ.get("wsgidav.auth.user_name")
-            user = self.catalog.users.get(name) if name else None
-            if user is None:
-                raise DAVError(HTTP_FORBIDDEN, "no such user")
-            environ["davserver.user"] = user
-        return user
+        shown = path_of(located.shown, trailing_slash=path.endswith("/"))
+        return self.resource(shown, located, environ)
 
     def resource(
         self,
         path: str,
-        node: NodeRecord | None,
+        located: Located,
         environ: dict[str, Any],
-        place: Place,
         props: dict[str, str] | None = None,
     ) -> _DAVResource:
         """The resource for a located node (None: the virtual `Shared/`)."""
-        if node is None:
-            return SharedFolder(path, environ, self, place)
-        kind = FolderResource if node.is_dir else FileResource
-        return kind(path, environ, self, node, place, props)
+        if located.node is None:
+            return SharedFolder(path, environ, self, located)
+        kind = FolderResource if located.node.is_dir else FileResource
+        return kind(path, environ, self, located, props)

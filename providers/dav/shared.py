@@ -1,4 +1,4 @@
-"""The virtual `Shared/` collection at the root of every home (see `providers.access`).
+"""The virtual `Shared/` collection at the root of every home (see `providers.operations.access`).
 
 It lists what others granted the user, one member per `Entry`, and holds nothing of
 its own: every write to it (a new member, a property, a delete, a move, a copy of it,
@@ -9,35 +9,31 @@ rights; the provider serves them.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 from wsgidav import util
 from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, _DAVResource
 
-from providers.access import Place
-
-if TYPE_CHECKING:
-    from providers.dav.provider import HomeProvider
-
-READ_ONLY = "Shared/ only lists what others shared with you"
+from providers.dav.host import ResourceHost
+from providers.operations import Located, Place, lock_url
+from providers.operations.base import SHARED_READ_ONLY
 
 
 class SharedFolder(DAVCollection):
     """`Shared/`: members are the user's received entries (see the module docstring)."""
 
     def __init__(
-        self, path: str, environ: dict[str, Any], provider: HomeProvider, place: Place
+        self, path: str, environ: dict[str, Any], provider: ResourceHost, located: Located
     ) -> None:
         super().__init__(path, environ)
         self.provider = provider
-        self.place = place
+        self.located = located
         self._created = time.time()
 
     def _entries(self) -> list[Any]:
-        user = self.provider.user(self.environ)
-        return list(self.provider.shares.entries(user.id).values())
+        user = self.provider.actor(self.environ).user
+        return list(self.provider.ops.shares.entries(user.id).values())
 
     def get_member_names(self) -> list[str]:
         return [entry.name for entry in self._entries()]
@@ -46,14 +42,16 @@ class SharedFolder(DAVCollection):
         return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
 
     def get_member_list(self) -> list[_DAVResource]:
-        user_id = self.provider.user(self.environ).id
+        """The entries, each with its place (no lookup: `SharedSpace` has them)."""
+        user_id = self.provider.actor(self.environ).user.id
+        shares = self.provider.ops.shares
         members = []
         for entry in self._entries():
             owner, names = entry.node.owner_id, entry.grant.owner_path
-            access = self.provider.shares.access_at(user_id, owner, names)
-            place = Place(owner, names, access, fixed=True)
+            place = Place(owner, names, shares.access_at(user_id, owner, names), fixed=True)
+            located = Located(entry.node, (*self.located.shown, entry.name), place)
             path = util.join_uri(self.path, entry.name)
-            members.append(self.provider.resource(path, entry.node, self.environ, place))
+            members.append(self.provider.resource(path, located, self.environ))
         return members
 
     def get_creation_date(self) -> float:
@@ -72,16 +70,16 @@ class SharedFolder(DAVCollection):
         return False
 
     def get_ref_url(self) -> str:
-        return quote(self.provider.share_path + self.place.lock_path + "/")
+        return lock_url(self.located.place, is_dir=True)
 
     def get_used_bytes(self) -> int:
-        return self.provider.user(self.environ).used_bytes
+        return self.provider.actor(self.environ).user.used_bytes
 
     def get_available_bytes(self) -> int | None:
         return None
 
     def refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise DAVError(HTTP_FORBIDDEN, READ_ONLY)
+        raise DAVError(HTTP_FORBIDDEN, SHARED_READ_ONLY)
 
     require_write = refuse
     create_empty_resource = refuse

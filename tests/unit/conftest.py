@@ -1,5 +1,6 @@
 """Fixtures shared by the unit tests: a SQLite catalog, an in-memory blob store, a
-filestore over both with small chunks, and a user."""
+filestore over both with small chunks, the operations layer over them (with WsgiDAV's
+lock manager on in-process storage, and in-process events), and a user."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, UserRecord
 from providers.chunker import FastCDCChunker
+from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
 from providers.filestore import FileStore
+from providers.operations import InProcessEvents, Operations, SharedSpace
 
 KIB = 1024
 
@@ -35,6 +38,26 @@ def files(catalog: Catalog, blobs: MemoryBlobStore) -> Iterator[FileStore]:
     store = FileStore(catalog, blobs, FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB), workers=4)
     yield store
     store.close()
+
+
+@pytest.fixture
+def lock_manager() -> MemberTokenLockManager:
+    return MemberTokenLockManager(lock_storage(""))
+
+
+@pytest.fixture
+def events() -> InProcessEvents:
+    return InProcessEvents()
+
+
+@pytest.fixture
+def ops(
+    catalog: Catalog,
+    files: FileStore,
+    lock_manager: MemberTokenLockManager,
+    events: InProcessEvents,
+) -> Operations:
+    return Operations(catalog, files, WsgiDavLocks(lock_manager), events, SharedSpace(catalog))
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_copy_shares_contents_and_charges_quota(catalog: Catalog, alice: UserRec
     sub = tree.mkdir(src.id, "sub", alice.id, "/src/sub")
     f1, _ = commit(catalog, alice, src.id, "f1", stored_content(catalog, b"abc"))
     f2, _ = commit(catalog, alice, sub.id, "f2", stored_content(catalog, b"defgh"))
-    tree.set_prop(f1.id, "{ns:}color", "<color>red</color>")
+    tree.set_prop(f1.id, "{ns:}color", "<color>red</color>", "/src/f1")
     assert used(catalog, "alice") == 8
 
     copy = tree.copy(src.id, home, "dst", "/dst")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from providers.access import Access, SharedSpace, entry_names
 from providers.catalog import Catalog, NodeRecord, ReceivedGrant
 from providers.errors import Conflict, InvalidName, NotFound
+from providers.operations.access import Access, SharedSpace, entry_names
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from providers.catalog import Catalog, NodeRecord, ReceivedGrant
-from providers.catalog.schema import PERM_WRITE
+from providers.catalog import PERM_WRITE, Catalog, NodeRecord, ReceivedGrant
 from providers.names import name_key
 
 SHARED = "Shared"
@@ -36,11 +35,13 @@ LOCK_KEY_PREFIX = "/\x00"  # see `Place.lock_path`; NUL never passes the request
 
 
 class Access(IntEnum):
-    """Rights at a place, ordered: READ < WRITE < OWNER."""
+    """Rights at a place, ordered: READ < ADD < WRITE < OWNER. ADD (an upload link's)
+    may add new files and folders, never change or remove what is there."""
 
     READ = 1
-    WRITE = 2
-    OWNER = 3
+    ADD = 2
+    WRITE = 3
+    OWNER = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class Place:
         return Place(self.tree_owner, (*self.owner_names, name), self.access)
 
     @property
+    def can_add(self) -> bool:
+        """May add new members here (a folder)."""
+        return self.access >= Access.ADD and not self.virtual
+
+    @property
     def can_write(self) -> bool:
         """May change the content or properties here, or add members to it."""
         return self.access >= Access.WRITE and not self.virtual
@@ -79,10 +85,20 @@ class Place:
     def lock_path(self) -> str:
         """The viewer-independent path locks are keyed by: `/\\0<owner id>/<names>`.
 
-        `HomeProvider.get_resource_inst` maps it back to the viewer's own path (WsgiDAV
-        does so to show a lock's root). The NUL makes it a path no request can name.
+        A view maps it back to the viewer's own path (`View.path_of_lock`: WsgiDAV shows
+        a lock's root that way). The NUL makes it a path no request can name.
         """
         return LOCK_KEY_PREFIX + "/".join((str(self.tree_owner), *self.owner_names))
+
+    @property
+    def owner_path(self) -> str:
+        """The node's path in its owner's home (`/proj/a.txt`), as the change log
+        records it whoever made the change."""
+        return "/" + "/".join(self.owner_names)
+
+    def parent(self) -> Place:
+        """The place of the folder holding this one (same owner and access)."""
+        return Place(self.tree_owner, self.owner_names[:-1], self.access)
 
 
 def home_place(user_id: int, names: Sequence[str]) -> Place:

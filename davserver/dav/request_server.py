@@ -1,0 +1,207 @@
+"""How WebDAV requests are answered: WsgiDAV's request server, with our additions.
+
+`DavDispatcher` replaces WsgiDAV's `RequestResolver` so requests reach
+`DavRequestServer`, which adds what WsgiDAV lacks or does differently:
+
+- GET and HEAD of files are answered by `davserver.http.content`, like every door's
+  downloads: the same conditions, Range (multiple ranges as multipart/byteranges,
+  units case-insensitive) and errors; HTTP conditions of every method are evaluated
+  by `davserver.http.headers` (WsgiDAV keeps the WebDAV `If:` header);
+- RFC 4918 status codes (201 vs 204) for COPY/MOVE that the provider handles in one
+  transaction, and 403 for DELETE, COPY or MOVE of the mount's root;
+- a configurable ban on PROPFIND Depth: infinity, and Depth 0/1 PROPFIND answers
+  rendered without WsgiDAV's per-property machinery (`davserver.dav.propfind`);
+- rights checked before a body is read (PUT, PROPPATCH, LOCK, UNLOCK).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from wsgidav import util
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dir_browser import WsgiDavDirBrowser
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.request_server import RequestServer
+
+from davserver.dav import propfind
+from davserver.http import content
+from davserver.http.environ import DEST_CREATED, StartResponse
+from davserver.http.headers import precondition
+
+Environ = dict[str, Any]
+HTTP_CONDITIONS = (
+    "HTTP_IF_MATCH",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_UNMODIFIED_SINCE",
+)
+
+
+def representation(res: Any) -> content.Representation:
+    """A file resource as `davserver.http.content` sends it."""
+    return content.Representation(
+        size=res.get_content_length(),
+        etag=res.get_etag() or "",
+        last_modified=int(res.get_last_modified()),
+        content_type=res.get_content_type(),
+        open=res.get_content,
+    )
+
+
+class DavRequestServer(RequestServer):
+    """WsgiDAV's request handler with the additions of the module docstring."""
+
+    def _require_write(self, environ: Environ, *, may_create: bool) -> None:
+        """403 unless the request may write its resource (or, when it does not exist
+        and the method creates it, its parent folder)."""
+        provider = self._davProvider
+        path = environ["PATH_INFO"]
+        res = provider.get_resource_inst(path, environ)
+        if res is None and may_create:
+            res = provider.get_resource_inst(util.get_uri_parent(path), environ)
+        if res is not None:
+            res.require_write()
+
+    def _evaluate_if_headers(self, res: Any, environ: Environ) -> None:
+        """HTTP conditions by `davserver.http.headers` (as every door evaluates them),
+        then WebDAV's `If:` header by WsgiDAV (with those conditions out of its sight)."""
+        if res is not None:
+            modified = res.get_last_modified()
+            stamp = int(modified) if modified is not None else None
+            verdict = precondition(environ, res.get_etag(), stamp)
+            if verdict is not None:
+                raise DAVError(verdict)
+        hidden = {key: environ.pop(key) for key in HTTP_CONDITIONS if key in environ}
+        try:
+            super()._evaluate_if_headers(res, environ)
+        finally:
+            environ.update(hidden)
+
+    def do_PUT(self, environ: Environ, start_response: StartResponse) -> Any:
+        """The target and its parent are looked up once: the check here and WsgiDAV's
+        PUT both ask for them, and only the commit, at the end, changes the tree."""
+        with self._davProvider.lookups_kept(environ):
+            self._require_write(environ, may_create=True)
+            return super().do_PUT(environ, start_response)
+
+    def do_PROPPATCH(self, environ: Environ, start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=False)
+        return super().do_PROPPATCH(environ, start_response)
+
+    def do_LOCK(self, environ: Environ, start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=True)
+        return super().do_LOCK(environ, start_response)
+
+    def do_UNLOCK(self, environ: Environ, start_response: StartResponse) -> Any:
+        self._require_write(environ, may_create=False)
+        return super().do_UNLOCK(environ, start_response)
+
+    def do_DELETE(self, environ: Environ, start_response: StartResponse) -> Any:
+        _refuse_the_root(environ)
+        return super().do_DELETE(environ, start_response)
+
+    def do_COPY(self, environ: Environ, start_response: StartResponse) -> Any:
+        return self._copy_or_move_with_status(environ, start_response, is_move=False)
+
+    def do_MOVE(self, environ: Environ, start_response: StartResponse) -> Any:
+        return self._copy_or_move_with_status(environ, start_response, is_move=True)
+
+    def _copy_or_move_with_status(
+        self, environ: Environ, start_response: StartResponse, *, is_move: bool
+    ) -> Any:
+        """Answer 201 when the destination was new (WsgiDAV says 204 for handled ones)."""
+        _refuse_the_root(environ)
+
+        def fixed_start_response(status: str, headers: list[Any], *args: Any) -> Any:
+            if status.startswith("204") and environ.get(DEST_CREATED) is True:
+                status = "201 Created"
+            return start_response(status, headers, *args)
+
+        return self._copy_or_move(environ, fixed_start_response, is_move)
+
+    def do_PROPFIND(self, environ: Environ, start_response: StartResponse) -> Any:
+        """Depth 0 and 1 answers are rendered by `davserver.dav.propfind`; WsgiDAV does
+        the rest. The body was buffered by the request guard, so it is read here and
+        put back for WsgiDAV when the fast path declines."""
+        body = environ["wsgi.input"].read()
+        names = propfind.parse_request(body)
+        depth = environ.get("HTTP_DEPTH", "infinity")
+        res = None
+        if names is not None and depth in ("0", "1"):
+            res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
+        if res is not None:
+            self._evaluate_if_headers(res, environ)
+            xml = propfind.render(res, depth, names or [])
+            if xml is not None:
+                start_response(
+                    "207 Multi-Status",
+                    [
+                        ("Content-Type", "application/xml; charset=utf-8"),
+                        ("Content-Length", str(len(xml))),
+                        ("Date", util.get_rfc1123_time()),
+                    ],
+                )
+                return [xml]
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return super().do_PROPFIND(environ, start_response)
+
+    def do_GET(self, environ: Environ, start_response: StartResponse) -> Any:
+        return self._send_file(environ, start_response)
+
+    def do_HEAD(self, environ: Environ, start_response: StartResponse) -> Any:
+        return self._send_file(environ, start_response)
+
+    def _send_file(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """A file's bytes by `davserver.http.content`; anything else (a folder, a
+        request with a body or a Depth, nothing there) gets WsgiDAV's answer."""
+        res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
+        plain = util.get_content_length(environ) == 0 and environ.get("HTTP_DEPTH", "0") == "0"
+        if res is None or res.is_collection or not plain:
+            is_head = environ["REQUEST_METHOD"] == "HEAD"
+            return self._send_resource(environ, start_response, is_head_method=is_head)
+        rep = representation(res)
+        answer = content.plan(environ, rep)
+        if answer.status not in (304, 412):
+            self._evaluate_if_headers(res, environ)  # the `If:` header, if any
+        headers = [("Date", util.get_rfc1123_time())]
+        return content.send(
+            environ, start_response, rep, answer, headers, block_size=self.block_size
+        )
+
+
+def _refuse_the_root(environ: Environ) -> None:
+    """403 for DELETE, COPY or MOVE of the mount's root (a home, or a link's node): it
+    cannot go, and WsgiDAV, looking for the root's parent, would fail with a 500."""
+    if environ.get("PATH_INFO", "/") in ("", "/"):
+        method = environ.get("REQUEST_METHOD", "")
+        raise DAVError(HTTP_FORBIDDEN, context_info=f"cannot {method} the root collection")
+
+
+class DavDispatcher(RequestResolver):
+    """Last middleware: hands each request to a `DavRequestServer` (OPTIONS * to WsgiDAV)."""
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        if environ["REQUEST_METHOD"] == "OPTIONS" and environ["PATH_INFO"] == "*":
+            yield from super().__call__(environ, start_response)
+            return
+        provider = environ["wsgidav.provider"]
+        if provider is None:
+            raise DAVError(HTTP_NOT_FOUND, "no provider")
+        server = DavRequestServer(provider)
+        server.allow_propfind_infinite = environ["wsgidav.config"]["davserver_infinite_depth"]
+        yield from server(environ, start_response)
+
+
+class FolderPages(WsgiDavDirBrowser):
+    """WsgiDAV's HTML page of a folder, for GET and HEAD. WsgiDAV's looks up the
+    request's resource for every method, to find folders; other methods now pass
+    straight on (a lookup fewer for each of them)."""
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            return self.next_app(environ, start_response)
+        return super().__call__(environ, start_response)

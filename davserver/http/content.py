@@ -1,0 +1,221 @@
+"""Sending a file's bytes: one implementation of GET and HEAD for every door.
+
+`plan` decides the answer from the request's conditions and Range (`headers`):
+304 or 412 (a condition), 416 (no satisfiable range), 206 (one range, or several as
+`multipart/byteranges`), or 200. `send` answers it. Between the two, a door may act on
+what will be sent (a share link counts a download when byte 0 goes out).
+
+Every 200 and 206 carries `ETag`, `Last-Modified` and `Accept-Ranges: bytes`. The first
+block is read before the status is sent, so a blob store that is down fails the
+request cleanly (the caller answers 503) instead of cutting a started 200; a file that
+ends early later raises, so the connection is cut rather than left hanging.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from davserver.http.headers import ByteRange, byte_ranges, http_date, precondition
+from providers.errors import IntegrityError
+
+StartResponse = Callable[..., Any]
+Headers = list[tuple[str, str]]
+
+
+class Reader(Protocol):
+    """A seekable stream of a file's bytes (`providers.filestore.ChunkReader`)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Representation:
+    """A file as sent: size, strong entity tag (unquoted), whole-second mtime, media
+    type, and how to open its bytes."""
+
+    size: int
+    etag: str
+    last_modified: int
+    content_type: str
+    open: Callable[[], Reader]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The answer a GET or HEAD gets: `status` and the `ranges` it sends (the whole
+    file for 200, nothing for 304/412/416)."""
+
+    status: int
+    ranges: tuple[ByteRange, ...] = ()
+
+    @property
+    def sends_first_byte(self) -> bool:
+        """Whether the answer carries byte 0 of the file (what a download count counts)."""
+        return any(r.start == 0 for r in self.ranges)
+
+
+def plan(environ: Mapping[str, Any], rep: Representation) -> Plan:
+    """The answer for `rep` (see the module docstring)."""
+    verdict = precondition(environ, rep.etag, rep.last_modified)
+    if verdict is not None:
+        return Plan(verdict)
+    ranges = byte_ranges(environ, rep.size, rep.etag, rep.last_modified)
+    if ranges is None:
+        return Plan(200, (ByteRange(0, rep.size),))
+    return Plan(206, tuple(ranges)) if ranges else Plan(416)
+
+
+def validators(rep: Representation) -> Headers:
+    """`ETag` and `Last-Modified` of `rep`."""
+    return [("ETag", f'"{rep.etag}"'), ("Last-Modified", http_date(rep.last_modified))]
+
+
+def send(
+    environ: Mapping[str, Any],
+    start_response: StartResponse,
+    rep: Representation,
+    answer: Plan,
+    headers: Headers,
+    *,
+    block_size: int,
+    admit: Callable[[], None] | None = None,
+) -> Iterable[bytes]:
+    """Answer `answer` for `rep`, with the caller's `headers` (type, disposition and
+    caching policy are theirs: `Content-Type` defaults to `rep.content_type`).
+    `admit` runs once the first block of a GET's bytes is in hand, just before the
+    status goes out: whatever it raises aborts the answer (nothing sent)."""
+    headers = [*headers, *validators(rep)]
+    if answer.status == 304:
+        start_response(_STATUS[304], headers)
+        return []
+    if answer.status == 412:
+        start_response(_STATUS[412], [*headers, ("Content-Length", "0")])
+        return []
+    headers.append(("Accept-Ranges", "bytes"))
+    if answer.status == 416:
+        refused = [("Content-Range", f"bytes */{rep.size}"), ("Content-Length", "0")]
+        start_response(_STATUS[416], [*headers, *refused])
+        return []
+    if not any(k.lower() == "content-type" for k, _ in headers) and len(answer.ranges) == 1:
+        headers.append(("Content-Type", rep.content_type))
+    if len(answer.ranges) > 1:
+        return _send_parts(environ, start_response, rep, answer, headers, block_size, admit)
+    span = answer.ranges[0]
+    headers.append(("Content-Length", str(span.length)))
+    if answer.status == 206:
+        headers.append(("Content-Range", f"bytes {span.start}-{span.end - 1}/{rep.size}"))
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        start_response(_STATUS[answer.status], headers)
+        return []
+    reader = rep.open()
+    first = _first_block(reader, span, block_size, admit)
+    start_response(_STATUS[answer.status], headers)
+    return _blocks(reader, first, span, block_size, close=True)
+
+
+def _send_parts(
+    environ: Mapping[str, Any],
+    start_response: StartResponse,
+    rep: Representation,
+    answer: Plan,
+    headers: Headers,
+    block_size: int,
+    admit: Callable[[], None] | None,
+) -> Iterable[bytes]:
+    """A 206 with several ranges, as `multipart/byteranges` (RFC 9110 14.6)."""
+    boundary = secrets.token_hex(16)
+    media = next((v for k, v in headers if k.lower() == "content-type"), rep.content_type)
+    heads = [
+        (
+            f"--{boundary}\r\nContent-Type: {media}\r\n"
+            f"Content-Range: bytes {r.start}-{r.end - 1}/{rep.size}\r\n\r\n"
+        ).encode()
+        for r in answer.ranges
+    ]
+    tail = f"--{boundary}--\r\n".encode()
+    total = sum(len(h) + r.length + 2 for h, r in zip(heads, answer.ranges, strict=True))
+    headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+    headers += [
+        ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+        ("Content-Length", str(total + len(tail))),
+    ]
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        start_response(_STATUS[206], headers)
+        return []
+    reader = rep.open()
+    first = _first_block(reader, answer.ranges[0], block_size, admit)
+    start_response(_STATUS[206], headers)
+    return _parts(reader, first, heads, answer.ranges, tail, block_size)
+
+
+def _parts(
+    reader: Reader,
+    first: bytes,
+    heads: list[bytes],
+    ranges: tuple[ByteRange, ...],
+    tail: bytes,
+    block_size: int,
+) -> Iterator[bytes]:
+    try:
+        for index, (head, span) in enumerate(zip(heads, ranges, strict=True)):
+            yield head
+            if index:
+                reader.seek(span.start)
+                first = b""
+            yield from _blocks(reader, first, span, block_size, close=False)
+            yield b"\r\n"
+        yield tail
+    finally:
+        reader.close()
+
+
+def _first_block(
+    reader: Reader, span: ByteRange, block_size: int, admit: Callable[[], None] | None
+) -> bytes:
+    """The first block of `span`, then `admit` (both before answering; `reader` is
+    closed if either fails)."""
+    try:
+        reader.seek(span.start)
+        first = reader.read(min(block_size, span.length)) if span.length else b""
+        if admit is not None:
+            admit()
+        return first
+    except BaseException:
+        reader.close()
+        raise
+
+
+def _blocks(
+    reader: Reader, first: bytes, span: ByteRange, block_size: int, *, close: bool
+) -> Iterator[bytes]:
+    """`span.length` bytes from `reader`, `first` already read; a file that ends
+    early raises (`IntegrityError`), so the connection is cut."""
+    try:
+        sent = len(first)
+        if first:
+            yield first
+        while sent < span.length:
+            data = reader.read(min(block_size, span.length - sent))
+            if not data:
+                raise IntegrityError(f"content ended at {sent} of {span.length} bytes")
+            sent += len(data)
+            yield data
+    finally:
+        if close:
+            reader.close()
+
+
+_STATUS = {
+    200: "200 OK",
+    206: "206 Partial Content",
+    304: "304 Not Modified",
+    412: "412 Precondition Failed",
+    416: "416 Range Not Satisfiable",
+}

@@ -1,0 +1,23 @@
+"""The WSGI environ keys davserver's layers hand each other, and the WSGI types.
+
+Keys the WebDAV provider reads are defined beside it (`providers.dav`, which cannot
+import this package) and re-exported here, so this module lists every key.
+"""
+
+from __future__ import annotations
+
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from providers.dav import DEST_CREATED, LINK, USER
+
+AUTH_UNAVAILABLE = "davserver.auth_unavailable"  # a login failed because the DB is down
+
+__all__ = [
+    "AUTH_UNAVAILABLE",
+    "DEST_CREATED",
+    "LINK",
+    "USER",
+    "StartResponse",
+    "WSGIApplication",
+    "WSGIEnvironment",
+]

@@ -1,0 +1,112 @@
+"""WebDAV locks: WsgiDAV's lock manager, its storage, and the lock view over them.
+
+One `MemberTokenLockManager` per process keeps every lock, in process
+(`LockStorageDict`) or in Redis for all instances (`RedisLockStorage`); WsgiDAV's apps
+(`/dav/`, each link's `/s/<token>/dav/`) take and release locks through it, and the
+operations layer asks it through `WsgiDavLocks`, the `LockView` over the same manager,
+before every mutation at any door.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from wsgidav.dav_error import HTTP_LOCKED, DAVError
+from wsgidav.lock_man.lock_manager import LockManager
+from wsgidav.lock_man.lock_storage import LockStorageDict
+from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
+
+from providers import redis_store
+from providers.dav.errors import dav_error_context
+from providers.errors import Locked, Unavailable
+from providers.operations import Actor, Place, lock_url
+from providers.operations.locks import Depth
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class MemberTokenLockManager(LockManager):
+    """WsgiDAV's lock manager, except that a lock on a member of a collection does not
+    block a Depth-infinity write to the collection (a MOVE or DELETE of the folder) when
+    the request comes from the lock's owner and submits its token in `If:`.
+
+    RFC 4918 (7.4, 9.9.4) asks for exactly that: the tokens of locked members must be
+    submitted, and then the request may proceed. WsgiDAV 4.4 counts every member lock
+    as a conflict ("TODO: verify assumptions" in `check_write_permission`), so davfs2,
+    which locks each file it has open for writing and sends those tokens with the MOVE,
+    got 423 renaming a folder that held a file not yet uploaded: `mv` failed with EIO.
+    """
+
+    def _get_write_conflicts(
+        self, url: str, depth: str, token_list: list[str], principal: str
+    ) -> Any:
+        conflicts = super()._get_write_conflicts(url, "0", token_list, principal)
+        if depth == "infinity":
+            members = self.storage.get_lock_list(
+                url, include_root=False, include_children=True, token_only=False
+            )
+            for lock in members:
+                if lock["principal"] != principal or lock["token"] not in token_list:
+                    conflicts.add_href(lock["root"])
+        return conflicts
+
+
+class WsgiDavLocks:
+    """The operations layer's `LockView` over a WsgiDAV lock manager."""
+
+    def __init__(self, manager: LockManager) -> None:
+        self.manager = manager
+
+    def check(self, actor: Actor, place: Place, *, is_dir: bool, depth: Depth) -> None:
+        try:
+            self.manager.check_write_permission(
+                url=lock_url(place, is_dir=is_dir),
+                depth=depth,
+                token_list=list(actor.lock_tokens),
+                principal=actor.lock_owner,
+            )
+        except DAVError as e:
+            if e.value != HTTP_LOCKED:
+                raise Unavailable(f"lock store: {e.context_info or e.value}") from e
+            roots = e.err_condition.hrefs if e.err_condition is not None else []
+            raise Locked("locked: the target or a folder above it holds a lock", roots) from e
+
+    def release(self, place: Place, *, is_dir: bool) -> None:
+        self.manager.remove_all_locks_from_url(lock_url(place, is_dir=is_dir), recursive=True)
+
+
+def _answers_503(method: F) -> F:
+    """Run a storage method with Redis errors answered 503 (a `DAVError`, since
+    WsgiDAV calls storages itself and would turn anything else into a 500)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with dav_error_context(), redis_store.translated("lock store"):
+            return method(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+class RedisLockStorage(LockStorageRedis):
+    """WsgiDAV's Redis lock storage on a client made from `url` by
+    `providers.redis_store.connect` (TLS, user names, any URL form)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+
+    def open(self) -> None:
+        self._redis = redis_store.connect(self._url)
+
+    get = _answers_503(LockStorageRedis.get)
+    create = _answers_503(LockStorageRedis.create)
+    refresh = _answers_503(LockStorageRedis.refresh)
+    delete = _answers_503(LockStorageRedis.delete)
+    get_lock_list = _answers_503(LockStorageRedis.get_lock_list)
+
+
+def lock_storage(redis_url: str) -> Any:
+    """Lock storage in Redis at `redis_url`, or in this process when it is empty."""
+    return RedisLockStorage(redis_url) if redis_url else LockStorageDict()

@@ -1,0 +1,16 @@
+"""`Operations`: the one application layer every door goes through to change files.
+
+It is the only code that mutates the tree (design invariant 11). Its parts:
+`TreeMutations` (folders, delete, move, copy, properties), `ContentWrites` (file
+content) and `Sharing` (grants and links), over the checks of `OperationsBase`.
+"""
+
+from __future__ import annotations
+
+from providers.operations.mutations import TreeMutations
+from providers.operations.sharing import Sharing
+from providers.operations.writes import ContentWrites
+
+
+class Operations(TreeMutations, ContentWrites, Sharing):
+    """See the module docstring and each part's."""

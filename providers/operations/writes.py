@@ -1,0 +1,128 @@
+"""Writing a file's content: checks before the first byte, one commit after the last.
+
+`create_file` (a new name in a folder) and `overwrite` (an existing file) check
+rights, the name and locks, and the owner's quota against the size the client
+announced, before any byte is read: a refused upload costs the client one round
+trip. They hand back a `PendingWrite` whose `writer` streams the body into chunks
+(`FileStore.writer`, bounded memory, stopped at the quota left); `commit` then makes
+the content current in one transaction (design invariants 2 and 10), after checking
+the locks again (an upload can be long), and publishes the event. A write that is not
+committed leaves the previous version as it was; its chunks are left for GC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from providers.catalog import NewContent, NodeRecord
+from providers.errors import Conflict, QuotaExceeded
+from providers.filestore import FileWriter
+from providers.operations import events
+from providers.operations.access import Place
+from providers.operations.actor import Actor
+from providers.operations.base import OperationsBase
+from providers.operations.views import Located
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """An upload that passed its checks: the file is `name` in folder `parent_id`
+    (owned by `owner_id`), at `place`; `replaces` is the size of the content it
+    replaces (0 for a new file); `writer` receives the body."""
+
+    parent_id: int
+    name: str
+    owner_id: int
+    place: Place
+    replaces: int
+    exists: bool
+    writer: FileWriter
+
+
+class ContentWrites(OperationsBase):
+    """See the module docstring."""
+
+    def create_file(
+        self, actor: Actor, parent: Located, name: str, *, announced: int | None = None
+    ) -> PendingWrite:
+        """Start writing a new file `name` in `parent` (`announced`: the body's size
+        if the client said it)."""
+        folder = self.folder(parent)
+        self.require(parent.place, adding=True)
+        name = self.new_name(folder, name)
+        self.check_lock(actor, parent.place, is_dir=True, depth="0")
+        place = parent.place.child(name)
+        return self._pending(actor, folder.id, name, folder.owner_id, place, None, announced)
+
+    def overwrite(
+        self, actor: Actor, target: Located, *, announced: int | None = None
+    ) -> PendingWrite:
+        """Start writing new content for the existing file `target`."""
+        node = target.node
+        if node is None or node.is_dir:
+            raise Conflict("not a file")
+        if node.parent_id is None:
+            raise Conflict("a home is a folder")
+        self.require(target.place)
+        self.check_lock(actor, target.place, is_dir=False, depth="0")
+        return self._pending(
+            actor, node.parent_id, node.name, node.owner_id, target.place, node.size, announced
+        )
+
+    def commit(
+        self,
+        actor: Actor,
+        pending: PendingWrite,
+        content: NewContent,
+        *,
+        mtime: float,
+        content_type: str | None = None,
+    ) -> NodeRecord:
+        """Make `content` (what `pending.writer` stored) the file's current content;
+        the name keeps its stored spelling if another spelling was created meanwhile
+        (`Contents.commit_file`). Raises what the commit raises (`QuotaExceeded`,
+        `Conflict`, `ChunkGone`) and `Locked`; then nothing changed."""
+        if pending.exists:
+            self.check_lock(actor, pending.place, is_dir=False, depth="0")
+        else:
+            self.check_lock(actor, pending.place.parent(), is_dir=True, depth="0")
+        path = pending.place.owner_path
+        node, _created = self.catalog.contents.commit_file(
+            pending.parent_id,
+            pending.name,
+            pending.owner_id,
+            content,
+            mtime=mtime,
+            content_type=content_type,
+            path=path,
+            author_id=actor.author_id,
+        )
+        self.publish(events.PUT, actor, node, path)
+        return node
+
+    def space_for(self, actor: Actor, owner_id: int) -> int | None:
+        """Bytes `owner_id` may still store (None: no quota). The actor's own record,
+        read when it logged in, answers for itself without a query."""
+        if actor.user.id == owner_id:
+            return actor.user.available_bytes
+        return self.catalog.users.available_bytes(owner_id)
+
+    def _pending(
+        self,
+        actor: Actor,
+        parent_id: int,
+        name: str,
+        owner_id: int,
+        place: Place,
+        replaces: int | None,
+        announced: int | None,
+    ) -> PendingWrite:
+        """The quota check before the body, and the writer bounded by what is left
+        (the commit's check is the binding one); `replaces` None: a new file."""
+        available = self.space_for(actor, owner_id)
+        limit = None if available is None else available + (replaces or 0)
+        if limit is not None and announced is not None and announced > limit:
+            raise QuotaExceeded(f"quota exceeded: {announced} bytes announced, {limit} allowed")
+        writer = self.files.writer(limit)
+        exists = replaces is not None
+        return PendingWrite(parent_id, name, owner_id, place, replaces or 0, exists, writer)
