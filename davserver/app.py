@@ -10,7 +10,6 @@ the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import secrets
@@ -31,11 +30,13 @@ from davserver.dav.app import MOUNT_PATH
 from davserver.http.guards import RequestGuard
 from davserver.http.proxy import ProxyHeaders
 from davserver.http.responses import plain_response
+from davserver.links import archive, edit, pages, password, uploads
 from davserver.links import dav as link_dav
-from davserver.links import edit, pages, uploads
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.settings import Settings
+from davserver.web.assets import STATIC_PATH, serve_static
+from davserver.web.render import PAGE_CSP, render
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
@@ -45,8 +46,7 @@ from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
 from providers.errors import StorageError
 from providers.filestore import FileStore
-from providers.operations import Event, InProcessEvents, Operations, SharedSpace
-from providers.operations.events import SHARING
+from providers.operations import InProcessEvents, Operations, SharedSpace
 
 log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -134,17 +134,10 @@ def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
 def build_operations(
     catalog: Catalog, files: FileStore, lock_manager: MemberTokenLockManager
 ) -> Operations:
-    """The operations layer, with in-process events; this process's cache of who
-    received what reloads on every sharing event."""
-    events = InProcessEvents()
-    shared = SharedSpace(catalog)
-
-    def reload_shares(event: Event) -> None:
-        if event.kind == SHARING:
-            shared.invalidate()
-
-    events.subscribe(reload_shares)
-    return Operations(catalog, files, WsgiDavLocks(lock_manager), events, shared)
+    """The operations layer over the engine, the process's lock manager and in-process
+    events."""
+    locks = WsgiDavLocks(lock_manager)
+    return Operations(catalog, files, locks, InProcessEvents(), SharedSpace(catalog))
 
 
 def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
@@ -166,15 +159,6 @@ def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
     return lambda: shutil.disk_usage(root).free
 
 
-LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>davserver</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
-code{{background:#f3f3f3;padding:.1rem .3rem}}</style></head><body>
-<h1>davserver</h1><p>WebDAV is served at <a href="{dav}/"><code>{dav}/</code></a>.</p>
-<p>Mount it with your file manager, davfs2, rclone or cadaver using your account.</p>
-</body></html>"""
-
-
 def build_app(services: Services) -> WsgiApp:
     """The WSGI application for `services` (see the module docstring)."""
     settings = services.settings
@@ -192,7 +176,7 @@ def build_app(services: Services) -> WsgiApp:
     links = build_share_site(services, free_bytes, options)
     context = ApiContext(services.ops, free_bytes, services.signer)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
-    landing = LANDING.format(dav=html.escape(MOUNT_PATH)).encode("utf-8")
+    landing = render("landing.html", title="davserver", dav=MOUNT_PATH)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -211,8 +195,16 @@ def build_app(services: Services) -> WsgiApp:
         if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
             return _root_options(start_response)
         if path == "/":
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Security-Policy", PAGE_CSP),
+                ],
+            )
             return [landing]
+        if path.startswith(STATIC_PATH + "/"):
+            return serve_static(environ, start_response)
         return plain_response(start_response, 404, "not found")
 
     # Outermost: every layer below must see the client's address, scheme and host.
@@ -225,17 +217,17 @@ def build_share_site(
     """The `/s/` app with every action; its signing key is kept in the catalog, so all
     instances make and accept the same tokens."""
     ops, settings = services.ops, services.settings
-    page_actions = pages.SharePages(
-        services.catalog, services.files, services.signer, services.limiter
-    )
+    gate = password.PasswordGate(services.signer, services.limiter)
     link_options = link_dav.LinkDavOptions(options, settings.max_xml_body)
     actions = {
-        **pages.actions(page_actions),
+        **pages.actions(pages.SharePages(services.catalog, services.files)),
+        **archive.actions(services.catalog, services.files),
+        **password.actions(gate),
         **uploads.actions(ops),
         **edit.actions(ops),
         **link_dav.actions(ops, free_bytes, services.lock_manager, services.limiter, link_options),
     }
-    return ShareSite(services.catalog, services.signer, actions, page_actions.password_page)
+    return ShareSite(services.catalog, services.signer, actions, gate.password_page)
 
 
 def share_signer(catalog: Catalog) -> LinkSigner:

@@ -1,268 +1,45 @@
-"""The drop page: where a share link's visitor sends files (TUS, `share_uploads`).
+"""The drop page: where a share link's visitor sends files (TUS, `davserver.links.uploads`).
 
-Server-rendered HTML with the pages' stylesheet (`share_html.CSS`) plus a few rules,
-and one small vanilla script: files chosen with the file input or dropped (folders
-too, with their sub-folders) are sent one after the other, each created with a TUS
-POST and sent in `PIECE`-byte PATCHes; a PATCH that fails (network, 409, 5xx other
-than 507) is followed by a HEAD and the upload goes on from the server's offset, up
-to `RETRIES` times in a row. Each file has a `<progress>` bar and a status line; the
-final name (after an automatic rename) comes from the last answer's
-`X-Davserver-Name` header. The page names the folder and nothing in it: an upload
-link shows none of the folder's contents. Same Content-Security-Policy as the other
-pages (`share_html.page_csp`): the script and style run by nonce.
+A template (`links/drop.html`) and one small script (`static/drop.js`): files chosen
+with the file input or dropped (folders too, with their sub-folders) are sent one after
+the other, each created with a TUS POST and sent in `PIECE`-byte PATCHes; a PATCH that
+fails (network, 409, 5xx other than 507) is followed by a HEAD and the upload goes on
+from the server's offset, up to `RETRIES` times in a row. Each file has a `<progress>`
+bar and a status line; the final name (after an automatic rename) comes from the last
+answer's `X-Davserver-Name` header. The page names the folder and nothing in it: an
+upload link shows none of the folder's contents.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from davserver.links.html import CSS, page_csp
-from davserver.links.site import ShareRequest, escape, respond
+from davserver.links.site import ShareRequest, page
 
 PIECE = 8 * 1024 * 1024  # bytes per PATCH: a failure costs at most this much again
 RETRIES = 6
-
-DROP_CSS = """
-.zone{display:block;border:2px dashed var(--line);border-radius:.6rem;padding:2rem 1rem;
-text-align:center;background:var(--soft);cursor:pointer}
-.zone strong{color:var(--accent)}
-.zone.over{border-color:var(--accent)}
-#drop-input:focus-visible+.zone{outline:3px solid var(--accent);outline-offset:2px}
-.uploads{list-style:none;padding:0;margin:1rem 0}
-.uploads li{padding:.6rem 0;border-bottom:1px solid var(--line)}
-.uploads .top{display:flex;gap:.5rem;justify-content:space-between;flex-wrap:wrap}
-.uploads .file{overflow-wrap:anywhere;font-weight:600}
-.uploads progress{width:100%;height:1rem;margin:.3rem 0}
-.uploads .state{color:var(--muted)}
-.uploads li.failed .state{color:var(--danger)}
-.uploads li.done .state{color:inherit}
-"""
-
-DROP_JS = """
-"use strict";
-const PIECE = __PIECE__, RETRIES = __RETRIES__;
-const box = document.getElementById("drop");
-const endpoint = box.dataset.endpoint, folder = box.dataset.folder;
-const input = document.getElementById("drop-input");
-const zone = box.querySelector(".zone");
-const list = document.getElementById("drop-list");
-const summary = document.getElementById("drop-summary");
-const queue = [];
-let running = false, sent = 0, total = 0;
-
-const b64 = (text) => btoa(Array.from(new TextEncoder().encode(text),
-  (b) => String.fromCharCode(b)).join(""));
-const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
-function size(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-  return (i ? n.toFixed(1) : n) + " " + units[i];
-}
-function request(method, url, headers, body, progress) {
-  return new Promise((done, fail) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(method, url);
-    xhr.setRequestHeader("Tus-Resumable", "1.0.0");
-    for (const [key, value] of Object.entries(headers)) xhr.setRequestHeader(key, value);
-    if (progress) xhr.upload.onprogress = (e) => progress(e.loaded);
-    xhr.onload = () => done(xhr);
-    xhr.onerror = xhr.ontimeout = xhr.onabort = () => fail(new Error("connection lost"));
-    xhr.send(body === undefined ? null : body);
-  });
-}
-function reason(xhr) {
-  const known = {404: "this link does not accept files any more",
-    413: "the file is too large", 507: "not enough space left in the folder"};
-  return known[xhr.status] || "the server answered " + xhr.status;
-}
-const permanent = (xhr) => xhr.status === 507 || (xhr.status < 500 && xhr.status !== 409);
-const finalName = (xhr, file) => {
-  const name = xhr.getResponseHeader("X-Davserver-Name");
-  return name ? decodeURIComponent(name) : file.name;
-};
-
-function show(item, done) {
-  const percent = item.file.size ? Math.floor(done * 100 / item.file.size) : 100;
-  item.bar.value = Math.min(percent, 100);
-  item.state.textContent = "Sending… " + item.bar.value + " %";
-}
-function add(file, path) {
-  const li = document.createElement("li");
-  const top = document.createElement("div"), name = document.createElement("span");
-  const bytes = document.createElement("span"), bar = document.createElement("progress");
-  const state = document.createElement("div");
-  top.className = "top"; name.className = "file"; state.className = "state";
-  name.textContent = path || file.name; bytes.textContent = size(file.size);
-  bar.max = 100; bar.value = 0;
-  bar.setAttribute("aria-label", "Progress of " + (path || file.name));
-  state.textContent = "Waiting";
-  top.append(name, bytes); li.append(top, bar, state); list.append(li);
-  queue.push({file, path, li, bar, state, url: null});
-  total += 1;
-}
-
-async function create(item) {
-  let meta = "filename " + b64(item.file.name);
-  const rel = [folder, item.path].filter(Boolean).join("/");
-  if (rel) meta += ",relativePath " + b64(item.path ? rel : rel + "/" + item.file.name);
-  const xhr = await request("POST", endpoint,
-    {"Upload-Length": String(item.file.size), "Upload-Metadata": meta});
-  if (xhr.status !== 201) throw new Error(reason(xhr));
-  item.url = xhr.getResponseHeader("Location");
-}
-async function head(item) {
-  let xhr;
-  try { xhr = await request("HEAD", item.url, {}); } catch (e) { return null; }
-  if (xhr.status === 200) return xhr;
-  if (permanent(xhr)) throw new Error(reason(xhr));
-  return null;
-}
-async function patch(item, start) {
-  const end = Math.min(start + PIECE, item.file.size);
-  const headers = {"Content-Type": "application/offset+octet-stream",
-    "Upload-Offset": String(start)};
-  try {
-    return await request("PATCH", item.url, headers, item.file.slice(start, end),
-      (n) => show(item, start + n));
-  } catch (e) { return null; }
-}
-// Sends the file from the server's offset (null: ask it with HEAD first); returns
-// the name it was stored under.
-async function send(item) {
-  if (!item.url) await create(item);
-  let offset = item.tried ? null : 0, failures = 0;
-  item.tried = true;
-  for (;;) {
-    if (offset === null) {
-      const answer = await head(item);
-      if (answer) {
-        offset = Number(answer.getResponseHeader("Upload-Offset"));
-        if (offset >= item.file.size) return finalName(answer, item.file);
-      }
-    }
-    let conflict = false;
-    if (offset !== null) {
-      const xhr = await patch(item, offset);
-      if (xhr && xhr.status === 204) {
-        offset = Number(xhr.getResponseHeader("Upload-Offset"));
-        failures = 0; show(item, offset);
-        if (offset >= item.file.size) return finalName(xhr, item.file);
-        continue;
-      }
-      if (xhr && permanent(xhr)) throw new Error(reason(xhr));
-      conflict = Boolean(xhr && xhr.status === 409);
-      offset = null;
-    }
-    failures += 1;
-    if (failures > RETRIES) throw new Error("the connection keeps failing");
-    if (!conflict) {
-      item.state.textContent = "Connection trouble, trying again…";
-      await sleep(Math.min(500 * 2 ** failures, 15000));
-    }
-  }
-}
-async function run() {
-  if (running) return;
-  running = true;
-  while (queue.length) {
-    const item = queue.shift();
-    item.li.className = ""; item.state.textContent = "Sending… 0 %";
-    try {
-      const name = await send(item);
-      item.bar.value = 100; item.li.className = "done"; sent += 1;
-      item.state.textContent = name === item.file.name ? "Sent" : "Sent as “" + name + "”";
-    } catch (e) {
-      item.li.className = "failed"; item.state.textContent = "Not sent: " + e.message + " ";
-      const again = document.createElement("button");
-      again.type = "button"; again.textContent = "Try again";
-      again.addEventListener("click", () => { again.remove(); queue.push(item); run(); });
-      item.state.append(again);
-    }
-    summary.textContent = sent + " of " + total + " sent";
-  }
-  running = false;
-}
-
-async function walk(entry, prefix, out) {
-  if (entry.isFile) {
-    const file = await new Promise((ok, ko) => entry.file(ok, ko));
-    out.push([file, prefix + file.name]);
-    return;
-  }
-  const reader = entry.createReader();
-  for (;;) {
-    const batch = await new Promise((ok, ko) => reader.readEntries(ok, ko));
-    if (!batch.length) return;
-    for (const child of batch) await walk(child, prefix + entry.name + "/", out);
-  }
-}
-async function dropped(data) {
-  const entries = Array.from(data.items || [], (i) => i.webkitGetAsEntry && i.webkitGetAsEntry());
-  if (!entries.length || entries.some((e) => !e)) {
-    for (const file of data.files) add(file, "");
-  } else {
-    const found = [];
-    for (const entry of entries) await walk(entry, "", found);
-    for (const [file, path] of found) add(file, path.includes("/") ? path : "");
-  }
-  run();
-}
-input.addEventListener("change", () => {
-  for (const file of input.files) add(file, "");
-  input.value = "";
-  run();
-});
-for (const type of ["dragenter", "dragover"]) {
-  zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("over"); });
-}
-zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-zone.addEventListener("drop", (e) => {
-  e.preventDefault(); zone.classList.remove("over"); dropped(e.dataTransfer);
-});
-// A file dropped beside the zone must not make the browser leave the page.
-document.addEventListener("dragover", (e) => e.preventDefault());
-document.addEventListener("drop", (e) => e.preventDefault());
-""".replace("__PIECE__", str(PIECE)).replace("__RETRIES__", str(RETRIES))
-
-
-def drop_page(req: ShareRequest, start_response: Callable[..., Any]) -> list[bytes]:
-    """`ShareSite.drop_page`: the drop page for the link's own folder."""
-    return render(req, start_response, [])
 
 
 def render(req: ShareRequest, start_response: Callable[..., Any], folder: list[str]) -> list[bytes]:
     """The drop page sending into `folder` (names below the shared folder; created at
     the commit if missing). Only the shared folder's own name and `folder` are shown."""
-    nonce = secrets.token_urlsafe(16)
     target = "/".join([req.link.node.name, *folder])
-    back, private = "", "Files you send are added to this folder; what it holds stays private. "
+    back = None
     if req.link.perm != "upload":
         browse = "/".join(quote(name, safe="") for name in folder)
-        href = f"{req.base}/browse/{browse}/" if folder else f"{req.base}/"
-        back, private = f'<p><a href="{escape(href)}">Back to the folder</a></p>', ""
-    body = (
-        f"{back}<h1>Send files to “{escape(target)}”</h1>"
-        f'<p class="note">{private}Nothing already there is replaced: a name that is taken '
-        "gets a number, like “report (2).pdf”.</p>"
-        f'<div id="drop" data-endpoint="{escape(req.base)}/upload/" '
-        f'data-folder="{escape("/".join(folder))}">'
-        '<input type="file" id="drop-input" class="sr" multiple>'
-        '<label for="drop-input" class="zone"><strong>Choose files</strong> '
-        "or drop them here</label></div>"
-        '<noscript><p class="error">Sending files needs JavaScript.</p></noscript>'
-        '<p id="drop-summary" role="status" aria-live="polite"></p>'
-        '<ul id="drop-list" class="uploads" aria-label="Files"></ul>'
+        back = f"{req.base}/browse/{browse}/" if folder else f"{req.base}/"
+    return page(
+        req,
+        start_response,
+        "200 OK",
+        "links/drop.html",
+        title=f"Send files to {target}",
+        target=target,
+        back_href=back,
+        endpoint=f"{req.base}/upload/",
+        folder="/".join(folder),
+        piece=PIECE,
+        retries=RETRIES,
     )
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Send files to {escape(target)}</title>"
-        f'<style nonce="{nonce}">{CSS}{DROP_CSS}</style></head>'
-        f'<body><main>{body}</main><script nonce="{nonce}">{DROP_JS}</script></body></html>'
-    )
-    headers = [("Content-Security-Policy", page_csp(nonce))]
-    return respond(start_response, "200 OK", page.encode(), headers=headers)

@@ -1,57 +1,30 @@
-"""The share-link web pages: folder listings, file pages with previews, file bytes,
-streamed zips and the password form (the actions `ShareSite` routes, see its table).
+"""The share-link web pages: folder listings and file pages with previews (the
+actions `ShareSite` routes, see its table).
 
-`actions(pages)` gives them:
+`actions(pages)` gives them, with the file actions of `davserver.links.files`:
 
     ""        the link's own page: listing (folder), file page (file), drop page (upload)
     browse    a folder listing (`?sort=name|size|modified&order=asc|desc`) or a file page
     raw       a file inline, for previews; download  the file as an attachment
-              (both in `davserver.links.files`)
-    zip       a folder as a streamed zip (`davserver.links.zipstream`), counted as a download
-    unlock    POST `password`: on success the unlock cookie and 303 to the link's page
 
 Every URL a page links to is built here from stored names, percent-encoded name by
 name, always below `/s/<token>/`: nothing a visitor types is ever echoed back as a
-link or a redirect target. Pages carry a Content-Security-Policy with a per-response
-nonce (`share_html.page_csp`), and are `no-store` (`share_site.respond`).
+link or a redirect target. Pages are templates (`davserver.web`, autoescaped) with the
+pages' Content-Security-Policy, and are `no-store` (`davserver.links.site.respond`).
 """
 
 from __future__ import annotations
 
 import codecs
-import functools
 import logging
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from davserver.auth.passwords import verify_password
-from davserver.auth.ratelimit import LoginLimiter
-from davserver.http.body import read_body
-from davserver.http.errors import HttpError
-from davserver.links import drop_page, html
-from davserver.links.files import (
-    BLOCK,
-    FILE_CSP,
-    content_disposition,
-    guessed_type,
-    preview_kind,
-    serve_file,
-)
-from davserver.links.signer import UNLOCK_MAX_AGE, LinkSigner
-from davserver.links.site import (
-    ALL_PERMS,
-    BASE_HEADERS,
-    SEE,
-    Action,
-    ShareRequest,
-    cookie_name,
-    guess_subjects,
-    not_found,
-    respond,
-)
-from davserver.links.zipstream import Member, zip_stream
+from davserver.links import drop_page
+from davserver.links.files import guessed_type, preview_kind, serve_file
+from davserver.links.site import ALL_PERMS, SEE, Action, ShareRequest, not_found, page
 from providers.catalog import Catalog, NodeRecord
 from providers.errors import StorageError
 from providers.filestore import FileStore
@@ -60,8 +33,7 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 DOWNLOAD = frozenset({"download", "edit"})
 TEXT_PREVIEW = 256 * 1024  # bytes of a text file shown on its page
-MAX_FORM = 4096  # an unlock form body larger than this is refused unread
-SORT_KEYS = ("name", "size", "modified")
+SORT_KEYS = (("name", "Name"), ("size", "Size"), ("modified", "Modified"))
 
 
 def actions(pages: SharePages) -> dict[str, Action]:
@@ -71,8 +43,6 @@ def actions(pages: SharePages) -> dict[str, Action]:
         "browse": Action(pages.browse, SEE),
         "raw": Action(pages.raw, SEE),
         "download": Action(pages.download, DOWNLOAD),
-        "zip": Action(pages.zip, DOWNLOAD),
-        "unlock": Action(pages.unlock, ALL_PERMS, resolve=False, own_password=True),
     }
 
 
@@ -89,16 +59,42 @@ def share_path(names: list[str]) -> str:
     return "/" + "/".join(names)
 
 
-class SharePages:
-    """The page actions (see the module docstring) and the password form; one per site."""
+@dataclass(frozen=True)
+class Crumb:
+    """One breadcrumb; the last (current) one has `href` None."""
 
-    def __init__(
-        self, catalog: Catalog, files: FileStore, signer: LinkSigner, limiter: LoginLimiter
-    ) -> None:
+    label: str
+    href: str | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One listing row; `path` is the member's path inside the share (`/sub/a.txt`)."""
+
+    name: str
+    href: str
+    is_dir: bool
+    size: int
+    mtime: float
+    path: str
+
+
+@dataclass(frozen=True)
+class Column:
+    """A sortable column header: its link and, when it is the sort key, the order."""
+
+    key: str
+    label: str
+    href: str
+    order: str | None  # "asc" / "desc" when sorted by it
+
+
+class SharePages:
+    """The page actions (see the module docstring); one per site."""
+
+    def __init__(self, catalog: Catalog, files: FileStore) -> None:
         self.catalog = catalog
         self.files = files
-        self.signer = signer
-        self.limiter = limiter
 
     def root(self, req: ShareRequest, start_response: StartResponse) -> Any:
         if req.link.perm == "upload":
@@ -109,7 +105,7 @@ class SharePages:
 
     def browse(self, req: ShareRequest, start_response: StartResponse) -> Any:
         if req.method not in ("GET", "HEAD"):
-            return _not_allowed(req, start_response)
+            return not_allowed(req, start_response)
         if req.node is None:
             return not_found(start_response)
         try:
@@ -118,7 +114,7 @@ class SharePages:
             return self._file_page(req, start_response, req.node)
         except StorageError as e:
             log.warning("share link %s: %s", req.link.id, e)
-            return _page(req, start_response, "503 Service Unavailable", _unavailable)
+            return unavailable(req, start_response)
 
     def raw(self, req: ShareRequest, start_response: StartResponse) -> Any:
         return self._file(req, start_response, attachment=False)
@@ -128,7 +124,7 @@ class SharePages:
 
     def _file(self, req: ShareRequest, start_response: StartResponse, *, attachment: bool) -> Any:
         if req.method not in ("GET", "HEAD"):
-            return _not_allowed(req, start_response)
+            return not_allowed(req, start_response)
         if req.node is None or req.node.is_dir:
             return not_found(start_response)
         return serve_file(req, start_response, self.files, self.catalog, attachment=attachment)
@@ -137,7 +133,7 @@ class SharePages:
         key, order = _sort_order(req.environ)
         children = _sorted(self.catalog.tree.children(node.id), key, order)
         rows = [
-            html.Row(
+            Row(
                 name=child.name,
                 href=href(req.base, "browse", [*req.names, child.name], folder=child.is_dir),
                 is_dir=child.is_dir,
@@ -147,27 +143,20 @@ class SharePages:
             )
             for child in children
         ]
-        columns = [
-            html.Column(
-                k,
-                label,
-                f"?sort={k}&order={'desc' if (k, order) == (key, 'asc') else 'asc'}",
-                order if k == key else None,
-            )
-            for k, label in (("name", "Name"), ("size", "Size"), ("modified", "Modified"))
-        ]
         perm = req.link.perm
-        render = functools.partial(
-            html.listing_page,
+        return page(
+            req,
+            start_response,
+            "200 OK",
+            "links/listing.html",
             title=node.name,
             trail=self._trail(req),
-            columns=columns,
+            columns=_columns(key, order),
             rows=rows,
             zip_href=href(req.base, "zip", req.names) if perm in DOWNLOAD else None,
             edit_path=share_path(req.names) if perm == "edit" else None,
             base=req.base,
         )
-        return _page(req, start_response, "200 OK", lambda nonce: render(nonce=nonce))
 
     def _file_page(self, req: ShareRequest, start_response: StartResponse, node: NodeRecord) -> Any:
         kind, text = preview_kind(node), None  # text: shown inline when set
@@ -176,29 +165,30 @@ class SharePages:
         elif kind is None and guessed_type(node.name) is None:  # no type: look
             text = _as_text(self._head(node, TEXT_PREVIEW))
             kind = "text" if text is not None else None
-        cut = text is not None and node.size > TEXT_PREVIEW
-        preview = html.preview_markup(
-            kind, node.name, href(req.base, "raw", req.names), text, cut=cut
-        )
-        render = functools.partial(
-            html.file_page,
+        download = href(req.base, "download", req.names) if req.link.perm in DOWNLOAD else None
+        return page(
+            req,
+            start_response,
+            "200 OK",
+            "links/file.html",
+            title=node.name,
             name=node.name,
             size=node.size,
             mtime=node.mtime,
             trail=self._trail(req),
-            download_href=href(req.base, "download", req.names)
-            if req.link.perm in DOWNLOAD
-            else None,
-            preview=preview,
+            download_href=download,
+            preview=kind,
+            raw_href=href(req.base, "raw", req.names),
+            text=text,
+            cut=text is not None and node.size > TEXT_PREVIEW,
         )
-        return _page(req, start_response, "200 OK", lambda nonce: render(nonce=nonce))
 
-    def _trail(self, req: ShareRequest) -> list[html.Crumb]:
+    def _trail(self, req: ShareRequest) -> list[Crumb]:
         """Breadcrumbs from the shared node (never above it) down to `req.names`."""
-        trail = [html.Crumb(req.link.node.name, f"{req.base}/")]
+        trail = [Crumb(req.link.node.name, f"{req.base}/")]
         for depth, name in enumerate(req.names, start=1):
-            trail.append(html.Crumb(name, href(req.base, "browse", req.names[:depth], folder=True)))
-        trail[-1] = html.Crumb(trail[-1].label, None)
+            trail.append(Crumb(name, href(req.base, "browse", req.names[:depth], folder=True)))
+        trail[-1] = Crumb(trail[-1].label, None)
         return trail
 
     def _head(self, node: NodeRecord, limit: int) -> bytes:
@@ -213,128 +203,46 @@ class SharePages:
         finally:
             reader.close()
 
-    def zip(self, req: ShareRequest, start_response: StartResponse) -> Any:
-        """The folder as a zip named after it, streamed; counted once per GET."""
-        if req.method not in ("GET", "HEAD"):
-            return _not_allowed(req, start_response)
-        node = req.node
-        if node is None or not node.is_dir:
-            return not_found(start_response)
-        headers = [
-            ("Content-Type", "application/zip"),
-            ("Content-Disposition", content_disposition("attachment", f"{node.name}.zip")),
-            ("Cache-Control", "no-store"),
-            ("Content-Security-Policy", FILE_CSP),
-            *BASE_HEADERS,
-        ]
-        if req.method == "HEAD":
-            start_response("200 OK", headers)
-            return []
-        try:
-            children = self.catalog.tree.children(node.id)  # fails here, not mid-stream
-        except StorageError as e:
-            log.warning("share link %s: %s", req.link.id, e)
-            return _page(req, start_response, "503 Service Unavailable", _unavailable)
-        if not self.catalog.links.count_download(req.link.id):
-            return not_found(start_response)
-        start_response("200 OK", headers)
-        return _logged(zip_stream(self._members(node, children)), req.link.id)
 
-    def _members(self, root: NodeRecord, children: list[NodeRecord]) -> Iterator[Member]:
-        """The folder's subtree, depth first, each folder before what it holds (so
-        empty folders are entries too); one `children` query per folder, as it goes."""
-        pending: list[tuple[tuple[str, ...], NodeRecord, list[NodeRecord] | None]]
-        pending = [((root.name,), root, children)]
-        while pending:
-            path, folder, members = pending.pop()
-            yield Member(path, folder.mtime)
-            if members is None:
-                members = self.catalog.tree.children(folder.id)
-            for child in members:
-                if not child.is_dir:
-                    read = functools.partial(self._blocks, child)
-                    yield Member((*path, child.name), child.mtime, child.size, read)
-            subfolders = [child for child in members if child.is_dir]
-            pending.extend(((*path, sub.name), sub, None) for sub in reversed(subfolders))
-
-    def _blocks(self, node: NodeRecord) -> Iterator[bytes]:
-        reader = self.files.reader(node.content_id, node.size)
-        try:
-            while data := reader.read(BLOCK):
-                yield data
-        finally:
-            reader.close()
-
-    def unlock(self, req: ShareRequest, start_response: StartResponse) -> Any:
-        """Check the password (argon2id), throttled per link and per address; on
-        success set the unlock cookie and send the visitor to the link's page."""
-        link = req.link
-        if req.names:
-            return not_found(start_response)
-        if req.method != "POST" or not link.password_hash:
-            return _see_other(start_response, f"{req.base}/", [])
-        subjects = guess_subjects(link, str(req.environ.get("REMOTE_ADDR", "")))
-        wait = self.limiter.blocked_for(subjects)
-        if wait:
-            text = f"Too many wrong passwords. Try again in {wait} seconds."
-            too_many = functools.partial(html.message_page, "Too many attempts", text)
-            return _page(
-                req, start_response, "429 Too Many Requests", too_many, [("Retry-After", str(wait))]
-            )
-        password = _form_password(req.environ)
-        if password is not None and verify_password(link.password_hash, password):
-            cookie = (
-                f"{cookie_name(link.id)}={self.signer.unlock_cookie(link.id)}; "
-                f"Path={req.base}/; Max-Age={UNLOCK_MAX_AGE}; HttpOnly; SameSite=Lax"
-            )
-            cookie += "; Secure" if req.secure else ""
-            return _see_other(start_response, f"{req.base}/", [("Set-Cookie", cookie)])
-        self.limiter.failed(subjects)
-        return self.password_page(req, start_response, "Wrong password.")
-
-    def password_page(self, req: ShareRequest, start_response: StartResponse, error: str) -> Any:
-        """The password form (401: this link needs its password), `error` above it."""
-        form = functools.partial(html.password_page, error=error, action=f"{req.base}/unlock")
-        return _page(req, start_response, "401 Unauthorized", lambda nonce: form(nonce=nonce))
-
-
-def _page(
-    req: ShareRequest,
-    start_response: StartResponse,
-    status: str,
-    render: Callable[[str], bytes],
-    headers: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    """A page rendered with a fresh CSP nonce; HEAD gets its headers only."""
-    nonce = secrets.token_urlsafe(16)
-    csp = [("Content-Security-Policy", html.page_csp(nonce)), *(headers or [])]
-    body = respond(start_response, status, render(nonce), headers=csp)
-    return [] if req.method == "HEAD" else body
-
-
-def _unavailable(nonce: str) -> bytes:
-    return html.message_page("Try again later", "The files are unavailable right now.", nonce)
-
-
-def _not_allowed(req: ShareRequest, start_response: StartResponse) -> list[bytes]:
-    text = functools.partial(html.message_page, "Not allowed", "This address only shows pages.")
-    return _page(req, start_response, "405 Method Not Allowed", text, [("Allow", "GET, HEAD")])
-
-
-def _see_other(
-    start_response: StartResponse, location: str, headers: list[tuple[str, str]]
-) -> list[bytes]:
-    start_response(
-        "303 See Other",
-        [
-            ("Location", location),
-            ("Content-Length", "0"),
-            ("Cache-Control", "no-store"),
-            *BASE_HEADERS,
-            *headers,
-        ],
+def not_allowed(req: ShareRequest, start_response: StartResponse) -> list[bytes]:
+    """405 for a method a page does not take."""
+    allow = [("Allow", "GET, HEAD")]
+    text = "This address only shows pages."
+    return page(
+        req,
+        start_response,
+        "405 Method Not Allowed",
+        "message.html",
+        allow,
+        title="Not allowed",
+        text=text,
     )
-    return []
+
+
+def unavailable(req: ShareRequest, start_response: StartResponse) -> list[bytes]:
+    """503 when the catalog or the blob store cannot answer."""
+    text = "The files are unavailable right now."
+    return page(
+        req,
+        start_response,
+        "503 Service Unavailable",
+        "message.html",
+        title="Try again later",
+        text=text,
+    )
+
+
+def _columns(key: str, order: str) -> list[Column]:
+    """The column headers; the sorted one links to the other order."""
+    return [
+        Column(
+            k,
+            label,
+            f"?sort={k}&order={'desc' if (k, order) == (key, 'asc') else 'asc'}",
+            order if k == key else None,
+        )
+        for k, label in SORT_KEYS
+    ]
 
 
 def _sort_order(environ: dict[str, Any]) -> tuple[str, str]:
@@ -342,7 +250,8 @@ def _sort_order(environ: dict[str, Any]) -> tuple[str, str]:
     query = parse_qs(str(environ.get("QUERY_STRING", "")), max_num_fields=20)
     key = query.get("sort", ["name"])[0]
     order = query.get("order", ["asc"])[0]
-    return (key if key in SORT_KEYS else "name", order if order in ("asc", "desc") else "asc")
+    known = {k for k, _label in SORT_KEYS}
+    return (key if key in known else "name", order if order in ("asc", "desc") else "asc")
 
 
 def _sorted(children: list[NodeRecord], key: str, order: str) -> list[NodeRecord]:
@@ -371,25 +280,3 @@ def _as_text(data: bytes) -> str | None:
         return decoder.decode(data, final=False)
     except UnicodeDecodeError:
         return None
-
-
-def _form_password(environ: dict[str, Any]) -> str | None:
-    """The `password` field of a small urlencoded form body, else None."""
-    try:
-        body = read_body(environ, MAX_FORM)
-    except HttpError:
-        return None
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return fields.get("password", [None])[0]
-
-
-def _logged(stream: Iterator[bytes], link_id: int) -> Iterator[bytes]:
-    """`stream`, logging a failure that cuts a zip already under way."""
-    try:
-        yield from stream
-    except StorageError as e:
-        log.warning("share link %s: zip cut short: %s", link_id, e)
-        raise

@@ -25,10 +25,9 @@ composition root puts together.
 
 from __future__ import annotations
 
-import html
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
@@ -37,6 +36,7 @@ from urllib.parse import unquote_to_bytes
 from davserver.http.errors import HttpError
 from davserver.http.guards import check_raw_path, raw_request_path
 from davserver.links.signer import SHARE_PATH, LinkSigner
+from davserver.web.render import PAGE_CSP, render
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.errors import InvalidName, NotFound, StorageError
 from providers.names import split_path
@@ -119,16 +119,31 @@ def respond(
     return [body] if status.split()[0] != "304" else []
 
 
-NOT_FOUND_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Not found</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}
-</style></head><body><h1>Not found</h1><p>This link does not exist or no longer works.</p>
-</body></html>"""
+def page(
+    req: ShareRequest | None,
+    start_response: Callable[..., Any],
+    status: str,
+    template: str,
+    headers: Sequence[tuple[str, str]] = (),
+    **context: Any,
+) -> list[bytes]:
+    """A page from `template` (`davserver.web.render`) with the pages' CSP; HEAD gets
+    its headers only."""
+    csp = [("Content-Security-Policy", PAGE_CSP), *headers]
+    body = respond(start_response, status, render(template, **context), headers=csp)
+    return [] if req is not None and req.method == "HEAD" else body
+
+
+NOT_FOUND_PAGE = render(
+    "message.html", title="Not found", text="This link does not exist or no longer works."
+)
 
 
 def not_found(start_response: Callable[..., Any]) -> list[bytes]:
-    """The one answer for every dead end (see the module docstring)."""
-    return respond(start_response, "404 Not Found", NOT_FOUND_PAGE)
+    """The one answer for every dead end, always the same bytes (see the module
+    docstring)."""
+    csp = [("Content-Security-Policy", PAGE_CSP)]
+    return respond(start_response, "404 Not Found", NOT_FOUND_PAGE, headers=csp)
 
 
 def guess_subjects(link: ShareLinkRecord, address: str) -> list[tuple[str, str]]:
@@ -215,8 +230,3 @@ def link_actor(ops: Operations, link: ShareLinkRecord) -> Actor:
     if owner is None:
         raise NotFound("the link's owner is gone")
     return Actor(owner, link)
-
-
-def escape(text: str) -> str:
-    """HTML-escape `text` for element content and quoted attributes."""
-    return html.escape(text, quote=True)

@@ -1,9 +1,9 @@
 """Sharing: grants between users and public share links, for the API and the CLI alike.
 
 Only a node's owner shares it, named by its path in their own home: a path under the
-owner's `Shared/` is someone else's (`Forbidden`). A change to grants publishes a
-`sharing` event, on which this process's `SharedSpace` reloads at once (other
-processes follow the catalog's `acl` counter within their poll interval).
+owner's `Shared/` is someone else's (`Forbidden`). A change to grants makes this
+process's `SharedSpace` reload at once (other processes follow the catalog's `acl`
+counter within their poll interval) and publishes a `sharing` event.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class Sharing(OperationsBase):
         return link if self.catalog.links.revoke(link.owner, link_id) else None
 
     def _announce(self, owner: str, node_id: int, path: str) -> None:
+        """Reload this process's view of who received what, and tell listeners."""
+        self.shares.invalidate()
         user = self.catalog.users.get(owner)
         owner_id = user.id if user is not None else 0
         self.events.publish(Event(events.SHARING, owner_id, node_id, path, owner))

@@ -73,7 +73,8 @@ class ResumableUploads:
             check_name(part)
         if length < 0:
             raise ValueError("negative length")
-        node = self._check_folder(actor, folder, length)
+        node = self.ops.folder(folder)
+        self._check_folder(actor, folder, subfolders, length)
         return self.ops.catalog.uploads.create(_link_id(actor), node.id, subfolders, name, length)
 
     def get(self, actor: Actor, upload_id: str) -> UploadRecord | None:
@@ -94,7 +95,7 @@ class ResumableUploads:
         if upload.finished:
             raise Conflict("the upload is finished")
         root = self._root(actor, upload)
-        self._check_folder(actor, root, upload.length)  # before reading the body
+        self._check_folder(actor, root, upload.folder_path, upload.length)  # before the body
         writer = self.ops.files.writer()
         try:
             writer.writelines(blocks)
@@ -161,12 +162,21 @@ class ResumableUploads:
             raise NotFound("the folder of this upload is gone")
         return root
 
-    def _check_folder(self, actor: Actor, folder: Located, length: int) -> NodeRecord:
-        """Write access and locks of `folder`, and room for `length` bytes."""
+    def _check_folder(
+        self, actor: Actor, root: Located, subfolders: Sequence[str], length: int
+    ) -> None:
+        """Write access and locks of the folder the file would go into now (the
+        deepest of `subfolders` below `root` that exists), and room for `length`
+        bytes."""
+        folder, view = root, self.ops.view(actor)
+        for name in subfolders:
+            child = view.locate([*folder.shown, name])
+            if child is None or not child.is_dir:
+                break
+            folder = child
         node = self.ops.folder(folder)
         self.ops.require(folder.place, adding=True)
         self.ops.check_lock(actor, folder.place, is_dir=True, depth="0")
         available = self.ops.space_for(actor, node.owner_id)
         if available is not None and length > available:
             raise QuotaExceeded(f"{length} bytes do not fit in the {available} bytes left")
-        return node

@@ -35,7 +35,6 @@ from providers.operations.access import (
     home_place,
 )
 
-
 _LINK_ACCESS = {"edit": Access.WRITE, "upload": Access.ADD}
 
 

@@ -1,0 +1,117 @@
+"""The `LockView` contract (`providers.operations.locks`), on each lock storage: in
+process and in Redis (a real Valkey server). Locks are taken the way WebDAV takes them
+(WsgiDAV's lock manager, keyed by `lock_url`), then checked through the view, as the
+operations layer checks every door's writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from providers.catalog import UserRecord
+from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
+from providers.errors import Locked
+from providers.operations import Access, Actor, Place, lock_url
+from tests.services.redis import RedisService
+
+OWNER = UserRecord(1, "alice", "", 1, None, 0)
+OTHER = UserRecord(2, "bob", "", 2, None, 0)
+FOLDER = Place(1, ("proj",), Access.OWNER)
+FILE = FOLDER.child("a.txt")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def manager(request: pytest.FixtureRequest) -> Iterator[MemberTokenLockManager]:
+    if request.param == "memory":
+        yield MemberTokenLockManager(lock_storage(""))
+        return
+    service: RedisService = request.getfixturevalue("redis_service")
+    url = service.url.rsplit("/", 1)[0] + "/15"
+    made = MemberTokenLockManager(lock_storage(url))
+    made.storage.clear()
+    yield made
+    made.storage.clear()
+
+
+def lock(manager: MemberTokenLockManager, place: Place, *, is_dir: bool, depth: str) -> str:
+    """alice's exclusive write lock on `place`; its token."""
+    taken = manager.acquire(
+        url=lock_url(place, is_dir=is_dir),
+        lock_type="write",
+        lock_scope="exclusive",
+        lock_depth=depth,
+        lock_owner=b"<owner>alice</owner>",
+        timeout=600,
+        principal=OWNER.name,
+        token_list=[],
+    )
+    return str(taken["token"])
+
+
+def refused(view: WsgiDavLocks, actor: Actor, place: Place, *, is_dir: bool, depth: str) -> bool:
+    try:
+        view.check(actor, place, is_dir=is_dir, depth=depth)  # type: ignore[arg-type]
+    except Locked:
+        return True
+    return False
+
+
+def test_a_lock_binds_everyone_but_its_owner_with_the_token(
+    manager: MemberTokenLockManager,
+) -> None:
+    view = WsgiDavLocks(manager)
+    token = lock(manager, FILE, is_dir=False, depth="0")
+    assert refused(view, Actor(OTHER), FILE, is_dir=False, depth="0")
+    assert refused(view, Actor(OWNER), FILE, is_dir=False, depth="0")  # no token sent
+    assert not refused(view, Actor(OWNER, lock_tokens=(token,)), FILE, is_dir=False, depth="0")
+    assert refused(view, Actor(OTHER, lock_tokens=(token,)), FILE, is_dir=False, depth="0")
+    assert not refused(view, Actor(OTHER), FILE.parent().child("b.txt"), is_dir=False, depth="0")
+
+
+def test_a_lock_in_a_folder_guards_deleting_or_moving_the_folder(
+    manager: MemberTokenLockManager,
+) -> None:
+    view = WsgiDavLocks(manager)
+    token = lock(manager, FILE, is_dir=False, depth="0")
+    assert refused(view, Actor(OTHER), FOLDER, is_dir=True, depth="infinity")
+    assert not refused(view, Actor(OTHER), FOLDER, is_dir=True, depth="0")
+    owner = Actor(OWNER, lock_tokens=(token,))
+    assert not refused(view, owner, FOLDER, is_dir=True, depth="infinity")
+
+
+def test_a_folder_lock_guards_its_members_list_and_depth_infinity_its_members(
+    manager: MemberTokenLockManager,
+) -> None:
+    view = WsgiDavLocks(manager)
+    lock(manager, FOLDER, is_dir=True, depth="0")
+    assert refused(view, Actor(OTHER), FOLDER, is_dir=True, depth="0")  # adding a member
+    assert not refused(view, Actor(OTHER), FILE, is_dir=False, depth="0")  # writing one
+    deep = FOLDER.parent().child("deep")
+    lock(manager, deep, is_dir=True, depth="infinity")
+    assert refused(view, Actor(OTHER), deep.child("x.txt"), is_dir=False, depth="0")
+
+
+def test_locks_are_keyed_by_the_owners_tree_whoever_looks(
+    manager: MemberTokenLockManager,
+) -> None:
+    """bob reaching alice's file through a grant has a place with other rights but the
+    same key: alice's lock binds him there."""
+    view = WsgiDavLocks(manager)
+    lock(manager, FILE, is_dir=False, depth="0")
+    through_a_grant = Place(1, ("proj", "a.txt"), Access.WRITE, fixed=False)
+    assert refused(view, Actor(OTHER), through_a_grant, is_dir=False, depth="0")
+    bobs_own = Place(2, ("proj", "a.txt"), Access.OWNER)
+    assert not refused(view, Actor(OTHER), bobs_own, is_dir=False, depth="0")
+
+
+def test_release_drops_every_lock_at_and_below_a_place(manager: MemberTokenLockManager) -> None:
+    view = WsgiDavLocks(manager)
+    lock(manager, FILE, is_dir=False, depth="0")
+    lock(manager, FOLDER.child("sub"), is_dir=True, depth="infinity")
+    elsewhere = Place(1, ("other.txt",), Access.OWNER)
+    lock(manager, elsewhere, is_dir=False, depth="0")
+    view.release(FOLDER, is_dir=True)
+    assert not refused(view, Actor(OTHER), FOLDER, is_dir=True, depth="infinity")
+    assert refused(view, Actor(OTHER), elsewhere, is_dir=False, depth="0")
+    view.release(FOLDER, is_dir=True)  # idempotent

@@ -1,0 +1,3 @@
+from wsgidav._middleware import BaseMiddleware
+
+class ErrorPrinter(BaseMiddleware): ...
