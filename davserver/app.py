@@ -17,7 +17,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from davserver.api import account, shares
 from davserver.api.app import API_PATH, ApiContext, build_api
@@ -27,16 +27,15 @@ from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
 from davserver.dav import app as dav_app
 from davserver.dav.app import MOUNT_PATH
+from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.proxy import ProxyHeaders
-from davserver.http.responses import plain_response
 from davserver.links import archive, edit, pages, password, uploads
 from davserver.links import dav as link_dav
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.settings import Settings
-from davserver.web.assets import STATIC_PATH, serve_static
-from davserver.web.render import PAGE_CSP, render
+from davserver.web.root import RootSite
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
@@ -49,7 +48,6 @@ from providers.filestore import FileStore
 from providers.operations import InProcessEvents, Operations, SharedSpace
 
 log = logging.getLogger(__name__)
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @dataclass
@@ -66,6 +64,11 @@ class Services:
     ops: Operations
     limiter: LoginLimiter
     signer: LinkSigner
+
+    def check(self) -> None:
+        """`Unavailable` unless the catalog and the blob store answer now."""
+        self.catalog.check()
+        self.blobs.check()
 
     def close(self) -> None:
         self.limiter.close()
@@ -159,7 +162,7 @@ def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
     return lambda: shutil.disk_usage(root).free
 
 
-def build_app(services: Services) -> WsgiApp:
+def build_app(services: Services) -> WSGIApplication:
     """The WSGI application for `services` (see the module docstring)."""
     settings = services.settings
     free_bytes = free_bytes_function(settings)
@@ -170,15 +173,16 @@ def build_app(services: Services) -> WsgiApp:
     webdav = dav_app.build(
         provider, services.lock_manager, MOUNT_PATH, options, accounts=services.catalog.users
     )
-    guarded = RequestGuard(webdav, max_xml_body=settings.max_xml_body)
     nonces = _digest_nonces(services)
-    dav = LoginGate(guarded, services.limiter, REALM, nonces)
-    links = build_share_site(services, free_bytes, options)
+    dav = LoginGate(
+        RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
+    )
     context = ApiContext(services.ops, free_bytes, services.signer)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
-    landing = render("landing.html", title="davserver", dav=MOUNT_PATH)
+    links = build_share_site(services, free_bytes, options)
+    root = RootSite(services.check, MOUNT_PATH)
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == MOUNT_PATH or path.startswith(MOUNT_PATH + "/"):
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT_PATH
@@ -188,24 +192,7 @@ def build_app(services: Services) -> WsgiApp:
             return api(environ, start_response)
         if path.startswith(SHARE_PATH + "/"):
             return links(environ, start_response)
-        if path == "/healthz":
-            return plain_response(start_response, 200, "ok")
-        if path == "/readyz":
-            return _readiness(services, start_response)
-        if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
-            return _root_options(start_response)
-        if path == "/":
-            start_response(
-                "200 OK",
-                [
-                    ("Content-Type", "text/html; charset=utf-8"),
-                    ("Content-Security-Policy", PAGE_CSP),
-                ],
-            )
-            return [landing]
-        if path.startswith(STATIC_PATH + "/"):
-            return serve_static(environ, start_response)
-        return plain_response(start_response, 404, "not found")
+        return root(environ, start_response)
 
     # Outermost: every layer below must see the client's address, scheme and host.
     return ProxyHeaders(app, settings.trusted_networks)
@@ -244,32 +231,3 @@ def _digest_nonces(services: Services) -> DigestNonces | None:
         return None
     key = services.catalog.users.ensure_setting("digest_nonce_key", secrets.token_hex(32))
     return DigestNonces(bytes.fromhex(key))
-
-
-def _root_options(start_response: Callable[..., Any]) -> list[bytes]:
-    """`OPTIONS /` without credentials: the DAV headers Windows needs before it mounts.
-
-    The Windows mini-redirector probes the server root (not the share path) first and
-    caches a verdict without `DAV:` as "not WebDAV" until reboot, so the root answers like
-    the share does (https://github.com/mickael-kerjean/filestash/issues/669). It reveals
-    nothing about any user, hence no authentication.
-    """
-    start_response(
-        "200 OK",
-        [
-            ("DAV", "1,2"),
-            ("MS-Author-Via", "DAV"),
-            ("Allow", "OPTIONS, GET, HEAD"),
-            ("Content-Length", "0"),
-        ],
-    )
-    return []
-
-
-def _readiness(services: Services, start_response: Callable[..., Any]) -> list[bytes]:
-    try:
-        services.catalog.check()
-        services.blobs.check()
-    except StorageError as e:
-        return plain_response(start_response, 503, str(e))
-    return plain_response(start_response, 200, "ready")

@@ -6,17 +6,24 @@ import ctypes
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from cheroot import makefile, server, wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+from davserver.http.environ import WSGIApplication
+
 DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
 DIRECT_WRITE = 64 * 1024  # and so do writes
 MAX_DIRECT_READ = 8 * 1024 * 1024  # larger reads fill buffers of this size one by one
 DRAIN_LIMIT = 64 * 1024  # a refused request's unread body up to this is read, past it closes
+
+
+# cheroot's stubs leave these untyped; their signatures, for the overrides below
+_buffered_read: Callable[[makefile.StreamReader, int | None], bytes] = makefile.StreamReader.read
+_buffered_write: Callable[..., Any] = makefile.StreamWriter.write
+_gateway_environ: Callable[[wsgi.Gateway_10], dict[str, Any]] = wsgi.Gateway_10.get_environ
 
 
 class _BodyReader(makefile.StreamReader):
@@ -35,7 +42,7 @@ class _BodyReader(makefile.StreamReader):
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < DIRECT_READ:
-            return bytes(super().read(size))
+            return bytes(_buffered_read(self, size))
         if size > MAX_DIRECT_READ:
             return self._read_in_pieces(size)
         buffer = bytearray(size)
@@ -84,7 +91,7 @@ class _BodyWriter(makefile.StreamWriter):
 
     def write(self, val: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # cheroot's stubs disagree with each other
         if len(val) < DIRECT_WRITE:
-            return super().write(val, *args, **kwargs)
+            return _buffered_write(self, val, *args, **kwargs)
         with self._write_lock:
             self._flush_unlocked()
             self._socket.sendall(val)
@@ -127,7 +134,7 @@ class _Gateway(wsgi.Gateway_10):
     """cheroot's WSGI 1.0 gateway, giving Content-Length bodies a `readinto`."""
 
     def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # the stub says None
-        environ: dict[str, Any] = super().get_environ()
+        environ = _gateway_environ(self)
         body = environ["wsgi.input"]
         if isinstance(body, server.KnownLengthRFile) and isinstance(body.rfile, _BodyReader):
             environ["wsgi.input"] = _KnownLengthBody(body)
@@ -198,7 +205,7 @@ def tune_allocator() -> None:
 
 
 def make_server(
-    app: WsgiApp,
+    app: WSGIApplication,
     host: str,
     port: int,
     *,
@@ -262,7 +269,7 @@ class BackgroundServer:
 
     def __init__(
         self,
-        app: WsgiApp,
+        app: WSGIApplication,
         host: str = "127.0.0.1",
         port: int = 0,
         threads: int = 32,

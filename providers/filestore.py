@@ -29,12 +29,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 from providers.blobstore.base import BlobStore, chunk_key
 from providers.buffers import PAGE, BufferPool
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
@@ -76,8 +80,9 @@ class FileStore:
         extents = self.catalog.contents.extents(content_id) if content_id else []
         return ChunkReader(self, extents, size)
 
-    def submit(self, fn, *args):  # type: ignore[no-untyped-def]
-        return self._pool.submit(fn, *args)
+    def submit(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Run `fn` in the process's upload pool."""
+        return self._pool.submit(fn, *args, **kwargs)
 
     def store_chunks(self, chunks: list[memoryview]) -> list[str]:
         """Hash a batch of chunks, claim them in one transaction and upload the new

@@ -30,7 +30,7 @@ from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter
 from davserver.dav.app import authenticated
 from davserver.http.body import read_body
-from davserver.http.environ import USER
+from davserver.http.environ import USER, StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.errors import HttpError, from_storage
 from davserver.http.guards import RequestGuard
 from davserver.http.responses import JSON_TYPE, json_response, start
@@ -40,7 +40,6 @@ from providers.errors import StorageError
 from providers.operations import Operations
 
 log = logging.getLogger(__name__)
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 API_PATH = "/api/v1"
 MAX_BODY = 64 * 1024
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
@@ -113,7 +112,7 @@ class ApiRouter:
         self._context = context
         self._routes = list(routes)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         try:
             reply = self._dispatch(environ)
         except StorageError as e:
@@ -151,10 +150,10 @@ class JsonErrors:
     from the status), keeping its other headers (WWW-Authenticate, Retry-After). An
     exception before any answer becomes a 500 (logged)."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WSGIApplication) -> None:
         self._app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         held: list[Any] = []  # [status, headers, exc_info] of an answer to rewrite
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -172,7 +171,7 @@ class JsonErrors:
         return self._body(result, held, start_response)
 
     def _body(
-        self, result: Iterable[bytes], held: list[Any], start_response: Callable[..., Any]
+        self, result: Iterable[bytes], held: list[Any], start_response: StartResponse
     ) -> Iterator[bytes]:
         """Pass `result` through, or, once an error answer was held, collect it and
         send its JSON replacement instead."""
@@ -227,7 +226,7 @@ def build_api(
     limiter: LoginLimiter,
     nonces: DigestNonces | None,
     routes: Sequence[Route],
-) -> WsgiApp:
+) -> WSGIApplication:
     """The API application, authenticated as `dav_app` (the WsgiDAV app of /dav/) is:
     its `HTTPAuthenticator` settings and domain controller (one password check, one
     verification cache), a `RequestGuard`, and a `LoginGate` on the same `limiter` and

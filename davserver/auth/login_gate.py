@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from davserver.auth.ratelimit import LoginLimiter, Subject
+from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.responses import plain_response
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 OK, STALE, INVALID = "ok", "stale", "invalid"
 
@@ -97,14 +97,14 @@ class LoginGate:
     """Wraps the WebDAV app (see the module docstring); `nonces` None disables Digest."""
 
     def __init__(
-        self, app: WsgiApp, limiter: LoginLimiter, realm: str, nonces: DigestNonces | None
+        self, app: WSGIApplication, limiter: LoginLimiter, realm: str, nonces: DigestNonces | None
     ) -> None:
         self._app = app
         self._limiter = limiter
         self._realm = realm
         self._nonces = nonces
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         header = environ.get("HTTP_AUTHORIZATION", "")
         if not header:
             return self._app(environ, self._rechallenging(start_response, []))
@@ -140,7 +140,7 @@ class LoginGate:
         return headers
 
     def _rechallenging(
-        self, start_response: Callable[..., Any], subjects: list[Subject]
+        self, start_response: StartResponse, subjects: list[Subject]
     ) -> Callable[..., Any]:
         """A start_response that counts a 401 as a failure of `subjects` and puts our
         challenge in place of WsgiDAV's."""
@@ -155,7 +155,7 @@ class LoginGate:
 
         return wrapped
 
-    def _challenge(self, start_response: Callable[..., Any], *, stale: bool) -> list[bytes]:
+    def _challenge(self, start_response: StartResponse, *, stale: bool) -> list[bytes]:
         body = b"authentication required\n"
         headers = [
             ("Content-Type", "text/plain; charset=utf-8"),
@@ -164,7 +164,7 @@ class LoginGate:
         start_response("401 Unauthorized", headers + self._challenges(stale=stale))
         return [body]
 
-    def _too_many(self, start_response: Callable[..., Any], wait: int) -> list[bytes]:
+    def _too_many(self, start_response: StartResponse, wait: int) -> list[bytes]:
         return plain_response(
             start_response,
             429,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from davserver.app import Services
-from davserver.cli.users import CommandError, format_time, text_table
+from davserver.cli.output import CommandError, format_time, text_table
 from providers.catalog.records import GrantRecord
 from providers.names import split_path
 
@@ -23,7 +23,9 @@ COMMANDS = ("grant", "revoke", "grants")
 GRANTEE_HELP = "a user name, or @NAME for a group"
 
 
-def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Register `grant`, `revoke` and `grants list` on `sub`."""
     grant = sub.add_parser(
         "grant", parents=[common], help="share a file or folder (and all below it)"

@@ -30,7 +30,7 @@ import time
 
 from davserver.app import Services
 from davserver.auth.passwords import hash_password
-from davserver.cli.users import CommandError, format_time, text_table
+from davserver.cli.output import CommandError, format_time, text_table
 from davserver.links.signer import LinkSigner
 from davserver.settings import Settings
 from providers.catalog import DEFAULT_LINK_PERM, LINK_PERMS, ShareLinkRecord
@@ -43,7 +43,9 @@ WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 EXPIRES_HELP = "30m, 12h, 7d, 2w (from now) or an ISO date/time such as 2026-03-01T18:00"
 
 
-def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Register `share create|list|revoke` on `sub`."""
     share = sub.add_parser("share", help="share links (/s/<token>)").add_subparsers(
         dest="share_command", required=True

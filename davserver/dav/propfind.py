@@ -32,17 +32,19 @@ from functools import lru_cache
 from html import escape
 from typing import Any
 from urllib.parse import quote
+from xml.etree import ElementTree
 from xml.etree.ElementTree import Element
 
 from lxml import etree
 from wsgidav import util
 from wsgidav.dav_error import DAVError
+from wsgidav.dav_provider import _DAVResource
 from wsgidav.lock_man.lock_storage import normalize_lock_root
 
 from providers.catalog import NodeRecord
 from providers.dav import FileResource, FolderResource, content_type_of, last_modified_of
 
-Resource = FileResource | FolderResource
+Resource = _DAVResource  # any WsgiDAV resource; plain files need no resource at all
 # What WsgiDAV's get_href leaves unquoted: no XML-special character, so hrefs (all
 # percent-encoded with it) go into the XML as they are.
 HREF_SAFE = "/!*'(),$-_|."
@@ -256,8 +258,10 @@ def _element_value(name: str, value: Any) -> str | None:
     """A value from `get_property_value`: an lxml element, or text (as WsgiDAV allows)."""
     if value is None:
         return _tags(name)[2]
-    if isinstance(value, etree._Element | Element):
+    if isinstance(value, etree._Element):
         return str(etree.tostring(value, encoding="unicode"))
+    if isinstance(value, Element):
+        return ElementTree.tostring(value, encoding="unicode")
     return _text_element(name, str(value))
 
 

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from davserver.http.environ import StartResponse
 from davserver.http.headers import ByteRange, byte_ranges, http_date, precondition
 from providers.errors import IntegrityError
 
-StartResponse = Callable[..., Any]
 Headers = list[tuple[str, str]]
 
 
@@ -92,86 +92,88 @@ def send(
     `admit` runs once the first block of a GET's bytes is in hand, just before the
     status goes out: whatever it raises aborts the answer (nothing sent)."""
     headers = [*headers, *validators(rep)]
-    if answer.status == 304:
-        start_response(_STATUS[304], headers)
-        return []
-    if answer.status == 412:
-        start_response(_STATUS[412], [*headers, ("Content-Length", "0")])
-        return []
+    if answer.status in (304, 412, 416):
+        return _without_body(start_response, rep, answer.status, headers)
     headers.append(("Accept-Ranges", "bytes"))
-    if answer.status == 416:
-        refused = [("Content-Range", f"bytes */{rep.size}"), ("Content-Length", "0")]
-        start_response(_STATUS[416], [*headers, *refused])
-        return []
-    if not any(k.lower() == "content-type" for k, _ in headers) and len(answer.ranges) == 1:
+    if not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", rep.content_type))
-    if len(answer.ranges) > 1:
-        return _send_parts(environ, start_response, rep, answer, headers, block_size, admit)
-    span = answer.ranges[0]
-    headers.append(("Content-Length", str(span.length)))
-    if answer.status == 206:
-        headers.append(("Content-Range", f"bytes {span.start}-{span.end - 1}/{rep.size}"))
+    parts = _Multipart.of(rep, answer, headers) if len(answer.ranges) > 1 else None
+    if parts is not None:
+        headers = parts.headers
+    else:
+        span = answer.ranges[0]
+        headers.append(("Content-Length", str(span.length)))
+        if answer.status == 206:
+            headers.append(("Content-Range", f"bytes {span.start}-{span.end - 1}/{rep.size}"))
     if environ.get("REQUEST_METHOD") == "HEAD":
         start_response(_STATUS[answer.status], headers)
         return []
     reader = rep.open()
-    first = _first_block(reader, span, block_size, admit)
-    start_response(_STATUS[answer.status], headers)
-    return _blocks(reader, first, span, block_size, close=True)
-
-
-def _send_parts(
-    environ: Mapping[str, Any],
-    start_response: StartResponse,
-    rep: Representation,
-    answer: Plan,
-    headers: Headers,
-    block_size: int,
-    admit: Callable[[], None] | None,
-) -> Iterable[bytes]:
-    """A 206 with several ranges, as `multipart/byteranges` (RFC 9110 14.6)."""
-    boundary = secrets.token_hex(16)
-    media = next((v for k, v in headers if k.lower() == "content-type"), rep.content_type)
-    heads = [
-        (
-            f"--{boundary}\r\nContent-Type: {media}\r\n"
-            f"Content-Range: bytes {r.start}-{r.end - 1}/{rep.size}\r\n\r\n"
-        ).encode()
-        for r in answer.ranges
-    ]
-    tail = f"--{boundary}--\r\n".encode()
-    total = sum(len(h) + r.length + 2 for h, r in zip(heads, answer.ranges, strict=True))
-    headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
-    headers += [
-        ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
-        ("Content-Length", str(total + len(tail))),
-    ]
-    if environ.get("REQUEST_METHOD") == "HEAD":
-        start_response(_STATUS[206], headers)
-        return []
-    reader = rep.open()
     first = _first_block(reader, answer.ranges[0], block_size, admit)
-    start_response(_STATUS[206], headers)
-    return _parts(reader, first, heads, answer.ranges, tail, block_size)
+    start_response(_STATUS[answer.status], headers)
+    if parts is not None:
+        return _parts(reader, first, parts, answer.ranges, block_size)
+    return _blocks(reader, first, answer.ranges[0], block_size, close=True)
+
+
+def _without_body(
+    start_response: StartResponse, rep: Representation, status: int, headers: Headers
+) -> list[bytes]:
+    """304 (validators only), 412, or 416 (with the size in `Content-Range`)."""
+    if status == 416:
+        headers += [("Accept-Ranges", "bytes"), ("Content-Range", f"bytes */{rep.size}")]
+    if status != 304:
+        headers.append(("Content-Length", "0"))
+    start_response(_STATUS[status], headers)
+    return []
+
+
+@dataclass(frozen=True)
+class _Multipart:
+    """The framing of a `multipart/byteranges` answer (RFC 9110 14.6): one head per
+    range, the closing line, and the answer's headers with its total length."""
+
+    heads: tuple[bytes, ...]
+    tail: bytes
+    headers: Headers
+
+    @classmethod
+    def of(cls, rep: Representation, answer: Plan, headers: Headers) -> _Multipart:
+        boundary = secrets.token_hex(16)
+        media = next(v for k, v in headers if k.lower() == "content-type")
+        heads = tuple(
+            (
+                f"--{boundary}\r\nContent-Type: {media}\r\n"
+                f"Content-Range: bytes {r.start}-{r.end - 1}/{rep.size}\r\n\r\n"
+            ).encode()
+            for r in answer.ranges
+        )
+        tail = f"--{boundary}--\r\n".encode()
+        total = sum(len(h) + r.length + 2 for h, r in zip(heads, answer.ranges, strict=True))
+        kept = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        kept += [
+            ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+            ("Content-Length", str(total + len(tail))),
+        ]
+        return cls(heads, tail, kept)
 
 
 def _parts(
     reader: Reader,
     first: bytes,
-    heads: list[bytes],
+    parts: _Multipart,
     ranges: tuple[ByteRange, ...],
-    tail: bytes,
     block_size: int,
 ) -> Iterator[bytes]:
     try:
-        for index, (head, span) in enumerate(zip(heads, ranges, strict=True)):
+        for index, (head, span) in enumerate(zip(parts.heads, ranges, strict=True)):
             yield head
             if index:
                 reader.seek(span.start)
                 first = b""
             yield from _blocks(reader, first, span, block_size, close=False)
             yield b"\r\n"
-        yield tail
+        yield parts.tail
     finally:
         reader.close()
 

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from davserver.http.body import read_body
-from davserver.http.environ import AUTH_UNAVAILABLE
+from davserver.http.environ import AUTH_UNAVAILABLE, StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.errors import HttpError
 from davserver.http.responses import plain_response
 from providers.errors import InvalidName
 from providers.names import split_path
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 XML_METHODS = {"PROPFIND", "PROPPATCH", "LOCK", "REPORT", "SEARCH", "ACL", "MKCOL"}
 _ENCODED_SEPARATOR = re.compile(rb"%(2f|00)", re.IGNORECASE)
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -46,10 +45,12 @@ def check_raw_path(raw: bytes) -> None:
 
 
 def raw_request_path(environ: dict[str, Any]) -> bytes:
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    """The request's path as the client sent it (still percent-encoded)."""
+    raw: str = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
     if raw:
         return urlsplit(raw.encode("latin-1")).path
-    return environ.get("PATH_INFO", "").encode("latin-1")
+    path: str = environ.get("PATH_INFO", "")
+    return path.encode("latin-1")
 
 
 def _read_xml_body(environ: dict[str, Any], limit: int) -> bytes:
@@ -64,11 +65,11 @@ def _read_xml_body(environ: dict[str, Any], limit: int) -> bytes:
 class RequestGuard:
     """Wraps the WebDAV app (see the module docstring)."""
 
-    def __init__(self, app: WsgiApp, *, max_xml_body: int) -> None:
+    def __init__(self, app: WSGIApplication, *, max_xml_body: int) -> None:
         self._app = app
         self._max_xml_body = max_xml_body
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
             self._check(environ)
         except HttpError as e:

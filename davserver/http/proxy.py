@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.settings import Network
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 FORWARDED = (
@@ -108,14 +108,14 @@ def local_destination(destination: str, scheme: str, host: str) -> str:
 class ProxyHeaders:
     """Applies forwarded headers from `trusted` networks (see the module docstring)."""
 
-    def __init__(self, app: WsgiApp, trusted: Sequence[Network]) -> None:
+    def __init__(self, app: WSGIApplication, trusted: Sequence[Network]) -> None:
         self._app = app
         self._trusted = tuple(trusted)
 
     def is_trusted(self, address: IpAddress | None) -> bool:
         return address is not None and any(address in net for net in self._trusted)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         forwarded = {key: environ.pop(key) for key in FORWARDED if key in environ}
         if forwarded and self.is_trusted(parse_address(environ.get("REMOTE_ADDR", ""))):
             self._apply(environ, forwarded)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from davserver.http.environ import StartResponse
 from davserver.links.files import BLOCK, FILE_CSP, content_disposition
 from davserver.links.pages import DOWNLOAD, not_allowed, unavailable
 from davserver.links.site import BASE_HEADERS, Action, ShareRequest, not_found
@@ -18,7 +19,6 @@ from providers.errors import StorageError
 from providers.filestore import FileStore
 
 log = logging.getLogger(__name__)
-StartResponse = Callable[..., Any]
 
 
 def actions(catalog: Catalog, files: FileStore) -> dict[str, Action]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ from davserver.auth.passwords import VerifiedCache
 from davserver.auth.ratelimit import LoginLimiter
 from davserver.dav import app as dav_app
 from davserver.http import content
-from davserver.http.environ import LINK
+from davserver.http.environ import LINK, StartResponse, WSGIApplication
 from davserver.http.guards import RequestGuard
 from davserver.links.files import representation
 from davserver.links.signer import SHARE_PATH
@@ -60,7 +60,6 @@ from providers.errors import StorageError
 from providers.operations import Operations, link_principal
 
 log = logging.getLogger(__name__)
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ACTION = "dav"
 DAV_PERMS = frozenset({"view", "download", "edit"})
 REALM = "davserver share link"
@@ -94,10 +93,10 @@ class LinkDav:
         self._limiter = limiter
         self._options = options
         self._verified = VerifiedCache()
-        self._apps: dict[str, WsgiApp] = {}
+        self._apps: dict[str, WSGIApplication] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, request: ShareRequest, start_response: Callable[..., Any]) -> Any:
+    def __call__(self, request: ShareRequest, start_response: StartResponse) -> Any:
         environ, link = request.environ, request.link
         prefix = f"{request.base}/{ACTION}"
         path = environ.get("PATH_INFO", "")
@@ -125,7 +124,7 @@ class LinkDav:
         return app(environ, _with_share_headers(start_response))
 
     def _authenticate(
-        self, environ: dict[str, Any], link: ShareLinkRecord, start_response: Callable[..., Any]
+        self, environ: dict[str, Any], link: ShareLinkRecord, start_response: StartResponse
     ) -> list[bytes] | None:
         """None when the request carries the link's password; else the answer: 401
         with the Basic challenge, or 429 while the link or the address is blocked."""
@@ -156,7 +155,7 @@ class LinkDav:
         answer = content.plan(environ, representation(found[0], self._ops.files))
         return not answer.sends_first_byte or catalog.links.count_download(request.link.id)
 
-    def _app(self, token: str) -> WsgiApp:
+    def _app(self, token: str) -> WSGIApplication:
         """The WsgiDAV app mounted at `/s/<token>/dav` (made once, then kept)."""
         with self._lock:
             app = self._apps.get(token)
@@ -166,7 +165,7 @@ class LinkDav:
                 app = self._apps[token] = self._build(token)
         return app
 
-    def _build(self, token: str) -> WsgiApp:
+    def _build(self, token: str) -> WSGIApplication:
         """The WsgiDAV app mounted at `/s/<token>/dav` (`davserver.dav.app.build`,
         without logins or folder pages), behind the request guard of /dav/."""
         provider = DavProvider(self._ops, self._free_bytes)
@@ -176,13 +175,13 @@ class LinkDav:
         return RequestGuard(app, max_xml_body=options.max_xml_body)
 
 
-def _challenge(start_response: Callable[..., Any]) -> list[bytes]:
+def _challenge(start_response: StartResponse) -> list[bytes]:
     challenge = [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')]
     body = b"this link needs its password\n"
     return respond(start_response, "401 Unauthorized", body, PLAIN, challenge)
 
 
-def _with_share_headers(start_response: Callable[..., Any]) -> Callable[..., Any]:
+def _with_share_headers(start_response: StartResponse) -> Callable[..., Any]:
     def wrapped(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
         return start_response(status, [*headers, *DAV_HEADERS], *args)
 

@@ -12,17 +12,16 @@ upload link shows none of the folder's contents.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import quote
 
+from davserver.http.environ import StartResponse
 from davserver.links.site import ShareRequest, page
 
 PIECE = 8 * 1024 * 1024  # bytes per PATCH: a failure costs at most this much again
 RETRIES = 6
 
 
-def render(req: ShareRequest, start_response: Callable[..., Any], folder: list[str]) -> list[bytes]:
+def render(req: ShareRequest, start_response: StartResponse, folder: list[str]) -> list[bytes]:
     """The drop page sending into `folder` (names below the shared folder; created at
     the commit if missing). Only the shared folder's own name and `folder` are shown."""
     target = "/".join([req.link.node.name, *folder])

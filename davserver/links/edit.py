@@ -16,10 +16,10 @@ Answers: 201 (rename, mkdir: JSON `name`, `path`), 204 (delete); errors as JSON
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from davserver.http.body import read_body
+from davserver.http.environ import StartResponse
 from davserver.http.errors import HttpError, from_storage
 from davserver.http.responses import json_response
 from davserver.links.site import BASE_HEADERS, Action, ShareRequest, link_actor, not_found
@@ -27,7 +27,6 @@ from providers.errors import InvalidName, StorageError
 from providers.names import check_name, split_path
 from providers.operations import Actor, Located, Operations
 
-StartResponse = Callable[..., Any]
 MAX_EDIT_BODY = 16 * 1024
 Reply = tuple[int, dict[str, str] | None]
 

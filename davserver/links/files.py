@@ -34,12 +34,12 @@ from __future__ import annotations
 import functools
 import logging
 import mimetypes
-from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 from davserver.http import content
+from davserver.http.environ import StartResponse
 from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.errors import StorageError
@@ -137,7 +137,7 @@ def cache_control(link: ShareLinkRecord) -> str:
 
 def serve_file(
     req: ShareRequest,
-    start_response: Callable[..., Any],
+    start_response: StartResponse,
     files: FileStore,
     catalog: Catalog,
     *,

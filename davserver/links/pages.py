@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import codecs
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from davserver.http.environ import StartResponse
 from davserver.links import drop_page
 from davserver.links.files import guessed_type, preview_kind, serve_file
 from davserver.links.site import ALL_PERMS, SEE, Action, ShareRequest, not_found, page
@@ -30,7 +30,6 @@ from providers.errors import StorageError
 from providers.filestore import FileStore
 
 log = logging.getLogger(__name__)
-StartResponse = Callable[..., Any]
 DOWNLOAD = frozenset({"download", "edit"})
 TEXT_PREVIEW = 256 * 1024  # bytes of a text file shown on its page
 SORT_KEYS = (("name", "Name"), ("size", "Size"), ("modified", "Modified"))

@@ -10,13 +10,13 @@ the link's path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from davserver.auth.passwords import verify_password
 from davserver.auth.ratelimit import LoginLimiter
 from davserver.http.body import read_body
+from davserver.http.environ import StartResponse
 from davserver.http.errors import HttpError
 from davserver.links.signer import UNLOCK_MAX_AGE, LinkSigner
 from davserver.links.site import (
@@ -30,7 +30,6 @@ from davserver.links.site import (
     page,
 )
 
-StartResponse = Callable[..., Any]
 MAX_FORM = 4096  # an unlock form body larger than this is refused unread
 
 

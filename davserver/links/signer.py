@@ -49,4 +49,4 @@ class LinkSigner:
             value = self._unlocks.loads(cookie, max_age=UNLOCK_MAX_AGE)
         except BadData:
             return False
-        return value == link_id
+        return isinstance(value, int) and value == link_id

@@ -33,6 +33,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from davserver.http.environ import StartResponse, WSGIEnvironment
 from davserver.http.errors import HttpError
 from davserver.http.guards import check_raw_path, raw_request_path
 from davserver.links.signer import SHARE_PATH, LinkSigner
@@ -43,7 +44,6 @@ from providers.names import split_path
 from providers.operations import Actor, Operations
 
 log = logging.getLogger(__name__)
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ALL_PERMS = frozenset({"view", "download", "upload", "edit"})
 SEE = frozenset({"view", "download", "edit"})
 # Sent with every page and file of a share: user content must never be sniffed into
@@ -84,8 +84,8 @@ class ShareRequest:
         return str(self.environ.get("REQUEST_METHOD", "GET"))
 
 
-Handler = Callable[[ShareRequest, Callable[..., Any]], Iterable[bytes]]
-PasswordPage = Callable[[ShareRequest, Callable[..., Any], str], Iterable[bytes]]
+Handler = Callable[[ShareRequest, StartResponse], Iterable[bytes]]
+PasswordPage = Callable[[ShareRequest, StartResponse, str], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Action:
 
 
 def respond(
-    start_response: Callable[..., Any],
+    start_response: StartResponse,
     status: str,
     body: bytes,
     content_type: str = "text/html; charset=utf-8",
@@ -121,7 +121,7 @@ def respond(
 
 def page(
     req: ShareRequest | None,
-    start_response: Callable[..., Any],
+    start_response: StartResponse,
     status: str,
     template: str,
     headers: Sequence[tuple[str, str]] = (),
@@ -139,7 +139,7 @@ NOT_FOUND_PAGE = render(
 )
 
 
-def not_found(start_response: Callable[..., Any]) -> list[bytes]:
+def not_found(start_response: StartResponse) -> list[bytes]:
     """The one answer for every dead end, always the same bytes (see the module
     docstring)."""
     csp = [("Content-Security-Policy", PAGE_CSP)]
@@ -173,7 +173,7 @@ class ShareSite:
         self.actions = actions
         self.password_page = password_page
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
             request = self._request(environ)
         except (HttpError, InvalidName, LookupError):

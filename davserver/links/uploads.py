@@ -31,11 +31,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from davserver.http.body import BodyTooLong, declared_length, stream_body
+from davserver.http.environ import StartResponse
 from davserver.http.errors import HttpError, from_storage
 from davserver.links import drop_page
 from davserver.links.site import Action, ShareRequest, link_actor, not_found, respond
@@ -45,7 +45,6 @@ from providers.operations import Operations
 from providers.operations.uploads import ResumableUploads
 
 log = logging.getLogger(__name__)
-StartResponse = Callable[..., Any]
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination"
 MAX_UPLOAD = 1 << 40  # Tus-Max-Size: 1 TiB per file (the owner's quota may say less)

@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from davserver.formats import human_size
 from davserver.web.assets import static_url
 
 PAGE_CSP = (
@@ -21,18 +22,6 @@ PAGE_CSP = (
     "media-src 'self'; frame-src 'self'; connect-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'self'"
 )
-
-
-def human_size(size: int) -> str:
-    """`1.5 MiB`-style size (binary units, as file managers on Linux show them)."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 def _iso_time(mtime: float) -> str:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from providers.catalog.db import Database
 from providers.catalog.records import AppPasswordRecord
+from providers.catalog.rows import find_user_id
 from providers.catalog.schema import AppPassword
-from providers.catalog.tree import find_user_id
 from providers.errors import Conflict, NotFound
 
 
@@ -45,11 +45,11 @@ class AppPasswords:
         def work(s: Session) -> AppPasswordRecord:
             user_id = find_user_id(s, user_name)
             taken = s.exec(
-                select(AppPassword.id).where(
-                    AppPassword.user_id == user_id, AppPassword.key_id == key_id
+                select(col(AppPassword.id)).where(
+                    col(AppPassword.user_id) == user_id, col(AppPassword.key_id) == key_id
                 )
             ).first()
-            if taken:
+            if taken is not None:
                 raise Conflict(f"app password key {key_id!r} is taken")
             row = AppPassword(
                 user_id=user_id,
@@ -69,8 +69,10 @@ class AppPasswords:
         with self._db.session() as s:
             user_id = find_user_id(s, user_name)
             rows = s.exec(
-                select(AppPassword).where(AppPassword.user_id == user_id).order_by(AppPassword.id)
-            ).scalars()
+                select(AppPassword)
+                .where(col(AppPassword.user_id) == user_id)
+                .order_by(col(AppPassword.id))
+            )
             return [_record(r) for r in rows]
 
     def find(self, user_id: int, key_id: str) -> AppPasswordRecord | None:
@@ -81,11 +83,11 @@ class AppPasswords:
         with self._db.session() as s:
             row = s.exec(
                 select(AppPassword).where(
-                    AppPassword.user_id == user_id,
-                    AppPassword.key_id == key_id,
-                    AppPassword.revoked_at.is_(None),
+                    col(AppPassword.user_id) == user_id,
+                    col(AppPassword.key_id) == key_id,
+                    col(AppPassword.revoked_at).is_(None),
                 )
-            ).scalar()
+            ).first()
             return _record(row) if row else None
 
     def revoke(self, user_name: str, app_password_id: int) -> None:
@@ -96,9 +98,9 @@ class AppPasswords:
             done = s.exec(
                 update(AppPassword)
                 .where(
-                    AppPassword.id == app_password_id,
-                    AppPassword.user_id == find_user_id(s, user_name),
-                    AppPassword.revoked_at.is_(None),
+                    col(AppPassword.id) == app_password_id,
+                    col(AppPassword.user_id) == find_user_id(s, user_name),
+                    col(AppPassword.revoked_at).is_(None),
                 )
                 .values(revoked_at=time.time())
             )
@@ -113,7 +115,7 @@ class AppPasswords:
         def work(s: Session) -> None:
             s.exec(
                 update(AppPassword)
-                .where(AppPassword.id == app_password_id)
+                .where(col(AppPassword.id) == app_password_id)
                 .values(last_used_at=when)
             )
 

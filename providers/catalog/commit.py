@@ -18,9 +18,11 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlmodel import col
 
 from providers.catalog.db import IN_BATCH
 from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
+from providers.catalog.rows import charge_used_bytes, child_record, log_change
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -30,27 +32,26 @@ from providers.catalog.schema import (
     Node,
     Version,
 )
-from providers.catalog.tree import charge_used_bytes, child_record, log_change
 from providers.errors import ChunkGone, Conflict
 from providers.names import MAX_NAME_BYTES, name_key
 
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
 
-_KIND = select(Node.kind).where(Node.id == bindparam("id")).with_for_update()
+_KIND = select(col(Node.kind)).where(col(Node.id) == bindparam("id")).with_for_update()
 _SETTLE = (
     update(Chunk)
     .where(
-        Chunk.hash.in_(bindparam("hashes", expanding=True)),  # type: ignore[attr-defined]
-        Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
+        col(Chunk.hash).in_(bindparam("hashes", expanding=True)),
+        col(Chunk.state) != CHUNK_DELETING,
     )
     .values(state=CHUNK_STORED, touched_at=bindparam("now"))
 )
-_NEW_CONTENT = insert(Content).returning(Content.id)  # type: ignore[arg-type]
+_NEW_CONTENT = insert(Content).returning(col(Content.id))
 _NEW_EXTENTS = insert(Extent)
-_NEW_NODE = insert(Node).returning(Node.id)  # type: ignore[arg-type]
+_NEW_NODE = insert(Node).returning(col(Node.id))
 _SET_CONTENT = (
     update(Node)
-    .where(Node.id == bindparam("node"))  # type: ignore[arg-type]
+    .where(col(Node.id) == bindparam("node"))
     .values(
         content_id=bindparam("content"),
         size=bindparam("new_size"),
@@ -58,7 +59,7 @@ _SET_CONTENT = (
         content_type=bindparam("new_type"),
     )
 )
-_DROP_VERSIONS = delete(Version).where(Version.node_id == bindparam("node"))  # type: ignore[arg-type]
+_DROP_VERSIONS = delete(Version).where(col(Version.node_id) == bindparam("node"))
 _NEW_VERSION = insert(Version)
 
 
@@ -133,7 +134,8 @@ def settle_chunks(conn: Connection, hashes: set[str]) -> None:
 def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
     """Insert the content row and its extents; return the content's id."""
     row = {"size": content.size, "digest": content.digest, "created_at": now}
-    content_id = int(conn.execute(_NEW_CONTENT, row).scalar_one())
+    content_id = conn.execute(_NEW_CONTENT, row).scalar_one()
+    assert content_id is not None  # RETURNING the new row's id
     if content.extents:
         conn.execute(
             _NEW_EXTENTS,
@@ -176,7 +178,9 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
         "created": node.created,
         "content_type": node.content_type,
     }
-    return node._replace(id=int(conn.execute(_NEW_NODE, row).scalar_one()))
+    node_id = conn.execute(_NEW_NODE, row).scalar_one()
+    assert node_id is not None  # RETURNING the new row's id
+    return node._replace(id=node_id)
 
 
 def _replace_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:

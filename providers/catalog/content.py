@@ -24,10 +24,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
@@ -58,18 +58,18 @@ class Contents:
         self._touch_stored = (
             update(Chunk)
             .where(
-                Chunk.hash.in_(bindparam("hs", expanding=True)),  # type: ignore[attr-defined]
-                Chunk.state == CHUNK_STORED,  # type: ignore[arg-type]
+                col(Chunk.hash).in_(bindparam("hs", expanding=True)),
+                col(Chunk.state) == CHUNK_STORED,
             )
             .values(touched_at=bindparam("now"))
-            .returning(Chunk.hash)
+            .returning(col(Chunk.hash))
         )
         new = self._insert(Chunk)
         self._claim_new = new.on_conflict_do_update(
             index_elements=["hash"],
             set_={"touched_at": new.excluded.touched_at},
-            where=Chunk.state == CHUNK_UPLOADING,  # type: ignore[arg-type]
-        ).returning(Chunk.hash)
+            where=col(Chunk.state) == CHUNK_UPLOADING,
+        ).returning(col(Chunk.hash))
 
     # --- writers -------------------------------------------------------------------
 
@@ -161,9 +161,9 @@ class Contents:
         """The content's extents in file order."""
         with self._db.session() as s:
             rows = s.exec(
-                select(Extent.offset, Extent.size, Extent.chunk_hash)
-                .where(Extent.content_id == content_id)
-                .order_by(Extent.seq)  # type: ignore[arg-type]
+                select(col(Extent.offset), col(Extent.size), col(Extent.chunk_hash))
+                .where(col(Extent.content_id) == content_id)
+                .order_by(col(Extent.seq))
             ).all()
         return [ExtentRecord(offset=o, size=n, chunk_hash=h) for o, n, h in rows]
 
@@ -173,16 +173,16 @@ class Contents:
         """Drop contents no node or version uses (with their extents); return how many."""
 
         def work(s: Session) -> int:
-            unused = select(Content.id).where(
-                ~exists().where(Node.content_id == Content.id),
-                ~exists().where(Version.content_id == Content.id),
+            unused = select(col(Content.id)).where(
+                ~exists().where(col(Node.content_id) == col(Content.id)),
+                ~exists().where(col(Version.content_id) == col(Content.id)),
             )
-            ids = list(s.exec(unused).scalars())
+            ids = list(s.exec(unused))
             if not dry_run:
                 for start in range(0, len(ids), IN_BATCH):
                     batch = ids[start : start + IN_BATCH]
-                    s.exec(delete(Extent).where(Extent.content_id.in_(batch)))  # type: ignore[attr-defined]
-                    s.exec(delete(Content).where(Content.id.in_(batch)))  # type: ignore[union-attr]
+                    s.exec(delete(Extent).where(col(Extent.content_id).in_(batch)))
+                    s.exec(delete(Content).where(col(Content.id).in_(batch)))
             return len(ids)
 
         return self._db.run(work)
@@ -196,22 +196,22 @@ class Contents:
         answer `purge_unreferenced_contents` would lead to (for dry runs). Uploads a run
         would expire still count (a dry run expires nothing).
         """
-        named = exists().where(Extent.chunk_hash == Chunk.hash)
+        named = exists().where(col(Extent.chunk_hash) == col(Chunk.hash))
         if live_only:
             named = named.where(
-                exists().where(Node.content_id == Extent.content_id)
-                | exists().where(Version.content_id == Extent.content_id)
+                exists().where(col(Node.content_id) == col(Extent.content_id))
+                | exists().where(col(Version.content_id) == col(Extent.content_id))
             )
-        in_upload = exists().where(UploadExtent.chunk_hash == Chunk.hash)
+        in_upload = exists().where(col(UploadExtent.chunk_hash) == col(Chunk.hash))
         with self._db.session() as s:
             rows = s.exec(
                 select(Chunk).where(
-                    Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
-                    Chunk.touched_at < cutoff,  # type: ignore[arg-type]
+                    col(Chunk.state) != CHUNK_DELETING,
+                    col(Chunk.touched_at) < cutoff,
                     ~named,
                     ~in_upload,
                 )
-            ).scalars()
+            )
             return [_chunk_record(c) for c in rows]
 
     def condemn(self, chunk_hash: str, cutoff: float) -> bool:
@@ -222,11 +222,11 @@ class Contents:
             result = s.exec(
                 update(Chunk)
                 .where(
-                    Chunk.hash == chunk_hash,  # type: ignore[arg-type]
-                    Chunk.state != CHUNK_DELETING,  # type: ignore[arg-type]
-                    Chunk.touched_at < cutoff,  # type: ignore[arg-type]
-                    ~exists().where(Extent.chunk_hash == chunk_hash),
-                    ~exists().where(UploadExtent.chunk_hash == chunk_hash),
+                    col(Chunk.hash) == chunk_hash,
+                    col(Chunk.state) != CHUNK_DELETING,
+                    col(Chunk.touched_at) < cutoff,
+                    ~exists().where(col(Extent.chunk_hash) == chunk_hash),
+                    ~exists().where(col(UploadExtent.chunk_hash) == chunk_hash),
                 )
                 .values(state=CHUNK_DELETING, touched_at=time.time())
             )
@@ -250,14 +250,18 @@ class Contents:
         """Remove a `deleting` row once its object is gone."""
 
         def work(s: Session) -> None:
-            s.exec(delete(Chunk).where(Chunk.hash == chunk_hash, Chunk.state == CHUNK_DELETING))  # type: ignore[arg-type]
+            s.exec(
+                delete(Chunk).where(
+                    col(Chunk.hash) == chunk_hash, col(Chunk.state) == CHUNK_DELETING
+                )
+            )
 
         self._db.run(work)
 
     def deleting(self) -> list[ChunkRecord]:
         """Rows left in `deleting` (a GC run that stopped half-way)."""
         with self._db.session() as s:
-            rows = s.exec(select(Chunk).where(Chunk.state == CHUNK_DELETING)).scalars()  # type: ignore[arg-type]
+            rows = s.exec(select(Chunk).where(col(Chunk.state) == CHUNK_DELETING))
             return [_chunk_record(c) for c in rows]
 
     def known(self, hashes: list[str]) -> set[str]:
@@ -266,18 +270,19 @@ class Contents:
         with self._db.session() as s:
             for start in range(0, len(hashes), IN_BATCH):
                 batch = hashes[start : start + IN_BATCH]
-                found.update(s.exec(select(Chunk.hash).where(Chunk.hash.in_(batch))).scalars())  # type: ignore[attr-defined]
+                found.update(s.exec(select(col(Chunk.hash)).where(col(Chunk.hash).in_(batch))))
         return found
 
     def referenced(self) -> Iterator[tuple[str, int]]:
         """Every chunk some extent names (a file's or an unfinished upload's), with its
         size (for fsck)."""
+        both = select(col(Extent.chunk_hash), col(Extent.size)).union(
+            select(col(UploadExtent.chunk_hash), col(UploadExtent.size))
+        )
         with self._db.session() as s:
-            rows = s.exec(
-                select(Extent.chunk_hash, Extent.size).union(
-                    select(UploadExtent.chunk_hash, UploadExtent.size)
-                )
-            ).all()
+            # a UNION of plain columns: the session's connection runs it (`Session.exec`
+            # takes single SELECTs)
+            rows = s.connection().execute(both).all()
         yield from ((h, n) for h, n in rows)
 
 

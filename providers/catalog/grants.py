@@ -2,7 +2,7 @@
 group, read-only (`r`) or read-write (`rw`).
 
 A grantee is written `bob` for a user and `@team` for a group. Every change to grants
-bumps the `acl` counter in the same transaction (`tree.ACL_COUNTER`), as do group
+bumps the `acl` counter in the same transaction (`rows.ACL_COUNTER`), as do group
 membership changes and deletions of shared nodes, so caches of what a user received
 (`providers.operations.access`) reload when it moves.
 """
@@ -12,23 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, delete, or_
+from sqlmodel import Session, col, select
 
 from providers.catalog.db import Database
 from providers.catalog.groups import find_group_id
 from providers.catalog.records import PERM_READ, PERM_WRITE, GrantRecord, ReceivedGrant
-from providers.catalog.schema import Grant, Group, Membership, Node, User
-from providers.catalog.tree import (
+from providers.catalog.rows import (
     ACL_COUNTER,
     bump_counter,
     find_child,
     find_user_id,
-    node_select,
     path_names,
     read_counter,
     to_record,
 )
+from providers.catalog.schema import Content, Grant, Group, Membership, Node, User
 from providers.errors import Conflict, InvalidName, NotFound
 
 PERMS = (PERM_READ, PERM_WRITE)
@@ -43,7 +42,7 @@ def _grantee(s: Session, to: str) -> tuple[int | None, int | None]:
 
 def owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node]:
     """The owner and the node at `names` in their home; `NotFound` otherwise."""
-    user = s.exec(select(User).where(User.name == owner)).scalar()
+    user = s.exec(select(User).where(col(User.name) == owner)).first()
     if user is None:
         raise NotFound(f"no user {owner!r}")
     node = s.get(Node, user.home_id)
@@ -55,10 +54,10 @@ def owned_node(s: Session, owner: str, names: Sequence[str]) -> tuple[User, Node
     return user, node
 
 
-def _same_grantee(user_id: int | None, group_id: int | None) -> object:
+def _same_grantee(user_id: int | None, group_id: int | None) -> ColumnElement[bool]:
     if user_id is not None:
-        return Grant.user_id == user_id
-    return Grant.group_id == group_id
+        return col(Grant.user_id) == user_id
+    return col(Grant.group_id) == group_id
 
 
 class Grants:
@@ -82,9 +81,10 @@ class Grants:
             user_id, group_id = _grantee(s, to)
             if user_id == user.id:
                 raise Conflict("the owner already has every right")
+            assert node.id is not None
             row = s.exec(
-                select(Grant).where(Grant.node_id == node.id, _same_grantee(user_id, group_id))
-            ).scalar()
+                select(Grant).where(col(Grant.node_id) == node.id, _same_grantee(user_id, group_id))
+            ).first()
             if row is None:
                 row = Grant(
                     node_id=node.id,
@@ -108,7 +108,7 @@ class Grants:
             _user, node = owned_node(s, owner, names)
             user_id, group_id = _grantee(s, to)
             done = s.exec(
-                delete(Grant).where(Grant.node_id == node.id, _same_grantee(user_id, group_id))  # type: ignore[arg-type]
+                delete(Grant).where(col(Grant.node_id) == node.id, _same_grantee(user_id, group_id))
             )
             if done.rowcount:
                 bump_counter(s, ACL_COUNTER)
@@ -120,33 +120,35 @@ class Grants:
         """Grants made by `owner` (every grant when None), oldest first."""
         with self._db.session() as s:
             query = (
-                select(Grant, User.name)
-                .join(Node, Node.id == Grant.node_id)
-                .join(User, User.id == Node.owner_id)
-                .order_by(Grant.id)  # type: ignore[arg-type]
+                select(Grant, col(User.name))
+                .join(Node, col(Node.id) == col(Grant.node_id))
+                .join(User, col(User.id) == col(Node.owner_id))
+                .order_by(col(Grant.id))
             )
             if owner is not None:
-                query = query.where(User.name == owner)
+                query = query.where(col(User.name) == owner)
             return [_grant_record(s, row, name, None) for row, name in s.exec(query).all()]
 
     def received(self, user_id: int) -> list[ReceivedGrant]:
         """What reaches `user_id` directly or through a group, one entry per shared
         node with the best permission, in grant order; their own nodes excluded."""
         with self._db.session() as s:
-            groups = select(Membership.group_id).where(Membership.user_id == user_id)
+            groups = select(col(Membership.group_id)).where(col(Membership.user_id) == user_id)
             rows = s.exec(
-                node_select()
-                .add_columns(Grant.perm, User.name)
-                .join(Grant, Grant.node_id == Node.id)
-                .join(User, User.id == Node.owner_id)
+                # `node_select()`'s columns and join, plus the grant's perm and the owner
+                select(Node, col(Content.digest), col(Grant.perm), col(User.name))
+                .outerjoin(Content, col(Node.content_id) == col(Content.id))
+                .join(Grant, col(Grant.node_id) == col(Node.id))
+                .join(User, col(User.id) == col(Node.owner_id))
                 .where(
-                    or_(Grant.user_id == user_id, Grant.group_id.in_(groups)),  # type: ignore[union-attr]
-                    Node.owner_id != user_id,
+                    or_(col(Grant.user_id) == user_id, col(Grant.group_id).in_(groups)),
+                    col(Node.owner_id) != user_id,
                 )
-                .order_by(Grant.id)  # type: ignore[arg-type]
+                .order_by(col(Grant.id))
             ).all()
             best: dict[int, ReceivedGrant] = {}
             for node, digest, perm, owner in rows:
+                assert node.id is not None
                 seen = best.get(node.id)
                 if seen is None or (perm == PERM_WRITE and seen.perm != PERM_WRITE):
                     record = to_record((node, digest))
@@ -163,9 +165,13 @@ class Grants:
         False if `owner` has no grant with that id (none at all, or another owner's)."""
 
         def work(s: Session) -> bool:
-            owned = select(Node.id).join(User, User.id == Node.owner_id).where(User.name == owner)
+            owned = (
+                select(col(Node.id))
+                .join(User, col(User.id) == col(Node.owner_id))
+                .where(col(User.name) == owner)
+            )
             done = s.exec(
-                delete(Grant).where(Grant.id == grant_id, Grant.node_id.in_(owned))  # type: ignore[arg-type]
+                delete(Grant).where(col(Grant.id) == grant_id, col(Grant.node_id).in_(owned))
             )
             if done.rowcount:
                 bump_counter(s, ACL_COUNTER)
@@ -178,9 +184,10 @@ def _grant_record(s: Session, row: Grant, owner: str, to: str | None) -> GrantRe
     assert row.id is not None
     if to is None:
         if row.user_id is not None:
-            to = s.exec(select(User.name).where(User.id == row.user_id)).scalar() or "?"
+            to = s.exec(select(col(User.name)).where(col(User.id) == row.user_id)).first() or "?"
         else:
-            to = "@" + (s.exec(select(Group.name).where(Group.id == row.group_id)).scalar() or "?")
+            group = s.exec(select(col(Group.name)).where(col(Group.id) == row.group_id)).first()
+            to = "@" + (group or "?")
     return GrantRecord(
         id=row.id,
         node_id=row.node_id,

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from providers.catalog.db import Database
+from providers.catalog.rows import ACL_COUNTER, bump_counter, find_user_id
 from providers.catalog.schema import Grant, Group, Membership, User
-from providers.catalog.tree import ACL_COUNTER, bump_counter, find_user_id
 from providers.catalog.users import check_account_name
 from providers.errors import Conflict, NotFound
 
 
 def find_group_id(s: Session, name: str) -> int:
-    group_id = s.exec(select(Group.id).where(Group.name == name)).scalar()
+    group_id = s.exec(select(col(Group.id)).where(col(Group.name) == name)).first()
     if group_id is None:
         raise NotFound(f"no group {name!r}")
-    return int(group_id)
+    return group_id
 
 
 class Groups:
@@ -33,7 +33,7 @@ class Groups:
         check_account_name(name, "group")
 
         def work(s: Session) -> None:
-            if s.exec(select(Group.id).where(Group.name == name)).first():
+            if s.exec(select(col(Group.id)).where(col(Group.name) == name)).first() is not None:
                 raise Conflict(f"group {name!r} exists")
             s.add(Group(name=name, created_at=time.time()))
 
@@ -45,16 +45,16 @@ class Groups:
 
         def work(s: Session) -> None:
             group_id = find_group_id(s, name)
-            s.exec(delete(Membership).where(Membership.group_id == group_id))
-            s.exec(delete(Grant).where(Grant.group_id == group_id))  # type: ignore[arg-type]
-            s.exec(delete(Group).where(Group.id == group_id))
+            s.exec(delete(Membership).where(col(Membership.group_id) == group_id))
+            s.exec(delete(Grant).where(col(Grant.group_id) == group_id))
+            s.exec(delete(Group).where(col(Group.id) == group_id))
             bump_counter(s, ACL_COUNTER)
 
         self._db.run(work)
 
     def names(self) -> list[str]:
         with self._db.session() as s:
-            return list(s.exec(select(Group.name).order_by(Group.name)).scalars())
+            return list(s.exec(select(col(Group.name)).order_by(col(Group.name))))
 
     def add_member(self, group: str, user: str) -> bool:
         """Make `user` a member of `group`; False if they already were."""
@@ -75,8 +75,8 @@ class Groups:
         def work(s: Session) -> bool:
             done = s.exec(
                 delete(Membership).where(
-                    Membership.group_id == find_group_id(s, group),
-                    Membership.user_id == find_user_id(s, user),
+                    col(Membership.group_id) == find_group_id(s, group),
+                    col(Membership.user_id) == find_user_id(s, user),
                 )
             )
             if done.rowcount:
@@ -90,20 +90,20 @@ class Groups:
         with self._db.session() as s:
             group_id = find_group_id(s, group)
             rows = s.exec(
-                select(User.name)
-                .join(Membership, Membership.user_id == User.id)
-                .where(Membership.group_id == group_id)
-                .order_by(User.name)
+                select(col(User.name))
+                .join(Membership, col(Membership.user_id) == col(User.id))
+                .where(col(Membership.group_id) == group_id)
+                .order_by(col(User.name))
             )
-            return list(rows.scalars())
+            return list(rows)
 
     def of_user(self, user_id: int) -> list[str]:
         """Names of the groups `user_id` belongs to, sorted."""
         with self._db.session() as s:
             rows = s.exec(
-                select(Group.name)
-                .join(Membership, Membership.group_id == Group.id)
-                .where(Membership.user_id == user_id)
-                .order_by(Group.name)
+                select(col(Group.name))
+                .join(Membership, col(Membership.group_id) == col(Group.id))
+                .where(col(Membership.user_id) == user_id)
+                .order_by(col(Group.name))
             )
-            return list(rows.scalars())
+            return list(rows)

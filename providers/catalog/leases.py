@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from providers.catalog.db import Database
 from providers.catalog.records import LeaseRecord
@@ -44,11 +44,13 @@ class Leases:
                 .on_conflict_do_update(
                     index_elements=["name"],
                     set_={"holder": holder, "expires_at": until},
-                    where=(Lease.expires_at <= now) | (Lease.holder == holder),
+                    where=(col(Lease.expires_at) <= now) | (col(Lease.holder) == holder),
                 )
             )
-            row = s.exec(select(Lease.holder, Lease.expires_at).where(Lease.name == name)).one()
-            return LeaseRecord(name=name, holder=row.holder, expires_at=row.expires_at)
+            found_holder, expires_at = s.exec(
+                select(col(Lease.holder), col(Lease.expires_at)).where(col(Lease.name) == name)
+            ).one()
+            return LeaseRecord(name=name, holder=found_holder, expires_at=expires_at)
 
         return self._db.run(work)
 
@@ -62,7 +64,7 @@ class Leases:
             until = time.time() + ttl
             result = s.exec(
                 update(Lease)
-                .where(Lease.name == name, Lease.holder == holder)
+                .where(col(Lease.name) == name, col(Lease.holder) == holder)
                 .values(expires_at=until)
             )
             return until if result.rowcount else None
@@ -73,12 +75,14 @@ class Leases:
         """Give the lease up if `holder` still has it (otherwise leave it alone)."""
 
         def work(s: Session) -> None:
-            s.exec(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+            s.exec(delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder))
 
         self._db.run(work)
 
     def current(self, name: str) -> LeaseRecord | None:
         """The lease row, expired or not; None when nobody has taken it."""
         with self._db.session() as s:
-            row = s.exec(select(Lease.holder, Lease.expires_at).where(Lease.name == name)).first()
-        return LeaseRecord(name, row.holder, row.expires_at) if row else None
+            row = s.exec(
+                select(col(Lease.holder), col(Lease.expires_at)).where(col(Lease.name) == name)
+            ).first()
+        return LeaseRecord(name, *row) if row else None

@@ -2,7 +2,7 @@
 
 Expiry, revocation and download counts live here, in the row, so a token that still
 verifies stops working the moment its row says so. Deleting the shared node deletes
-its links (`tree.remove_subtree`).
+its links (`rows.remove_subtree`).
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select, update
-from sqlmodel import Session
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
 
 from providers.catalog.db import Database
 from providers.catalog.grants import owned_node
 from providers.catalog.records import LINK_PERMS, ShareLinkRecord
+from providers.catalog.rows import node_select, path_names, to_record
 from providers.catalog.schema import Node, ShareLink, User
-from providers.catalog.tree import node_select, path_names, to_record
 from providers.errors import Conflict, InvalidName
 
 
@@ -76,22 +76,24 @@ class ShareLinks:
     def of_owner(self, owner: str | None = None) -> list[ShareLinkRecord]:
         """Links made by `owner` (every link when None), oldest first."""
         with self._db.session() as s:
-            query = select(ShareLink).order_by(ShareLink.id)  # type: ignore[arg-type]
+            query = select(ShareLink).order_by(col(ShareLink.id))
             if owner is not None:
-                query = query.join(User, User.id == ShareLink.created_by).where(User.name == owner)
-            return [_record(s, row) for row in s.exec(query).scalars()]
+                query = query.join(User, col(User.id) == col(ShareLink.created_by)).where(
+                    col(User.name) == owner
+                )
+            return [_record(s, row) for row in s.exec(query)]
 
     def revoke(self, owner: str, link_id: int) -> bool:
         """Revoke the owner's link `link_id`; False if they have no such live link."""
 
         def work(s: Session) -> bool:
-            mine = select(User.id).where(User.name == owner).scalar_subquery()
+            mine = select(col(User.id)).where(col(User.name) == owner).scalar_subquery()
             done = s.exec(
                 update(ShareLink)
                 .where(
-                    ShareLink.id == link_id,
-                    ShareLink.created_by == mine,
-                    ShareLink.revoked_at.is_(None),  # type: ignore[union-attr]
+                    col(ShareLink.id) == link_id,
+                    col(ShareLink.created_by) == mine,
+                    col(ShareLink.revoked_at).is_(None),
                 )
                 .values(revoked_at=time.time())
             )
@@ -107,14 +109,14 @@ class ShareLinks:
             done = s.exec(
                 update(ShareLink)
                 .where(
-                    ShareLink.id == link_id,
-                    ShareLink.revoked_at.is_(None),  # type: ignore[union-attr]
+                    col(ShareLink.id) == link_id,
+                    col(ShareLink.revoked_at).is_(None),
                     or_(
-                        ShareLink.max_downloads.is_(None),  # type: ignore[union-attr]
-                        ShareLink.downloads < ShareLink.max_downloads,  # type: ignore[operator]
+                        col(ShareLink.max_downloads).is_(None),
+                        col(ShareLink.downloads) < col(ShareLink.max_downloads),
                     ),
                 )
-                .values(downloads=ShareLink.downloads + 1)
+                .values(downloads=col(ShareLink.downloads) + 1)
             )
             return bool(done.rowcount)
 
@@ -123,9 +125,9 @@ class ShareLinks:
 
 def _record(s: Session, row: ShareLink) -> ShareLinkRecord:
     assert row.id is not None
-    found = s.exec(node_select().where(Node.id == row.node_id)).first()
+    found = s.exec(node_select().where(col(Node.id) == row.node_id)).first()
     assert found is not None
-    owner = s.exec(select(User.name).where(User.id == row.created_by)).scalar() or "?"
+    owner = s.exec(select(col(User.name)).where(col(User.id) == row.created_by)).first() or "?"
     return ShareLinkRecord(
         id=row.id,
         node=to_record(found),

@@ -21,9 +21,9 @@ CHUNK_STORED = "stored"
 CHUNK_DELETING = "deleting"
 
 
-def _big(**kwargs: object) -> Column:  # type: ignore[type-arg]
+def _big(**kwargs: Any) -> Column[int]:
     """A BIGINT column: sizes and offsets pass 2**31 (files over 2 GiB)."""
-    return Column(BigInteger, **kwargs)  # type: ignore[arg-type]
+    return Column(BigInteger, **kwargs)
 
 
 class Setting(SQLModel, table=True):

@@ -14,213 +14,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
-from sqlmodel import Session
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
 
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import DIR, FILE, NodeRecord
-from providers.catalog.schema import (
-    Change,
-    Content,
-    Counter,
-    Grant,
-    Node,
-    Prop,
-    ShareLink,
-    User,
-    Version,
+from providers.catalog.records import DIR, NodeRecord
+from providers.catalog.rows import (
+    CHILD_PROPS,
+    CHILDREN,
+    NODE_BY_ID,
+    charge_used_bytes,
+    child_record,
+    find_child,
+    lock_dir,
+    log_change,
+    node_select,
+    remove_subtree,
+    to_record,
 )
-from providers.errors import Conflict, NotFound, QuotaExceeded
+from providers.catalog.schema import Content, Node, Prop
+from providers.catalog.subtrees import copy_rows, refuse_cycle, transfer
+from providers.errors import Conflict, NotFound
 from providers.names import name_key
-
-ACL_COUNTER = "acl"  # bumped whenever who may see what changes (see `Counter`)
-
-
-def node_select() -> Any:
-    """SELECT of node columns plus the content digest (the file's strong ETag)."""
-    return select(Node, Content.digest).outerjoin(Content, Node.content_id == Content.id)
-
-
-# the columns of a NodeRecord, in its field order
-_RECORD_COLUMNS = (
-    Node.id,
-    Node.parent_id,
-    Node.name,
-    Node.kind,
-    Node.owner_id,
-    Node.size,
-    Node.mtime,
-    Node.created,
-    Node.content_id,
-    Content.digest,
-    Node.content_type,
-)
-_NODE_BY_ID = (
-    select(*_RECORD_COLUMNS)
-    .outerjoin(Content, Node.content_id == Content.id)
-    .where(Node.id == bindparam("id"))
-)
-_CHILDREN = (
-    select(*_RECORD_COLUMNS)
-    .outerjoin(Content, Node.content_id == Content.id)
-    .where(Node.parent_id == bindparam("parent"))
-    .order_by(Node.name)
-)
-_CHILD_PROPS = (
-    select(Prop.node_id, Prop.name, Prop.value)
-    .join(Node, Node.id == Prop.node_id)
-    .where(Node.parent_id == bindparam("parent"))
-)
-_CHILD_BY_KEY = (
-    select(*_RECORD_COLUMNS)
-    .outerjoin(Content, Node.content_id == Content.id)
-    .where(Node.parent_id == bindparam("parent"), Node.name_key == bindparam("key"))
-)
-
-
-def to_record(row: Any) -> NodeRecord:
-    node, digest = row
-    return NodeRecord(
-        id=node.id,
-        parent_id=node.parent_id,
-        name=node.name,
-        kind=node.kind,
-        owner_id=node.owner_id,
-        size=node.size,
-        mtime=node.mtime,
-        created=node.created,
-        content_id=node.content_id,
-        digest=digest,
-        content_type=node.content_type,
-    )
-
-
-def lock_dir(session: Session, dir_id: int) -> Node:
-    """Lock a directory row for this transaction; `Conflict` if it is gone or a file."""
-    node = session.exec(select(Node).where(Node.id == dir_id).with_for_update()).scalar()
-    if node is None or node.kind != DIR:
-        raise Conflict("parent collection does not exist")
-    return node
-
-
-def find_child(session: Session, parent_id: int, name: str) -> Node | None:
-    """The child of `parent_id` whose name equals `name` once normalised, or None."""
-    return session.exec(
-        select(Node).where(Node.parent_id == parent_id, Node.name_key == name_key(name))
-    ).scalar()
-
-
-def child_record(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
-    """The member of `parent_id` whose name equals `name` once normalised, or None
-    (one prebuilt Core query)."""
-    row = conn.execute(_CHILD_BY_KEY, {"parent": parent_id, "key": name_key(name)}).first()
-    return NodeRecord(*row) if row else None
-
-
-def find_user_id(session: Session, name: str) -> int:
-    """The id of user `name`; `NotFound` if there is none."""
-    user_id = session.exec(select(User.id).where(User.name == name)).scalar()
-    if user_id is None:
-        raise NotFound(f"no user {name!r}")
-    return int(user_id)
-
-
-_LOG_CHANGE = insert(Change)
-_OWNER_USAGE = (
-    select(User.used_bytes, User.quota_bytes)
-    .where(User.id == bindparam("owner"))  # type: ignore[arg-type]
-    .with_for_update()
-)
-_ADD_USED = (
-    update(User)
-    .where(User.id == bindparam("owner"))  # type: ignore[arg-type]
-    .values(used_bytes=User.used_bytes + bindparam("delta"))
-)
-
-
-def log_change(conn: Connection, owner_id: int, node_id: int, kind: str, path: str) -> None:
-    """Append to the change log in the caller's transaction (`Session.connection()`
-    for ORM callers)."""
-    row = {"owner_id": owner_id, "node_id": node_id, "kind": kind, "path": path}
-    conn.execute(_LOG_CHANGE, {**row, "at": time.time()})
-
-
-def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
-    if delta:
-        conn.execute(_ADD_USED, {"owner": owner_id, "delta": delta})
-
-
-def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
-    """Add `delta` bytes to the owner's usage, locking their row for the rest of the
-    transaction (so concurrent charges cannot pass the quota together); `QuotaExceeded`
-    if a growth (`delta > 0`) would take them past their quota. Shrinking is always
-    allowed, even for an owner already over quota."""
-    usage = conn.execute(_OWNER_USAGE, {"owner": owner_id}).first()
-    if delta > 0 and usage is not None and usage.quota_bytes is not None:
-        used, quota = usage.used_bytes, usage.quota_bytes
-        if used + delta > quota:
-            raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, quota - used)} left")
-    add_used_bytes(conn, owner_id, delta)
-
-
-def bump_counter(session: Session, name: str) -> None:
-    """Add one to counter `name` (created at 1), in the caller's transaction."""
-    done = session.exec(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
-    if not done.rowcount:
-        session.add(Counter(name=name, value=1))
-
-
-def read_counter(session: Session, name: str) -> int:
-    value = session.exec(select(Counter.value).where(Counter.name == name)).scalar()
-    return int(value or 0)
-
-
-def path_names(session: Session, node_id: int) -> tuple[str, ...]:
-    """The names from the home root down to `node_id` (empty for a home)."""
-    names: list[str] = []
-    node = session.get(Node, node_id)
-    while node is not None and node.parent_id is not None:
-        names.append(node.name)
-        node = session.get(Node, node.parent_id)
-    return tuple(reversed(names))
-
-
-def subtree_ids(session: Session, root_id: int) -> list[int]:
-    """Ids of `root_id` and every node below it (one recursive query)."""
-    tree = select(Node.id).where(Node.id == root_id).cte("tree", recursive=True)
-    tree = tree.union_all(select(Node.id).join(tree, Node.parent_id == tree.c.id))
-    return list(session.exec(select(tree.c.id)).scalars())
-
-
-def remove_subtree(session: Session, root_id: int) -> None:
-    """Delete a node and everything below it, with props and versions; fix quotas."""
-    ids = subtree_ids(session, root_id)
-    for start in range(0, len(ids), IN_BATCH):
-        batch = ids[start : start + IN_BATCH]
-        sizes = session.exec(
-            select(Node.owner_id, func.sum(Node.size))
-            .where(Node.id.in_(batch), Node.kind == FILE)  # type: ignore[union-attr]
-            .group_by(Node.owner_id)
-        ).all()
-        for owner_id, total in sizes:
-            add_used_bytes(session.connection(), owner_id, -int(total or 0))
-        session.exec(delete(Prop).where(Prop.node_id.in_(batch)))  # type: ignore[attr-defined]
-        session.exec(delete(Version).where(Version.node_id.in_(batch)))  # type: ignore[attr-defined]
-        _withdraw_sharing(session, batch)
-    # Children reference parents: delete deepest first (ids were produced top-down).
-    for start in range(len(ids), 0, -IN_BATCH):
-        batch = ids[max(0, start - IN_BATCH) : start]
-        session.exec(delete(Node).where(Node.id.in_(batch)))  # type: ignore[union-attr]
-
-
-def _withdraw_sharing(session: Session, node_ids: list[int]) -> None:
-    """Delete the grants and share links of these nodes (bumping the `acl` counter
-    when a grant went): their node is gone or no longer its sharer's."""
-    if session.exec(delete(Grant).where(Grant.node_id.in_(node_ids))).rowcount:  # type: ignore[attr-defined]
-        bump_counter(session, ACL_COUNTER)
-    session.exec(delete(ShareLink).where(ShareLink.node_id.in_(node_ids)))  # type: ignore[attr-defined]
 
 
 class Tree:
@@ -231,7 +47,7 @@ class Tree:
 
     def get(self, node_id: int) -> NodeRecord | None:
         with self._db.session() as s:
-            row = s.exec(node_select().where(Node.id == node_id)).first()
+            row = s.exec(node_select().where(col(Node.id) == node_id)).first()
             return to_record(row) if row else None
 
     def resolve(self, root_id: int, names: list[str]) -> NodeRecord | None:
@@ -246,8 +62,8 @@ class Tree:
         this is one prebuilt Core query per path level, without ORM objects."""
         stored: list[str] = []
         with self._db.connection() as conn:
-            row = conn.execute(_NODE_BY_ID, {"id": root_id}).first()
-            node = NodeRecord(*row) if row else None
+            row = conn.execute(NODE_BY_ID, {"id": root_id}).first()
+            node = NodeRecord._make(row) if row else None
             for name in names:
                 if node is None or node.kind != DIR:
                     return None
@@ -259,17 +75,17 @@ class Tree:
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
         with self._db.connection() as conn:
-            return [NodeRecord(*row) for row in conn.execute(_CHILDREN, {"parent": dir_id})]
+            return [NodeRecord._make(row) for row in conn.execute(CHILDREN, {"parent": dir_id})]
 
     def listing(self, dir_id: int) -> tuple[list[NodeRecord], dict[int, dict[str, str]]]:
         """Members of a directory sorted by name, and their dead properties
         ({node_id: {name: xml}}, every member present): two prebuilt Core queries in one
         read transaction, no ORM objects, since every folder listing goes through here."""
         with self._db.connection() as conn:
-            rows = conn.execute(_CHILDREN, {"parent": dir_id}).all()  # fetchall: one call
-            nodes = [NodeRecord(*row) for row in rows]
+            rows = conn.execute(CHILDREN, {"parent": dir_id}).all()  # fetchall: one call
+            nodes = [NodeRecord._make(row) for row in rows]
             found: dict[int, dict[str, str]] = {node.id: {} for node in nodes}
-            for node_id, name, value in conn.execute(_CHILD_PROPS, {"parent": dir_id}):
+            for node_id, name, value in conn.execute(CHILD_PROPS, {"parent": dir_id}):
                 found.setdefault(node_id, {})[name] = value
         return nodes, found
 
@@ -279,8 +95,8 @@ class Tree:
         result: dict[int, dict[str, str]] = {i: {} for i in ids}
         with self._db.session() as s:
             for start in range(0, len(ids), IN_BATCH):
-                rows = s.exec(select(Prop).where(Prop.node_id.in_(ids[start : start + IN_BATCH])))  # type: ignore[attr-defined]
-                for prop in rows.scalars():
+                batch = ids[start : start + IN_BATCH]
+                for prop in s.exec(select(Prop).where(col(Prop.node_id).in_(batch))):
                     result[prop.node_id][prop.name] = prop.value
         return result
 
@@ -330,12 +146,12 @@ class Tree:
         instead when not `replace`); the node takes the spelling `dest_name`. A
         destination that is the node itself (a rename that only changes the spelling)
         just renames it. Moving into another owner's tree (through a share) hands the
-        subtree to that owner (`_transfer`)."""
+        subtree to that owner (`subtrees.transfer`)."""
 
         def work(s: Session) -> NodeRecord:
             for dir_id in sorted({dest_parent_id, _parent_of(s, node_id)}):
                 lock_dir(s, dir_id)
-            _refuse_cycle(s, node_id, dest_parent_id)
+            refuse_cycle(s, node_id, dest_parent_id)
             existing = find_child(s, dest_parent_id, dest_name)
             if existing is not None and existing.id != node_id:
                 if not replace:
@@ -345,9 +161,11 @@ class Tree:
                 s.flush()
             node = s.get(Node, node_id)
             assert node is not None
-            new_owner = s.exec(select(Node.owner_id).where(Node.id == dest_parent_id)).scalar()
+            new_owner = s.exec(
+                select(col(Node.owner_id)).where(col(Node.id) == dest_parent_id)
+            ).first()
             if new_owner is not None and new_owner != node.owner_id:
-                _transfer(s, node_id, node.owner_id, new_owner)
+                transfer(s, node_id, node.owner_id, new_owner)
                 node.owner_id = new_owner
             node.parent_id, node.name = dest_parent_id, dest_name
             node.name_key = name_key(dest_name)
@@ -367,7 +185,7 @@ class Tree:
 
         def work(s: Session) -> NodeRecord:
             dest = lock_dir(s, dest_parent_id)
-            _refuse_cycle(s, node_id, dest_parent_id)
+            refuse_cycle(s, node_id, dest_parent_id)
             existing = find_child(s, dest_parent_id, dest_name)
             if existing is not None and existing.id == node_id:
                 raise Conflict("cannot copy a resource onto itself")
@@ -375,7 +193,7 @@ class Tree:
                 assert existing.id is not None
                 remove_subtree(s, existing.id)
                 s.flush()
-            new_root, copied = _copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
+            new_root, copied = copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
             charge_used_bytes(s.connection(), dest.owner_id, copied)
             log_change(s.connection(), new_root.owner_id, new_root.id or 0, "copy", path)
             return to_record((new_root, _digest(s, new_root.content_id)))
@@ -388,7 +206,7 @@ class Tree:
 
         def work(s: Session) -> None:
             owner_id = _owner_of(s, node_id, path)
-            s.exec(update(Node).where(Node.id == node_id).values(mtime=mtime))
+            s.exec(update(Node).where(col(Node.id) == node_id).values(mtime=mtime))
             log_change(s.connection(), owner_id, node_id, "prop", path)
 
         self._db.run(work)
@@ -399,7 +217,7 @@ class Tree:
 
         def work(s: Session) -> None:
             owner_id = _owner_of(s, node_id, path)
-            s.exec(delete(Prop).where(Prop.node_id == node_id, Prop.name == name))  # type: ignore[arg-type]
+            s.exec(delete(Prop).where(col(Prop.node_id) == node_id, col(Prop.name) == name))
             if value is not None:
                 s.add(Prop(node_id=node_id, name=name, value=value))
             log_change(s.connection(), owner_id, node_id, "prop", path)
@@ -409,34 +227,10 @@ class Tree:
 
 def _owner_of(s: Session, node_id: int, path: str) -> int:
     """The owner of `node_id`; `NotFound` (naming `path`) if the node is gone."""
-    owner_id = s.exec(select(Node.owner_id).where(Node.id == node_id)).scalar()
+    owner_id = s.exec(select(col(Node.owner_id)).where(col(Node.id) == node_id)).first()
     if owner_id is None:
         raise NotFound(path)
-    return int(owner_id)
-
-
-def _transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
-    """Give the subtree at `root_id` to `new_owner`: its bytes move from the old
-    owner's usage to theirs (`QuotaExceeded` past their quota), and the old owner's
-    grants and share links inside it are withdrawn (they shared it; it is no longer
-    theirs)."""
-    ids = subtree_ids(s, root_id)
-    total = 0
-    for start in range(0, len(ids), IN_BATCH):
-        batch = ids[start : start + IN_BATCH]
-        total += int(
-            s.exec(
-                select(func.coalesce(func.sum(Node.size), 0)).where(
-                    Node.id.in_(batch),  # type: ignore[union-attr]
-                    Node.kind == FILE,
-                )
-            ).scalar()
-            or 0
-        )
-        s.exec(update(Node).where(Node.id.in_(batch)).values(owner_id=new_owner))  # type: ignore[union-attr]
-        _withdraw_sharing(s, batch)
-    charge_used_bytes(s.connection(), new_owner, total)
-    add_used_bytes(s.connection(), old_owner, -total)
+    return owner_id
 
 
 def _parent_of(s: Session, node_id: int) -> int:
@@ -446,71 +240,10 @@ def _parent_of(s: Session, node_id: int) -> int:
     return node.parent_id
 
 
-def _refuse_cycle(s: Session, node_id: int, dest_parent_id: int) -> None:
-    """`Conflict` if `dest_parent_id` is `node_id` or lies below it."""
-    current: int | None = dest_parent_id
-    while current is not None:
-        if current == node_id:
-            raise Conflict("cannot copy or move a collection into itself")
-        current = s.exec(select(Node.parent_id).where(Node.id == current)).scalar()
-
-
 def _digest(s: Session, content_id: int | None) -> str | None:
     if content_id is None:
         return None
-    return s.exec(select(Content.digest).where(Content.id == content_id)).scalar()
-
-
-def _copy_rows(
-    s: Session, src_id: int, dest_parent_id: int, dest_name: str, owner_id: int
-) -> tuple[Node, int]:
-    """Insert copies of the subtree at `src_id`, owned by `owner_id`, level by level;
-    return the new root and the bytes of the files copied (not yet charged to anyone).
-    The root is named `dest_name`; members keep their names (and keys)."""
-    src = s.get(Node, src_id)
-    if src is None:
-        raise NotFound("source vanished")
-    now = time.time()
-    level: list[tuple[Node, int, str, str]] = [
-        (src, dest_parent_id, dest_name, name_key(dest_name))
-    ]
-    new_root: Node | None = None
-    copied = 0
-    while level:
-        next_level: list[tuple[Node, int, str, str]] = []
-        for old, parent_id, name, key in level:
-            new = Node(
-                parent_id=parent_id,
-                name=name,
-                name_key=key,
-                kind=old.kind,
-                owner_id=owner_id,
-                content_id=old.content_id,
-                size=old.size,
-                mtime=old.mtime,
-                created=now,
-                content_type=old.content_type,
-            )
-            s.add(new)
-            s.flush()
-            assert new.id is not None and old.id is not None
-            new_root = new_root or new
-            _copy_node_extras(s, old, new, now)
-            copied += new.size if new.kind == FILE else 0
-            children = s.exec(select(Node).where(Node.parent_id == old.id)).scalars()
-            next_level.extend((child, new.id, child.name, child.name_key) for child in children)
-        level = next_level
-    assert new_root is not None
-    return new_root, copied
-
-
-def _copy_node_extras(s: Session, old: Node, new: Node, now: float) -> None:
-    """Props and the current version row of one copied node."""
-    props = s.exec(select(Prop).where(Prop.node_id == old.id)).scalars().all()
-    s.add_all(Prop(node_id=new.id, name=p.name, value=p.value) for p in props)
-    if new.kind == FILE and new.content_id is not None:
-        assert new.id is not None
-        s.add(Version(node_id=new.id, content_id=new.content_id, size=new.size, created_at=now))
+    return s.exec(select(col(Content.digest)).where(col(Content.id) == content_id)).first()
 
 
 __all__ = ["Tree"]

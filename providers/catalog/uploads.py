@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlmodel import Session
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from providers.catalog.commit import settle_chunks
 from providers.catalog.content import Contents
@@ -95,16 +96,18 @@ class Uploads:
         """The upload `upload_id` made through link `link_id`, or None if there is none,
         it belongs to another link, or it has been idle past the time to live."""
         with self._db.session() as s:
-            row = s.exec(self._live(upload_id, link_id)).scalar()
+            row = s.exec(self._live(upload_id, link_id)).first()
             return _record(row) if row is not None else None
 
     def extents(self, upload_id: str) -> list[ExtentRecord]:
         """The extents of the parts stored so far, in upload order."""
         with self._db.session() as s:
             rows = s.exec(
-                select(UploadExtent.offset, UploadExtent.size, UploadExtent.chunk_hash)
-                .where(UploadExtent.upload_id == upload_id)
-                .order_by(UploadExtent.offset)
+                select(
+                    col(UploadExtent.offset), col(UploadExtent.size), col(UploadExtent.chunk_hash)
+                )
+                .where(col(UploadExtent.upload_id) == upload_id)
+                .order_by(col(UploadExtent.offset))
             ).all()
         return [ExtentRecord(offset=o, size=n, chunk_hash=h) for o, n, h in rows]
 
@@ -158,7 +161,7 @@ class Uploads:
 
         def retire(s: Session) -> None:
             self._advance(s, upload, upload.length, finish=True)
-            s.exec(delete(UploadExtent).where(UploadExtent.upload_id == upload.id))
+            s.exec(delete(UploadExtent).where(col(UploadExtent.upload_id) == upload.id))
 
         node, _created = self._contents.commit_file(
             parent_id,
@@ -174,7 +177,9 @@ class Uploads:
         )
 
         def record_name(s: Session) -> None:
-            s.exec(update(Upload).where(Upload.id == upload.id).values(finished_name=node.name))
+            s.exec(
+                update(Upload).where(col(Upload.id) == upload.id).values(finished_name=node.name)
+            )
 
         self._db.run(record_name)
         return node
@@ -185,7 +190,7 @@ class Uploads:
         committed file stays."""
 
         def work(s: Session) -> bool:
-            found = s.exec(self._live(upload_id, link_id).with_for_update()).scalar()
+            found = s.exec(self._live(upload_id, link_id).with_for_update()).first()
             if found is None:
                 return False
             _delete_uploads(s, [upload_id])
@@ -200,20 +205,20 @@ class Uploads:
         before (and the upload is no longer expired) or finds the upload gone."""
 
         def work(s: Session) -> int:
-            query = select(Upload.id).where(Upload.touched_at < before)
-            ids = list(s.exec(query if dry_run else query.with_for_update()).scalars())
+            query = select(col(Upload.id)).where(col(Upload.touched_at) < before)
+            ids = list(s.exec(query if dry_run else query.with_for_update()))
             if not dry_run:
                 _delete_uploads(s, ids)
             return len(ids)
 
         return self._db.run(work, write=not dry_run)
 
-    def _live(self, upload_id: str, link_id: int) -> Any:
+    def _live(self, upload_id: str, link_id: int) -> SelectOfScalar[Upload]:
         """SELECT of the upload if it belongs to the link and is not past its time."""
         return select(Upload).where(
-            Upload.id == upload_id,
-            Upload.link_id == link_id,
-            Upload.touched_at >= time.time() - self.ttl,
+            col(Upload.id) == upload_id,
+            col(Upload.link_id) == link_id,
+            col(Upload.touched_at) >= time.time() - self.ttl,
         )
 
     def _advance(
@@ -229,11 +234,11 @@ class Uploads:
         moved = s.exec(
             update(Upload)
             .where(
-                Upload.id == upload.id,
-                Upload.link_id == upload.link_id,
-                Upload.offset == upload.offset,
-                Upload.finished_at.is_(None),
-                Upload.touched_at >= now - self.ttl,
+                col(Upload.id) == upload.id,
+                col(Upload.link_id) == upload.link_id,
+                col(Upload.offset) == upload.offset,
+                col(Upload.finished_at).is_(None),
+                col(Upload.touched_at) >= now - self.ttl,
             )
             .values(**values)
         )
@@ -242,7 +247,7 @@ class Uploads:
 
     def _explain_refusal(self, s: Session, upload: UploadRecord) -> None:
         """Raise why a conditional update of `upload` matched no row."""
-        row = s.exec(self._live(upload.id, upload.link_id)).scalar()
+        row = s.exec(self._live(upload.id, upload.link_id)).first()
         if row is None:
             raise NotFound("no such upload")
         raise Conflict(f"the upload is at offset {row.offset}, not {upload.offset}")
@@ -251,8 +256,8 @@ class Uploads:
 def _delete_uploads(s: Session, ids: list[str]) -> None:
     for begin in range(0, len(ids), IN_BATCH):
         batch = ids[begin : begin + IN_BATCH]
-        s.exec(delete(UploadExtent).where(UploadExtent.upload_id.in_(batch)))
-        s.exec(delete(Upload).where(Upload.id.in_(batch)))
+        s.exec(delete(UploadExtent).where(col(UploadExtent.upload_id).in_(batch)))
+        s.exec(delete(Upload).where(col(Upload.id).in_(batch)))
 
 
 def _record(row: Upload) -> UploadRecord:

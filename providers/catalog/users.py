@@ -11,12 +11,14 @@ import time
 import unicodedata
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, select, update
-from sqlmodel import Session
+from sqlalchemy import Row, bindparam, delete, func, inspect, update
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
 
 from providers.catalog.app_passwords import AppPasswords
 from providers.catalog.db import Database
 from providers.catalog.records import DIR, DigestSecret, UserRecord
+from providers.catalog.rows import ACL_COUNTER, bump_counter, remove_subtree
 from providers.catalog.schema import (
     AppPassword,
     Change,
@@ -26,7 +28,6 @@ from providers.catalog.schema import (
     Setting,
     User,
 )
-from providers.catalog.tree import ACL_COUNTER, bump_counter, remove_subtree
 from providers.errors import Conflict, InvalidName, NotFound
 
 MAX_NAME = 64
@@ -42,12 +43,13 @@ def check_account_name(name: str, kind: str = "user") -> None:
         raise InvalidName(f"{kind} name may not contain control characters")
 
 
-_USER_BY_NAME = select(*User.__table__.columns).where(  # type: ignore[attr-defined]
-    User.__table__.c.name == bindparam("name")  # type: ignore[attr-defined]
-)
+# A Core query of the table's columns (no ORM entity to build), prebuilt: every
+# request asks (`Users.get`). `core_select`: a `Connection` runs it.
+_USERS = inspect(User).local_table
+_USER_BY_NAME = core_select(*_USERS.columns).where(_USERS.c.name == bindparam("name"))
 
 
-def _record(user: User | Row[Any]) -> UserRecord:
+def _record(user: User | Row[*tuple[Any, ...]]) -> UserRecord:
     assert user.id is not None and user.home_id is not None
     digest = None
     if user.digest_realm is not None and user.digest_ha1:
@@ -78,7 +80,7 @@ class Users:
         check_account_name(name)
 
         def work(s: Session) -> UserRecord:
-            if s.exec(select(User.id).where(User.name == name)).first():
+            if s.exec(select(col(User.id)).where(col(User.name) == name)).first() is not None:
                 raise Conflict(f"user {name!r} exists")
             now = time.time()
             user = User(name=name, password_hash=password_hash, created_at=now)
@@ -111,16 +113,16 @@ class Users:
 
     def count(self) -> int:
         with self._db.session() as s:
-            return int(s.exec(select(func.count()).select_from(User)).one()[0])
+            return s.exec(select(func.count()).select_from(User)).one()
 
     def names(self) -> list[str]:
         with self._db.session() as s:
-            return list(s.exec(select(User.name).order_by(User.name)).scalars())
+            return list(s.exec(select(col(User.name)).order_by(col(User.name))))
 
     def all(self) -> list[UserRecord]:
         """Every user, by name."""
         with self._db.session() as s:
-            return [_record(u) for u in s.exec(select(User).order_by(User.name)).scalars()]
+            return [_record(u) for u in s.exec(select(User).order_by(col(User.name)))]
 
     def set_password(
         self, name: str, password_hash: str, digest: DigestSecret | None = None
@@ -148,7 +150,7 @@ class Users:
 
     def _update(self, name: str, **values: object) -> None:
         def work(s: Session) -> None:
-            done = s.exec(update(User).where(User.name == name).values(**values))
+            done = s.exec(update(User).where(col(User.name) == name).values(**values))
             if not done.rowcount:
                 raise NotFound(f"no user {name!r}")
 
@@ -166,23 +168,23 @@ class Users:
         """
 
         def work(s: Session) -> int:
-            user = s.exec(select(User).where(User.name == name).with_for_update()).scalar()
+            user = s.exec(select(User).where(col(User.name) == name).with_for_update()).first()
             if user is None:
                 raise NotFound(f"no user {name!r}")
-            owned = s.exec(select(func.count()).where(Node.owner_id == user.id)).one()[0]
+            owned = s.exec(select(func.count()).where(col(Node.owner_id) == user.id)).one()
             if owned > 1 and not purge:
                 raise Conflict(
                     f"user {name!r} owns {owned - 1} files and folders; pass --purge to delete them"
                 )
             if user.home_id is not None:
                 remove_subtree(s, user.home_id)
-            s.exec(delete(Change).where(Change.owner_id == user.id))
-            s.exec(delete(AppPassword).where(AppPassword.user_id == user.id))
-            s.exec(delete(Membership).where(Membership.user_id == user.id))
-            s.exec(delete(Grant).where(Grant.user_id == user.id))  # type: ignore[arg-type]
+            s.exec(delete(Change).where(col(Change.owner_id) == user.id))
+            s.exec(delete(AppPassword).where(col(AppPassword.user_id) == user.id))
+            s.exec(delete(Membership).where(col(Membership.user_id) == user.id))
+            s.exec(delete(Grant).where(col(Grant.user_id) == user.id))
             bump_counter(s, ACL_COUNTER)
             s.delete(user)
-            return int(owned) - 1
+            return owned - 1
 
         return self._db.run(work)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from wsgidav.dav_provider import _DAVResource
+
 from providers.operations import Actor, Located, Operations, View
 
 
@@ -28,7 +30,7 @@ class ResourceHost(Protocol):
     def free_bytes(self) -> int | None:
         """Space left in the blob store for owners without a quota (None: unknown)."""
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
         """The resource at `path` of the request's view, or None."""
 
     def resource(
@@ -37,5 +39,5 @@ class ResourceHost(Protocol):
         located: Located,
         environ: dict[str, Any],
         props: dict[str, str] | None = None,
-    ) -> Any:
+    ) -> _DAVResource:
         """The resource for a located node (`props`: its dead properties if loaded)."""

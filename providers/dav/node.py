@@ -9,6 +9,7 @@ from typing import Any
 from lxml import etree
 from wsgidav import util
 from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_provider import _DAVResource
 
 from providers.catalog import NodeRecord
 from providers.dav.errors import dav_error_context, dav_errors
@@ -26,7 +27,7 @@ def last_modified_of(node: NodeRecord) -> float:
     return float(int(node.mtime))
 
 
-class NodeMixin:
+class NodeMixin(_DAVResource):
     """What files and folders share (see the module docstring)."""
 
     provider: ResourceHost
@@ -87,7 +88,7 @@ class NodeMixin:
         return self._props
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
-        names = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
+        names: list[str] = super().get_property_names(is_allprop=is_allprop)
         return names + list(self.dead_props())
 
     def get_property_value(self, name: str) -> Any:
@@ -99,7 +100,7 @@ class NodeMixin:
         value = self.dead_props().get(name)
         if value is not None:
             return etree.fromstring(value)
-        return super().get_property_value(name)  # type: ignore[misc]
+        return super().get_property_value(name)
 
     @dav_errors
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
@@ -107,7 +108,7 @@ class NodeMixin:
         other Win32 props (creation/access time, attributes) are kept as dead props, so
         Explorer reads back what it wrote (WsgiDAV alone would answer 200 and drop them)."""
         if name.startswith("{DAV:}"):
-            return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+            return super().set_property_value(name, value, dry_run=dry_run)
         if name == WIN32_MTIME:
             if value is None:
                 return None

@@ -23,6 +23,8 @@ from providers.operations.base import SHARED_READ_ONLY
 class SharedFolder(DAVCollection):
     """`Shared/`: members are the user's received entries (see the module docstring)."""
 
+    provider: ResourceHost
+
     def __init__(
         self, path: str, environ: dict[str, Any], provider: ResourceHost, located: Located
     ) -> None:

@@ -21,10 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services.postgres import PostgresService
-from tests.services.redis import RedisService
-from tests.services.s3 import S3Service
-from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
+from tests.support.servers import RunningServer, stack_settings, start_server
 
 ROLES = ["owner", "read", "rw", "group", "stranger", "anonymous"]
 USERS = {"owner": "alice", "read": "carol", "rw": "bob", "group": "gina", "stranger": "dave"}
@@ -153,13 +150,7 @@ def shared_server(
 ) -> Iterator[RunningServer]:
     """One server per stack with every cell's folder created and shared."""
     data_dir: Path = tmp_path_factory.mktemp("access")
-    if request.param == "embedded":
-        settings = embedded_settings(data_dir)
-    else:
-        s3: S3Service = request.getfixturevalue("s3_service")
-        postgres: PostgresService = request.getfixturevalue("postgres_service")
-        redis: RedisService = request.getfixturevalue("redis_service")
-        settings = full_settings(data_dir, s3, postgres, redis)
+    settings = stack_settings(request, data_dir, request.param)
     server = start_server(settings)
     for user in USERS.values():
         server.add_user(user, f"pw-{user}")

@@ -11,28 +11,9 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from davserver.auth.passwords import generate_app_password, hash_password
+from tests.support.api import answer, api, error
 from tests.support.dav import propfind, put
 from tests.support.servers import RunningServer
-
-JSON = "application/json"
-
-
-def api(server: RunningServer, path: str) -> str:
-    return f"{server.base}/api/v1/{path.lstrip('/')}"
-
-
-def answer(response: requests.Response, status: int) -> Any:
-    """The JSON body of `response`, which must have `status` and the JSON type."""
-    assert response.status_code == status, (response.status_code, response.text[:300])
-    assert response.headers["Content-Type"] == JSON, response.headers
-    return response.json()
-
-
-def error(response: requests.Response, status: int) -> str:
-    """The reason of a JSON error answer with `status`."""
-    body = answer(response, status)
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
-    return str(body["error"])
 
 
 def schemes(response: requests.Response) -> list[str]:

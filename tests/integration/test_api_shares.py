@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.test_api import answer, api, error
+from tests.support.api import answer, api, error
 from tests.support.servers import RunningServer
 
 LINK_KEYS = {

@@ -11,63 +11,24 @@ state is checked over plain HTTP.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.clients import Cadaver, cadaver_binary
 from tests.support.servers import RunningServer
 
 DAV = "{DAV:}"
 CADAVER_NS = "{http://webdav.org/cadaver/custom-properties/}"
-# What cadaver prints when a command did not work (it still exits 0).
-FAILURE_MARKERS = ("failed", "Could not", "not WebDAV", "Authentication", "Enter username")
-
-
-@dataclass
-class Cadaver:
-    """Runs cadaver sessions on `url` from `workdir` with `home` holding the .netrc."""
-
-    binary: str
-    url: str
-    home: Path
-    workdir: Path
-
-    def run(self, *commands: str) -> str:
-        """One cadaver process fed `commands`; returns its output. Fails the test if it
-        exits non-zero or prints a failure for any command."""
-        returncode, output = self.attempt(*commands)
-        assert returncode == 0, output
-        assert not any(marker in output for marker in FAILURE_MARKERS), output
-        return output
-
-    def attempt(self, *commands: str) -> tuple[int, str]:
-        """One cadaver process fed `commands`: its exit status and output, unjudged."""
-        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", ""), "LC_ALL": "C"}
-        result = subprocess.run(
-            [self.binary, self.url],
-            input="".join(f"{command}\n" for command in commands),
-            cwd=self.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return result.returncode, result.stdout + result.stderr
 
 
 @pytest.fixture
 def cadaver(server: RunningServer, tmp_path: Path) -> Cadaver:
-    binary = shutil.which("cadaver")
-    if binary is None:
-        pytest.fail("cadaver is not installed (apt-get install cadaver)", pytrace=False)
+    binary = cadaver_binary()
     home = tmp_path / "home"
     home.mkdir()
     netrc = home / ".netrc"

@@ -4,102 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import random
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from tests.services.processes import stop_gracefully
-
-LISTENING = re.compile(r"davserver listening on http://127\.0\.0\.1:(\d+)/dav/")
-PASSWORD = re.compile(r"Created user 'admin' with password: (\S+)")
-SMALL_CHUNKS = {
-    "DAVSERVER_CHUNK_MIN_SIZE": "1024",
-    "DAVSERVER_CHUNK_AVG_SIZE": "4096",
-    "DAVSERVER_CHUNK_MAX_SIZE": "16384",
-}
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAVSERVER_")}
-    env.update(PYTHONUNBUFFERED="1", DAVSERVER_LOCAL_FSYNC="0", **SMALL_CHUNKS)
-    env.update(extra)
-    return env
-
-
-def run_cli(
-    cwd: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "davserver", *args],
-        cwd=cwd,
-        env=env or cli_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-class Serve:
-    """`davserver serve --port 0` in the background; stdout is collected line by line."""
-
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "davserver", "serve", "--port", "0"],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.port = self._wait_listening()
-        self.url = f"http://127.0.0.1:{self.port}/dav/"
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def _wait_listening(self) -> int:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
-            if match := LISTENING.search(line):
-                return int(match.group(1))
-        self.stop()
-        raise AssertionError(f"server did not start; output: {self.lines}")
-
-    def password(self) -> str | None:
-        found = [m.group(1) for line in self.lines if (m := PASSWORD.search(line))]
-        assert len(found) <= 1
-        return found[0] if found else None
-
-    def dav(self, method: str, path: str, auth: tuple[str, str], **kw: Any) -> requests.Response:
-        return requests.request(method, self.url + path, auth=auth, timeout=30, **kw)
-
-    def stop(self, signum: int = signal.SIGINT) -> int:
-        return stop_gracefully(self.proc, signum=signum)
+from tests.support.cli import Serve, cli_env, run_cli
 
 
 @pytest.fixture

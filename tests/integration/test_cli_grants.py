@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.test_cli import Serve, cli_env
-from tests.integration.test_cli_users import fails, ok
+from tests.support.cli import Serve, cli_env, fails, ok
 from tests.support.dav import propfind
 
 GRANTED = re.compile(r"Granted '(r|rw)' on (\S+) of 'alice' to (\S+) \(grant (\d+)\)")

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from davserver.cli.output import CommandError
 from davserver.cli.shares import base_url, parse_expiry
-from davserver.cli.users import CommandError
 from davserver.settings import Settings
-from tests.integration.test_cli import Serve, cli_env
-from tests.integration.test_cli_users import fails, ok
+from tests.support.cli import Serve, cli_env, fails, ok
 
 CREATED = re.compile(
     r"Created share link (\d+) \((\w+)\) to (\S+) of 'alice': (.*)\n"

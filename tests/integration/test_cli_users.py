@@ -11,7 +11,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from tests.integration.test_cli import Serve, cli_env, run_cli
+from tests.support.cli import Serve, cli_env, fails, ok
 
 APP_LINE = re.compile(r"App password (\d+) for 'bob', phone \(shown once\): (\S+)")
 
@@ -23,22 +23,6 @@ def served(tmp_path: Path) -> Iterator[list[Serve]]:
     yield started
     for server in started:
         server.stop()
-
-
-def ok(cwd: Path, *args: str, stdin: str = "") -> str:
-    done = run_cli(cwd, *args, stdin=stdin)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def fails(cwd: Path, *args: str, stdin: str = "", says: str = "") -> str:
-    """Run a command that must fail with one `davserver: error:` line naming `says`."""
-    done = run_cli(cwd, *args, stdin=stdin)
-    assert done.returncode != 0
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("davserver: error:"), done.stderr
-    assert says in lines[0], lines[0]
-    return lines[0]
 
 
 def propfind(server: Serve, auth: object) -> int:

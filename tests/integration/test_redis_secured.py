@@ -16,7 +16,7 @@ import redis
 from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
 from tests.services.s3 import S3Service
-from tests.support.servers import RunningServer, full_settings, start_server
+from tests.support.servers import RunningServer, full_settings, two_instances
 from tests.support.tls import make_certificate, tls_terminator
 
 USER, PASSWORD = "davserver", "s3cret pass/word"
@@ -54,13 +54,10 @@ def servers(
     redis_service: RedisService,
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     """Two instances on one PostgreSQL, one bucket and the secured Redis."""
-    settings = full_settings(tmp_path / "one", s3_service, postgres_service, redis_service)
+    settings = full_settings(tmp_path / "data", s3_service, postgres_service, redis_service)
     settings = settings.replace(redis_url=secured_url, login_failures_per_user=2)
-    first = start_server(settings)
-    second = start_server(settings.replace(data_dir=tmp_path / "two"), flush_redis=False)
-    yield first, second
-    second.stop()
-    first.stop()
+    with two_instances(settings) as both:
+        yield both
 
 
 def test_plain_connections_and_the_default_user_are_refused(secured_url: str) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from davserver.auth.passwords import hash_password
-from tests.integration.test_share_pages import TREE, build_tree, make_link, png_bytes
 from tests.support.browser import screenshot
+from tests.support.links import make_link
 from tests.support.servers import RunningServer
+from tests.support.share_tree import TREE, build_tree, png_bytes
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -19,10 +18,8 @@ import requests
 
 from davserver.app import share_signer
 from davserver.auth.passwords import hash_password
-from tests.integration.test_cadaver import Cadaver
-from tests.integration.test_rclone import _rclone_binary
-from tests.integration.test_sharing import LOCK_BODY
-from tests.support.dav import propfind
+from tests.support.clients import Cadaver, cadaver_binary, rclone_binary
+from tests.support.dav import LOCK_BODY, propfind
 from tests.support.servers import RunningServer
 from tests.support.tree import MIB, assert_same_tree, build_tree
 
@@ -233,7 +230,7 @@ def _rclone_run(scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """rclone with no config of its own and retries off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
     env |= {"HOME": str(scratch), "RCLONE_CONFIG": "/dev/null"}
-    command = [_rclone_binary(), "--retries", "1", "--low-level-retries", "1", *args]
+    command = [rclone_binary(), "--retries", "1", "--low-level-retries", "1", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -245,7 +242,7 @@ def _rclone(scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _obscure(password: str) -> str:
-    command = [_rclone_binary(), "obscure", password]
+    command = [rclone_binary(), "obscure", password]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -291,10 +288,7 @@ def _cadaver(url: str, tmp_path: Path, password: str) -> Cadaver:
     netrc = home / ".netrc"
     netrc.write_text(f"machine 127.0.0.1\nlogin anyone\npassword {password}\n")
     netrc.chmod(0o600)
-    binary = shutil.which("cadaver")
-    if binary is None:
-        pytest.fail("cadaver is not installed (apt-get install cadaver)", pytrace=False)
-    return Cadaver(binary, url, home, workdir)
+    return Cadaver(cadaver_binary(), url, home, workdir)
 
 
 def test_cadaver_on_an_edit_link(alice: RunningServer, tmp_path: Path) -> None:

@@ -13,11 +13,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+from tests.support.dav import LOCK_BODY
 from tests.support.servers import RunningServer
-
-LOCK_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
-<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>
-<D:locktype><D:write/></D:locktype><D:owner>sharing</D:owner></D:lockinfo>"""
 
 
 def settle() -> None:

@@ -1,9 +1,10 @@
 """TLS and reverse proxies, end to end on the embedded stack.
 
-`davserver serve --certfile F --keyfile F` speaks HTTPS only (a certificate made here
-with the `openssl` tool). Behind a proxy that terminates TLS, forwarded headers from a
-trusted address make COPY/MOVE with public Destination URLs work and give the login
-limit the real client; from any other address they change nothing.
+`davserver serve --certfile F --keyfile F` speaks HTTPS only (a certificate made with
+the `openssl` tool by `tests.support.tls`). Behind a proxy that terminates TLS,
+forwarded headers from a trusted address make COPY/MOVE with public Destination URLs
+work and give the login limit the real client; from any other address they change
+nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +28,7 @@ from tests.services.processes import die_with_parent, stop_gracefully
 from tests.support.dav import propfind, put
 from tests.support.servers import ADMIN_PASSWORD, embedded_settings
 from tests.support.subprocess_server import START_TIMEOUT, child_env, run_cli
+from tests.support.tls import make_certificate
 
 LISTENING_TLS = re.compile(r"davserver listening on https://127\.0\.0\.1:(\d+)/dav/")
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
@@ -36,20 +37,7 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and its key (PEM files)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:  # a skip would hide that TLS went untested
-        pytest.fail("the openssl command is needed to make the test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-        + ["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout", str(key)]
-        + ["-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @contextlib.contextmanager

@@ -12,6 +12,10 @@ from providers.chunker import FastCDCChunker
 from providers.filestore import content_digest
 
 DAV = "{DAV:}"
+# An exclusive write LOCK request body.
+LOCK_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
+<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>
+<D:locktype><D:write/></D:locktype><D:owner>sharing</D:owner></D:lockinfo>"""
 
 
 def propfind(session: requests.Session, url: str, depth: str = "1") -> dict[str, dict[str, str]]:

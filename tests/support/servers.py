@@ -7,12 +7,15 @@ loopback port in a thread, in one of two stacks:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from davserver.app import Services, build_app, build_services, ensure_admin
@@ -83,6 +86,37 @@ def full_settings(data_dir: Path, s3: Any, postgres: Any, redis: Any, **extra: A
         redis_url=redis_url,
         **extra,
     )
+
+
+def stack_settings(request: pytest.FixtureRequest, data_dir: Path, stack: str) -> Settings:
+    """Settings of `stack` (`embedded`, or `full` on the session's services) for a
+    server whose fixture is not function-scoped (the `make_server` fixture cannot
+    serve it)."""
+    if stack == "embedded":
+        return embedded_settings(data_dir)
+    return full_settings(
+        data_dir,
+        request.getfixturevalue("s3_service"),
+        request.getfixturevalue("postgres_service"),
+        request.getfixturevalue("redis_service"),
+    )
+
+
+@contextlib.contextmanager
+def two_instances(settings: Settings) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Two servers on the same settings (one database, bucket and Redis db), as two
+    instances behind a load balancer; both stopped afterwards."""
+    first = start_server(settings)
+    try:
+        second = start_server(settings, flush_redis=False)
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()
 
 
 def start_server(

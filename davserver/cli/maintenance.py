@@ -1,0 +1,81 @@
+"""`davserver gc` and `davserver fsck`: garbage collection and store checks.
+
+    davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h
+    davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash)
+
+Both show progress bars on a terminal only (never in logs or cron mail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from davserver.app import Services
+from providers.gc import check_store, collect_garbage
+
+COMMANDS = ("gc", "fsck")
+DEFAULT_GRACE = 6 * 3600
+T = TypeVar("T")
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register `gc` and `fsck` on `sub`."""
+    gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
+    gc.add_argument("--apply", action="store_true", help="really delete")
+    gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
+    fsck = sub.add_parser("fsck", parents=[common], help="check stored chunks")
+    fsck.add_argument("--deep", action="store_true", help="re-hash every chunk")
+
+
+def run(args: argparse.Namespace, services: Services) -> int:
+    return _gc(args, services) if args.command == "gc" else _fsck(args, services)
+
+
+def _progress(items: Sequence[T], label: str) -> Iterable[T]:
+    quiet = not sys.stderr.isatty()
+    bar: Iterable[T] = tqdm(items, desc=label, unit="", file=sys.stderr, leave=False, disable=quiet)
+    return bar
+
+
+def _gc(args: argparse.Namespace, services: Services) -> int:
+    report = collect_garbage(
+        services.catalog,
+        services.blobs,
+        grace=args.grace,
+        apply=args.apply,
+        key_prefix=services.settings.blob_prefix,
+        progress=_progress,
+    )
+    verb = "deleted" if args.apply else "would delete"
+    print(
+        f"gc: {verb} {report.chunks} unreferenced chunks and {report.orphans} orphan objects, "
+        f"{report.freed_bytes} bytes; dropped {report.contents} unused contents and "
+        f"{report.uploads} abandoned uploads"
+        + ("" if args.apply else " (dry run: pass --apply to delete)")
+    )
+    return 0
+
+
+def _fsck(args: argparse.Namespace, services: Services) -> int:
+    report = check_store(
+        services.catalog,
+        services.blobs,
+        deep=args.deep,
+        key_prefix=services.settings.blob_prefix,
+        progress=_progress,
+    )
+    print(
+        f"fsck: checked {report.checked} chunks: {len(report.missing)} missing, "
+        f"{len(report.wrong_size)} wrong size, {len(report.corrupt)} corrupt"
+    )
+    for label, hashes in (("missing", report.missing), ("corrupt", report.corrupt)):
+        for digest in hashes:
+            print(f"{label}: {digest}")
+    return 0 if report.ok else 1

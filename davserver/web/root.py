@@ -1,0 +1,68 @@
+"""What the server answers outside its doors: the landing page `/`, `OPTIONS /` for
+Windows, `/healthz` (the process answers), `/readyz` (the database and blob store
+answer too), and the static files under `/static/`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from davserver.http.environ import StartResponse, WSGIEnvironment
+from davserver.http.responses import plain_response
+from davserver.web.assets import STATIC_PATH, serve_static
+from davserver.web.render import PAGE_CSP, render
+from providers.errors import StorageError
+
+
+class RootSite:
+    """See the module docstring. `readiness` raises a `StorageError` when a dependency
+    does not answer; `dav_path` is where WebDAV is mounted (shown on the landing page)."""
+
+    def __init__(self, readiness: Callable[[], None], dav_path: str) -> None:
+        self._readiness = readiness
+        self._landing = render("landing.html", title="davserver", dav=dav_path)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(STATIC_PATH + "/"):
+            return serve_static(environ, start_response)
+        if path == "/healthz":
+            return plain_response(start_response, 200, "ok")
+        if path == "/readyz":
+            return self._ready(start_response)
+        if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
+            return _root_options(start_response)
+        if path == "/":
+            html = [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Security-Policy", PAGE_CSP),
+            ]
+            start_response("200 OK", [*html, ("Content-Length", str(len(self._landing)))])
+            return [self._landing]
+        return plain_response(start_response, 404, "not found")
+
+    def _ready(self, start_response: StartResponse) -> list[bytes]:
+        try:
+            self._readiness()
+        except StorageError as e:
+            return plain_response(start_response, 503, str(e))
+        return plain_response(start_response, 200, "ready")
+
+
+def _root_options(start_response: StartResponse) -> list[bytes]:
+    """`OPTIONS /` without credentials: the DAV headers Windows needs before it mounts.
+
+    The Windows mini-redirector probes the server root (not the share path) first and
+    caches a verdict without `DAV:` as "not WebDAV" until reboot, so the root answers like
+    the share does (https://github.com/mickael-kerjean/filestash/issues/669). It reveals
+    nothing about any user, hence no authentication.
+    """
+    start_response(
+        "200 OK",
+        [
+            ("DAV", "1,2"),
+            ("MS-Author-Via", "DAV"),
+            ("Allow", "OPTIONS, GET, HEAD"),
+            ("Content-Length", "0"),
+        ],
+    )
+    return []

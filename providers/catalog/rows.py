@@ -1,0 +1,231 @@
+"""Rows and statements the catalog's parts share.
+
+Node records (`node_select`, `to_record`, `child_record`, and the prebuilt queries
+the tree runs on every request), folder locks, user ids, the change log, the owners'
+`used_bytes` and quota checks, the `acl` counter, paths, and the removal of whole
+subtrees with what hangs off them (props, versions, grants, share links).
+
+Statements that a `Connection` runs are SQLAlchemy Core (`core_select`), built once at
+import: building and cache-keying SQLAlchemy expressions costs more than SQLite running
+them. Queries an ORM `Session` runs use sqlmodel's `select`, the one `Session.exec`
+types.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, update
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
+
+from providers.catalog.db import IN_BATCH
+from providers.catalog.records import DIR, FILE, NodeRecord
+from providers.catalog.schema import (
+    Change,
+    Content,
+    Counter,
+    Grant,
+    Node,
+    Prop,
+    ShareLink,
+    User,
+    Version,
+)
+from providers.errors import Conflict, NotFound, QuotaExceeded
+from providers.names import name_key
+
+ACL_COUNTER = "acl"  # bumped whenever who may see what changes (see `Counter`)
+
+
+def node_select() -> Select[Node, str]:
+    """SELECT of node columns plus the content digest (the file's strong ETag; None
+    for a directory, through the outer join)."""
+    return select(Node, col(Content.digest)).outerjoin(
+        Content, col(Node.content_id) == col(Content.id)
+    )
+
+
+# the columns of a NodeRecord, in its field order (`NodeRecord._make(row)` makes the
+# record: the model types `Node.id` as nullable, for a row not inserted yet)
+_RECORD_COLUMNS = (
+    col(Node.id),
+    col(Node.parent_id),
+    col(Node.name),
+    col(Node.kind),
+    col(Node.owner_id),
+    col(Node.size),
+    col(Node.mtime),
+    col(Node.created),
+    col(Node.content_id),
+    col(Content.digest),
+    col(Node.content_type),
+)
+NODE_BY_ID = (
+    core_select(*_RECORD_COLUMNS)
+    .outerjoin(Content, col(Node.content_id) == col(Content.id))
+    .where(col(Node.id) == bindparam("id"))
+)
+CHILDREN = (
+    core_select(*_RECORD_COLUMNS)
+    .outerjoin(Content, col(Node.content_id) == col(Content.id))
+    .where(col(Node.parent_id) == bindparam("parent"))
+    .order_by(col(Node.name))
+)
+CHILD_PROPS = (
+    core_select(col(Prop.node_id), col(Prop.name), col(Prop.value))
+    .join(Node, col(Node.id) == col(Prop.node_id))
+    .where(col(Node.parent_id) == bindparam("parent"))
+)
+_CHILD_BY_KEY = (
+    core_select(*_RECORD_COLUMNS)
+    .outerjoin(Content, col(Node.content_id) == col(Content.id))
+    .where(col(Node.parent_id) == bindparam("parent"), col(Node.name_key) == bindparam("key"))
+)
+
+
+def to_record(row: tuple[Node, str | None]) -> NodeRecord:
+    node, digest = row
+    assert node.id is not None
+    return NodeRecord(
+        id=node.id,
+        parent_id=node.parent_id,
+        name=node.name,
+        kind=node.kind,
+        owner_id=node.owner_id,
+        size=node.size,
+        mtime=node.mtime,
+        created=node.created,
+        content_id=node.content_id,
+        digest=digest,
+        content_type=node.content_type,
+    )
+
+
+def lock_dir(session: Session, dir_id: int) -> Node:
+    """Lock a directory row for this transaction; `Conflict` if it is gone or a file."""
+    node = session.exec(select(Node).where(col(Node.id) == dir_id).with_for_update()).first()
+    if node is None or node.kind != DIR:
+        raise Conflict("parent collection does not exist")
+    return node
+
+
+def find_child(session: Session, parent_id: int, name: str) -> Node | None:
+    """The child of `parent_id` whose name equals `name` once normalised, or None."""
+    return session.exec(
+        select(Node).where(col(Node.parent_id) == parent_id, col(Node.name_key) == name_key(name))
+    ).first()
+
+
+def child_record(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
+    """The member of `parent_id` whose name equals `name` once normalised, or None
+    (one prebuilt Core query)."""
+    row = conn.execute(_CHILD_BY_KEY, {"parent": parent_id, "key": name_key(name)}).first()
+    return NodeRecord._make(row) if row else None
+
+
+def find_user_id(session: Session, name: str) -> int:
+    """The id of user `name`; `NotFound` if there is none."""
+    user_id = session.exec(select(col(User.id)).where(col(User.name) == name)).first()
+    if user_id is None:
+        raise NotFound(f"no user {name!r}")
+    return user_id
+
+
+_LOG_CHANGE = insert(Change)
+_OWNER_USAGE = (
+    core_select(col(User.used_bytes), col(User.quota_bytes))
+    .where(col(User.id) == bindparam("owner"))
+    .with_for_update()
+)
+_ADD_USED = (
+    update(User)
+    .where(col(User.id) == bindparam("owner"))
+    .values(used_bytes=col(User.used_bytes) + bindparam("delta"))
+)
+
+
+def log_change(conn: Connection, owner_id: int, node_id: int, kind: str, path: str) -> None:
+    """Append to the change log in the caller's transaction (`Session.connection()`
+    for ORM callers)."""
+    row = {"owner_id": owner_id, "node_id": node_id, "kind": kind, "path": path}
+    conn.execute(_LOG_CHANGE, {**row, "at": time.time()})
+
+
+def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
+    if delta:
+        conn.execute(_ADD_USED, {"owner": owner_id, "delta": delta})
+
+
+def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
+    """Add `delta` bytes to the owner's usage, locking their row for the rest of the
+    transaction (so concurrent charges cannot pass the quota together); `QuotaExceeded`
+    if a growth (`delta > 0`) would take them past their quota. Shrinking is always
+    allowed, even for an owner already over quota."""
+    usage = conn.execute(_OWNER_USAGE, {"owner": owner_id}).first()
+    if delta > 0 and usage is not None and usage.quota_bytes is not None:
+        used, quota = usage.used_bytes, usage.quota_bytes
+        if used + delta > quota:
+            raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, quota - used)} left")
+    add_used_bytes(conn, owner_id, delta)
+
+
+def bump_counter(session: Session, name: str) -> None:
+    """Add one to counter `name` (created at 1), in the caller's transaction."""
+    done = session.exec(
+        update(Counter).where(col(Counter.name) == name).values(value=col(Counter.value) + 1)
+    )
+    if not done.rowcount:
+        session.add(Counter(name=name, value=1))
+
+
+def read_counter(session: Session, name: str) -> int:
+    value = session.exec(select(col(Counter.value)).where(col(Counter.name) == name)).first()
+    return value or 0
+
+
+def path_names(session: Session, node_id: int) -> tuple[str, ...]:
+    """The names from the home root down to `node_id` (empty for a home)."""
+    names: list[str] = []
+    node = session.get(Node, node_id)
+    while node is not None and node.parent_id is not None:
+        names.append(node.name)
+        node = session.get(Node, node.parent_id)
+    return tuple(reversed(names))
+
+
+def subtree_ids(session: Session, root_id: int) -> list[int]:
+    """Ids of `root_id` and every node below it (one recursive query)."""
+    tree = select(col(Node.id)).where(col(Node.id) == root_id).cte("tree", recursive=True)
+    tree = tree.union_all(select(col(Node.id)).join(tree, col(Node.parent_id) == tree.c.id))
+    return list(session.exec(select(tree.c.id)))
+
+
+def remove_subtree(session: Session, root_id: int) -> None:
+    """Delete a node and everything below it, with props and versions; fix quotas."""
+    ids = subtree_ids(session, root_id)
+    for start in range(0, len(ids), IN_BATCH):
+        batch = ids[start : start + IN_BATCH]
+        sizes = session.exec(
+            select(col(Node.owner_id), func.sum(col(Node.size)))
+            .where(col(Node.id).in_(batch), col(Node.kind) == FILE)
+            .group_by(col(Node.owner_id))
+        ).all()
+        for owner_id, total in sizes:
+            add_used_bytes(session.connection(), owner_id, -int(total or 0))
+        session.exec(delete(Prop).where(col(Prop.node_id).in_(batch)))
+        session.exec(delete(Version).where(col(Version.node_id).in_(batch)))
+        withdraw_sharing(session, batch)
+    # Children reference parents: delete deepest first (ids were produced top-down).
+    for start in range(len(ids), 0, -IN_BATCH):
+        batch = ids[max(0, start - IN_BATCH) : start]
+        session.exec(delete(Node).where(col(Node.id).in_(batch)))
+
+
+def withdraw_sharing(session: Session, node_ids: list[int]) -> None:
+    """Delete the grants and share links of these nodes (bumping the `acl` counter
+    when a grant went): their node is gone or no longer its sharer's."""
+    if session.exec(delete(Grant).where(col(Grant.node_id).in_(node_ids))).rowcount:
+        bump_counter(session, ACL_COUNTER)
+    session.exec(delete(ShareLink).where(col(ShareLink.node_id).in_(node_ids)))
