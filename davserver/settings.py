@@ -61,6 +61,12 @@ class Settings:
     server_threads: int = 32
     local_fsync: bool = True
     verbose: int = 1
+    log_format: str = "text"
+    log_level: str = "info"
+    metrics_token: str = ""
+    public_url: str = ""
+    auto_migrate: bool = True
+    startup_wait: int = 60
 
     @property
     def catalog_url(self) -> str:
