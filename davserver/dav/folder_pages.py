@@ -161,8 +161,13 @@ def _is_status_page(status: str, headers: list[tuple[str, str]]) -> bool:
 
 
 def _reason(status: str, page: bytes) -> bytes:
-    """The status line and WsgiDAV's explanation, as one or two lines of text."""
+    """WsgiDAV's one-line explanation ("404 Not Found: /a.txt"), or the status line.
+
+    Only the first line is kept: WsgiDAV appends the repr of the exception behind an
+    error, which may name internal hosts or paths; for the same reason a 500 (an
+    unexpected error, logged with its traceback) says nothing but its status."""
     found = _REASON.search(page.decode("utf-8", "replace"))
     reason = html.unescape(found.group(1)).strip() if found else ""
-    lines = [status] if not reason or reason == status else [reason]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    if not reason or status.startswith("500"):
+        reason = status
+    return (reason.splitlines()[0] + "\n").encode("utf-8")
