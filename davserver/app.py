@@ -180,7 +180,7 @@ def build_app(services: Services) -> WSGIApplication:
     context = ApiContext(services.ops, free_bytes, services.signer)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
     links = build_share_site(services, free_bytes, options)
-    root = RootSite(services.check, MOUNT_PATH)
+    root = RootSite(services.check, MOUNT_PATH, public_url=settings.public_url)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -4,8 +4,9 @@
 Both run `DavRequestServer` (`davserver.dav.request_server`) on a `DavProvider` over the
 operations layer, and share the process's one lock manager, so a lock taken at one
 mount binds the others. `/dav/` authenticates accounts (`CatalogDomainController`,
-Basic and Digest) and shows folder pages; a link's mount has neither (the link door
-checks the link and its password first).
+Basic and Digest); a link's mount does not (the link door checks the link and its
+password first). Both show davserver's folder pages and plain-text status answers
+(`davserver.dav.folder_pages`), never WsgiDAV's branded ones.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth.domain import CatalogDomainController
-from davserver.dav.request_server import DavDispatcher, FolderPages
+from davserver.dav.folder_pages import CONFIG_KEY, FolderPages, PlainStatusPages
+from davserver.dav.request_server import DavDispatcher
 from davserver.http.environ import StartResponse, WSGIApplication
 from providers.catalog.users import Users
 from providers.dav import DavProvider
@@ -40,8 +42,8 @@ def wsgidav_config(
     provider: DavProvider, mount_path: str, options: DavOptions, *, accounts: Users | None
 ) -> dict[str, Any]:
     """WsgiDAV's configuration for `provider` at `mount_path`; with `accounts`, logins
-    (Basic and Digest, by `CatalogDomainController`) and folder pages."""
-    middleware: list[Any] = [ErrorPrinter, DavDispatcher]
+    (Basic and Digest, by `CatalogDomainController`)."""
+    middleware: list[Any] = [PlainStatusPages, ErrorPrinter, FolderPages, DavDispatcher]
     config: dict[str, Any] = {
         "provider_mapping": {"/": provider},
         "mount_path": mount_path,
@@ -54,10 +56,17 @@ def wsgidav_config(
         "logging": {"enable": False},
         "suppress_version_info": True,
         "dir_browser": {"enable": False},
+        CONFIG_KEY: {"root": "Shared folder", "signed_in": False},
         "hotfixes": {"emulate_win32_lastmod": True},
     }
     if accounts is not None:
-        middleware = [ErrorPrinter, HTTPAuthenticator, FolderPages, DavDispatcher]
+        middleware = [
+            PlainStatusPages,
+            ErrorPrinter,
+            HTTPAuthenticator,
+            FolderPages,
+            DavDispatcher,
+        ]
         config["http_authenticator"] = {
             "domain_controller": CatalogDomainController,
             "accept_basic": True,
@@ -65,7 +74,7 @@ def wsgidav_config(
             "default_to_digest": False,
         }
         config["davserver_dc"] = {"users": accounts}
-        config["dir_browser"] = {"enable": True, "response_trailer": "davserver", "davmount": True}
+        config[CONFIG_KEY] = {"root": "Home", "signed_in": True}
     config["middleware_stack"] = middleware
     return config
 

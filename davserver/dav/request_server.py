@@ -22,7 +22,6 @@ from typing import Any
 
 from wsgidav import util
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
-from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.request_server import RequestServer
 
@@ -194,14 +193,3 @@ class DavDispatcher(RequestResolver):
         server = DavRequestServer(provider)
         server.allow_propfind_infinite = environ["wsgidav.config"]["davserver_infinite_depth"]
         yield from server(environ, start_response)
-
-
-class FolderPages(WsgiDavDirBrowser):
-    """WsgiDAV's HTML page of a folder, for GET and HEAD. WsgiDAV's looks up the
-    request's resource for every method, to find folders; other methods now pass
-    straight on (a lookup fewer for each of them)."""
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
-        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
-            return self.next_app(environ, start_response)
-        return super().__call__(environ, start_response)

@@ -56,6 +56,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 
 
+def valid_host(value: str) -> bool:
+    """Whether `value` is a host as a Host header may name it: a DNS name, an IPv4
+    address or a bracketed IPv6 address, with an optional port."""
+    return _HOST.fullmatch(value) is not None
+
+
 def parse_address(text: str) -> IpAddress | None:
     """An IP address from a forwarded hop or `REMOTE_ADDR`: `1.2.3.4`, `1.2.3.4:5678`,
     `2001:db8::1` or `[2001:db8::1]:443`; IPv4-mapped IPv6 becomes IPv4 (a dual-stack
@@ -132,7 +138,7 @@ class ProxyHeaders:
         if proto in DEFAULT_PORTS:
             environ["wsgi.url_scheme"] = proto
         host = forwarded.get("HTTP_X_FORWARDED_HOST", "").strip()
-        if _HOST.fullmatch(host):
+        if valid_host(host):
             environ["HTTP_HOST"] = host
         port = forwarded.get("HTTP_X_FORWARDED_PORT", "").strip()
         if port.isdigit() and 0 < int(port) < 65536:

@@ -18,13 +18,13 @@ dead link (tampered, unknown, revoked, expired or used up) before `LinkDav` runs
   costs one download however it is split into ranges, and a link whose downloads are
   used up dies here as on the web pages. HEAD, PROPFIND and GETs of later parts only
   are free.
-- The WsgiDAV app is configured as /dav/'s (`davserver.dav.app`), without logins and
-  folder pages, on a `DavProvider` serving the link's view (`environ[LINK]`: rooted at
-  the link's node, with its rights) at `/s/<token>/dav` (so hrefs and COPY/MOVE
-  destinations are the link's; a destination outside it answers 502). It shares the
-  process's lock manager, so locks bind across the link and the owner's own mounts,
-  and every write goes through the operations layer like any other door's. One app
-  per token is kept (they are small and cheap to make).
+- The WsgiDAV app is configured as /dav/'s (`davserver.dav.app`), without logins (its
+  folder pages list the link's folders), on a `DavProvider` serving the link's view
+  (`environ[LINK]`: rooted at the link's node, with its rights) at `/s/<token>/dav`
+  (so hrefs and COPY/MOVE destinations are the link's; a destination outside it
+  answers 502). It shares the process's lock manager, so locks bind across the link
+  and the owner's own mounts, and every write goes through the operations layer like
+  any other door's. One app per token is kept (they are small and cheap to make).
 - Every answer carries the share site's headers and `Content-Security-Policy:
   sandbox`, so a file served from a link can never script this origin.
 """
@@ -167,7 +167,7 @@ class LinkDav:
 
     def _build(self, token: str) -> WSGIApplication:
         """The WsgiDAV app mounted at `/s/<token>/dav` (`davserver.dav.app.build`,
-        without logins or folder pages), behind the request guard of /dav/."""
+        without logins), behind the request guard of /dav/."""
         provider = DavProvider(self._ops, self._free_bytes)
         mount = f"{SHARE_PATH}/{token}/{ACTION}"
         options = self._options

@@ -1,4 +1,4 @@
-"""What the server answers outside its doors: the landing page `/`, `OPTIONS /` for
+"""What the server answers outside its doors: the connect page `/`, `OPTIONS /` for
 Windows, `/healthz` (the process answers), `/readyz` (the database and blob store
 answer too), and the static files under `/static/`."""
 
@@ -9,17 +9,22 @@ from collections.abc import Callable, Iterable
 from davserver.http.environ import StartResponse, WSGIEnvironment
 from davserver.http.responses import plain_response
 from davserver.web.assets import STATIC_PATH, serve_static
-from davserver.web.render import PAGE_CSP, render
+from davserver.web.connect import connect_page
+from davserver.web.render import PAGE_CSP
 from providers.errors import StorageError
 
 
 class RootSite:
     """See the module docstring. `readiness` raises a `StorageError` when a dependency
-    does not answer; `dav_path` is where WebDAV is mounted (shown on the landing page)."""
+    does not answer; `dav_path` is where WebDAV is mounted and `public_url` the address
+    users know the server by ("": the request's own), both shown on the connect page."""
 
-    def __init__(self, readiness: Callable[[], None], dav_path: str) -> None:
+    def __init__(
+        self, readiness: Callable[[], None], dav_path: str, *, public_url: str = ""
+    ) -> None:
         self._readiness = readiness
-        self._landing = render("landing.html", title="davserver", dav=dav_path)
+        self._dav_path = dav_path
+        self._public_url = public_url
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -32,13 +37,20 @@ class RootSite:
         if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
             return _root_options(start_response)
         if path == "/":
-            html = [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Security-Policy", PAGE_CSP),
-            ]
-            start_response("200 OK", [*html, ("Content-Length", str(len(self._landing)))])
-            return [self._landing]
+            return self._connect(environ, start_response)
         return plain_response(start_response, 404, "not found")
+
+    def _connect(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        """The connect page (`davserver.web.connect`), rendered for this request's URL."""
+        body = connect_page(environ, self._public_url, self._dav_path)
+        html = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Security-Policy", PAGE_CSP),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        start_response("200 OK", [*html, ("Content-Length", str(len(body)))])
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     def _ready(self, start_response: StartResponse) -> list[bytes]:
         try:

@@ -1,0 +1,1 @@
+from wsgidav._middleware import BaseMiddleware as BaseMiddleware
