@@ -198,3 +198,18 @@ def test_a_missing_database_is_named_without_its_password(tmp_path: Path) -> Non
         build_services(Settings(data_dir=tmp_path / "d"), purpose="admin")
     assert str(missing.value).startswith(f"no davserver store at {tmp_path / 'd'}")
     assert not (tmp_path / "d").exists()
+
+
+def test_the_schema_check_sees_a_change_without_a_migration(tmp_path: Path) -> None:
+    """The guard above can fail: a column and an index the models lack are found."""
+    path = tmp_path / "catalog.db"
+    catalog = Catalog(sqlite_url(path))
+    try:
+        catalog.create_schema()
+        with sqlite3.connect(path) as db:
+            db.execute('ALTER TABLE "user" ADD COLUMN nickname VARCHAR(64)')
+            db.execute("DROP INDEX ix_node_owner_id")
+        found = {diff[0] for diff in metadata_differences(catalog.db)}
+        assert found == {"remove_column", "add_index"}
+    finally:
+        catalog.close()
