@@ -213,3 +213,26 @@ def test_the_schema_check_sees_a_change_without_a_migration(tmp_path: Path) -> N
         assert found == {"remove_column", "add_index"}
     finally:
         catalog.close()
+
+
+def test_an_interrupted_upgrade_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    """All revisions of one upgrade commit together: a failure after a revision ran
+    (here, in its progress report) takes back the tables it made and the stamp."""
+    path = tmp_path / "catalog.db"
+    make_unversioned(sqlite_url(path))
+    before = tables(path)
+
+    def fail(revision: str, _description: str) -> None:
+        raise RuntimeError(f"interrupted after {revision}")
+
+    old, new = Catalog(sqlite_url(path)), Catalog(sqlite_url(tmp_path / "new.db"))
+    try:
+        with pytest.raises(RuntimeError, match="interrupted after"):
+            old.prepare_schema(create=False, upgrade=True, on_step=fail)
+        assert tables(path) == before and "alembic_version" not in before
+        with pytest.raises(RuntimeError, match="interrupted after"):
+            new.prepare_schema(create=True, upgrade=True, on_step=fail)
+        assert tables(tmp_path / "new.db") == set()
+    finally:
+        old.close()
+        new.close()
