@@ -149,7 +149,9 @@ def test_a_store_made_before_migrations_is_adopted_as_the_baseline(
         catalog.close()
 
 
-def test_serve_upgrades_unless_auto_migrate_is_off(tmp_path: Path) -> None:
+def test_serve_upgrades_unless_auto_migrate_is_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = Settings(data_dir=tmp_path / "davdata", auto_migrate=False)
     settings.data_dir.mkdir()
     make_unversioned(settings.catalog_url)
@@ -161,6 +163,8 @@ def test_serve_upgrades_unless_auto_migrate_is_off(tmp_path: Path) -> None:
     services = build_services(settings.replace(auto_migrate=True), purpose="serve")
     try:
         assert services.catalog.schema_state().current
+        said = f"catalog schema upgraded from unversioned to {head_revision()}"
+        assert [r.levelname for r in caplog.records if said in r.getMessage()] == ["WARNING"]
     finally:
         services.close()
 
