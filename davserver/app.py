@@ -35,6 +35,7 @@ from davserver.links import dav as link_dav
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.settings import Settings
+from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
@@ -105,13 +106,11 @@ def build_chunker(settings: Settings, catalog: Catalog) -> FastCDCChunker:
     return FastCDCChunker(low, avg, high)
 
 
-def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
-    """Connect to (or create) the catalog and blob store named by `settings`, and build
-    the operations layer over them."""
-    if create_dirs:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.catalog_url)
-    catalog.create_schema()
+def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Services:
+    """Open the catalog named by `settings` as `purpose` allows (`serve` creates or
+    upgrades it, `admin` neither: `davserver.store`), connect to the blob store, and
+    build the operations layer over them."""
+    catalog, _ = open_catalog(settings, purpose)
     blobs = build_blobstore(settings)
     files = FileStore(
         catalog,

@@ -97,3 +97,22 @@ class IntegrityError(StorageError):
     """Stored data does not match what the catalog says (hash mismatch, missing chunk)."""
 
     http_status = 500
+
+
+class StoreMissing(StorageError):
+    """There is no davserver store where the settings point (no catalog file, or a
+    database without davserver tables), and this command may not create one."""
+
+    http_status = 503
+
+
+class SchemaMismatch(StorageError):
+    """The catalog's schema is not the one this release needs: behind it
+    (`upgradable`: a schema upgrade would fix it) or unknown to it (made by a newer
+    release)."""
+
+    http_status = 503
+
+    def __init__(self, message: str, *, upgradable: bool) -> None:
+        super().__init__(message)
+        self.upgradable = upgradable

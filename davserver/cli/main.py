@@ -9,6 +9,7 @@
     davserver grants list [--owner U]
     davserver share create|list|revoke ...                           (shares)
     davserver gc [--apply] [--grace SECONDS] | fsck [--deep]         (maintenance)
+    davserver db upgrade|current                                     (db)
 
 Every command reads the same settings (file, then `DAVSERVER_*` environment, then
 flags). A failure prints one line on stderr and exits non-zero.
@@ -23,13 +24,12 @@ from pathlib import Path
 from types import ModuleType
 
 from davserver.app import build_services
-from davserver.cli import grants, groups, maintenance, serve, shares, users
+from davserver.cli import db, grants, groups, maintenance, serve, shares, users
 from davserver.cli.output import CommandError
 from davserver.settings import Settings, SettingsError, load
 from providers.errors import StorageError
 
-GROUPS: tuple[ModuleType, ...] = (serve, users, groups, grants, shares, maintenance)
-CREATES_THE_STORE = ("serve", "user", "group")  # others need an existing one
+GROUPS: tuple[ModuleType, ...] = (serve, users, groups, grants, shares, maintenance, db)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     group = next(g for g in GROUPS if args.command in g.COMMANDS)
     try:
         settings = _settings(args)
-        services = build_services(settings, create_dirs=args.command in CREATES_THE_STORE)
+        if group is db:  # the schema itself: before (and without) the services
+            return int(db.run(args, settings))
+        # Only `serve` creates a store (davserver.store); admin commands need one.
+        services = build_services(settings, purpose="serve" if group is serve else "admin")
         try:
             return int(group.run(args, services))
         finally:

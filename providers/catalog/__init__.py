@@ -6,8 +6,9 @@
 (sharing between users), `links` (public share links), `uploads` (resumable
 uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, chunk
 states, GC queries), `leases` (locks shared by every process, e.g. one GC run at a
-time). Errors come out as `providers.errors` types: `Unavailable` when the database
-is down.
+time). `prepare_schema` opens a store: it creates, upgrades or refuses its schema
+(`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
+`Unavailable` when the database is down.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
 from providers.catalog.leases import Leases
 from providers.catalog.links import ShareLinks
+from providers.catalog.migrate import (
+    SchemaChange,
+    SchemaState,
+    StepReport,
+    location,
+    migrate,
+    schema_state,
+)
 from providers.catalog.records import (
     DEFAULT_LINK_PERM,
     DIR,
@@ -58,8 +67,28 @@ class Catalog:
         self.uploads = Uploads(self.db, self.contents)
         self.leases = Leases(self.db)
 
+    def schema_state(self, *, must_exist: bool = False) -> SchemaState:
+        """Where the schema stands (revision, head, empty); creates and changes nothing,
+        not even a missing SQLite file. `must_exist`: `StoreMissing` if empty."""
+        return schema_state(self.db, must_exist=must_exist)
+
+    def prepare_schema(
+        self, *, create: bool, upgrade: bool, on_step: StepReport | None = None
+    ) -> SchemaChange:
+        """Make the schema the one this release needs, as far as allowed: `create` an
+        empty store, `upgrade` one that is behind. `StoreMissing` or `SchemaMismatch`
+        otherwise (see `providers.catalog.migrate.migrate`)."""
+        return migrate(self.db, create=create, upgrade=upgrade, on_step=on_step)
+
+    @property
+    def location(self) -> str:
+        """Where the catalog is, for messages: its SQLite file, or its URL without the
+        password."""
+        return location(self.db)
+
     def create_schema(self) -> None:
-        self.db.create_schema()
+        """Create or upgrade the schema to this release's (tests, first start)."""
+        self.prepare_schema(create=True, upgrade=True)
 
     def check(self) -> None:
         self.db.check()
@@ -88,6 +117,8 @@ __all__ = [
     "NewContent",
     "NodeRecord",
     "ReceivedGrant",
+    "SchemaChange",
+    "SchemaState",
     "ShareLinkRecord",
     "UserRecord",
 ]

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from providers.errors import Conflict, Unavailable
 
@@ -82,31 +82,6 @@ class Database:
         self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_lock = threading.Lock() if self.is_sqlite else None
-
-    def create_schema(self) -> None:
-        """Create missing tables and add missing nullable columns (idempotent)."""
-        from providers.catalog import schema  # noqa: F401  (registers the tables)
-
-        with self._translated():
-            SQLModel.metadata.create_all(self.engine)
-            self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """ALTER TABLE ADD COLUMN for nullable columns a newer release added to an
-        existing table (e.g. `user.digest_ha1`): `create_all` only creates whole tables,
-        and a catalog made by an older release must keep working after an upgrade."""
-        existing = inspect(self.engine)
-        with self.engine.begin() as conn:
-            for table in SQLModel.metadata.sorted_tables:
-                have = {c["name"] for c in existing.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name in have or not column.nullable:
-                        continue
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    quote = self.engine.dialect.identifier_preparer.quote
-                    conn.exec_driver_sql(
-                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
-                    )
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:

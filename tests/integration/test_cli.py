@@ -96,8 +96,11 @@ def test_sigterm_mid_upload_stops_cleanly_and_keeps_the_old_version(
 
 @pytest.mark.parametrize("fresh", [True, False])
 def test_user_add(tmp_path: Path, serve: type[Serve], fresh: bool) -> None:
-    if not fresh:
-        serve().stop()  # the usual order: first start, then add users
+    if fresh:  # no store yet: refused, and nothing created (./davdata stays absent)
+        refused = run_cli(tmp_path, "user", "add", "bob", "--password-stdin", stdin="bob-pass\n")
+        assert refused.returncode == 2 and "no davserver store at" in refused.stderr
+        assert not (tmp_path / "davdata").exists()
+    serve().stop()  # the usual order: first start, then add users
     added = run_cli(tmp_path, "user", "add", "bob", "--password-stdin", stdin="bob-pass\n")
     assert added.returncode == 0, added.stderr
     assert "bob-pass" not in added.stdout

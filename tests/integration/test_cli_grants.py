@@ -21,6 +21,7 @@ GRANTED = re.compile(r"Granted '(r|rw)' on (\S+) of 'alice' to (\S+) \(grant (\d
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Serve]:
     """alice (with /projects/q3/r.txt), bob, and carl in group `team`, on a server."""
+    ok(tmp_path, "db", "upgrade")  # a new store: admin commands never create one
     for name in ("alice", "bob", "carl"):
         ok(tmp_path, "user", "add", name, "--password-stdin", stdin=f"{name}-pass\n")
     ok(tmp_path, "group", "add", "team")

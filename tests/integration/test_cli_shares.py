@@ -28,6 +28,7 @@ HEADER = ["ID", "OWNER", "PATH", "PERM", "EXPIRES", "DOWNLOADS", "PASSWORD", "ST
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Serve]:
     """alice (with /projects/r.txt) and bob, on a server."""
+    ok(tmp_path, "db", "upgrade")  # a new store: admin commands never create one
     for name in ("alice", "bob"):
         ok(tmp_path, "user", "add", name, "--password-stdin", stdin=f"{name}-pass\n")
     server = Serve(tmp_path, cli_env())

@@ -31,6 +31,7 @@ def propfind(server: Serve, auth: object) -> int:
 
 
 def test_user_commands(tmp_path: Path) -> None:
+    ok(tmp_path, "db", "upgrade")  # a new store: admin commands never create one
     ok(tmp_path, "user", "add", "bob", "--password-stdin", stdin="bob-pass\n")
     generated = ok(tmp_path, "user", "add", "amy")  # no terminal: generated, shown once
     assert re.search(r"Created user 'amy' with password: \S{12,}", generated)
@@ -58,6 +59,7 @@ def test_user_commands(tmp_path: Path) -> None:
 
 
 def test_group_commands(tmp_path: Path) -> None:
+    ok(tmp_path, "db", "upgrade")  # a new store: admin commands never create one
     for name in ("ann", "bob"):
         ok(tmp_path, "user", "add", name, "--password-stdin", stdin="pw\n")
     ok(tmp_path, "group", "add", "team")
@@ -77,6 +79,7 @@ def test_group_commands(tmp_path: Path) -> None:
 
 
 def test_passwd_and_app_passwords_on_a_running_server(tmp_path: Path, served: list[Serve]) -> None:
+    ok(tmp_path, "db", "upgrade")  # a new store: admin commands never create one
     ok(tmp_path, "user", "add", "bob", "--password-stdin", stdin="bob-pass\n")
     created = ok(tmp_path, "user", "app-password", "bob", "--label", "phone")
     match = APP_LINE.search(created)
@@ -107,6 +110,7 @@ def test_passwd_and_app_passwords_on_a_running_server(tmp_path: Path, served: li
 
 
 def test_remove_keeps_files_unless_purged(tmp_path: Path, served: list[Serve]) -> None:
+    ok(tmp_path, "db", "upgrade")  # a new store: admin commands never create one
     ok(tmp_path, "user", "add", "bob", "--password-stdin", stdin="bob-pass\n")
     served.append(Serve(tmp_path, cli_env()))
     auth = ("bob", "bob-pass")

@@ -47,12 +47,15 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `davserver ARGS` to completion with `settings`; output is captured."""
+def run_cli(
+    settings: Settings, *args: str, stdin: str = "", extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `davserver ARGS` to completion with `settings` (and `extra_env`, e.g. the
+    PYTHONPATH of another release), fed `stdin`; output is captured."""
     return subprocess.run(
         [sys.executable, "-m", "davserver", *args],
-        env=child_env(settings),
-        stdin=subprocess.DEVNULL,
+        env={**child_env(settings), **(extra_env or {})},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT,
@@ -67,14 +70,16 @@ class ServeProcess:
     log's tail otherwise). The child dies with its parent, even on SIGKILL.
     """
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, log: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self._log_start = log.stat().st_size if log.exists() else 0  # earlier runs' output
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "davserver", "serve", "--host", "127.0.0.1", "--port", "0"],
-                env=child_env(settings),
+                env={**child_env(settings), **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -24,6 +24,8 @@ EXPECTED = {
     "Locked": 423,
     "QuotaExceeded": 507,
     "IntegrityError": 500,
+    "StoreMissing": 503,
+    "SchemaMismatch": 503,
 }
 
 

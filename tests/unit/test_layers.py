@@ -23,6 +23,7 @@ LIBRARIES = {
     "urllib3": ("providers/blobstore/s3.py",),
     "sqlmodel": ("providers/catalog/",),
     "sqlalchemy": ("providers/catalog/",),
+    "alembic": ("providers/catalog/migrate.py", "providers/catalog/migrations/"),
     "psycopg": (),
     "pyfastcdc": ("providers/chunker.py",),
     "tqdm": ("davserver/cli/",),
