@@ -19,6 +19,7 @@ from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth.domain import CatalogDomainController
+from davserver.dav.errors import ShortErrors
 from davserver.dav.request_server import DavDispatcher, FolderPages
 from davserver.http.environ import StartResponse, WSGIApplication
 from providers.catalog.users import Users
@@ -41,7 +42,7 @@ def wsgidav_config(
 ) -> dict[str, Any]:
     """WsgiDAV's configuration for `provider` at `mount_path`; with `accounts`, logins
     (Basic and Digest, by `CatalogDomainController`) and folder pages."""
-    middleware: list[Any] = [ErrorPrinter, DavDispatcher]
+    middleware: list[Any] = [ErrorPrinter, ShortErrors, DavDispatcher]
     config: dict[str, Any] = {
         "provider_mapping": {"/": provider},
         "mount_path": mount_path,
@@ -57,7 +58,7 @@ def wsgidav_config(
         "hotfixes": {"emulate_win32_lastmod": True},
     }
     if accounts is not None:
-        middleware = [ErrorPrinter, HTTPAuthenticator, FolderPages, DavDispatcher]
+        middleware = [ErrorPrinter, ShortErrors, HTTPAuthenticator, FolderPages, DavDispatcher]
         config["http_authenticator"] = {
             "domain_controller": CatalogDomainController,
             "accept_basic": True,

@@ -1,0 +1,77 @@
+"""WebDAV error bodies: a short plain-text reason and the request id, never WsgiDAV's
+HTML page (which names WsgiDAV, prints the source exception's repr and, for a 5xx, the
+engine's detail such as an S3 endpoint or a blob directory's path).
+
+`ShortErrors` sits just inside WsgiDAV's `ErrorPrinter`: every `DAVError` from below
+(and any other exception, logged with its traceback) is re-raised as a `ShortError`,
+whose page `ErrorPrinter` then sends. A 5xx says only "storage unavailable" (503) or
+"internal error", its detail going to the log with the request id; an error with a
+DAV:error condition (a 423 listing the locks in the way, a 412 or 409 precondition)
+keeps its XML body, which clients read.
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Iterator
+from typing import Any
+
+from wsgidav.dav_error import DAVError
+from wsgidav.error_printer import ErrorPrinter
+
+from davserver.http.errors import with_request_id
+
+
+class ShortError(DAVError):
+    """A `DAVError` whose page is `reason (request id X)` in plain text, or its
+    condition's XML."""
+
+    def __init__(self, original: DAVError) -> None:
+        super().__init__(
+            original.value,
+            original.context_info,
+            src_exception=original.src_exception,
+            err_condition=original.err_condition,
+            add_headers=original.add_headers,
+        )
+        self.add_body = original.add_body
+
+    def reason(self) -> str:
+        if self.value >= 500:
+            return "storage unavailable" if self.value == 503 else "internal error"
+        try:
+            phrase = http.HTTPStatus(self.value).phrase.lower()
+        except ValueError:
+            phrase = "error"
+        detail = (self.context_info or "").strip().splitlines()
+        return f"{phrase}: {detail[0][:200]}" if detail else phrase
+
+    def get_response_page(self) -> tuple[str, bytes]:
+        if self.err_condition:
+            return super().get_response_page()  # the DAV:error XML
+        return "text/plain; charset=utf-8", (with_request_id(self.reason()) + "\n").encode()
+
+
+class ShortErrors(ErrorPrinter):
+    """See the module docstring. Subclasses `ErrorPrinter` only to be a WsgiDAV
+    middleware (its constructor); it prints nothing itself."""
+
+    def is_disabled(self) -> bool:
+        return False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        result = None
+        try:
+            result = self.next_app(environ, start_response)
+            yield from result
+        except ShortError:
+            raise
+        except DAVError as e:
+            raise ShortError(e) from e
+        except Exception as e:
+            # ErrorPrinter logs a 500 with its traceback (this chain names `e`).
+            raise ShortError(DAVError(500, src_exception=e)) from e
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
