@@ -37,7 +37,7 @@ class ShortError(DAVError):
         self.add_body = original.add_body
 
     def reason(self) -> str:
-        if self.value >= 500:
+        if self.value >= 500 and self.value != 507:  # 507: the quota's words, no internals
             return "storage unavailable" if self.value == 503 else "internal error"
         try:
             phrase = http.HTTPStatus(self.value).phrase.lower()

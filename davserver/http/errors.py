@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from davserver.logs import request_id
-from providers.errors import StorageError, Unavailable
+from providers.errors import QuotaExceeded, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,12 @@ class HttpError(Exception):
 
 def from_storage(error: StorageError, context: str = "") -> HttpError:
     """The answer for an engine error: its class's status and its message. A server
-    side failure (5xx) is logged with its detail and `context` saying where, and
-    answered with `server_reason` only: its message may name internal hosts or paths."""
+    side failure (5xx) is logged with its detail and `context` saying where; but for
+    507 (a quota's own words) it is answered with `server_reason` only, since its
+    message may name internal hosts or paths."""
     if error.http_status >= 500:
         log.warning("%s: %s", context or "request", error)
+    if error.http_status >= 500 and not isinstance(error, QuotaExceeded):
         return HttpError(error.http_status, server_reason(error))
     return HttpError(error.http_status, str(error))
 
