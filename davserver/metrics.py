@@ -41,6 +41,7 @@ from davserver.http.proxy import parse_address
 from davserver.http.responses import plain_response
 from providers.blobstore.base import BlobInfo, BlobStore
 from providers.catalog import Catalog
+from providers.catalog.db import on_query
 from providers.errors import StorageError
 from providers.gc import LAST_FSCK, LAST_GC
 
@@ -108,6 +109,12 @@ class Metrics:
         self.blob_errors = Counter(
             "davserver_blobstore_errors", "Blob-store calls that failed", ["op"], registry=r
         )
+        self.queries = Histogram(
+            "davserver_db_query_duration_seconds", "Catalog statements", registry=r
+        )
+        self.db_errors = Counter(
+            "davserver_db_errors", "Catalog statements that failed", registry=r
+        )
 
     def request(self, door: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
@@ -116,8 +123,14 @@ class Metrics:
         self.latency.labels(door, method).observe(seconds)
 
     def watch_catalog(self, catalog: Catalog) -> None:
-        """Add the gauges read from `catalog` at scrape time."""
+        """Time `catalog`'s statements and add the gauges read from it at scrape time."""
+        on_query(catalog.db, self._query)
         self.registry.register(CatalogCollector(catalog))
+
+    def _query(self, seconds: float, failed: bool) -> None:
+        self.queries.observe(seconds)
+        if failed:
+            self.db_errors.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

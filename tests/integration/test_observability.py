@@ -10,8 +10,10 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +237,27 @@ def test_metrics_move_with_requests_bytes_and_dedup(start: Start) -> None:
     assert metric(server, "davserver_info", version=__version__) == 1
     assert metric(server, "davserver_request_duration_seconds_count", door="dav", method="PUT") >= 2
     assert metric(server, "davserver_blobstore_duration_seconds_count", op="put") >= 1
+    assert metric(server, "davserver_db_query_duration_seconds_count") > 0
+    assert metric(server, "davserver_uploads_in_flight") == 0
+
+
+def test_an_upload_in_progress_is_counted_in_flight(start: Start) -> None:
+    server, _ = start()
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield b"first part "
+        release.wait(30)
+        yield b"last part"
+
+    with ThreadPoolExecutor(1) as pool:
+        put = pool.submit(server.client().put, server.url("slow.txt"), data=body(), timeout=60)
+        try:
+            settled(server, "davserver_uploads_in_flight", 1)
+        finally:
+            release.set()
+        assert put.result().status_code == 201
+    settled(server, "davserver_uploads_in_flight", 0)
 
 
 def test_metrics_show_the_last_gc_report(start: Start) -> None:
