@@ -23,6 +23,7 @@ import requests
 from davserver import __version__, logs
 from providers.gc import collect_garbage
 from tests.support.servers import RunningServer, embedded_settings, start_server
+from tests.support.subprocess_server import ServeProcess
 
 ACCESS = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO access rid=(?P<rid>\S+) addr=(?P<addr>\S+) "
@@ -293,3 +294,24 @@ def test_readyz_names_the_version(start: Start) -> None:
     server, _ = start()
     ready = requests.get(server.base + "/readyz", timeout=30)
     assert ready.status_code == 200 and __version__ in ready.text
+
+
+def test_serve_logs_its_start_and_each_request_in_json(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path / "data", log_format="json")
+    log = tmp_path / "serve.log"
+    served = ServeProcess(settings, log)
+    try:
+        got = served.client().get(served.url(""))
+        rid = got.headers["X-Request-Id"]
+
+        def records() -> list[dict[str, Any]]:
+            lines = log.read_text().splitlines()
+            return [json.loads(line) for line in lines if line.startswith("{")]
+
+        eventually(lambda: any(r.get("rid") == rid for r in records()), served.log_tail)
+    finally:
+        assert served.stop() == 0
+    messages = [r["message"] for r in records()]
+    assert f"davserver {__version__} starting" in messages, messages
+    access = [r for r in records() if r["rid"] == rid]
+    assert access[0]["logger"] == "access" and access[0]["status"] == 200
