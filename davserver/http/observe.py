@@ -71,6 +71,11 @@ class _CountingInput:
             self.count += len(line)
             yield line
 
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
 
 class _CountingReadinto(_CountingInput):
     """A `_CountingInput` over an input with `readinto` (the server's Content-Length
