@@ -19,7 +19,7 @@ from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth.domain import CatalogDomainController
-from davserver.dav.errors import ShortErrors
+from davserver.dav.errors import ShortAuthenticator, ShortErrors
 from davserver.dav.request_server import DavDispatcher, FolderPages
 from davserver.http.environ import StartResponse, WSGIApplication
 from providers.catalog.users import Users
@@ -58,7 +58,7 @@ def wsgidav_config(
         "hotfixes": {"emulate_win32_lastmod": True},
     }
     if accounts is not None:
-        middleware = [ErrorPrinter, ShortErrors, HTTPAuthenticator, FolderPages, DavDispatcher]
+        middleware = [ErrorPrinter, ShortErrors, ShortAuthenticator, FolderPages, DavDispatcher]
         config["http_authenticator"] = {
             "domain_controller": CatalogDomainController,
             "accept_basic": True,

@@ -1,6 +1,7 @@
 """WebDAV error bodies: a short plain-text reason and the request id, never WsgiDAV's
 HTML page (which names WsgiDAV, prints the source exception's repr and, for a 5xx, the
-engine's detail such as an S3 endpoint or a blob directory's path).
+engine's detail such as an S3 endpoint or a blob directory's path). `ShortAuthenticator`
+does the same for WsgiDAV's 401 page.
 
 `ShortErrors` sits just inside WsgiDAV's `ErrorPrinter`: every `DAVError` from below
 (and any other exception, logged with its traceback) is re-raised as a `ShortError`,
@@ -18,6 +19,7 @@ from typing import Any
 
 from wsgidav.dav_error import DAVError
 from wsgidav.error_printer import ErrorPrinter
+from wsgidav.http_authenticator import HTTPAuthenticator
 
 from davserver.http.errors import with_request_id
 
@@ -75,3 +77,34 @@ class ShortErrors(ErrorPrinter):
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+
+class ShortAuthenticator(HTTPAuthenticator):
+    """WsgiDAV's `HTTPAuthenticator` whose 401 says `authentication required (request
+    id X)` in plain text (the challenge headers are the login gate's)."""
+
+    @property  # a per-request text where WsgiDAV keeps a constant
+    def error_message_401(self) -> str:
+        return with_request_id("authentication required") + "\n"
+
+    @error_message_401.setter
+    def error_message_401(self, _value: str) -> None:
+        pass  # read-write like the attribute it replaces; an assigned page is ignored
+
+    def send_basic_auth_response(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return super().send_basic_auth_response(environ, _plain_text(start_response))
+
+    def send_digest_auth_response(
+        self, environ: dict[str, Any], start_response: Any
+    ) -> list[bytes]:
+        return super().send_digest_auth_response(environ, _plain_text(start_response))
+
+
+def _plain_text(start_response: Any) -> Any:
+    """`start_response` with the Content-Type made plain text."""
+
+    def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+        kept = [h for h in headers if h[0].lower() != "content-type"]
+        return start_response(status, [*kept, ("Content-Type", "text/plain; charset=utf-8")], *args)
+
+    return start

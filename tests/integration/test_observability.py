@@ -110,6 +110,10 @@ def settled(server: RunningServer, name: str, expected: float, **labels: str) ->
     )
 
 
+def rid_of(response: requests.Response) -> str:
+    return response.headers["X-Request-Id"]
+
+
 def test_a_put_leaves_one_access_line_with_every_field(start: Start) -> None:
     server, logged = start()
     put = server.client().put(server.url("a.txt"), data=b"x" * 4096)
@@ -189,6 +193,10 @@ def test_error_bodies_carry_the_request_id_at_every_door(start: Start) -> None:
     api = server.client().get(server.base + "/api/v1/nothing")
     assert api.status_code == 404
     assert api.json() == {"error": "no such endpoint", "request_id": api.headers["X-Request-Id"]}
+    anonymous = requests.get(server.dav, timeout=30)
+    assert anonymous.status_code == 401 and "<html" not in anonymous.text.lower()
+    assert anonymous.text == f"authentication required (request id {rid_of(anonymous)})\n"
+    assert anonymous.headers["Content-Type"].startswith("text/plain")
     link = requests.get(server.base + "/s/not-a-token/", timeout=30)
     assert link.status_code == 404 and "X-Request-Id" in link.headers
 
