@@ -21,6 +21,7 @@ through; the answer's iterable is wrapped by a generator-free iterator that keep
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -123,7 +124,14 @@ class _Body:
         return self
 
     def __next__(self) -> bytes:
-        data = next(self._it)
+        try:
+            data = next(self._it)
+        except StopIteration:
+            raise
+        except Exception:
+            # The server answers (or cuts) it; the access line should not say 0.
+            self._exchange.status = self._exchange.status or 500
+            raise
         self._exchange.out += len(data)
         return data
 
@@ -176,7 +184,10 @@ class Observe:
                     self._metrics.uploads.dec()
                 self._finish(exchange)
             finally:
-                reset_request_id(token)
+                # close() runs on the request's thread, in its context; should a server
+                # call it from elsewhere, the id simply stays until the next request.
+                with contextlib.suppress(ValueError):
+                    reset_request_id(token)
 
         try:
             result = self._app(environ, started)
