@@ -1,5 +1,6 @@
-"""Logs, request ids, error bodies and metrics, on a real server (embedded stack: these
-are door concerns, the same on every stack).
+"""Logs, request ids, error bodies and metrics, on a real server: the embedded stack
+(these are door concerns), and the full one where the catalog or Redis takes part
+(usage gauges on PostgreSQL, the login limiter in Redis).
 
 Log lines are read from the handler `davserver.logs.configure` installs, in the format
 an operator gets."""
@@ -22,7 +23,7 @@ import requests
 
 from davserver import __version__, logs
 from providers.gc import collect_garbage
-from tests.support.servers import RunningServer, embedded_settings, start_server
+from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
 from tests.support.subprocess_server import ServeProcess
 
 ACCESS = re.compile(
@@ -69,14 +70,24 @@ Start = Callable[..., tuple[RunningServer, Logged]]
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    """`start(log_format="text", **settings)`: a server whose logs are captured."""
+def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Start]:
+    """`start(stack="embedded", **settings)`: a server whose logs are captured."""
     started: list[RunningServer] = []
     root = logging.getLogger()
     level = root.level
 
-    def make(**extra: Any) -> tuple[RunningServer, Logged]:
-        settings = embedded_settings(tmp_path / f"data{len(started)}", **extra)
+    def make(stack: str = "embedded", **extra: Any) -> tuple[RunningServer, Logged]:
+        data_dir = tmp_path / f"data{len(started)}"
+        if stack == "embedded":
+            settings = embedded_settings(data_dir, **extra)
+        else:
+            settings = full_settings(
+                data_dir,
+                request.getfixturevalue("s3_service"),
+                request.getfixturevalue("postgres_service"),
+                request.getfixturevalue("redis_service"),
+                **extra,
+            )
         stream = io.StringIO()
         logs.configure(settings, stream)
         started.append(start_server(settings))
@@ -164,8 +175,9 @@ def test_request_ids_from_untrusted_peers_are_replaced(start: Start) -> None:
     assert other.headers["X-Request-Id"] != got.headers["X-Request-Id"]
 
 
-def test_failed_login_and_refusal_are_logged_with_the_address(start: Start) -> None:
-    server, logged = start(login_failures_per_user=2, trusted_proxies=PROXY)
+@pytest.mark.parametrize("stack", ["embedded", "full"])
+def test_failed_login_and_refusal_are_logged_with_the_address(start: Start, stack: str) -> None:
+    server, logged = start(stack, login_failures_per_user=2, trusted_proxies=PROXY)
     headers = {"X-Forwarded-For": "198.51.100.7"}
     for _ in range(2):
         failed = requests.get(server.dav, auth=("admin", "wrong"), headers=headers, timeout=30)
@@ -230,8 +242,9 @@ def test_a_broken_blob_directory_is_not_shown_to_clients(start: Start) -> None:
     assert logged.matching(rf"{re.escape(str(chunks))}.*rid={rid}"), logged.lines()
 
 
-def test_metrics_move_with_requests_bytes_and_dedup(start: Start) -> None:
-    server, _ = start()
+@pytest.mark.parametrize("stack", ["embedded", "full"])
+def test_metrics_move_with_requests_bytes_and_dedup(start: Start, stack: str) -> None:
+    server, _ = start(stack)
     client = server.client()
     before = metric(server, "davserver_requests_total", door="dav", method="PUT", status="201")
     data = bytes(range(256)) * 1024
