@@ -22,7 +22,9 @@ import pytest
 import requests
 
 from davserver import __version__, logs
+from davserver.auth.passwords import hash_password
 from providers.gc import collect_garbage
+from tests.support.links import make_link
 from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
 from tests.support.subprocess_server import ServeProcess
 
@@ -336,3 +338,23 @@ def test_serve_logs_its_start_and_each_request_in_json(tmp_path: Path) -> None:
     assert f"davserver {__version__} starting" in messages, messages
     access = [r for r in records() if r["rid"] == rid]
     assert access[0]["logger"] == "access" and access[0]["status"] == 200
+
+
+def test_share_links_log_wrong_passwords_and_answer_errors_with_the_id(start: Start) -> None:
+    server, logged = start(trusted_proxies=PROXY)
+    assert server.client().request("MKCOL", server.url("box")).status_code == 201
+    link = make_link(server, "box", "edit", password_hash=hash_password("pw"))
+    remote = {"X-Forwarded-For": "192.0.2.33"}
+    wrong = requests.post(link.url + "/unlock", data={"password": "no"}, headers=remote, timeout=30)
+    assert wrong.status_code == 401
+    line = (
+        f"WARNING auth link password failed addr=192.0.2.33 user=link:{link.id} rid={rid_of(wrong)}"
+    )
+    eventually(lambda: bool(logged.matching(re.escape(line))), logged.lines)
+    dav = requests.get(link.dav + "missing.txt", auth=("x", "no"), headers=remote, timeout=30)
+    assert dav.status_code == 401
+    assert logged.matching(rf"link password failed addr=192\.0\.2\.33 .*rid={rid_of(dav)}")
+    missing = requests.get(link.dav + "missing.txt", auth=("x", "pw"), timeout=30)
+    assert missing.status_code == 404 and missing.headers["Content-Type"].startswith("text/plain")
+    assert missing.text.endswith(f"(request id {rid_of(missing)})\n"), missing.text
+    settled(server, "davserver_login_failures_total", 2, door="links")
