@@ -49,6 +49,16 @@ def reset_request_id(token: contextvars.Token[str]) -> None:
     _request_id.reset(token)
 
 
+def safe(text: str, also: str = "", limit: int = 4096) -> str:
+    """`text` fit for one field of a text log line: control characters, quotes,
+    backslashes and the characters in `also` written `\\xNN`, at most `limit` characters
+    read, so a crafted user name or path cannot forge a line or a field."""
+    return "".join(
+        f"\\x{ord(c):02x}" if ord(c) < 0x20 or c in '"\\\x7f' or c in also else c
+        for c in text[:limit]
+    )
+
+
 class RequestIdFilter(logging.Filter):
     """Sets `record.rid` to the current request id ("-" outside a request)."""
 

@@ -13,26 +13,26 @@ from __future__ import annotations
 import logging
 
 from davserver.http.environ import AUTH_EVENT, WSGIEnvironment
+from davserver.logs import safe
 
 log = logging.getLogger("davserver.auth")
-
-
-def _clean(text: str) -> str:
-    """A user name safe in one log field: no spaces, quotes or control characters."""
-    return "".join(
-        f"\\x{ord(c):02x}" if ord(c) <= 0x20 or c in '"\\\x7f' else c for c in text[:256]
-    )
 
 
 def login_failed(environ: WSGIEnvironment, user: str, what: str = "login") -> None:
     """A password (or Digest response) was checked and was wrong, or the user is unknown."""
     environ[AUTH_EVENT] = "failed"
-    address = environ.get("REMOTE_ADDR", "-")
-    log.warning("%s failed addr=%s user=%s", what, address, _clean(user))
+    _event(environ, f"{what} failed", user)
 
 
 def rate_limited(environ: WSGIEnvironment, user: str, wait: int, what: str = "login") -> None:
     """A login was refused unchecked (429): the user or the address failed too often."""
     environ[AUTH_EVENT] = "limited"
-    address = environ.get("REMOTE_ADDR", "-")
-    log.warning("%s rate-limited addr=%s user=%s retry_after=%d", what, address, _clean(user), wait)
+    _event(environ, f"{what} rate-limited", user, f" retry_after={wait}")
+
+
+def _event(environ: WSGIEnvironment, event: str, user: str, tail: str = "") -> None:
+    """One WARNING line; the JSON format also gets `event`, `addr` and `user` fields."""
+    address = str(environ.get("REMOTE_ADDR", "-"))
+    fields = {"event": event, "addr": address, "user": user}
+    line = f"{event} addr={address} user={safe(user, ' ', 256)}{tail}"
+    log.warning("%s", line, extra={"fields": fields})

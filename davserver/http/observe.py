@@ -35,7 +35,7 @@ from davserver.http.environ import WSGIEnvironment as Environ
 from davserver.http.errors import with_request_id
 from davserver.http.proxy import parse_address
 from davserver.http.responses import TEXT_TYPE
-from davserver.logs import reset_request_id, set_request_id
+from davserver.logs import reset_request_id, safe, set_request_id
 from davserver.metrics import Metrics, door_of
 from davserver.settings import Network
 
@@ -194,7 +194,7 @@ class Observe:
         except Exception:
             # Nothing below answered: the traceback goes to the log, the client gets a
             # short reason and the id to quote.
-            log.exception("unhandled error in %s %s", exchange.method, _clean(exchange.path))
+            log.exception("unhandled error in %s %s", exchange.method, safe(exchange.path))
             body = (with_request_id("internal error") + "\n").encode()
             headers = [("Content-Type", TEXT_TYPE), ("Content-Length", str(len(body)))]
             started("500 Internal Server Error", headers, sys.exc_info())
@@ -230,7 +230,7 @@ class Observe:
             "duration_ms": round(seconds * 1000, 1),
         }
         user, path = str(fields["user"]), str(fields["path"])
-        text = {**fields, "user": _clean(user, " "), "path": _clean(path)}
+        text = {**fields, "user": safe(user, " "), "path": safe(path)}
         access_log.info(
             'rid=%s addr=%s user=%s "%s %s" %d in=%d out=%d %.1fms',
             *text.values(),
@@ -251,12 +251,3 @@ def _readable(path: str) -> str:
         return path.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
         return path
-
-
-def _clean(text: str, also: str = "") -> str:
-    """`text` safe on one log line: control characters, quotes, backslashes and the
-    characters in `also` as `\\xNN`, so a crafted name cannot forge a line or a field."""
-    return "".join(
-        f"\\x{ord(c):02x}" if ord(c) < 0x20 or c in '"\\\x7f' or c in also else c
-        for c in text[:4096]
-    )
