@@ -116,6 +116,7 @@ def build_services(settings: Settings, *, create_dirs: bool = True) -> Services:
     catalog = Catalog(settings.catalog_url)
     catalog.create_schema()
     metrics = Metrics()
+    metrics.watch_catalog(catalog)
     blobs = TimedBlobStore(build_blobstore(settings), metrics)
     files = FileStore(
         catalog,
@@ -184,7 +185,6 @@ def build_app(services: Services) -> WSGIApplication:
     context = ApiContext(services.ops, free_bytes, services.signer)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
     links = build_share_site(services, free_bytes, options)
-    services.metrics.watch_catalog(services.catalog)
     root = RootSite(
         services.check, MOUNT_PATH, metrics_endpoint(services.metrics, settings.metrics_token)
     )
