@@ -16,7 +16,7 @@ import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from davserver.api import account, shares
@@ -29,11 +29,13 @@ from davserver.dav import app as dav_app
 from davserver.dav.app import MOUNT_PATH
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
+from davserver.http.observe import Observe
 from davserver.http.proxy import ProxyHeaders
 from davserver.links import archive, edit, pages, password, uploads
 from davserver.links import dav as link_dav
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.links.site import ShareSite
+from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 class Services:
     """Everything the app and the CLI need, built once per process: the engine, the
     process's one WebDAV lock manager, the operations layer over them, the login
-    limiter and the share-link signer."""
+    limiter, the share-link signer and the metrics (the blob store reports to them)."""
 
     settings: Settings
     catalog: Catalog
@@ -65,6 +67,7 @@ class Services:
     ops: Operations
     limiter: LoginLimiter
     signer: LinkSigner
+    metrics: Metrics = field(default_factory=Metrics)
 
     def check(self) -> None:
         """`Unavailable` unless the catalog and the blob store answer now."""
@@ -111,7 +114,9 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     upgrades it, `admin` neither: `davserver.store`), connect to the blob store, and
     build the operations layer over them."""
     catalog, _ = open_catalog(settings, purpose)
-    blobs = build_blobstore(settings)
+    metrics = Metrics()
+    metrics.watch_catalog(catalog)
+    blobs = TimedBlobStore(build_blobstore(settings), metrics)
     files = FileStore(
         catalog,
         blobs,
@@ -130,7 +135,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     }
     limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
     signer = share_signer(catalog)
-    return Services(settings, catalog, blobs, files, lock_manager, ops, limiter, signer)
+    return Services(settings, catalog, blobs, files, lock_manager, ops, limiter, signer, metrics)
 
 
 def build_operations(
@@ -179,7 +184,12 @@ def build_app(services: Services) -> WSGIApplication:
     context = ApiContext(services.ops, free_bytes, services.signer)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
     links = build_share_site(services, free_bytes, options)
-    root = RootSite(services.check, MOUNT_PATH, public_url=settings.public_url)
+    root = RootSite(
+        services.check,
+        MOUNT_PATH,
+        metrics_endpoint(services.metrics, settings.metrics_token),
+        public_url=settings.public_url,
+    )
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -193,8 +203,11 @@ def build_app(services: Services) -> WSGIApplication:
             return links(environ, start_response)
         return root(environ, start_response)
 
-    # Outermost: every layer below must see the client's address, scheme and host.
-    return ProxyHeaders(app, settings.trusted_networks)
+    # ProxyHeaders: every layer below must see the client's address, scheme and host.
+    # Observe outside it: it judges an incoming request id by the real peer, and logs
+    # the client address the proxy layer leaves in the shared environ.
+    proxied = ProxyHeaders(app, settings.trusted_networks)
+    return Observe(proxied, settings.trusted_networks, services.metrics)
 
 
 def build_share_site(

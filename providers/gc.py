@@ -15,6 +15,8 @@ every chunk a file needs exists with the right size, and with `deep` re-hashes i
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import secrets
 import socket
@@ -26,9 +28,12 @@ from typing import Protocol, TypeVar
 
 from providers.blobstore.base import BlobStore, chunk_key, hash_from_chunk_key
 from providers.catalog import Catalog
-from providers.errors import BlobNotFound, LeaseHeld, LeaseLost
+from providers.errors import BlobNotFound, LeaseHeld, LeaseLost, StorageError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+LAST_GC = "last_gc_report"  # catalog settings: the last reports, for /metrics
+LAST_FSCK = "last_fsck_report"
 
 
 class Progress(Protocol):
@@ -167,7 +172,18 @@ def collect_garbage(
     finally:
         if lease is not None:
             lease.release()
+    fields = {k: v for k, v in vars(report).items() if k != "applied"}
+    _record(catalog, LAST_GC, {**fields, "applied": int(apply), "freed_bytes": report.freed_bytes})
     return report
+
+
+def _record(catalog: Catalog, key: str, report: dict[str, int]) -> None:
+    """Keep `report` (numbers) with its time in the catalog's settings under `key`;
+    a catalog that fails now only loses the record (logged), not the run's result."""
+    try:
+        catalog.users.set_setting(key, json.dumps({**report, "timestamp": int(time.time())}))
+    except StorageError as e:
+        log.warning("could not record the %s: %s", key, e)
 
 
 def _sweep_chunks(run: _Run) -> None:
@@ -236,4 +252,11 @@ def check_store(
             continue
         if hashlib.sha256(data).hexdigest() != digest:
             report.corrupt.append(digest)
+    problems = {
+        "missing": report.missing,
+        "wrong_size": report.wrong_size,
+        "corrupt": report.corrupt,
+    }
+    counts = {name: len(found) for name, found in problems.items()}
+    _record(catalog, LAST_FSCK, {"checked": report.checked, "ok": int(report.ok), **counts})
     return report

@@ -204,7 +204,7 @@ def _error_reason(status: str, headers: Sequence[tuple[str, str]], body: bytes) 
     plain = any(k.lower() == "content-type" and v.startswith("text/plain") for k, v in headers)
     text = body.decode("utf-8", "replace").strip().splitlines() if plain else []
     if text and text[0]:
-        return text[0][:200]
+        return text[0].split(" (request id ")[0][:200]  # json_response adds it as a field
     if status.startswith("401"):
         return "authentication required"
     return status[4:].strip().lower() or "error"

@@ -32,8 +32,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from davserver.auth import audit
 from davserver.auth.ratelimit import LoginLimiter, Subject
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
+from davserver.http.errors import with_request_id
 from davserver.http.responses import plain_response
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -107,7 +109,7 @@ class LoginGate:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         header = environ.get("HTTP_AUTHORIZATION", "")
         if not header:
-            return self._app(environ, self._rechallenging(start_response, []))
+            return self._app(environ, self._rechallenging(environ, start_response, []))
         scheme = header.partition(" ")[0].lower()
         user, stale = None, False
         if scheme == "basic":
@@ -125,8 +127,9 @@ class LoginGate:
         subjects = [("user", user), ("addr", environ.get("REMOTE_ADDR", ""))]
         wait = self._limiter.blocked_for(subjects)
         if wait:
+            audit.rate_limited(environ, user, wait)
             return self._too_many(start_response, wait)
-        return self._app(environ, self._rechallenging(start_response, subjects))
+        return self._app(environ, self._rechallenging(environ, start_response, subjects))
 
     def _challenges(self, *, stale: bool = False) -> list[tuple[str, str]]:
         headers = []
@@ -140,15 +143,16 @@ class LoginGate:
         return headers
 
     def _rechallenging(
-        self, start_response: StartResponse, subjects: list[Subject]
+        self, environ: WSGIEnvironment, start_response: StartResponse, subjects: list[Subject]
     ) -> Callable[..., Any]:
-        """A start_response that counts a 401 as a failure of `subjects` and puts our
-        challenge in place of WsgiDAV's."""
+        """A start_response that counts (and logs) a 401 as a failure of `subjects` and
+        puts our challenge in place of WsgiDAV's."""
 
         def wrapped(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             if status.startswith("401"):
                 if subjects:
                     self._limiter.failed(subjects)
+                    audit.login_failed(environ, subjects[0][1])
                 headers = [h for h in headers if h[0].lower() != "www-authenticate"]
                 headers += self._challenges()
             return start_response(status, headers, *args)
@@ -156,7 +160,7 @@ class LoginGate:
         return wrapped
 
     def _challenge(self, start_response: StartResponse, *, stale: bool) -> list[bytes]:
-        body = b"authentication required\n"
+        body = (with_request_id("authentication required") + "\n").encode()
         headers = [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),

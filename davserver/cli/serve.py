@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from davserver import logs
 from davserver.app import Services, build_app, ensure_admin
 from davserver.server import make_server, serve_forever
 
@@ -24,6 +25,7 @@ def add_parsers(
 def run(args: argparse.Namespace, services: Services) -> int:
     """Create the first admin if there is no user, then serve until a signal."""
     settings = services.settings
+    logs.start(settings)
     ensure_admin(services)
     server = make_server(
         build_app(services),

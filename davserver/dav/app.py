@@ -20,6 +20,7 @@ from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth.domain import CatalogDomainController
+from davserver.dav.errors import ShortAuthenticator, ShortErrors
 from davserver.dav.folder_pages import CONFIG_KEY, FolderPages, PlainStatusPages
 from davserver.dav.request_server import DavDispatcher
 from davserver.http.environ import StartResponse, WSGIApplication
@@ -43,7 +44,13 @@ def wsgidav_config(
 ) -> dict[str, Any]:
     """WsgiDAV's configuration for `provider` at `mount_path`; with `accounts`, logins
     (Basic and Digest, by `CatalogDomainController`)."""
-    middleware: list[Any] = [PlainStatusPages, ErrorPrinter, FolderPages, DavDispatcher]
+    middleware: list[Any] = [
+        PlainStatusPages,
+        ErrorPrinter,
+        ShortErrors,
+        FolderPages,
+        DavDispatcher,
+    ]
     config: dict[str, Any] = {
         "provider_mapping": {"/": provider},
         "mount_path": mount_path,
@@ -63,7 +70,8 @@ def wsgidav_config(
         middleware = [
             PlainStatusPages,
             ErrorPrinter,
-            HTTPAuthenticator,
+            ShortErrors,
+            ShortAuthenticator,
             FolderPages,
             DavDispatcher,
         ]

@@ -11,9 +11,13 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from providers.dav import DEST_CREATED, LINK, USER
 
 AUTH_UNAVAILABLE = "davserver.auth_unavailable"  # a login failed because the DB is down
+AUTH_EVENT = "davserver.auth_event"  # "failed" or "limited": counted by the observer
+REQUEST_ID = "davserver.request_id"  # set by the outermost middleware (`http.observe`)
 
 __all__ = [
+    "AUTH_EVENT",
     "AUTH_UNAVAILABLE",
+    "REQUEST_ID",
     "DEST_CREATED",
     "LINK",
     "USER",

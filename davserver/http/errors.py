@@ -13,7 +13,8 @@ import http
 import logging
 from collections.abc import Sequence
 
-from providers.errors import StorageError
+from davserver.logs import request_id
+from providers.errors import QuotaExceeded, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,24 @@ class HttpError(Exception):
 
 def from_storage(error: StorageError, context: str = "") -> HttpError:
     """The answer for an engine error: its class's status and its message. A server
-    side failure (5xx) is logged, with `context` saying where."""
+    side failure (5xx) is logged with its detail and `context` saying where; but for
+    507 (a quota's own words) it is answered with `server_reason` only, since its
+    message may name internal hosts or paths."""
     if error.http_status >= 500:
         log.warning("%s: %s", context or "request", error)
+    if error.http_status >= 500 and not isinstance(error, QuotaExceeded):
+        return HttpError(error.http_status, server_reason(error))
     return HttpError(error.http_status, str(error))
+
+
+def server_reason(error: BaseException | None) -> str:
+    """What a client is told of a server-side failure: "storage unavailable" when a
+    dependency is down, else "internal error"; never the detail."""
+    return "storage unavailable" if isinstance(error, Unavailable) else "internal error"
+
+
+def with_request_id(reason: str) -> str:
+    """`reason (request id X)` during a request, so a user can quote the id that finds
+    the detail in the log; `reason` unchanged outside one."""
+    rid = request_id()
+    return f"{reason} (request id {rid})" if rid and "request id" not in reason else reason

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from davserver.http.environ import StartResponse
-from davserver.http.errors import status_line
+from davserver.http.errors import status_line, with_request_id
+from davserver.logs import request_id
 
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -31,7 +32,10 @@ def plain_response(
     text: str,
     headers: Sequence[tuple[str, str]] = (),
 ) -> list[bytes]:
-    """`status` with `text` (a line) as the body."""
+    """`status` with `text` (a line) as the body; an error's text ends with the
+    request id."""
+    if status >= 400 and text:
+        text = with_request_id(text)
     body = (text + "\n").encode("utf-8") if text else b""
     start_response(
         status_line(status),
@@ -47,8 +51,11 @@ def json_response(
     headers: Sequence[tuple[str, str]] = (),
     exc_info: Any = None,
 ) -> list[bytes]:
-    """`status` with `body` as JSON (no body when None), never cached."""
+    """`status` with `body` as JSON (no body when None), never cached; an error object
+    (`{"error": ...}`) gets the `request_id`."""
     out = [("Cache-Control", "no-store"), *headers]
+    if status >= 400 and isinstance(body, dict) and "error" in body and request_id():
+        body = {**body, "request_id": request_id()}
     data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
     if body is not None:
         out += [("Content-Type", JSON_TYPE), ("Content-Length", str(len(data)))]

@@ -37,12 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from davserver.auth import audit
 from davserver.auth.login_gate import basic_credentials
 from davserver.auth.passwords import VerifiedCache
 from davserver.auth.ratelimit import LoginLimiter
 from davserver.dav import app as dav_app
 from davserver.http import content
 from davserver.http.environ import LINK, StartResponse, WSGIApplication
+from davserver.http.errors import with_request_id
 from davserver.http.guards import RequestGuard
 from davserver.links.files import representation
 from davserver.links.signer import SHARE_PATH
@@ -110,7 +112,8 @@ class LinkDav:
             allowed = self._count_download(request)
         except StorageError as e:
             log.warning("share link %s: %s", link.id, e)
-            return respond(start_response, "503 Service Unavailable", b"try again later\n", PLAIN)
+            body = with_request_id("storage unavailable").encode() + b"\n"
+            return respond(start_response, "503 Service Unavailable", body, PLAIN)
         if not allowed:
             return not_found(start_response)
         environ[LINK] = link
@@ -134,12 +137,14 @@ class LinkDav:
         subjects = guess_subjects(link, environ.get("REMOTE_ADDR", ""))
         wait = self._limiter.blocked_for(subjects)
         if wait:
-            body = b"too many failed logins; try again later\n"
+            audit.rate_limited(environ, f"link:{link.id}", wait, "link password")
+            body = with_request_id("too many failed logins; try again later").encode() + b"\n"
             retry = [("Retry-After", str(wait))]
             return respond(start_response, "429 Too Many Requests", body, PLAIN, retry)
         if self._verified.verify(link_principal(link.id), link.password_hash, password):
             return None
         self._limiter.failed(subjects)
+        audit.login_failed(environ, f"link:{link.id}", "link password")
         return _challenge(start_response)
 
     def _count_download(self, request: ShareRequest) -> bool:

@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 from davserver.http import content
 from davserver.http.environ import StartResponse
+from davserver.http.errors import with_request_id
 from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.errors import StorageError
@@ -170,7 +171,8 @@ def serve_file(
         return not_found(start_response)
     except StorageError as e:
         log.warning("share link %s: reading %s failed: %s", req.link.id, node.id, e)
-        return respond(start_response, "503 Service Unavailable", b"try again later", "text/plain")
+        body = with_request_id("storage unavailable").encode()
+        return respond(start_response, "503 Service Unavailable", body, "text/plain")
 
 
 class DownloadsUsedUp(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
+from davserver.auth import audit
 from davserver.auth.passwords import verify_password
 from davserver.auth.ratelimit import LoginLimiter
 from davserver.http.body import read_body
@@ -56,6 +57,7 @@ class PasswordGate:
         subjects = guess_subjects(link, str(req.environ.get("REMOTE_ADDR", "")))
         wait = self.limiter.blocked_for(subjects)
         if wait:
+            audit.rate_limited(req.environ, f"link:{link.id}", wait, "link password")
             text = f"Too many wrong passwords. Try again in {wait} seconds."
             retry = [("Retry-After", str(wait))]
             return page(
@@ -76,6 +78,7 @@ class PasswordGate:
             cookie += "; Secure" if req.secure else ""
             return _see_other(start_response, f"{req.base}/", [("Set-Cookie", cookie)])
         self.limiter.failed(subjects)
+        audit.login_failed(req.environ, f"link:{link.id}", "link password")
         return self.password_page(req, start_response, "Wrong password.")
 
     def password_page(self, req: ShareRequest, start_response: StartResponse, error: str) -> Any:

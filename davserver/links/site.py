@@ -34,9 +34,10 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from davserver.http.environ import StartResponse, WSGIEnvironment
-from davserver.http.errors import HttpError
+from davserver.http.errors import HttpError, with_request_id
 from davserver.http.guards import check_raw_path, raw_request_path
 from davserver.links.signer import SHARE_PATH, LinkSigner
+from davserver.logs import request_id
 from davserver.web.render import PAGE_CSP, render
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.errors import InvalidName, NotFound, StorageError
@@ -130,6 +131,8 @@ def page(
     """A page from `template` (`davserver.web.render`) with the pages' CSP; HEAD gets
     its headers only."""
     csp = [("Content-Security-Policy", PAGE_CSP), *headers]
+    if int(status[:3]) >= 400:
+        context.setdefault("request_id", request_id())
     body = respond(start_response, status, render(template, **context), headers=csp)
     return [] if req is not None and req.method == "HEAD" else body
 
@@ -180,7 +183,8 @@ class ShareSite:
             return not_found(start_response)
         except StorageError as e:
             log.warning("share link: %s", e)
-            return respond(start_response, "503 Service Unavailable", b"try again later")
+            body = with_request_id("storage unavailable").encode()
+            return respond(start_response, "503 Service Unavailable", body, "text/plain")
         if request is None:
             return not_found(start_response)
         if not request.unlocked:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, quote
 
 from davserver.http.body import BodyTooLong, declared_length, stream_body
 from davserver.http.environ import StartResponse
-from davserver.http.errors import HttpError, from_storage
+from davserver.http.errors import HttpError, from_storage, with_request_id
 from davserver.links import drop_page
 from davserver.links.site import Action, ShareRequest, link_actor, not_found, respond
 from providers.errors import InvalidName, NotFound, StorageError
@@ -196,6 +196,8 @@ def _tus(
     body: str = "",
 ) -> list[bytes]:
     """A TUS answer: `Tus-Resumable` and no caching (TUS requires both on HEAD)."""
+    if body and int(status[:3]) >= 400:
+        body = with_request_id(body)
     data = (body + "\n").encode() if body else b""
     extra = [("Tus-Resumable", TUS_VERSION), *(headers or [])]
     return respond(start_response, status, data, "text/plain; charset=utf-8", extra)

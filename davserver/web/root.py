@@ -1,28 +1,41 @@
 """What the server answers outside its doors: the connect page `/`, `OPTIONS /` for
 Windows, `/healthz` (the process answers), `/readyz` (the database and blob store
-answer too), and the static files under `/static/`."""
+answer too; the body names the version), `/metrics` (`davserver.metrics`), and the
+static files under `/static/`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
-from davserver.http.environ import StartResponse, WSGIEnvironment
+from davserver import __version__
+from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
+from davserver.http.errors import server_reason
 from davserver.http.responses import plain_response
 from davserver.web.assets import STATIC_PATH, serve_static
 from davserver.web.connect import connect_page
 from davserver.web.render import PAGE_CSP
 from providers.errors import StorageError
 
+log = logging.getLogger(__name__)
+
 
 class RootSite:
     """See the module docstring. `readiness` raises a `StorageError` when a dependency
     does not answer; `dav_path` is where WebDAV is mounted and `public_url` the address
-    users know the server by ("": the request's own), both shown on the connect page."""
+    users know the server by ("": the request's own), both shown on the connect page;
+    `metrics` answers `/metrics` (404 without)."""
 
     def __init__(
-        self, readiness: Callable[[], None], dav_path: str, *, public_url: str = ""
+        self,
+        readiness: Callable[[], None],
+        dav_path: str,
+        metrics: WSGIApplication | None = None,
+        *,
+        public_url: str = "",
     ) -> None:
         self._readiness = readiness
+        self._metrics = metrics
         self._dav_path = dav_path
         self._public_url = public_url
 
@@ -34,6 +47,8 @@ class RootSite:
             return plain_response(start_response, 200, "ok")
         if path == "/readyz":
             return self._ready(start_response)
+        if path == "/metrics" and self._metrics is not None:
+            return self._metrics(environ, start_response)
         if path == "/" and environ.get("REQUEST_METHOD") == "OPTIONS":
             return _root_options(start_response)
         if path == "/":
@@ -56,8 +71,9 @@ class RootSite:
         try:
             self._readiness()
         except StorageError as e:
-            return plain_response(start_response, 503, str(e))
-        return plain_response(start_response, 200, "ready")
+            log.warning("not ready: %s", e)
+            return plain_response(start_response, 503, f"not ready: {server_reason(e)}")
+        return plain_response(start_response, 200, f"ready davserver {__version__}")
 
 
 def _root_options(start_response: StartResponse) -> list[bytes]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-from sqlalchemy import bindparam, delete, exists, update
+from sqlalchemy import bindparam, delete, exists, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -41,6 +41,7 @@ from providers.catalog.schema import (
     Extent,
     Node,
     UploadExtent,
+    User,
     Version,
 )
 
@@ -284,6 +285,16 @@ class Contents:
             # takes single SELECTs)
             rows = s.connection().execute(both).all()
         yield from ((h, n) for h, n in rows)
+
+    def usage(self) -> tuple[int, int, int]:
+        """(logical bytes: every user's files counted as often as they appear, stored
+        bytes and count of stored chunks): two aggregate queries, cheap enough to run
+        at every metrics scrape."""
+        with self._db.session() as s:
+            logical = s.exec(select(func.coalesce(func.sum(col(User.used_bytes)), 0))).one()
+            stored = select(func.coalesce(func.sum(col(Chunk.size)), 0), func.count())
+            size, count = s.exec(stored.where(col(Chunk.state) == CHUNK_STORED)).one()
+        return int(logical), int(size), int(count)
 
 
 def _chunk_record(c: Chunk) -> ChunkRecord:

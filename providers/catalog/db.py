@@ -146,3 +146,29 @@ class Database:
             if e.connection_invalidated:
                 raise Unavailable(f"database connection lost: {e.orig}") from e
             raise
+
+
+QueryCallback = Callable[[float, bool], None]
+_STARTED = "davserver_query_started"  # per-connection stack of statement start times
+
+
+def on_query(db: Database, callback: QueryCallback) -> None:
+    """Call `callback(seconds, failed)` after each statement `db` sends to the database
+    (a hook for metrics, which live outside `providers`). It runs on the request's
+    thread, so it must be cheap and must not raise."""
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def _before(conn: Any, *_args: Any) -> None:
+        conn.info.setdefault(_STARTED, []).append(time.perf_counter())
+
+    @event.listens_for(db.engine, "after_cursor_execute")
+    def _after(conn: Any, *_args: Any) -> None:
+        started = conn.info.get(_STARTED)
+        if started:
+            callback(time.perf_counter() - started.pop(), False)
+
+    @event.listens_for(db.engine, "handle_error")
+    def _failed(context: Any) -> None:
+        conn = context.connection
+        started = conn.info.get(_STARTED) if conn is not None else None
+        callback(time.perf_counter() - started.pop() if started else 0.0, True)

@@ -193,6 +193,19 @@ class Users:
             row = s.get(Setting, key)
             return row.value if row else None
 
+    def set_setting(self, key: str, value: str) -> None:
+        """Store `value` under `key`, replacing any value there."""
+
+        def work(s: Session) -> None:
+            row = s.get(Setting, key)
+            if row is None:
+                s.add(Setting(key=key, value=value))
+            else:
+                row.value = value
+                s.add(row)
+
+        self._db.run(work)
+
     def ensure_setting(self, key: str, value: str) -> str:
         """Store `value` under `key` unless a value is already there; return the stored one."""
 

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from davserver.metrics import Metrics, TimedBlobStore
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.memory import MemoryBlobStore
 from providers.blobstore.s3 import S3BlobStore
 from tests.services.s3 import S3Service
 
-BLOBSTORE_KINDS = ["memory", "localdir", "s3"]
+# timed: the metrics decorator the server wraps every store in, over a local directory
+BLOBSTORE_KINDS = ["memory", "localdir", "timed", "s3"]
 
 
 def fresh_bucket_name() -> str:
@@ -54,12 +56,15 @@ def s3_store_factory(s3_service: S3Service) -> Iterator[Callable[[], S3BlobStore
 
 @pytest.fixture(params=BLOBSTORE_KINDS)
 def blobstore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    """An empty store of each kind: memory, a local directory, a fresh S3 bucket."""
+    """An empty store of each kind: memory, a local directory (bare and timed), a
+    fresh S3 bucket."""
     store: BlobStore
     if request.param == "memory":
         store = MemoryBlobStore()
     elif request.param == "localdir":
         store = LocalDirBlobStore(tmp_path / "blobs")
+    elif request.param == "timed":
+        store = TimedBlobStore(LocalDirBlobStore(tmp_path / "blobs"), Metrics())
     else:
         store = make_s3_store(request.getfixturevalue("s3_service"))
     with store:

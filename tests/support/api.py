@@ -28,5 +28,7 @@ def answer(response: requests.Response, status: int) -> Any:
 def error(response: requests.Response, status: int) -> str:
     """The reason of a JSON error answer with `status`."""
     body = answer(response, status)
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    assert set(body) == {"error", "request_id"}, body
+    assert body["request_id"] == response.headers["X-Request-Id"], (body, response.headers)
+    assert isinstance(body["error"], str) and body["error"]
     return str(body["error"])

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import inspect
 
-from davserver.http.errors import HttpError, from_storage, status_line
+from wsgidav.dav_error import DAVError
+
+from davserver.dav.errors import ShortError
+from davserver.http.errors import HttpError, from_storage, status_line, with_request_id
+from davserver.logs import reset_request_id, set_request_id
 from providers import errors
 from providers.dav.errors import dav_error
-from providers.errors import Locked, QuotaExceeded, StorageError
+from providers.errors import IntegrityError, Locked, QuotaExceeded, StorageError, Unavailable
 
 EXPECTED = {
     "StorageError": 500,
@@ -55,3 +59,32 @@ def test_status_lines_use_rfc_9110_phrases() -> None:
     assert status_line(413) == "413 Content Too Large"
     assert status_line(416) == "416 Range Not Satisfiable"
     assert HttpError(404, "no such thing").status_line == "404 Not Found"
+
+
+def test_a_server_side_failure_reaches_the_client_without_its_detail() -> None:
+    token = set_request_id("rid123")
+    try:
+        down = from_storage(Unavailable("S3: HTTPConnectionPool(host='127.0.0.1', port=1)"))
+        broken = from_storage(IntegrityError("/var/lib/davserver/blobs/chunks/ab: EIO"))
+        assert (down.status, down.reason) == (503, "storage unavailable")
+        assert (broken.status, broken.reason) == (500, "internal error")
+        assert with_request_id(down.reason) == "storage unavailable (request id rid123)"
+    finally:
+        reset_request_id(token)
+    assert with_request_id("no request") == "no request"
+
+
+def test_webdav_errors_are_short_text_or_their_condition_xml() -> None:
+    token = set_request_id("rid456")
+    try:
+        down = ShortError(dav_error(Unavailable("HTTPConnectionPool(host='10.0.0.9')")))
+        content_type, body = down.get_response_page()
+        assert content_type.startswith("text/plain")
+        assert body == b"storage unavailable (request id rid456)\n"
+        missing = ShortError(DAVError(404, "/a.txt"))
+        assert missing.get_response_page()[1] == b"not found: /a.txt (request id rid456)\n"
+        locked = ShortError(dav_error(Locked("locked", ["/a.txt"])))
+        content_type, body = locked.get_response_page()
+        assert content_type.startswith("application/xml") and b"no-conflicting-lock" in body
+    finally:
+        reset_request_id(token)

@@ -23,6 +23,8 @@ class DAVError(Exception):
     context_info: str | None
     src_exception: BaseException | None
     err_condition: DAVErrorCondition | None
+    add_headers: list[tuple[str, str]] | None
+    add_body: bool
     def __init__(
         self,
         status_code: int,
@@ -31,4 +33,7 @@ class DAVError(Exception):
         src_exception: BaseException | None = None,
         err_condition: DAVErrorCondition | None = None,
         add_headers: list[tuple[str, str]] | None = None,
+        add_body: bool = True,
     ) -> None: ...
+    def get_user_info(self) -> str: ...
+    def get_response_page(self) -> tuple[str, bytes]: ...
