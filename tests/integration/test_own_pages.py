@@ -136,7 +136,8 @@ def test_status_answers_are_plain_text_without_wsgidav(embedded: RunningServer) 
     missing = client.get(embedded.url("no-such-file"))
     assert missing.status_code == 404
     assert missing.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert missing.text == "404 Not Found: /no-such-file\n"
+    rid = missing.headers["X-Request-Id"]
+    assert missing.text == f"not found: /no-such-file (request id {rid})\n"
     made = client.request("MKCOL", embedded.url("made"))
     assert made.status_code == 201 and made.text == "201 Created\n"
     again = client.request("MKCOL", embedded.url("made"))
