@@ -21,7 +21,7 @@ from typing import TextIO
 
 from davserver.api import account, shares
 from davserver.api.app import API_PATH, ApiContext, build_api
-from davserver.auth import passwords
+from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
@@ -143,15 +143,21 @@ def build_operations(
     return Operations(catalog, files, locks, InProcessEvents(), SharedSpace(catalog))
 
 
-def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
-    """On first start (no users), create `admin`; print a generated password once."""
+def ensure_admin(services: Services, out: TextIO = sys.stdout) -> bool:
+    """On first start (no users), create `admin` and return True; a generated password
+    is printed once and kept in `<data_dir>/initial-admin-password` until changed."""
     users = services.catalog.users
     if users.count():
-        return
-    password = services.settings.admin_password or passwords.generate_password()
-    users.create("admin", *account_secrets("admin", password, digest=services.settings.digest_auth))
-    if not services.settings.admin_password:
-        print(f"Created user 'admin' with password: {password}", file=out, flush=True)
+        return False
+    settings = services.settings
+    password = settings.admin_password or passwords.generate_password()
+    if not settings.admin_password:  # saved first: a start that fails later keeps it
+        saved = initial_password.write(settings.data_dir, password)
+    users.create("admin", *account_secrets("admin", password, digest=settings.digest_auth))
+    if not settings.admin_password:
+        print(f"Created user 'admin' with password: {password}", file=out)
+        print(f"(also in {saved} until `davserver user passwd admin`)", file=out, flush=True)
+    return True
 
 
 def free_bytes_function(settings: Settings) -> Callable[[], int | None]:

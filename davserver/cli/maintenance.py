@@ -29,9 +29,22 @@ def add_parsers(
     """Register `gc` and `fsck` on `sub`."""
     gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
     gc.add_argument("--apply", action="store_true", help="really delete")
-    gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
+    gc.add_argument(
+        "--grace", type=_seconds, default=DEFAULT_GRACE, help="seconds, >= 0 (default 6 h)"
+    )
     fsck = sub.add_parser("fsck", parents=[common], help="check stored chunks")
     fsck.add_argument("--deep", action="store_true", help="re-hash every chunk")
+
+
+def _seconds(text: str) -> float:
+    """A finite duration in seconds, >= 0 (argparse reports the error as one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace, services: Services) -> int:
@@ -53,10 +66,10 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         key_prefix=services.settings.blob_prefix,
         progress=_progress,
     )
-    verb = "deleted" if args.apply else "would delete"
+    delete, drop = ("deleted", "dropped") if args.apply else ("would delete", "would drop")
     print(
-        f"gc: {verb} {report.chunks} unreferenced chunks and {report.orphans} orphan objects, "
-        f"{report.freed_bytes} bytes; dropped {report.contents} unused contents and "
+        f"gc: {delete} {report.chunks} unreferenced chunks and {report.orphans} orphan "
+        f"objects, {report.freed_bytes} bytes; {drop} {report.contents} unused contents and "
         f"{report.uploads} abandoned uploads"
         + ("" if args.apply else " (dry run: pass --apply to delete)")
     )

@@ -143,6 +143,11 @@ class S3BlobStore(BlobStore):
                     continue
                 yield BlobInfo(obj.object_name, obj.size or 0, _timestamp(obj.last_modified))
 
+    def probe(self, prefix: str = "") -> None:
+        """`check` first, so a missing bucket is named as such, then the write probe."""
+        self.check()
+        super().probe(prefix)
+
     def check(self) -> None:
         """One cheap request (bucket_exists); creates the bucket if allowed and missing."""
         with self._translated("check", self._bucket):
