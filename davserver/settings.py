@@ -164,6 +164,10 @@ def _check_database_url(url: str) -> None:
         raise SettingsError(
             f"database_url: {named}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
         )
+    try:
+        urlsplit(url).port  # noqa: B018 (parsing it is the check)
+    except ValueError as e:
+        raise SettingsError("database_url: the port is not a number") from e
     if scheme == "sqlite" and not url.startswith("sqlite:///"):
         raise SettingsError("database_url: a SQLite URL is sqlite:///PATH (three slashes)")
 

@@ -10,6 +10,7 @@ read-only bucket or directory is found now, not at the first upload.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from providers.errors import Unavailable
 
 COMMANDS = ("serve",)
 RETRY_SECONDS = 2.0
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
 
 
 def add_parsers(
@@ -67,10 +69,18 @@ def _connect(settings: Settings, create_dirs: bool) -> Services:
     return services
 
 
-def _reason(error: Unavailable) -> str:
-    """The first line of the underlying error, short: the retry line stays one line."""
-    cause = error.__cause__ or error
-    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+def _reason(error: BaseException) -> str:
+    """Why the innermost error failed, short ("Connection refused"), so each retry is
+    one readable line; the libraries' messages nest the whole request in it."""
+    causes = [error]
+    while (nested := causes[-1].__cause__ or getattr(causes[-1], "reason", None)) is not None:
+        if not isinstance(nested, BaseException) or nested in causes:
+            break
+        causes.append(nested)
+    for cause in reversed(causes):
+        if found := _ERRNO.search(str(cause)):
+            return found.group(1).strip()
+    text = (str(causes[-1]).strip().splitlines() or [type(causes[-1]).__name__])[0]
     return text if len(text) <= 160 else text[:157] + "..."
 
 

@@ -81,7 +81,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         try:
             self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
-        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as e:
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError, ValueError) as e:
             # The message names the scheme or the part that is wrong, never the URL,
             # which may hold a password.
             raise StorageError(
