@@ -183,7 +183,7 @@ def build_app(services: Services) -> WSGIApplication:
     dav = LoginGate(
         RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
     )
-    context = ApiContext(services.ops, free_bytes, services.signer)
+    context = ApiContext(services.ops, free_bytes, services.signer, settings.public_base)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
     links = build_share_site(services, free_bytes, options)
     root = RootSite(services.check, MOUNT_PATH)
@@ -201,7 +201,7 @@ def build_app(services: Services) -> WSGIApplication:
         return root(environ, start_response)
 
     # Outermost: every layer below must see the client's address, scheme and host.
-    return ProxyHeaders(app, settings.trusted_networks)
+    return ProxyHeaders(app, settings.trusted_networks, settings.public_base)
 
 
 def build_share_site(
