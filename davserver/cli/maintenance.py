@@ -1,7 +1,8 @@
 """`davserver gc` and `davserver fsck`: garbage collection and store checks.
 
     davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h
-    davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash)
+    davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
+                                               # a bad chunk is listed with the files it damages
 
 Both show progress bars on a terminal only (never in logs or cron mail).
 """
@@ -88,7 +89,11 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
         f"fsck: checked {report.checked} chunks: {len(report.missing)} missing, "
         f"{len(report.wrong_size)} wrong size, {len(report.corrupt)} corrupt"
     )
-    for label, hashes in (("missing", report.missing), ("corrupt", report.corrupt)):
+    bad = (("missing", report.missing), ("wrong size", report.wrong_size))
+    for label, hashes in (*bad, ("corrupt", report.corrupt)):
         for digest in hashes:
-            print(f"{label}: {digest}")
+            files = report.affected.get(digest, [])
+            print(f"{label}: {digest} ({len(files)} files)" if files else f"{label}: {digest}")
+            for owner, path in files:
+                print(f"  damages {owner}:{path}")
     return 0 if report.ok else 1
