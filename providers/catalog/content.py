@@ -302,7 +302,9 @@ class Contents:
                     .distinct()
                 )
                 for chunk_hash, node_id, owner in rows.all():
-                    path = "/" + "/".join(path_names(s, int(node_id)))
+                    if node_id is None:  # never: a primary key, typed optional by sqlmodel
+                        continue
+                    path = "/" + "/".join(path_names(s, node_id))
                     found.setdefault(chunk_hash, set()).add((owner, path))
         return {h: sorted(files) for h, files in found.items()}
 
