@@ -158,7 +158,7 @@ def _check_database_url(url: str) -> None:
     repeats the URL (it may hold a password)."""
     if not url:
         return
-    scheme = urlsplit(url).scheme if "://" in url else ""
+    scheme = urlsplit(url).scheme
     if scheme not in DATABASE_SCHEMES:
         named = f"unsupported scheme {scheme!r}" if scheme else "not a URL"
         raise SettingsError(

@@ -92,8 +92,7 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
     bad = (("missing", report.missing), ("wrong size", report.wrong_size))
     for label, hashes in (*bad, ("corrupt", report.corrupt)):
         for digest in hashes:
-            files = report.affected.get(digest, [])
-            print(f"{label}: {digest} ({len(files)} files)" if files else f"{label}: {digest}")
-            for owner, path in files:
+            print(f"{label}: {digest}")
+            for owner, path in report.affected.get(digest, []):
                 print(f"  damages {owner}:{path}")
     return 0 if report.ok else 1
