@@ -125,9 +125,9 @@ def run(args: argparse.Namespace, services: Services) -> int:
     scheme = "https" if settings.uses_tls else "http"
 
     def ready(port: int) -> None:
-        print(f"davserver listening on {scheme}://{settings.host}:{port}/dav/", flush=True)
-        if settings.public_url:
+        if settings.public_url:  # first: "listening" is the last line of a start
             print(f"davserver public URL: {settings.public_base}/dav/", flush=True)
+        print(f"davserver listening on {scheme}://{settings.host}:{port}/dav/", flush=True)
 
     serve_forever(server, ready)
     return 0
