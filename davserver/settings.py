@@ -291,6 +291,9 @@ def load(
             if key not in known:
                 raise SettingsError(f"config file {config_file}: unknown key {key!r}")
             values[key] = _convert(key, known[key], raw)
+        if "data_dir" in values:
+            # Relative to the file, not to wherever a command runs: one store for all.
+            values["data_dir"] = config_file.parent / values["data_dir"]
     _check_environment(environ, known)
     for key, kind in known.items():
         raw = environ.get(ENV_PREFIX + key.upper())

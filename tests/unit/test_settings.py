@@ -203,3 +203,13 @@ def test_config_discovery_order(tmp_path: Path) -> None:
         find_config(tmp_path / "missing.toml", {}, [])
     with pytest.raises(SettingsError, match="DAVSERVER_CONFIG: no config file"):
         find_config(None, {"DAVSERVER_CONFIG": str(tmp_path / "missing.toml")}, [])
+
+
+def test_data_dir_in_a_config_file_is_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc/davserver.toml"
+    config.write_text('data_dir = "store"\n', encoding="utf-8")
+    assert load(config, environ={}).data_dir == tmp_path / "etc/store"
+    assert load(config, environ={"DAVSERVER_DATA_DIR": "here"}).data_dir == Path("here")
+    config.write_text(f'data_dir = "{tmp_path}/abs"\n', encoding="utf-8")
+    assert load(config, environ={}).data_dir == tmp_path / "abs"
