@@ -146,7 +146,7 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     after[victim].unlink()
     broken = run_cli(tmp_path, "fsck")
     assert broken.returncode == 1
-    assert f"missing: {victim} \n  damages admin:/kept.bin\n" in broken.stdout
+    assert f"missing: {victim}\n  damages admin:/kept.bin\n" in broken.stdout
 
     server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
     assert server.dav("GET", "gone.bin", auth).status_code == 404
