@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -214,3 +215,21 @@ def test_serve_waits_for_a_database_that_comes_up_late(
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_password_of_a_first_start_that_failed_is_kept(tmp_path: Path) -> None:
+    """The port is taken: the start fails after creating admin, and the password it
+    printed is still in the file, and named by the next start."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        failed = run_cli(tmp_path, "serve", "--port", port)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    printed = PASSWORD.search(failed.stdout)
+    assert printed, failed.stdout
+    saved = tmp_path / "davdata/initial-admin-password"
+    assert saved.read_text(encoding="utf-8") == printed.group(1) + "\n"
+    again = Serve(tmp_path, cli_env())
+    again.stop()
+    assert any(f"kept in {Path('davdata/initial-admin-password')}" in x for x in again.lines)
