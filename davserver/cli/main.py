@@ -34,6 +34,7 @@ from davserver.cli.output import CommandError
 from davserver.settings import Settings, SettingsError, find_config, load
 from providers.errors import StorageError
 
+log = logging.getLogger("davserver.cli")
 GROUPS: tuple[ModuleType, ...] = (serve, users, groups, grants, shares, maintenance)
 CREATES_THE_STORE = ("serve", "user", "group")  # others need an existing one
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     group = next(g for g in GROUPS if args.command in g.COMMANDS)
     try:
         config = config_file(args)
+        log.info("config file: %s", config or "none (defaults and environment)")
         settings = _settings(args, config)
         create_dirs = args.command in CREATES_THE_STORE
         if args.command == "serve":
