@@ -21,7 +21,7 @@ from typing import TextIO
 
 from davserver.api import account, shares
 from davserver.api.app import API_PATH, ApiContext, build_api
-from davserver.auth import passwords
+from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
@@ -147,15 +147,21 @@ def build_operations(
     return Operations(catalog, files, locks, InProcessEvents(), SharedSpace(catalog))
 
 
-def ensure_admin(services: Services, out: TextIO = sys.stdout) -> None:
-    """On first start (no users), create `admin`; print a generated password once."""
+def ensure_admin(services: Services, out: TextIO = sys.stdout) -> bool:
+    """On first start (no users), create `admin` and return True; a generated password
+    is printed once and kept in `<data_dir>/initial-admin-password` until changed."""
     users = services.catalog.users
     if users.count():
-        return
-    password = services.settings.admin_password or passwords.generate_password()
-    users.create("admin", *account_secrets("admin", password, digest=services.settings.digest_auth))
-    if not services.settings.admin_password:
-        print(f"Created user 'admin' with password: {password}", file=out, flush=True)
+        return False
+    settings = services.settings
+    password = settings.admin_password or passwords.generate_password()
+    if not settings.admin_password:  # saved first: a start that fails later keeps it
+        saved = initial_password.write(settings.data_dir, password)
+    users.create("admin", *account_secrets("admin", password, digest=settings.digest_auth))
+    if not settings.admin_password:
+        print(f"Created user 'admin' with password: {password}", file=out)
+        print(f"(also in {saved} until `davserver user passwd admin`)", file=out, flush=True)
+    return True
 
 
 def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
@@ -181,7 +187,7 @@ def build_app(services: Services) -> WSGIApplication:
     dav = LoginGate(
         RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
     )
-    context = ApiContext(services.ops, free_bytes, services.signer)
+    context = ApiContext(services.ops, free_bytes, services.signer, settings.public_base)
     api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
     links = build_share_site(services, free_bytes, options)
     root = RootSite(
@@ -206,7 +212,7 @@ def build_app(services: Services) -> WSGIApplication:
     # ProxyHeaders: every layer below must see the client's address, scheme and host.
     # Observe outside it: it judges an incoming request id by the real peer, and logs
     # the client address the proxy layer leaves in the shared environ.
-    proxied = ProxyHeaders(app, settings.trusted_networks)
+    proxied = ProxyHeaders(app, settings.trusted_networks, settings.public_base)
     return Observe(proxied, settings.trusted_networks, services.metrics)
 
 

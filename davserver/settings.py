@@ -8,6 +8,7 @@ environment; `config/davserver.sample.toml` documents them all.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -15,8 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "DAVSERVER_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # names the config file; not a setting itself
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -72,6 +78,11 @@ class Settings:
     def catalog_url(self) -> str:
         """The database URL; the embedded default is a SQLite file in the data dir."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def public_base(self) -> str:
+        """`public_url` without a trailing slash ('' when unset): links append paths."""
+        return self.public_url.rstrip("/")
 
     @property
     def uses_s3(self) -> bool:
@@ -142,8 +153,53 @@ def _check_tls(settings: Settings) -> None:
             raise SettingsError(f"{name}: cannot read {path}: {e.strerror or e}") from e
 
 
+def _check_database_url(url: str) -> None:
+    """Empty, `sqlite:///PATH` or `postgresql[+psycopg]://...`; the message never
+    repeats the URL (it may hold a password)."""
+    if not url:
+        return
+    scheme = urlsplit(url).scheme
+    if scheme not in DATABASE_SCHEMES:
+        named = f"unsupported scheme {scheme!r}" if scheme else "not a URL"
+        raise SettingsError(
+            f"database_url: {named}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 (parsing it is the check)
+    except ValueError as e:
+        raise SettingsError("database_url: the port is not a number") from e
+    if scheme == "sqlite" and not url.startswith("sqlite:///"):
+        raise SettingsError("database_url: a SQLite URL is sqlite:///PATH (three slashes)")
+
+
+def _check_public_url(url: str) -> None:
+    """Empty, or an absolute http(s) URL with a host and no query or fragment."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"public_url: {url!r} is not an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"public_url: {url!r} must not have a query or fragment")
+
+
+def _check_choices(settings: Settings) -> None:
+    """Keys with a fixed set of values, and ints that cannot be negative."""
+    if settings.log_format not in LOG_FORMATS:
+        raise SettingsError(f"log_format: must be one of {', '.join(LOG_FORMATS)}")
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise SettingsError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if field.type in (int, "int") and value < 0:
+            raise SettingsError(f"{field.name}: must be at least 0")
+
+
 def validated(settings: Settings) -> Settings:
     """Check cross-field rules; return `settings` unchanged or raise `SettingsError`."""
+    _check_choices(settings)
+    _check_database_url(settings.database_url)
+    _check_public_url(settings.public_url)
     if not 0 <= settings.port <= 65535:
         raise SettingsError("port: must be 0..65535")
     if not 64 <= settings.chunk_min_size <= settings.chunk_avg_size <= settings.chunk_max_size:
@@ -171,6 +227,52 @@ def validated(settings: Settings) -> Settings:
     return settings
 
 
+def config_candidates(cwd: Path | None = None, home: Path | None = None) -> list[Path]:
+    """Where a config file is looked for when none is named, first found wins."""
+    cwd = Path.cwd() if cwd is None else cwd
+    home = Path.home() if home is None else home
+    return [
+        cwd / "davserver.toml",
+        home / ".config/davserver/davserver.toml",
+        Path("/etc/davserver/davserver.toml"),
+    ]
+
+
+def find_config(
+    given: Path | None,
+    environ: Mapping[str, str] | None = None,
+    candidates: list[Path] | None = None,
+) -> Path | None:
+    """The config file every command uses: `given` (--config), else `DAVSERVER_CONFIG`,
+    else the first of `candidates` (default `config_candidates()`) that exists, else
+    None. A named file must exist (`SettingsError`); a candidate is only looked for."""
+    environ = os.environ if environ is None else environ
+    named = given or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    if named is not None:
+        if not named.is_file():
+            source = "--config" if given else CONFIG_ENV
+            raise SettingsError(f"{source}: no config file at {named}")
+        return named
+    for path in config_candidates() if candidates is None else candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def _check_environment(environ: Mapping[str, str], known: Mapping[str, Any]) -> None:
+    """Refuse a `DAVSERVER_*` variable that names no key: a misspelt one would
+    otherwise be ignored in silence."""
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, [*known, "config"], n=1)
+        hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+        raise SettingsError(f"{name}: unknown setting{hint}")
+
+
 def load(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -189,6 +291,10 @@ def load(
             if key not in known:
                 raise SettingsError(f"config file {config_file}: unknown key {key!r}")
             values[key] = _convert(key, known[key], raw)
+        if "data_dir" in values:
+            # Relative to the file, not to wherever a command runs: one store for all.
+            values["data_dir"] = config_file.parent / values["data_dir"]
+    _check_environment(environ, known)
     for key, kind in known.items():
         raw = environ.get(ENV_PREFIX + key.upper())
         if raw is not None:

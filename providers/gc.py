@@ -72,6 +72,8 @@ class FsckReport:
     missing: list[str] = field(default_factory=list)
     wrong_size: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    # chunk hash -> (owner, path) of each current file that names it, for every bad chunk
+    affected: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -252,6 +254,8 @@ def check_store(
             continue
         if hashlib.sha256(data).hexdigest() != digest:
             report.corrupt.append(digest)
+    bad = [*report.missing, *report.wrong_size, *report.corrupt]
+    report.affected = catalog.contents.files_using(bad) if bad else {}
     problems = {
         "missing": report.missing,
         "wrong_size": report.wrong_size,

@@ -49,11 +49,13 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
 class ApiContext:
     """What handlers use: the operations layer, the free space reported to users
     without a quota (the same function WebDAV's quota properties use), and the signer
-    of share-link tokens."""
+    of share-link tokens, and the configured public URL ('' when unset: links are
+    then on the address each request came in by)."""
 
     ops: Operations
     free_bytes: Callable[[], int | None]
     signer: LinkSigner
+    public_url: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@
     DELETE /api/v1/shares/<id>  204; 404 unless it is one of the caller's live links
 
 A link is `{"id", "path", "perm", "token", "url", "expires_at", "max_downloads",
-"downloads", "password", "state", "created_at"}`: `url` is absolute, on the host and
-scheme the request came in by; `password` is whether it has one; `state` is `live`,
-`expired`, `used` (no download left) or `revoked`.
+"downloads", "password", "state", "created_at"}`: `url` is absolute, on `public_url`
+when that is set, else on the host and scheme the request came in by; `password` is
+whether it has one; `state` is `live`, `expired`, `used` (no download left) or
+`revoked`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from providers.names import split_path
 FIELDS = ("path", "perm", "expires_in", "expires_at", "password", "max_downloads")
 
 
-def base_url(environ: dict[str, Any]) -> str:
-    """`scheme://host[:port]` the request came in by (after trusted proxy headers)."""
+def base_url(environ: dict[str, Any], public_url: str = "") -> str:
+    """`public_url` when configured, else `scheme://host[:port]` the request came in by
+    (after trusted proxy headers)."""
+    if public_url:
+        return public_url
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
     return f"{scheme}://{host}"
@@ -92,7 +96,8 @@ def _max_downloads(body: dict[str, Any]) -> int | None:
 
 def list_links(request: ApiRequest) -> Reply:
     """`GET /shares`: every link the caller made, oldest first."""
-    base, signer = base_url(request.environ), request.context.signer
+    base = base_url(request.environ, request.context.public_url)
+    signer = request.context.signer
     links = request.context.ops.catalog.links.of_owner(request.user.name)
     return Reply(200, [link_json(signer, link, base) for link in links])
 
@@ -120,7 +125,12 @@ def create_link(request: ApiRequest) -> Reply:
         expires_at=expires_at,
         max_downloads=_max_downloads(body),
     )
-    return Reply(201, link_json(request.context.signer, link, base_url(request.environ)))
+    return Reply(
+        201,
+        link_json(
+            request.context.signer, link, base_url(request.environ, request.context.public_url)
+        ),
+    )
 
 
 def revoke_link(request: ApiRequest) -> Reply:

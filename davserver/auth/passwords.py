@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import string
 import threading
 import time
 
@@ -46,8 +47,13 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
 def generate_password() -> str:
-    return secrets.token_urlsafe(12)
+    """16 letters and digits (95 random bits). No punctuation: a password starting
+    with '-' reads as an option to `rclone obscure` and other commands."""
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(16))
 
 
 def digest_ha1(user: str, realm: str, password: str) -> str:

@@ -1,7 +1,8 @@
 """`davserver gc` and `davserver fsck`: garbage collection and store checks.
 
     davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h
-    davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash)
+    davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
+                                               # a bad chunk is listed with the files it damages
 
 Both show progress bars on a terminal only (never in logs or cron mail).
 """
@@ -29,9 +30,22 @@ def add_parsers(
     """Register `gc` and `fsck` on `sub`."""
     gc = sub.add_parser("gc", parents=[common], help="delete unreferenced chunks (dry run)")
     gc.add_argument("--apply", action="store_true", help="really delete")
-    gc.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds (default 6 h)")
+    gc.add_argument(
+        "--grace", type=_seconds, default=DEFAULT_GRACE, help="seconds, >= 0 (default 6 h)"
+    )
     fsck = sub.add_parser("fsck", parents=[common], help="check stored chunks")
     fsck.add_argument("--deep", action="store_true", help="re-hash every chunk")
+
+
+def _seconds(text: str) -> float:
+    """A finite duration in seconds, >= 0 (argparse reports the error as one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace, services: Services) -> int:
@@ -53,10 +67,10 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         key_prefix=services.settings.blob_prefix,
         progress=_progress,
     )
-    verb = "deleted" if args.apply else "would delete"
+    delete, drop = ("deleted", "dropped") if args.apply else ("would delete", "would drop")
     print(
-        f"gc: {verb} {report.chunks} unreferenced chunks and {report.orphans} orphan objects, "
-        f"{report.freed_bytes} bytes; dropped {report.contents} unused contents and "
+        f"gc: {delete} {report.chunks} unreferenced chunks and {report.orphans} orphan "
+        f"objects, {report.freed_bytes} bytes; {drop} {report.contents} unused contents and "
         f"{report.uploads} abandoned uploads"
         + ("" if args.apply else " (dry run: pass --apply to delete)")
     )
@@ -75,7 +89,10 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
         f"fsck: checked {report.checked} chunks: {len(report.missing)} missing, "
         f"{len(report.wrong_size)} wrong size, {len(report.corrupt)} corrupt"
     )
-    for label, hashes in (("missing", report.missing), ("corrupt", report.corrupt)):
+    bad = (("missing", report.missing), ("wrong size", report.wrong_size))
+    for label, hashes in (*bad, ("corrupt", report.corrupt)):
         for digest in hashes:
             print(f"{label}: {digest}")
+            for owner, path in report.affected.get(digest, []):
+                print(f"  damages {owner}:{path}")
     return 0 if report.ok else 1

@@ -10,8 +10,9 @@ links need a folder. `--expires` is a duration from now (`90s`, `30m`, `12h`, `7
 `2w`) or an ISO date or time in local time unless it names a zone (`2026-03-01` is
 that day's midnight, `2026-03-01T18:00`). `--password-stdin` reads the link's
 password from the first line of stdin (stored as an argon2id hash). `create` prints
-the link's path `/s/<token>` and its full URL on the configured host and port (not
-for a wildcard host such as 0.0.0.0, whose public name is unknown here).
+the link's path `/s/<token>` and its full URL on `public_url`; without one, on the
+configured host and port, with a hint on stderr to set `public_url` (and no URL for a
+wildcard host such as 0.0.0.0, whose public name is unknown here).
 
 `list` shows every link (or the owner's): id, owner, path, perm, expiry, downloads
 (count/max), whether it has a password, its state (live, expired, used: no download
@@ -40,6 +41,10 @@ COMMANDS = ("share",)
 _DURATION = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+PUBLIC_URL_HINT = (
+    "davserver: hint: set public_url (e.g. https://dav.example.com) to print links on the "
+    "address clients use"
+)
 EXPIRES_HELP = "30m, 12h, 7d, 2w (from now) or an ISO date/time such as 2026-03-01T18:00"
 
 
@@ -106,6 +111,8 @@ def _create(args: argparse.Namespace, services: Services, signer: LinkSigner, ba
     print(path)
     if base:
         print(base + path)
+    if not services.settings.public_url:
+        print(PUBLIC_URL_HINT, file=sys.stderr)
 
 
 def _revoke(args: argparse.Namespace, services: Services) -> None:
@@ -140,7 +147,10 @@ def parse_expiry(text: str, now: float) -> float:
 
 
 def base_url(settings: Settings) -> str:
-    """`http(s)://HOST:PORT` of the configured address; '' for a wildcard host."""
+    """`public_url`, else `http(s)://HOST:PORT` of the configured address; '' for a
+    wildcard host."""
+    if settings.public_url:
+        return settings.public_base
     host = settings.host
     if host in WILDCARD_HOSTS:
         return ""

@@ -19,7 +19,7 @@ import getpass
 import sys
 
 from davserver.app import Services
-from davserver.auth import passwords
+from davserver.auth import initial_password, passwords
 from davserver.auth.domain import account_secrets
 from davserver.cli.output import CommandError, format_size, format_time, parse_size
 from providers.catalog import DigestSecret
@@ -99,10 +99,12 @@ def run(args: argparse.Namespace, services: Services) -> int:
             users.create(args.name, *stored)
         else:
             users.set_password(args.name, *stored)
+            _forget_initial(args.name, services)
         verb = "Created user" if command == "add" else "Set the password of"
         print(f"{verb} {args.name!r}" + (f" with password: {password}" if generated else ""))
     elif command == "remove":
         removed = users.remove(args.name, purge=args.purge)
+        _forget_initial(args.name, services)
         extra = f" and {removed} of their files and folders" if removed else ""
         print(f"Removed user {args.name!r}{extra}")
     elif command == "list":
@@ -118,6 +120,12 @@ def run(args: argparse.Namespace, services: Services) -> int:
     else:
         _app_password(args, services)
     return 0
+
+
+def _forget_initial(name: str, services: Services) -> None:
+    """The first admin's generated password stops being kept once it is changed."""
+    if name == initial_password.ADMIN and initial_password.forget(services.settings.data_dir):
+        print(f"Deleted {initial_password.path(services.settings.data_dir)}")
 
 
 def _app_password(args: argparse.Namespace, services: Services) -> None:

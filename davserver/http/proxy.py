@@ -30,6 +30,11 @@ WsgiDAV resolves without comparing. Anything else is left for WsgiDAV to refuse.
 uses no more trust than WsgiDAV already gives the request's own Host header. The
 path is not rewritten: publish the server under the same path (`/dav/`) on the proxy,
 since WsgiDAV refuses a Destination outside its mount path (502 as well).
+
+Public URL. When `public_url` is set (the address clients use, e.g.
+`https://dav.example.com` or `https://example.com/files`), a Destination under it is
+rewritten to the path below it too, whatever Host the proxy forwarded: a proxy that
+strips a path prefix or does not pass X-Forwarded-Host still gets COPY and MOVE right.
 """
 
 from __future__ import annotations
@@ -111,12 +116,39 @@ def local_destination(destination: str, scheme: str, host: str) -> str:
     return path if path.startswith("/") else destination
 
 
-class ProxyHeaders:
-    """Applies forwarded headers from `trusted` networks (see the module docstring)."""
+def public_destination(destination: str, public_url: str) -> str:
+    """`destination` as the path below `public_url` when it is under it (same origin,
+    defaults filled in, and path prefix), else unchanged."""
+    if not public_url:
+        return destination
+    raw = destination.strip()
+    public = urlsplit(public_url)
+    prefix = public.path.rstrip("/")
+    try:
+        parts = urlsplit(raw, allow_fragments=False)
+    except ValueError:
+        return destination
+    if not parts.scheme or not parts.netloc:
+        return destination
+    here = _origin(public.scheme.lower(), public.netloc)
+    if here is None or _origin(parts.scheme.lower(), parts.netloc) != here:
+        return destination
+    path = raw[raw.index("//") + 2 + len(parts.netloc) :]  # raw, as in local_destination
+    if not (path == prefix or path.startswith(prefix + "/")):
+        return destination
+    return path[len(prefix) :] or "/"
 
-    def __init__(self, app: WSGIApplication, trusted: Sequence[Network]) -> None:
+
+class ProxyHeaders:
+    """Applies forwarded headers from `trusted` networks (see the module docstring);
+    `public_url` is the configured public address ('' for none)."""
+
+    def __init__(
+        self, app: WSGIApplication, trusted: Sequence[Network], public_url: str = ""
+    ) -> None:
         self._app = app
         self._trusted = tuple(trusted)
+        self._public_url = public_url
 
     def is_trusted(self, address: IpAddress | None) -> bool:
         return address is not None and any(address in net for net in self._trusted)
@@ -126,8 +158,9 @@ class ProxyHeaders:
         if forwarded and self.is_trusted(parse_address(environ.get("REMOTE_ADDR", ""))):
             self._apply(environ, forwarded)
         if "HTTP_DESTINATION" in environ:
+            public = public_destination(environ["HTTP_DESTINATION"], self._public_url)
             environ["HTTP_DESTINATION"] = local_destination(
-                environ["HTTP_DESTINATION"],
+                public,
                 environ.get("wsgi.url_scheme", "http"),
                 environ.get("HTTP_HOST", ""),
             )

@@ -20,18 +20,24 @@ Contract (every implementation, checked by `tests/contract/test_blobstore.py`):
   particular order; it tolerates concurrent puts and deletes.
 - Any failure to reach the backend raises `Unavailable` (chained from the library's
   error); a missing object raises `BlobNotFound`. No other exception escapes.
+- `probe(prefix)` proves the store is reachable and writable now: it puts, reads back
+  and deletes one small object under `<prefix>probe/` (never a chunk key, so GC and
+  fsck ignore it), or raises `Unavailable`.
 - Implementations are safe to call from many threads at once.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from providers.errors import InvalidName
+from providers.errors import InvalidName, Unavailable
+
+PROBE_DIR = "probe/"  # under the store's prefix: start-up write checks, deleted at once
 
 _KEY_RE = re.compile(r"[A-Za-z0-9/_.\-]{1,512}")
 
@@ -103,6 +109,18 @@ class BlobStore(ABC):
 
     def check(self) -> None:  # noqa: B027 (optional hook: most stores need no check)
         """Raise `Unavailable` if the backend cannot be reached now (used by /readyz)."""
+
+    def probe(self, prefix: str = "") -> None:
+        """Put, read back and delete `<prefix>probe/<random>`; `Unavailable` if any
+        step fails or the bytes differ (the store cannot be written now)."""
+        key = validate_key(f"{prefix}{PROBE_DIR}{secrets.token_hex(8)}")
+        data = secrets.token_bytes(32)
+        self.put(key, data)
+        try:
+            if self.get(key) != data:
+                raise Unavailable("the blob store returned other bytes than were written")
+        finally:
+            self.delete(key)
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections and threads; the store is unusable afterwards."""

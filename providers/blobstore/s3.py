@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -33,6 +34,10 @@ CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0
 RETRIES = 2
 POOL_SIZE = 32
+
+# urllib3 logs a warning per retried connection; a store that is down is reported once,
+# as `Unavailable`, by whoever called us (and retried by `serve` at start-up).
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 _CLIENT_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError)
@@ -142,6 +147,11 @@ class S3BlobStore(BlobStore):
                 if obj.is_dir or obj.object_name is None:
                     continue
                 yield BlobInfo(obj.object_name, obj.size or 0, _timestamp(obj.last_modified))
+
+    def probe(self, prefix: str = "") -> None:
+        """`check` first, so a missing bucket is named as such, then the write probe."""
+        self.check()
+        super().probe(prefix)
 
     def check(self) -> None:
         """One cheap request (bucket_exists); creates the bucket if allowed and missing."""

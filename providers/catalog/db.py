@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, create_engine
 
-from providers.errors import Conflict, Unavailable
+from providers.errors import Conflict, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,7 +79,14 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
+        try:
+            self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError, ValueError) as e:
+            # The message names the scheme or the part that is wrong, never the URL,
+            # which may hold a password.
+            raise StorageError(
+                f"database_url: not a usable database URL ({type(e).__name__})"
+            ) from e
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_lock = threading.Lock() if self.is_sqlite else None
 

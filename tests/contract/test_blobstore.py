@@ -146,6 +146,22 @@ def test_invalid_keys_raise_invalid_name(blobstore: BlobStore, key: str) -> None
             call()
 
 
+@pytest.mark.parametrize("prefix", ["", "dav/"])
+def test_probe_writes_reads_and_leaves_nothing(blobstore: BlobStore, prefix: str) -> None:
+    blobstore.probe(prefix)
+    blobstore.probe(prefix)
+    assert keys_of(blobstore) == set()
+
+
+def test_probe_of_an_unreachable_s3_endpoint_is_unavailable() -> None:
+    store = S3BlobStore("127.0.0.1:1", "key", "secret", "davserver")
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        store.probe()
+    assert time.monotonic() - started < 15
+    store.close()
+
+
 def test_concurrent_puts_of_same_key(blobstore: BlobStore) -> None:
     data = os.urandom(256 * 1024)
     key = key_for(data)

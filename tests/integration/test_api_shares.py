@@ -145,3 +145,21 @@ def test_errors(bob: RunningServer) -> None:
     assert error(bob.client("bob").put(api(bob, "shares"), json={}), 405)
     assert error(bob.client("bob").post(api(bob, "shares/1"), json={}), 405)
     assert answer(bob.client("bob").get(api(bob, "shares")), 200) == []
+
+
+def test_url_is_on_public_url_and_move_by_public_destination(make_server: Any) -> None:
+    """With `public_url` set, links are on it whatever Host the request carried, and a
+    MOVE whose Destination names the public address works (a proxy in front)."""
+    server = make_server("embedded", public_url="https://dav.example.com/")
+    server.add_user("bob", "bob-pass")
+    session = server.client("bob")
+    assert session.put(server.url("a.txt"), data=b"x").status_code == 201
+    made = answer(create(server, {"path": "/a.txt"}), 201)
+    assert made["url"] == f"https://dav.example.com/s/{made['token']}"
+    listed = answer(server.client("bob").get(api(server, "shares")), 200)
+    assert [link["url"] for link in listed] == [made["url"]]
+    moved = session.request(
+        "MOVE", server.url("a.txt"), headers={"Destination": "https://dav.example.com/dav/b.txt"}
+    )
+    assert moved.status_code == 201, moved.text
+    assert session.get(server.url("b.txt")).content == b"x"

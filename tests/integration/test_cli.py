@@ -131,6 +131,7 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     assert dry.returncode == 0, dry.stderr
     counted = re.search(r"would delete (\d+) unreferenced chunks", dry.stdout)
     assert counted and 0 < int(counted.group(1)) < len(before)
+    assert "would drop" in dry.stdout and "dropped" not in dry.stdout
     assert chunk_files(tmp_path) == before
 
     applied = run_cli(tmp_path, "gc", "--apply", "--grace", "0")
@@ -148,7 +149,7 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     after[victim].unlink()
     broken = run_cli(tmp_path, "fsck")
     assert broken.returncode == 1
-    assert f"missing: {victim}" in broken.stdout
+    assert f"missing: {victim}\n  damages admin:/kept.bin\n" in broken.stdout
 
     server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
     assert server.dav("GET", "gone.bin", auth).status_code == 404

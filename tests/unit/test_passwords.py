@@ -10,6 +10,7 @@ from davserver.auth.passwords import (
     app_password_key,
     digest_ha1,
     generate_app_password,
+    generate_password,
     hash_password,
     verify_password,
 )
@@ -74,3 +75,11 @@ def test_account_secrets() -> None:
     _key, app_shaped = generate_app_password()
     with pytest.raises(ValueError, match="app password"):
         account_secrets("bob", app_shaped, digest=True)
+
+
+def test_generated_passwords_are_letters_and_digits_never_an_option() -> None:
+    """`rclone obscure PASS` and other commands read a leading '-' as an option."""
+    generated = {generate_password() for _ in range(5000)}
+    assert len(generated) == 5000
+    for password in generated:
+        assert len(password) == 16 and password.isascii() and password.isalnum()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from davserver.http.proxy import ProxyHeaders, local_destination
+from davserver.http.proxy import ProxyHeaders, local_destination, public_destination
 from davserver.settings import SettingsError, load, parse_networks
 
 FORWARDED_KEYS = {
@@ -153,3 +153,38 @@ def test_trusted_proxies_setting() -> None:
 def test_bad_trusted_proxies_entry_names_the_key(value: str) -> None:
     with pytest.raises(SettingsError, match="trusted_proxies: '" + re.escape(value)):
         load(None, environ={"DAVSERVER_TRUSTED_PROXIES": f"127.0.0.1,{value}"})
+
+
+@pytest.mark.parametrize(
+    ("destination", "public", "result"),
+    [
+        ("https://dav.example.com/dav/b.txt", "https://dav.example.com", "/dav/b.txt"),
+        ("https://DAV.example.com:443/dav/b%20c", "https://dav.example.com/", "/dav/b%20c"),
+        ("https://example.com/files/dav/b.txt", "https://example.com/files", "/dav/b.txt"),
+        ("https://example.com/other/dav/b.txt", "https://example.com/files", None),
+        ("http://dav.example.com/dav/b.txt", "https://dav.example.com", None),
+        ("https://evil.example/dav/b.txt", "https://dav.example.com", None),
+        ("/dav/b.txt", "https://dav.example.com", None),
+        ("https://dav.example.com/dav/b.txt", "", None),
+    ],
+)
+def test_public_destination(destination: str, public: str, result: str | None) -> None:
+    assert public_destination(destination, public) == (result or destination)
+
+
+def test_destination_on_the_public_url_needs_no_forwarded_host() -> None:
+    """Behind a proxy that forwards neither Host nor X-Forwarded-*, a MOVE naming the
+    public address still reaches WsgiDAV as a path on this server."""
+    seen: dict[str, Any] = {}
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update(env)
+        return []
+
+    request = {
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "backend:8080",
+        "HTTP_DESTINATION": "https://dav.example.com/dav/b.txt",
+    }
+    ProxyHeaders(app, (), "https://dav.example.com")(request, lambda *a: None)
+    assert seen["HTTP_DESTINATION"] == "/dav/b.txt"

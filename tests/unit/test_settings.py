@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from davserver.settings import Settings, SettingsError, load
+from davserver.settings import Settings, SettingsError, find_config, load
 
 
 def write_config(tmp_path: Path, text: str) -> Path:
@@ -132,3 +132,84 @@ def test_replace_revalidates() -> None:
     assert Settings().replace(port=0).port == 0
     with pytest.raises(SettingsError, match="port"):
         Settings().replace(port=-1)
+
+
+def test_unknown_environment_variable_is_named_with_the_closest_key() -> None:
+    with pytest.raises(SettingsError, match=r"DAVSERVER_PORTT: .*DAVSERVER_PORT\?"):
+        load(None, environ={"DAVSERVER_PORTT": "1"})
+    with pytest.raises(SettingsError, match=r"^DAVSERVER_XYZZY: unknown setting$"):
+        load(None, environ={"DAVSERVER_XYZZY": "1"})
+    assert load(None, environ={"DAVSERVER_CONFIG": "x.toml", "OTHER_PORTT": "1"}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://dav:pw@db/dav", "unsupported scheme 'mysql'"),
+        ("notaurl", "not a URL"),
+        ("sqlite:/relative.db", "three slashes"),
+        ("postgresql://dav:pw@db:port/dav", "port"),
+    ],
+)
+def test_bad_database_url_is_one_line_without_the_password(url: str, says: str) -> None:
+    with pytest.raises(SettingsError, match="database_url") as caught:
+        load(None, environ={"DAVSERVER_DATABASE_URL": url})
+    assert says in str(caught.value) and "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////var/lib/dav/catalog.db", "postgresql+psycopg://dav@db:5432/dav"]
+)
+def test_good_database_urls(url: str) -> None:
+    assert load(None, environ={"DAVSERVER_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DAVSERVER_PUBLIC_URL": "dav.example.com"}, "public_url"),
+        ({"DAVSERVER_PUBLIC_URL": "ftp://dav.example.com"}, "public_url"),
+        ({"DAVSERVER_PUBLIC_URL": "https://dav.example.com/?x=1"}, "public_url"),
+        ({"DAVSERVER_LOG_FORMAT": "xml"}, "log_format"),
+        ({"DAVSERVER_LOG_LEVEL": "loud"}, "log_level"),
+        ({"DAVSERVER_STARTUP_WAIT": "-1"}, "startup_wait"),
+        ({"DAVSERVER_READ_AHEAD": "-2"}, "read_ahead"),
+        ({"DAVSERVER_S3_CAPACITY_BYTES": "-5"}, "s3_capacity_bytes"),
+    ],
+)
+def test_invalid_values_name_the_key(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load(None, environ=env)
+
+
+def test_public_url_keeps_no_trailing_slash() -> None:
+    settings = load(None, environ={"DAVSERVER_PUBLIC_URL": "https://example.com/files/"})
+    assert settings.public_base == "https://example.com/files"
+    assert load(None, environ={"DAVSERVER_LOG_LEVEL": "DEBUG"}).log_level == "DEBUG"
+
+
+def test_config_discovery_order(tmp_path: Path) -> None:
+    given, named = write_config(tmp_path, ""), tmp_path / "named.toml"
+    named.write_text("", encoding="utf-8")
+    first, second = tmp_path / "a/davserver.toml", tmp_path / "b/davserver.toml"
+    second.parent.mkdir()
+    second.write_text("", encoding="utf-8")
+    env = {"DAVSERVER_CONFIG": str(named)}
+    assert find_config(given, env, [first, second]) == given
+    assert find_config(None, env, [first, second]) == named
+    assert find_config(None, {}, [first, second]) == second
+    assert find_config(None, {}, [first]) is None
+    with pytest.raises(SettingsError, match="--config: no config file"):
+        find_config(tmp_path / "missing.toml", {}, [])
+    with pytest.raises(SettingsError, match="DAVSERVER_CONFIG: no config file"):
+        find_config(None, {"DAVSERVER_CONFIG": str(tmp_path / "missing.toml")}, [])
+
+
+def test_data_dir_in_a_config_file_is_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc/davserver.toml"
+    config.write_text('data_dir = "store"\n', encoding="utf-8")
+    assert load(config, environ={}).data_dir == tmp_path / "etc/store"
+    assert load(config, environ={"DAVSERVER_DATA_DIR": "here"}).data_dir == Path("here")
+    config.write_text(f'data_dir = "{tmp_path}/abs"\n', encoding="utf-8")
+    assert load(config, environ={}).data_dir == tmp_path / "abs"
