@@ -118,7 +118,7 @@ def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handl
     `settings.log_level`, replacing handlers a previous call installed. Returns the
     handler."""
     level = LEVELS.get(settings.log_level.lower(), logging.INFO)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream else _StderrHandler()
     handler.setFormatter(formatter(settings.log_format))
     handler.addFilter(RequestIdFilter())
     handler.set_name("davserver")
@@ -131,7 +131,23 @@ def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handl
     root.setLevel(level)
     wsgidav_level = level if settings.verbose >= 3 else max(level, logging.WARNING)
     logging.getLogger("wsgidav").setLevel(logging.DEBUG if settings.verbose >= 4 else wsgidav_level)
+    # Alembic narrates every connection at INFO ("Context impl SQLiteImpl."); the
+    # store's own line says what an upgrade did.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     return handler
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever `sys.stderr` is at each record, not the one at configuration
+    (a command run in-process by a test, or under a redirect, replaces it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # StreamHandler.__init__ assigns it
 
 
 def _plain(handler: logging.Handler) -> bool:

@@ -19,7 +19,7 @@ import pytest
 
 from davserver import __version__
 from tests.services.postgres import PostgresService
-from tests.support.cli import Serve, cli_env, fails, ok, run_cli
+from tests.support.cli import Serve, cli_env, fails, ok, run_cli, without_info_logs
 
 PASSWORD = re.compile(r"Created user 'admin' with password: (\S+)")
 
@@ -70,6 +70,8 @@ def test_config_discovery_order(tmp_path: Path) -> None:
     (tmp_path / "cwd.toml").rename(tmp_path / "davserver.toml")
 
     def add(user: str, *flags: str, env: dict[str, str] | None = None) -> None:
+        made = run_cli(tmp_path, *flags, "db", "upgrade", env=env)  # the store, found alike
+        assert made.returncode == 0, made.stderr
         done = run_cli(
             tmp_path, *flags, "user", "add", user, "--password-stdin", stdin="pw\n", env=env
         )
@@ -124,6 +126,7 @@ def test_initial_admin_password_file_until_passwd(tmp_path: Path) -> None:
 
 def test_share_create_prints_the_public_url(tmp_path: Path) -> None:
     env = cli_env(DAVSERVER_PUBLIC_URL="https://dav.example.com/files/")
+    ok(tmp_path, "db", "upgrade")
     ok(tmp_path, "user", "add", "alice", "--password-stdin", stdin="pw\n")
     done = run_cli(tmp_path, "user", "list", env=env)
     assert done.returncode == 0, done.stderr
@@ -156,7 +159,7 @@ def test_unreachable_s3_endpoint_gives_up_after_startup_wait(tmp_path: Path) -> 
     assert time.monotonic() - started < 10
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "listening" not in done.stdout
-    *waiting, last = done.stderr.splitlines()
+    *waiting, last = without_info_logs(done.stderr.splitlines())
     assert waiting and all("waiting for the S3 endpoint 127.0.0.1:1" in w for w in waiting)
     assert all("retrying in" in w and "giving up in" in w for w in waiting)
     assert last.startswith("davserver: error: cannot reach the S3 endpoint 127.0.0.1:1")
@@ -201,6 +204,8 @@ def test_serve_waits_for_a_database_that_comes_up_late(
     threading.Thread(target=_lines, args=(proc.stderr, err), daemon=True).start()
     try:
         waiting = err.get(timeout=30)
+        while not without_info_logs([waiting]):  # serve's start line comes first
+            waiting = err.get(timeout=30)
         assert "waiting for the database at postgresql" in waiting, waiting
         password = url.split("//", 1)[1].split("@", 1)[0].partition(":")[2]
         assert not password or password not in waiting

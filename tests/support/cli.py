@@ -37,6 +37,15 @@ SMALL_CHUNKS = {
 }
 
 
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z (DEBUG|INFO) ")
+
+
+def without_info_logs(lines: list[str]) -> list[str]:
+    """`lines` of stderr without the log records below WARNING that `serve` writes
+    there (its start line, for one)."""
+    return [line for line in lines if not LOG_RECORD.match(line)]
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """This process's environment without `DAVSERVER_*`, small chunks, and `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}

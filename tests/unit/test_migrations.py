@@ -17,6 +17,7 @@ from davserver.settings import Settings
 from providers.catalog import Catalog
 from providers.catalog.migrate import head_revision, metadata_differences
 from providers.errors import SchemaMismatch, StoreMissing
+from tests.support.cli import without_info_logs
 from tests.support.migrations import BASELINE, make_unversioned, stamp
 
 
@@ -38,7 +39,8 @@ def tables(path: Path) -> set[str]:
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.splitlines()
+    """The one error line on stderr; `serve`'s start-up log lines (info) may precede it."""
+    err = without_info_logs(capsys.readouterr().err.splitlines())
     assert len(err) == 1 and err[0].startswith("davserver: error: "), err
     return err[0]
 
