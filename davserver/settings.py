@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "DAVSERVER_"
+TEST_ENV_PREFIX = "DAVSERVER_TEST_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"  # names the config file; not a setting itself
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -261,9 +262,12 @@ def find_config(
 
 def _check_environment(environ: Mapping[str, str], known: Mapping[str, Any]) -> None:
     """Refuse a `DAVSERVER_*` variable that names no key: a misspelt one would
-    otherwise be ignored in silence."""
+    otherwise be ignored in silence. `DAVSERVER_TEST_*` belong to the test suite (README),
+    which a developer may keep exported while running the server."""
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        if name.startswith(TEST_ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if key in known:

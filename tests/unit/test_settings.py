@@ -140,6 +140,8 @@ def test_unknown_environment_variable_is_named_with_the_closest_key() -> None:
     with pytest.raises(SettingsError, match=r"^DAVSERVER_XYZZY: unknown setting$"):
         load(None, environ={"DAVSERVER_XYZZY": "1"})
     assert load(None, environ={"DAVSERVER_CONFIG": "x.toml", "OTHER_PORTT": "1"}) == Settings()
+    # the test suite's own variables (README) may stay exported
+    assert load(None, environ={"DAVSERVER_TEST_DB_URL": "postgresql://x"}) == Settings()
 
 
 @pytest.mark.parametrize(
