@@ -17,7 +17,11 @@ from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
 from tests.services.s3 import S3Service
 from tests.support.browser import browser, page  # noqa: F401  (fixtures for the share-link pages)
-from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
+from tests.support.servers import (
+    RunningServer,
+    stack_settings,
+    start_server,
+)
 
 STACKS = ["embedded", "full"]
 
@@ -66,17 +70,7 @@ def make_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
     started: list[RunningServer] = []
 
     def make(stack: str, **extra: Any) -> RunningServer:
-        data_dir = tmp_path / f"data{len(started)}"
-        if stack == "embedded":
-            settings = embedded_settings(data_dir, **extra)
-        else:
-            settings = full_settings(
-                data_dir,
-                request.getfixturevalue("s3_service"),
-                request.getfixturevalue("postgres_service"),
-                request.getfixturevalue("redis_service"),
-                **extra,
-            )
+        settings = stack_settings(request, tmp_path / f"data{len(started)}", stack, **extra)
         started.append(start_server(settings))
         return started[-1]
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from davserver.http.environ import StartResponse
+from davserver.web.listing import Crumb, Row
 from davserver.web.render import PAGE_CSP, render
 
 Environ = dict[str, Any]
@@ -38,25 +38,6 @@ PAGE_HEADERS = [
 ]
 _REASON = re.compile(r"<p>(.*?)</p>", re.S)
 _HREF_SAFE = "/!*'(),$-_|."  # as WsgiDAV quotes hrefs
-
-
-@dataclass(frozen=True)
-class Crumb:
-    """One breadcrumb; the current folder's has `href` None."""
-
-    label: str
-    href: str | None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One member of the listed folder."""
-
-    name: str
-    href: str
-    is_dir: bool
-    size: int
-    mtime: float
 
 
 class FolderPages(BaseMiddleware):

@@ -97,19 +97,24 @@ def _origin(scheme: str, netloc: str) -> tuple[str, str, int] | None:
     return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
 
 
+def _same_origin(raw: str, here: tuple[str, str, int] | None) -> bool:
+    """Whether `raw` is an absolute URL (it parses) on the origin `here`."""
+    try:
+        parts = urlsplit(raw, allow_fragments=False)
+    except ValueError:
+        return False
+    if not parts.scheme or not parts.netloc or here is None:
+        return False
+    return _origin(parts.scheme.lower(), parts.netloc) == here
+
+
 def local_destination(destination: str, scheme: str, host: str) -> str:
     """`destination` as a path when it is an absolute URL on the origin `scheme://host`,
     else unchanged (WsgiDAV then judges it; see the module docstring)."""
     raw = destination.strip()
-    try:
-        parts = urlsplit(raw, allow_fragments=False)
-    except ValueError:
+    if not _same_origin(raw, _origin(scheme.lower(), host)):
         return destination
-    if not parts.scheme or not parts.netloc:
-        return destination
-    here = _origin(scheme.lower(), host)
-    if here is None or _origin(parts.scheme.lower(), parts.netloc) != here:
-        return destination
+    parts = urlsplit(raw, allow_fragments=False)
     # Cut the raw text rather than reassembling the parts: WsgiDAV unquotes the header
     # before parsing it, and the path must reach it exactly as the client encoded it.
     path = raw[raw.index("//") + 2 + len(parts.netloc) :]
@@ -124,15 +129,9 @@ def public_destination(destination: str, public_url: str) -> str:
     raw = destination.strip()
     public = urlsplit(public_url)
     prefix = public.path.rstrip("/")
-    try:
-        parts = urlsplit(raw, allow_fragments=False)
-    except ValueError:
+    if not _same_origin(raw, _origin(public.scheme.lower(), public.netloc)):
         return destination
-    if not parts.scheme or not parts.netloc:
-        return destination
-    here = _origin(public.scheme.lower(), public.netloc)
-    if here is None or _origin(parts.scheme.lower(), parts.netloc) != here:
-        return destination
+    parts = urlsplit(raw, allow_fragments=False)
     path = raw[raw.index("//") + 2 + len(parts.netloc) :]  # raw, as in local_destination
     if not (path == prefix or path.startswith(prefix + "/")):
         return destination

@@ -25,6 +25,7 @@ from davserver.http.environ import StartResponse
 from davserver.links import drop_page
 from davserver.links.files import guessed_type, preview_kind, serve_file
 from davserver.links.site import ALL_PERMS, SEE, Action, ShareRequest, not_found, page
+from davserver.web.listing import Crumb, Row
 from providers.catalog import Catalog, NodeRecord
 from providers.errors import StorageError
 from providers.filestore import FileStore
@@ -56,26 +57,6 @@ def href(base: str, action: str, names: list[str], *, folder: bool = False) -> s
 def share_path(names: list[str]) -> str:
     """A path inside the share as the edit endpoint takes it: `/sub/a.txt`, `/`."""
     return "/" + "/".join(names)
-
-
-@dataclass(frozen=True)
-class Crumb:
-    """One breadcrumb; the last (current) one has `href` None."""
-
-    label: str
-    href: str | None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One listing row; `path` is the member's path inside the share (`/sub/a.txt`)."""
-
-    name: str
-    href: str
-    is_dir: bool
-    size: int
-    mtime: float
-    path: str
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,12 @@ from davserver import __version__, logs
 from davserver.auth.passwords import hash_password
 from providers.gc import collect_garbage
 from tests.support.links import make_link
-from tests.support.servers import RunningServer, embedded_settings, full_settings, start_server
+from tests.support.servers import (
+    RunningServer,
+    embedded_settings,
+    stack_settings,
+    start_server,
+)
 from tests.support.subprocess_server import ServeProcess
 
 ACCESS = re.compile(
@@ -79,17 +84,7 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Start]:
     level = root.level
 
     def make(stack: str = "embedded", **extra: Any) -> tuple[RunningServer, Logged]:
-        data_dir = tmp_path / f"data{len(started)}"
-        if stack == "embedded":
-            settings = embedded_settings(data_dir, **extra)
-        else:
-            settings = full_settings(
-                data_dir,
-                request.getfixturevalue("s3_service"),
-                request.getfixturevalue("postgres_service"),
-                request.getfixturevalue("redis_service"),
-                **extra,
-            )
+        settings = stack_settings(request, tmp_path / f"data{len(started)}", stack, **extra)
         stream = io.StringIO()
         logs.configure(settings, stream)
         started.append(start_server(settings))

@@ -88,17 +88,19 @@ def full_settings(data_dir: Path, s3: Any, postgres: Any, redis: Any, **extra: A
     )
 
 
-def stack_settings(request: pytest.FixtureRequest, data_dir: Path, stack: str) -> Settings:
-    """Settings of `stack` (`embedded`, or `full` on the session's services) for a
-    server whose fixture is not function-scoped (the `make_server` fixture cannot
-    serve it)."""
+def stack_settings(
+    request: pytest.FixtureRequest, data_dir: Path, stack: str, **extra: Any
+) -> Settings:
+    """Settings of `stack` (`embedded`, or `full` on the session's services), with
+    `extra` settings."""
     if stack == "embedded":
-        return embedded_settings(data_dir)
+        return embedded_settings(data_dir, **extra)
     return full_settings(
         data_dir,
         request.getfixturevalue("s3_service"),
         request.getfixturevalue("postgres_service"),
         request.getfixturevalue("redis_service"),
+        **extra,
     )
 
 
