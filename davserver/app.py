@@ -39,6 +39,7 @@ from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
+from providers import redis_store
 from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
@@ -70,9 +71,12 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
 
     def check(self) -> None:
-        """`Unavailable` unless the catalog and the blob store answer now."""
+        """`Unavailable` unless the catalog, the blob store and Redis (when configured:
+        locks and login counts live there) answer now."""
         self.catalog.check()
         self.blobs.check()
+        if self.settings.redis_url:
+            redis_store.ping(self.settings.redis_url)
 
     def close(self) -> None:
         self.limiter.close()

@@ -22,6 +22,7 @@ from davserver.app import Services, build_app, build_services, ensure_admin
 from davserver.auth import initial_password
 from davserver.server import make_server, serve_forever
 from davserver.settings import Settings
+from providers import redis_store
 from providers.errors import Unavailable
 
 COMMANDS = ("serve",)
@@ -67,6 +68,12 @@ def _connect(settings: Settings) -> Services:
     except Unavailable as e:
         services.close()
         raise Unavailable(_blob_store_name(settings)) from e
+    try:
+        if settings.redis_url:
+            redis_store.ping(settings.redis_url)
+    except Unavailable as e:
+        services.close()
+        raise Unavailable(f"Redis at {redacted_url(settings.redis_url)}") from e
     return services
 
 

@@ -166,6 +166,16 @@ def test_unreachable_s3_endpoint_gives_up_after_startup_wait(tmp_path: Path) -> 
     assert "after 3 s" in last and "secret" not in done.stderr
 
 
+def test_unreachable_redis_gives_up_after_startup_wait(tmp_path: Path) -> None:
+    env = cli_env(DAVSERVER_REDIS_URL="redis://:secret@127.0.0.1:1/0", DAVSERVER_STARTUP_WAIT="1")
+    done = run_cli(tmp_path, "serve", "--port", "0", env=env)
+    assert done.returncode == 2 and "listening" not in done.stdout
+    *waiting, last = without_info_logs(done.stderr.splitlines())
+    assert waiting and all("waiting for Redis at redis://127.0.0.1:1/0" in w for w in waiting)
+    assert last.startswith("davserver: error: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.fixture
 def stopped_postgres(postgres_service: PostgresService) -> Iterator[tuple[PostgresService, str]]:
     """A fresh database URL on the shared server, stopped; running again afterwards."""
