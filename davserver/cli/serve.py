@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from davserver import logs
 from davserver.app import Services, build_app, build_services, ensure_admin
 from davserver.auth import initial_password
+from davserver.cli.output import CommandError
 from davserver.server import make_server, serve_forever
 from davserver.settings import Settings
 from providers import redis_store
@@ -121,14 +123,19 @@ def run(args: argparse.Namespace, services: Services) -> int:
     settings = services.settings
     if not ensure_admin(services):
         _remind_initial_password(services)
-    server = make_server(
-        build_app(services),
-        settings.host,
-        settings.port,
-        threads=settings.server_threads,
-        certfile=settings.certfile,
-        keyfile=settings.keyfile,
-    )
+    try:
+        server = make_server(
+            build_app(services),
+            settings.host,
+            settings.port,
+            threads=settings.server_threads,
+            certfile=settings.certfile,
+            keyfile=settings.keyfile,
+        )
+    except ssl.SSLError as e:
+        raise CommandError(
+            f"certfile/keyfile: cannot use {settings.certfile} with {settings.keyfile}: {e}"
+        ) from e
     scheme = "https" if settings.uses_tls else "http"
 
     def ready(port: int) -> None:

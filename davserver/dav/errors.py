@@ -39,8 +39,13 @@ class ShortError(DAVError):
         self.add_body = original.add_body
 
     def reason(self) -> str:
-        if self.value >= 500 and self.value != 507:  # 507: the quota's words, no internals
-            return "storage unavailable" if self.value == 503 else "internal error"
+        if self.value == 503:
+            return "storage unavailable"
+        # A failure inside (500, or any 5xx from an exception) keeps its detail for the
+        # log; WsgiDAV's own 502 (Destination on another server) and 507 (the quota's
+        # words) name nothing internal.
+        if self.value == 500 or (self.value > 500 and self.src_exception is not None):
+            return "internal error"
         try:
             phrase = http.HTTPStatus(self.value).phrase.lower()
         except ValueError:

@@ -83,6 +83,10 @@ def test_webdav_errors_are_short_text_or_their_condition_xml() -> None:
         assert body == b"storage unavailable (request id rid456)\n"
         missing = ShortError(DAVError(404, "/a.txt"))
         assert missing.get_response_page()[1] == b"not found: /a.txt (request id rid456)\n"
+        elsewhere = ShortError(DAVError(502, "Source and destination must have the same scheme."))
+        assert b"same scheme" in elsewhere.get_response_page()[1]  # WsgiDAV's own words
+        crashed = ShortError(DAVError(502, "at 10.0.0.9", src_exception=OSError("10.0.0.9")))
+        assert crashed.get_response_page()[1] == b"internal error (request id rid456)\n"
         locked = ShortError(dav_error(Locked("locked", ["/a.txt"])))
         content_type, body = locked.get_response_page()
         assert content_type.startswith("application/xml") and b"no-conflicting-lock" in body
