@@ -7,23 +7,35 @@ event is published after the transaction commits, never for one that failed, and
 listener that fails never fails the operation or the other listeners.
 
 `EventPublisher` is the seam: `InProcessEvents` delivers to listeners in this process;
-the change-feed work adds one that also publishes through Redis to other instances.
+`RedisEvents` also sends each event to every other instance on the same Redis database,
+whose listeners get it as if it had happened there. Redis only wakes, the log is the
+record (design invariant 5): pub/sub drops what is sent while a subscriber is
+disconnected, so after a lost connection `RedisEvents` delivers a `resync` event ("you
+may have missed events"), and a listener that must not miss a change re-reads the
+change log, then and on a tick of its own (`providers.push`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from providers.errors import StorageError
+from providers.redis_store import Channel
 
 log = logging.getLogger(__name__)
 
 # Kinds of events, one per kind of change-log entry, plus `sharing` (a grant, revoke or
-# group membership change: who sees what changed).
-MKDIR, PUT, DELETE, MOVE, COPY, PROP, SHARING = (
+# group membership change: who sees what changed) and `resync` (no change: events may
+# have been lost, see the module docstring).
+MKDIR, PUT, DELETE, MOVE, COPY, PROP, SHARING, RESYNC = (
     "mkdir",
     "put",
     "delete",
@@ -31,6 +43,7 @@ MKDIR, PUT, DELETE, MOVE, COPY, PROP, SHARING = (
     "copy",
     "prop",
     "sharing",
+    "resync",
 )
 
 
@@ -56,12 +69,15 @@ class EventPublisher(Protocol):
     Contract: `publish` returns once every listener registered in this process has
     been called with the event, in registration order and in publish order per
     thread; an exception in a listener is logged and swallowed. `subscribe` returns a
-    function that removes the listener (idempotent).
+    function that removes the listener (idempotent). `close` releases what the
+    publisher holds (threads, connections); nothing is delivered after it.
     """
 
     def publish(self, event: Event) -> None: ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]: ...
+
+    def close(self) -> None: ...
 
 
 class InProcessEvents:
@@ -90,3 +106,97 @@ class InProcessEvents:
                     self._listeners.remove(listener)
 
         return unsubscribe
+
+    def close(self) -> None:
+        with self._lock:
+            self._listeners.clear()
+
+
+class RedisEvents:
+    """Events for every instance on one Redis database (see the module docstring).
+
+    `publish` delivers to this process's listeners at once, as `InProcessEvents` does,
+    then queues the event for a sender thread that publishes it on the channel: a
+    request never waits for Redis, and a Redis outage never fails an operation that
+    has committed (the event is dropped with a warning; the log still has the change).
+    A receiving thread, started by the first `subscribe` (a command-line run only
+    publishes), delivers other instances' events to this process's listeners; this
+    process's own come back from Redis too and are skipped by their origin.
+    """
+
+    OUTBOX = 10_000  # events waiting for the sender; past it they are dropped
+
+    def __init__(self, channel: Channel) -> None:
+        self._local = InProcessEvents()
+        self._channel = channel
+        self._origin = secrets.token_hex(8)
+        self._outbox: queue.Queue[bytes | None] = queue.Queue(self.OUTBOX)
+        self._lock = threading.Lock()
+        self._sender: threading.Thread | None = None
+        self._listening = False
+
+    def publish(self, event: Event) -> None:
+        self._local.publish(event)
+        self._start_sender()
+        try:
+            self._outbox.put_nowait(json.dumps({**asdict(event), "origin": self._origin}).encode())
+        except queue.Full:
+            log.warning("events: %d waiting for Redis, dropping %s", self.OUTBOX, event.kind)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            if not self._listening:
+                self._channel.listen(self._received, self._resync)
+                self._listening = True
+        return self._local.subscribe(listener)
+
+    def wait_listening(self, timeout: float) -> bool:
+        """True once other instances' events reach this process (subscribed)."""
+        return self._channel.wait_subscribed(timeout)
+
+    def close(self) -> None:
+        """Send what is queued (for up to 2 s: a command-line run's last events), then
+        stop both threads."""
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            self._outbox.put(None)
+            sender.join(timeout=2)
+        self._channel.close()
+        self._local.close()
+
+    def _start_sender(self) -> None:
+        with self._lock:
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send, name="events-send", daemon=True)
+                self._sender.start()
+
+    def _send(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                self._channel.publish(message)
+            except StorageError as e:  # Unavailable: the log keeps the change
+                log.warning("events: not sent to other instances: %s", e)
+
+    def _received(self, message: bytes) -> None:
+        event = _decode(message)
+        if event is None:
+            log.warning("events: ignoring a malformed message on %s", self._channel.name)
+        elif event[0] != self._origin:
+            self._local.publish(event[1])
+
+    def _resync(self) -> None:
+        self._local.publish(Event(RESYNC, 0, 0, "", ""))
+
+
+def _decode(message: bytes) -> tuple[str, Event] | None:
+    """(origin, event) of a message `RedisEvents` sent, or None for anything else."""
+    try:
+        fields: dict[str, Any] = json.loads(message)
+        origin = fields.pop("origin")
+        event = Event(**fields)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not isinstance(origin, str):
+        return None
+    return origin, event
