@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from davserver.api import account, shares
+from davserver.api import account, push, shares
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
@@ -49,7 +49,9 @@ from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
 from providers.errors import StorageError
 from providers.filestore import FileStore
-from providers.operations import InProcessEvents, Operations, SharedSpace
+from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
+from providers.operations.events import RedisEvents
+from providers.push import ProvisionalFeed, Push
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ log = logging.getLogger(__name__)
 class Services:
     """Everything the app and the CLI need, built once per process: the engine, the
     process's one WebDAV lock manager, the operations layer over them, the login
-    limiter, the share-link signer and the metrics (the blob store reports to them)."""
+    limiter, the share-link signer, push (waiting clients; a server starts it) and the
+    metrics (the blob store reports to them)."""
 
     settings: Settings
     catalog: Catalog
@@ -68,6 +71,7 @@ class Services:
     ops: Operations
     limiter: LoginLimiter
     signer: LinkSigner
+    push: Push
     metrics: Metrics = field(default_factory=Metrics)
 
     def check(self) -> None:
@@ -79,6 +83,8 @@ class Services:
             redis_store.ping(self.settings.redis_url)
 
     def close(self) -> None:
+        self.push.close()
+        self.ops.events.close()
         self.limiter.close()
         self.files.close()
         self.blobs.close()
@@ -131,7 +137,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
         read_ahead=settings.read_ahead,
     )
     lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url))
-    ops = build_operations(catalog, files, lock_manager)
+    ops = build_operations(catalog, files, lock_manager, build_events(settings))
     limits = {
         "user": settings.login_failures_per_user,
         "link": settings.login_failures_per_user,  # guesses of a share link's password
@@ -139,16 +145,33 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     }
     limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
     signer = share_signer(catalog)
-    return Services(settings, catalog, blobs, files, lock_manager, ops, limiter, signer, metrics)
+    # PROVISIONAL feed: the change feed's reader replaces it (providers.push.source)
+    feed = ProvisionalFeed(catalog, ops.shares)
+    push = Push(ops.events, feed, capacity=settings.push_waiters)
+    return Services(
+        settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, metrics
+    )
+
+
+def build_events(settings: Settings) -> EventPublisher:
+    """Events for every instance on the Redis of `redis_url`, or in this process only
+    (embedded: one process serves)."""
+    if settings.redis_url:
+        return RedisEvents(redis_store.Channel(settings.redis_url, "events"))
+    return InProcessEvents()
 
 
 def build_operations(
-    catalog: Catalog, files: FileStore, lock_manager: MemberTokenLockManager
+    catalog: Catalog,
+    files: FileStore,
+    lock_manager: MemberTokenLockManager,
+    events: EventPublisher | None = None,
 ) -> Operations:
-    """The operations layer over the engine, the process's lock manager and in-process
-    events."""
+    """The operations layer over the engine, the process's lock manager and `events`
+    (in-process when None)."""
     locks = WsgiDavLocks(lock_manager)
-    return Operations(catalog, files, locks, InProcessEvents(), SharedSpace(catalog))
+    events = InProcessEvents() if events is None else events
+    return Operations(catalog, files, locks, events, SharedSpace(catalog))
 
 
 def ensure_admin(services: Services, out: TextIO = sys.stdout) -> bool:
@@ -177,7 +200,8 @@ def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
 
 
 def build_app(services: Services) -> WSGIApplication:
-    """The WSGI application for `services` (see the module docstring)."""
+    """The WSGI application for `services` (see the module docstring); starts push
+    (`Services.push`), which its server must close when it stops (`on_stop`)."""
     settings = services.settings
     free_bytes = free_bytes_function(settings)
     options = dav_app.DavOptions(
@@ -191,8 +215,13 @@ def build_app(services: Services) -> WSGIApplication:
     dav = LoginGate(
         RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
     )
-    context = ApiContext(services.ops, free_bytes, services.signer, settings.public_base)
-    api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
+    services.push.start()
+    context = ApiContext(
+        services.ops, free_bytes, services.signer, settings.public_base, services.push
+    )
+    api = build_api(
+        context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES, *push.ROUTES)
+    )
     links = build_share_site(services, free_bytes, options)
     root = RootSite(
         services.check,

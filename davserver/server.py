@@ -204,6 +204,20 @@ def tune_allocator() -> None:
     libc.mallopt(m_mmap_threshold, 4 * 1024 * 1024)
 
 
+class _Server(wsgi.Server):
+    """cheroot's WSGI server, calling `on_stop` first when it stops: cheroot then
+    waits (its shutdown timeout, 5 s) for the requests in flight before it closes
+    their sockets, so the ones that would wait far longer (long polls, event streams)
+    are told to end cleanly first."""
+
+    on_stop: Callable[[], None] | None = None
+
+    def stop(self) -> None:
+        if self.ready and self.on_stop is not None:
+            self.on_stop()
+        super().stop()
+
+
 def make_server(
     app: WSGIApplication,
     host: str,
@@ -212,14 +226,17 @@ def make_server(
     threads: int = 32,
     certfile: str = "",
     keyfile: str = "",
+    on_stop: Callable[[], None] | None = None,
 ) -> wsgi.Server:
-    """A cheroot server bound to (host, port); port 0 picks a free port.
+    """A cheroot server bound to (host, port) with `threads` worker threads; port 0
+    picks a free port. `on_stop` is called when it starts to stop (see `_Server`).
 
     With `certfile` (PEM, the chain after the leaf) and `keyfile` it speaks only HTTPS;
     an unusable pair raises `ssl.SSLError` (an `OSError`) here, before anything binds.
     """
     tune_allocator()
-    cheroot = wsgi.Server((host, port), app, numthreads=threads, server_name="davserver")
+    cheroot = _Server((host, port), app, numthreads=threads, server_name="davserver")
+    cheroot.on_stop = on_stop
     cheroot.ConnectionClass = _Connection
     cheroot.gateway = _Gateway
     if certfile:
@@ -276,9 +293,16 @@ class BackgroundServer:
         *,
         certfile: str = "",
         keyfile: str = "",
+        on_stop: Callable[[], None] | None = None,
     ):
         self.server = make_server(
-            app, host, port, threads=threads, certfile=certfile, keyfile=keyfile
+            app,
+            host,
+            port,
+            threads=threads,
+            certfile=certfile,
+            keyfile=keyfile,
+            on_stop=on_stop,
         )
         self._thread: threading.Thread | None = None
 

@@ -33,6 +33,13 @@ class ChunkGone(Unavailable):
     http_status = 503
 
 
+class TooBusy(StorageError):
+    """This instance holds as many waiting clients (long polls, event streams) as it
+    may: answer 503 with Retry-After; another instance, or this one later, takes it."""
+
+    http_status = 503
+
+
 class NotFound(StorageError):
     """The named object does not exist."""
 
@@ -67,6 +74,19 @@ class InvalidName(StorageError):
     """A name or path breaks the naming rules (NUL, '/', too long, bad UTF-8)."""
 
     http_status = 400
+
+
+class BadCursor(StorageError):
+    """A change-feed cursor that this server did not hand to this user."""
+
+    http_status = 400
+
+
+class CursorExpired(StorageError):
+    """A change-feed cursor older than the log keeps: the client starts again from
+    a fresh listing."""
+
+    http_status = 410
 
 
 class Forbidden(StorageError):

@@ -31,13 +31,14 @@ from davserver.auth.ratelimit import LoginLimiter
 from davserver.dav.app import authenticated
 from davserver.http.body import read_body
 from davserver.http.environ import USER, StartResponse, WSGIApplication, WSGIEnvironment
-from davserver.http.errors import HttpError, from_storage
+from davserver.http.errors import HttpError, from_storage, status_line
 from davserver.http.guards import RequestGuard
 from davserver.http.responses import JSON_TYPE, json_response, start
 from davserver.links.signer import LinkSigner
 from providers.catalog import UserRecord
 from providers.errors import StorageError
 from providers.operations import Operations
+from providers.push import Push
 
 log = logging.getLogger(__name__)
 API_PATH = "/api/v1"
@@ -50,20 +51,27 @@ class ApiContext:
     """What handlers use: the operations layer, the free space reported to users
     without a quota (the same function WebDAV's quota properties use), and the signer
     of share-link tokens, and the configured public URL ('' when unset: links are
-    then on the address each request came in by)."""
+    then on the address each request came in by), and push (waiting for changes;
+    None: not served)."""
 
     ops: Operations
     free_bytes: Callable[[], int | None]
     signer: LinkSigner
     public_url: str = ""
+    push: Push | None = None
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A success: `status` and a JSON-able `body` (None: no body, as for 204)."""
+    """A success: `status` and a JSON-able `body` (None: no body, as for 204). Or a
+    `stream`: a body sent as it is produced (no Content-Length: chunked), under
+    `headers` that name its type; the server calls its `close` when the answer ends,
+    also when the client left before it was iterated."""
 
     status: int
     body: Any = None
+    headers: Sequence[tuple[str, str]] = ()
+    stream: Iterable[bytes] | None = None
 
 
 @dataclass
@@ -114,7 +122,7 @@ class ApiRouter:
         self._context = context
         self._routes = list(routes)
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             reply = self._dispatch(environ)
         except StorageError as e:
@@ -122,7 +130,10 @@ class ApiRouter:
             return json_response(start_response, error.status, {"error": error.reason})
         except HttpError as e:
             return json_response(start_response, e.status, {"error": e.reason}, e.headers)
-        return json_response(start_response, reply.status, reply.body)
+        if reply.stream is not None:
+            start_response(status_line(reply.status), list(reply.headers))
+            return reply.stream
+        return json_response(start_response, reply.status, reply.body, reply.headers)
 
     def _dispatch(self, environ: dict[str, Any]) -> Reply:
         path = environ.get("PATH_INFO", "")[len(API_PATH) :].rstrip("/") or "/"
@@ -157,11 +168,13 @@ class JsonErrors:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         held: list[Any] = []  # [status, headers, exc_info] of an answer to rewrite
+        passed: list[bool] = []  # an answer went through as it is
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if int(status[:3]) >= 400 and not _is_json(headers):
                 held[:] = [status, headers, exc_info]
                 return lambda _data: None  # the body is replaced: discard writes
+            passed.append(True)
             return start(start_response, status, headers, exc_info)
 
         try:
@@ -170,6 +183,8 @@ class JsonErrors:
             log.exception("API request %s failed", environ.get("PATH_INFO"))
             error = {"error": "internal error"}
             return json_response(start_response, 500, error, exc_info=sys.exc_info())
+        if passed and not held:  # started already and not rewritten: hand it on whole
+            return result  # (a stream's `close` must reach it even if never iterated)
         return self._body(result, held, start_response)
 
     def _body(

@@ -128,9 +128,11 @@ def run(args: argparse.Namespace, services: Services) -> int:
             build_app(services),
             settings.host,
             settings.port,
-            threads=settings.server_threads,
+            # waiting clients get threads of their own (davserver.api.push)
+            threads=settings.server_threads + settings.push_waiters,
             certfile=settings.certfile,
             keyfile=settings.keyfile,
+            on_stop=services.push.close,
         )
     except ssl.SSLError as e:
         raise CommandError(

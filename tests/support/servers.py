@@ -133,8 +133,16 @@ def start_server(
     if settings.redis_url and flush_redis:
         _flush_redis(settings.redis_url)
     ensure_admin(services)
-    background = BackgroundServer(build_app(services), threads=threads)
+    app = build_app(services)
+    background = BackgroundServer(
+        app, threads=threads + settings.push_waiters, on_stop=services.push.close
+    )
     port = background.start()
+    listening = getattr(services.ops.events, "wait_listening", None)
+    if listening is not None and not listening(10):  # other instances' events reach it
+        background.stop()
+        services.close()
+        raise RuntimeError("the server's events channel did not subscribe to Redis")
     return RunningServer(settings, services, background, port, {"admin": ADMIN_PASSWORD})
 
 

@@ -30,6 +30,9 @@ EXPECTED = {
     "IntegrityError": 500,
     "StoreMissing": 503,
     "SchemaMismatch": 503,
+    "TooBusy": 503,
+    "BadCursor": 400,
+    "CursorExpired": 410,
 }
 
 
