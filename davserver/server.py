@@ -18,6 +18,7 @@ DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
 DIRECT_WRITE = 64 * 1024  # and so do writes
 MAX_DIRECT_READ = 8 * 1024 * 1024  # larger reads fill buffers of this size one by one
 DRAIN_LIMIT = 64 * 1024  # a refused request's unread body up to this is read, past it closes
+LISTEN_BACKLOG = 1024  # connections the kernel completes before cheroot accepts them
 
 
 # cheroot's stubs leave these untyped; their signatures, for the overrides below
@@ -243,6 +244,7 @@ def make_server(
         cheroot.ssl_adapter = _TLSAdapter(certfile, keyfile)
     cheroot.max_request_body_size = 0  # uploads are streamed: no size limit here
     cheroot.timeout = 60
+    cheroot.request_queue_size = LISTEN_BACKLOG
     return cheroot
 
 

@@ -66,7 +66,7 @@ class Settings:
     block_size: int = 1024 * 1024
     max_xml_body: int = 1024 * 1024
     server_threads: int = 32
-    push_waiters: int = 256
+    push_waiters: int = 1000
     local_fsync: bool = True
     verbose: int = 1
     log_format: str = "text"

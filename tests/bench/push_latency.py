@@ -92,8 +92,8 @@ def latency(settings: Settings, workdir: Path, writes: int, stack: str) -> list[
         writer = a.client()
         for n in range(5):  # warm-up: connections, caches
             writer.put(a.url(f"warm{n}.txt"), data=BODY, timeout=30).raise_for_status()
-        while not stream.quiet(0.3):
-            pass
+        warm = stream.take(5, timeout=10)
+        assert [e.data["path"] for e in warm] == [f"/warm{n}.txt" for n in range(5)], warm
         from_201, from_sent = [], []
         for n in range(writes):
             sent = time.monotonic()
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--stacks", default="full,embedded")
-    parser.add_argument("--waiters", type=int, default=256)
+    parser.add_argument("--waiters", type=int, default=1000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="davbench-push-") as tmp:
         workdir = Path(tmp)
