@@ -124,6 +124,13 @@ def test_records_carry_the_request_id_in_both_formats() -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("name", ["debug", "INFO", "warning", "error", "critical"])
+def test_every_accepted_log_level_is_the_one_set(name: str) -> None:
+    logs.configure(Settings(log_level=name), io.StringIO())
+    assert logging.getLogger().level == logging.getLevelNamesMapping()[name.upper()]
+
+
 def test_configure_twice_keeps_one_handler_and_wsgidav_quiet() -> None:
     logs.configure(Settings(), io.StringIO())
     logs.configure(Settings(log_level="debug"), io.StringIO())
