@@ -28,6 +28,7 @@ class NodeRecord(NamedTuple):
     content_id: int | None
     digest: str | None
     content_type: str | None
+    rev: int = 0  # the seq of the last change at or below it (folder ETags)
 
     @property
     def is_dir(self) -> bool:

@@ -1,0 +1,128 @@
+"""Writing the change log: one row per mutation, in the mutation's transaction
+(design invariant 5), in commit order (invariant 15), and the `rev` of every node from
+the changed one up to its home bumped to the row's seq (folder ETags, invariant 16).
+
+A row is a feed entry as it was true at its commit (`LoggedChange`): the feed reads
+the log, never the tree, so an entry keeps meaning what it said after the tree moves
+on. Kinds are the feed's ops: `created`, `modified`, `deleted`, `moved`, and, on rows
+for one grantee user (`user_id`), `granted` and `revoked`.
+
+Commit order: on PostgreSQL, `seq` comes from a sequence when the row is inserted,
+and two transactions may commit in the other order, so a reader could pass a seq
+whose row is not committed yet and never see it. Every writer of the log therefore
+takes one transaction-level advisory lock before its first row: seqs are handed out
+and committed one transaction at a time, so every row below a visible seq is visible.
+SQLite has one writer at a time anyway. The lock is held from the first row to the
+commit, which is the tail of the transaction (rows are logged last).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, text
+from sqlmodel import col
+
+from providers.catalog.records import DIR, NodeRecord
+from providers.catalog.schema import Change
+
+CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
+GRANTED, REVOKED = "granted", "revoked"  # rows for one grantee user (`user_id`)
+
+# a fixed key of pg_advisory_xact_lock for the log's order (any 64-bit number that
+# no other lock uses: the migration lock is another)
+_LOG_LOCK_KEY = 0x64617663686E67  # "davchng"
+_LOG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_INSERT = insert(Change).returning(col(Change.seq))
+# the node and its ancestors up to the home: one statement, whatever the depth
+_BUMP_REVS = text(
+    "WITH RECURSIVE up(id, parent_id) AS ("
+    " SELECT id, parent_id FROM node WHERE id = :start"
+    " UNION ALL SELECT n.id, n.parent_id FROM node n JOIN up ON n.id = up.parent_id)"
+    " UPDATE node SET rev = :seq WHERE id IN (SELECT id FROM up)"
+)
+
+
+@dataclass(frozen=True)
+class LoggedChange:
+    """One row of the log (see `providers.catalog.schema.Change` for each field)."""
+
+    kind: str
+    owner_id: int
+    node_id: int
+    path: str
+    node_kind: str
+    size: int | None = None
+    etag: str | None = None
+    sha256: str | None = None
+    mtime: float | None = None
+    old_path: str | None = None
+    old_owner_id: int | None = None
+    user_id: int | None = None
+
+
+def entry(
+    kind: str,
+    node: NodeRecord,
+    path: str,
+    *,
+    old_path: str | None = None,
+    old_owner_id: int | None = None,
+) -> LoggedChange:
+    """The row telling `kind` of `node` (as it is now) at `path` in its owner's home.
+    A folder's etag is left out: it is its id and the row's seq (`folder_etag`)."""
+    return LoggedChange(
+        kind=kind,
+        owner_id=node.owner_id,
+        node_id=node.id,
+        path=path,
+        node_kind=node.kind,
+        size=None if node.kind == DIR else node.size,
+        etag=None if node.kind == DIR else node.digest,
+        mtime=node.mtime,
+        old_path=old_path,
+        old_owner_id=old_owner_id,
+    )
+
+
+def folder_etag(node_id: int, rev: int) -> str:
+    """A folder's ETag: its id and the seq of the last change at or below it."""
+    return f"{node_id}-{rev}"
+
+
+def log_change(conn: Connection, change: LoggedChange, bump: Iterable[int] = ()) -> int:
+    """Append `change` in the caller's transaction and set `rev` of each node in `bump`
+    and of all their ancestors to its seq; return the seq. Call it after the tree rows
+    are written (so a new node's ancestors exist) and as late as possible in the
+    transaction (the order lock is held from here to the commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOG_LOCK, {"key": _LOG_LOCK_KEY})
+    row = {name: getattr(change, name) for name in LoggedChange.__dataclass_fields__}
+    seq = conn.execute(_INSERT, {**row, "at": time.time()}).scalar_one()
+    assert seq is not None  # RETURNING the new row's seq
+    for start in dict.fromkeys(bump):  # each chain once, in the order given
+        bump_revs(conn, start, seq)
+    return int(seq)
+
+
+def bump_revs(conn: Connection, start: int, seq: int) -> None:
+    """Set `rev` of node `start` and of every ancestor up to its home to `seq` (one
+    statement; about 10 rows at depth 10)."""
+    conn.execute(_BUMP_REVS, {"start": start, "seq": seq})
+
+
+__all__ = [
+    "CREATED",
+    "DELETED",
+    "GRANTED",
+    "MODIFIED",
+    "MOVED",
+    "REVOKED",
+    "LoggedChange",
+    "bump_revs",
+    "entry",
+    "folder_etag",
+    "log_change",
+]
