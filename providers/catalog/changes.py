@@ -18,15 +18,17 @@ commit, which is the tail of the transaction (rows are logged last).
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text
 from sqlmodel import col
 
-from providers.catalog.records import DIR, NodeRecord
-from providers.catalog.schema import Change
+from providers.catalog.db import Database
+from providers.catalog.records import DIR, ChangeRecord, NodeRecord
+from providers.catalog.schema import Change, Setting
 
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
 GRANTED, REVOKED = "granted", "revoked"  # rows for one grantee user (`user_id`)
@@ -61,6 +63,7 @@ class LoggedChange:
     old_path: str | None = None
     old_owner_id: int | None = None
     user_id: int | None = None
+    via_id: int | None = None
 
 
 def entry(
@@ -113,8 +116,101 @@ def bump_revs(conn: Connection, start: int, seq: int) -> None:
     conn.execute(_BUMP_REVS, {"start": start, "seq": seq})
 
 
+FLOOR_SETTING = "change_floor"  # the last seq compaction removed (rows <= it are gone)
+KEY_SETTING = "feed_key"  # the key that signs feed cursors (hex), made at first use
+
+_COLUMNS = tuple(col(getattr(Change, name)) for name in ChangeRecord._fields)
+_SETTING = select(col(Setting.value)).where(col(Setting.key) == bindparam("key"))
+_LAST_SEQ = select(func.max(col(Change.seq)))
+
+
+class ChangeLog:
+    """Reading and compacting the log (the writers are the mutations, `log_change`).
+
+    Rows are returned in seq order, which is commit order (see the module docstring),
+    so a reader that has seen every row up to a seq has seen every row it will ever
+    see up to there."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def last_seq(self) -> int:
+        """The seq of the newest row (0 for an empty log)."""
+        with self._db.connection() as conn:
+            return int(conn.execute(_LAST_SEQ).scalar() or 0)
+
+    def floor(self) -> int:
+        """Rows at or below this seq were compacted away (0: none ever were)."""
+        with self._db.connection() as conn:
+            value = conn.execute(_SETTING, {"key": FLOOR_SETTING}).scalar()
+        return int(value or 0)
+
+    def rows(
+        self, user_id: int, sharers: Sequence[int], start: int, limit: int
+    ) -> list[ChangeRecord]:
+        """Up to `limit` rows from seq `start` on that may concern `user_id`: their own
+        tree's, those for them alone, and those of the trees of `sharers`."""
+        mine = and_(col(Change.owner_id) == user_id, col(Change.user_id).is_(None))
+        parts = [mine, col(Change.user_id) == user_id]
+        if sharers:
+            parts.append(and_(col(Change.owner_id).in_(sharers), col(Change.user_id).is_(None)))
+        query = (
+            select(*_COLUMNS)
+            .where(col(Change.seq) >= start, or_(*parts))
+            .order_by(col(Change.seq))
+            .limit(limit)
+        )
+        with self._db.connection() as conn:
+            return [ChangeRecord._make(row) for row in conn.execute(query)]
+
+    def user_rows(self, user_id: int, kinds: Sequence[str], before: int) -> list[ChangeRecord]:
+        """The rows for `user_id` alone of these kinds below seq `before`, in order."""
+        query = (
+            select(*_COLUMNS)
+            .where(
+                col(Change.user_id) == user_id,
+                col(Change.kind).in_(kinds),
+                col(Change.seq) < before,
+            )
+            .order_by(col(Change.seq))
+        )
+        with self._db.connection() as conn:
+            return [ChangeRecord._make(row) for row in conn.execute(query)]
+
+    def moves(self, owner_id: int, after: int, before: int) -> list[ChangeRecord]:
+        """The `moved` rows of `owner_id`'s tree with `after` < seq < `before`."""
+        query = (
+            select(*_COLUMNS)
+            .where(
+                col(Change.owner_id) == owner_id,
+                col(Change.user_id).is_(None),
+                col(Change.kind) == MOVED,
+                col(Change.seq) > after,
+                col(Change.seq) < before,
+            )
+            .order_by(col(Change.seq))
+        )
+        with self._db.connection() as conn:
+            return [ChangeRecord._make(row) for row in conn.execute(query)]
+
+    def key(self) -> bytes:
+        """The key that signs cursors, made (random) and stored at first use."""
+        with self._db.connection() as conn:
+            value = conn.execute(_SETTING, {"key": KEY_SETTING}).scalar()
+        if value:
+            return bytes.fromhex(value)
+        with self._db.connection(write=True) as conn:
+            value = conn.execute(_SETTING, {"key": KEY_SETTING}).scalar()
+            if value is None:
+                value = secrets.token_hex(32)
+                conn.execute(insert(Setting).values(key=KEY_SETTING, value=value))
+        return bytes.fromhex(value)
+
+
 __all__ = [
     "CREATED",
+    "FLOOR_SETTING",
+    "ChangeLog",
     "DELETED",
     "GRANTED",
     "MODIFIED",

@@ -35,6 +35,26 @@ class NodeRecord(NamedTuple):
         return self.kind == DIR
 
 
+class ChangeRecord(NamedTuple):
+    """A row of the change log (see `providers.catalog.schema.Change`)."""
+
+    seq: int
+    owner_id: int
+    node_id: int
+    kind: str
+    path: str
+    at: float
+    user_id: int | None
+    via_id: int | None
+    old_owner_id: int | None
+    old_path: str | None
+    node_kind: str | None
+    size: int | None
+    etag: str | None
+    sha256: str | None
+    mtime: float | None
+
+
 @dataclass(frozen=True)
 class UserRecord:
     """An account; `quota_bytes` None means unlimited."""

@@ -235,7 +235,8 @@ class Change(SQLModel, table=True):
     (`providers.catalog.changes`). The entry fields tell what was true at the commit:
     `old_path` (in `old_owner_id`'s tree when the move crossed owners) for a move,
     `node_kind`, `size`, `etag`, `sha256` (when known) and `mtime`. `user_id` is set on
-    the rows for one user only (a grant or revoke: that grantee)."""
+    the rows for one user only (a grant or revoke: that grantee; and what they newly
+    see below a shared node), `via_id` then names that shared node."""
 
     __table_args__ = (
         Index("ix_change_owner_seq", "owner_id", "seq"),
@@ -249,6 +250,7 @@ class Change(SQLModel, table=True):
     path: str
     at: float
     user_id: int | None = Field(default=None)
+    via_id: int | None = Field(default=None)
     old_owner_id: int | None = Field(default=None)
     old_path: str | None = Field(default=None)
     node_kind: str | None = Field(default=None, max_length=8)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from sqlalchemy import Connection, or_
+from sqlalchemy import Connection, or_, text
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import (
@@ -105,7 +105,7 @@ def _log_revoked(s: Session, conn: Connection, node_id: int, users: list[int]) -
     node = NodeRecord._make(row)
     path = "/" + "/".join(path_names(s, node_id))
     for user_id in users:
-        log_change(conn, _for_user(entry(REVOKED, node, path), user_id))
+        log_change(conn, _for_user(entry(REVOKED, node, path), user_id, node_id))
 
 
 def _log_granted(s: Session, conn: Connection, node_id: int, users: list[int]) -> None:
@@ -115,9 +115,45 @@ def _log_granted(s: Session, conn: Connection, node_id: int, users: list[int]) -
     root = NodeRecord._make(row)
     path = "/" + "/".join(path_names(s, node_id))
     for user_id in users:
-        log_change(conn, _for_user(entry(GRANTED, root, path), user_id))
-        for node, below in walk(conn, root, path):
-            log_change(conn, _for_user(entry(CREATED, node, below), user_id))
+        log_change(conn, _for_user(entry(GRANTED, root, path), user_id, node_id))
+        log_subtree_for(conn, root, path, user_id, node_id, include_root=False)
+
+
+def log_subtree_for(
+    conn: Connection, root: NodeRecord, path: str, user_id: int, via_id: int, *, include_root: bool
+) -> None:
+    """Log `created` for `root` (when `include_root`) and everything below it, for
+    `user_id` only, who sees it through shared node `via_id`."""
+    if include_root:
+        log_change(conn, _for_user(entry(CREATED, root, path), user_id, via_id))
+    for node, below in walk(conn, root, path):
+        log_change(conn, _for_user(entry(CREATED, node, below), user_id, via_id))
+
+
+def log_moved_in(s: Session, moved: NodeRecord, path: str, old_parent: int) -> None:
+    """After a move of `moved` (now at `path`) within its owner's tree from folder
+    `old_parent`: log its subtree as `created` for each user who receives a folder
+    that now holds it and did not before (the owner's `moved` row means nothing to
+    them: they never had the source)."""
+    assert moved.parent_id is not None
+    before = set(_chain(s.connection(), old_parent))
+    newly = [i for i in _chain(s.connection(), moved.parent_id) if i not in before]
+    for via_id, users in receivers(s, newly).items():
+        for user_id in sorted(users):
+            log_subtree_for(s.connection(), moved, path, user_id, via_id, include_root=True)
+
+
+_CHAIN = text(
+    "WITH RECURSIVE up(id, parent_id) AS ("
+    " SELECT id, parent_id FROM node WHERE id = :start"
+    " UNION ALL SELECT n.id, n.parent_id FROM node n JOIN up ON n.id = up.parent_id)"
+    " SELECT id FROM up"
+)
+
+
+def _chain(conn: Connection, start: int) -> list[int]:
+    """`start` and its ancestors up to the home."""
+    return [row[0] for row in conn.execute(_CHAIN, {"start": start})]
 
 
 def walk(conn: Connection, root: NodeRecord, path: str) -> Iterator[tuple[NodeRecord, str]]:
@@ -136,5 +172,5 @@ def walk(conn: Connection, root: NodeRecord, path: str) -> Iterator[tuple[NodeRe
                 pending.append((node, node_path))
 
 
-def _for_user(change: LoggedChange, user_id: int) -> LoggedChange:
-    return replace(change, user_id=user_id)
+def _for_user(change: LoggedChange, user_id: int, via_id: int) -> LoggedChange:
+    return replace(change, user_id=user_id, via_id=via_id)

@@ -43,7 +43,7 @@ from providers.catalog.rows import (
     to_record,
 )
 from providers.catalog.schema import Content, Node, Prop
-from providers.catalog.sharelog import walk
+from providers.catalog.sharelog import log_moved_in, walk
 from providers.catalog.subtrees import copy_rows, refuse_cycle, remove_subtree, transfer
 from providers.errors import Conflict, NotFound
 from providers.names import name_key
@@ -201,6 +201,8 @@ class Tree:
             else:
                 change = entry(MOVED, moved, path, old_path=source)
                 seq = log_change(s.connection(), change, bump=[old_parent, node_id])
+                if old_parent != dest_parent_id:
+                    log_moved_in(s, moved, path, old_parent)
             return moved._replace(rev=seq)
 
         return self._db.run(work)

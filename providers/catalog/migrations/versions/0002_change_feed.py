@@ -4,7 +4,8 @@
 moves on; an entry tells what was true at its commit): `old_path` and `old_owner_id`
 (a move, possibly out of another owner's tree), `node_kind`, `size`, `etag`, `sha256`
 (filled when known), `mtime`, and `user_id`, the one user a row is for (a grant or
-revoke, written per grantee user with group members expanded at grant time). Reads
+revoke, written per grantee user with group members expanded at grant time, and what
+that user newly sees below it), with `via_id`, the shared node they see it through. Reads
 go by (owner_id, seq) and (user_id, seq); the single-column owner index is replaced.
 
 `node.rev` is the seq of the last change at or below the node (a folder's ETag moves
@@ -30,6 +31,7 @@ depends_on: str | None = None
 
 _ENTRY_COLUMNS = (
     ("user_id", sa.Integer()),
+    ("via_id", sa.Integer()),
     ("old_owner_id", sa.Integer()),
     ("old_path", sa.String()),
     ("node_kind", sa.String(8)),
