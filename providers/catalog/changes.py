@@ -23,7 +23,18 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlmodel import col
 
 from providers.catalog.db import Database
@@ -205,6 +216,68 @@ class ChangeLog:
                 value = secrets.token_hex(32)
                 conn.execute(insert(Setting).values(key=KEY_SETTING, value=value))
         return bytes.fromhex(value)
+
+    def compact(self, before: float) -> int:
+        """Delete the rows committed before `before` (epoch seconds) and raise the
+        floor to the last of them, in one transaction; return how many went. Cursors
+        at or below the floor then get `CursorExpired`. The `granted` rows of shares
+        still received are kept (a reader needs them to know its `Shared/` entries),
+        with their path brought to where the shared node stood at the floor, since the
+        `moved` rows that said where it went are deleted (`FeedView.at` applies only
+        the moves after the floor)."""
+        with self._db.connection(write=True) as conn:
+            last = conn.execute(
+                select(func.max(col(Change.seq))).where(col(Change.at) < before)
+            ).scalar()
+            floor = int(conn.execute(_SETTING, {"key": FLOOR_SETTING}).scalar() or 0)
+            if last is None or last <= floor:
+                return 0
+            kept = _live_grants(conn, last)
+            for row in kept:
+                moves = conn.execute(
+                    select(*_COLUMNS)
+                    .where(
+                        col(Change.owner_id) == row.owner_id,
+                        col(Change.user_id).is_(None),
+                        col(Change.kind) == MOVED,
+                        col(Change.seq) > max(row.seq, floor),
+                        col(Change.seq) <= last,
+                    )
+                    .order_by(col(Change.seq))
+                )
+                path = _moved_path(row.path, [ChangeRecord._make(m) for m in moves])
+                if path != row.path:
+                    conn.execute(update(Change).where(col(Change.seq) == row.seq).values(path=path))
+            keep = [row.seq for row in kept]
+            gone = conn.execute(
+                delete(Change).where(col(Change.seq) <= last, col(Change.seq).not_in(keep))
+            ).rowcount
+            conn.execute(delete(Setting).where(col(Setting.key) == FLOOR_SETTING))
+            conn.execute(insert(Setting).values(key=FLOOR_SETTING, value=str(last)))
+            return int(gone)
+
+
+def _live_grants(conn: Connection, last: int) -> list[ChangeRecord]:
+    """The `granted` rows at or below seq `last` whose share no later `revoked` row
+    ended (per user and shared node, the newest granted row counts)."""
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(col(Change.kind).in_((GRANTED, REVOKED)), col(Change.user_id).is_not(None))
+        .order_by(col(Change.seq))
+    )
+    state: dict[tuple[int | None, int | None], ChangeRecord | None] = {}
+    for row in map(ChangeRecord._make, rows):
+        state[(row.user_id, row.via_id)] = row if row.kind == GRANTED else None
+    return [row for row in state.values() if row is not None and row.seq <= last]
+
+
+def _moved_path(path: str, moves: list[ChangeRecord]) -> str:
+    """Where `path` is after these `moved` rows of its owner's tree, in order."""
+    for move in moves:
+        old = move.old_path
+        if old is not None and (path == old or path.startswith(old + "/")):
+            path = move.path + path[len(old) :]
+    return path
 
 
 __all__ = [

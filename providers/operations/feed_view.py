@@ -117,6 +117,7 @@ class _Share:
     owner_id: int
     root: str
     kind: str
+    since: int  # the seq of its `granted` row: only later moves move it
     name: str = ""
 
     @property
@@ -150,15 +151,16 @@ class FeedView:
             return names[owner_id]
 
         view = cls(user_id, owner_name)
-        since: dict[int, int] = {}
         for row in catalog.changes.user_rows(user_id, (GRANTED, REVOKED), before=start):
             if row.kind == GRANTED and row.via_id is not None:
                 view.shares[row.via_id] = _share(row)
-                since[row.owner_id] = min(since.get(row.owner_id, row.seq), row.seq)
             elif row.via_id is not None:
                 view.shares.pop(row.via_id, None)
-        for owner_id in {share.owner_id for share in view.shares.values()}:
-            for move in catalog.changes.moves(owner_id, max(since[owner_id], floor), start):
+        since: dict[int, int] = {}
+        for share in view.shares.values():
+            since[share.owner_id] = min(since.get(share.owner_id, share.since), share.since)
+        for owner_id, first in since.items():
+            for move in catalog.changes.moves(owner_id, max(first, floor), start):
                 view._move_roots(move)
         view._rename()
         return view
@@ -225,7 +227,7 @@ class FeedView:
         if move.old_path is None:
             return
         for share in self.shares.values():
-            if share.owner_id != move.owner_id:
+            if share.owner_id != move.owner_id or move.seq <= share.since:
                 continue
             rest = below(share.root, move.old_path)
             if rest is not None:
@@ -248,7 +250,8 @@ class FeedView:
 
 def _share(granted: ChangeRecord) -> _Share:
     assert granted.via_id is not None
-    return _Share(granted.via_id, granted.owner_id, granted.path, api_kind(granted.node_kind))
+    kind = api_kind(granted.node_kind)
+    return _Share(granted.via_id, granted.owner_id, granted.path, kind, granted.seq)
 
 
 def _rename_entry(share: _Share, old: str) -> FeedEntry:
