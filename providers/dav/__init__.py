@@ -7,8 +7,9 @@ Engine errors become `DAVError`s only in `providers.dav.errors`. COPY, MOVE and 
 are handled whole (`handle_*` return True). Dead properties live in the catalog and are
 loaded for a whole listing in one query, so a PROPFIND costs a constant number of
 queries whatever the folder size. Folder ETags move with anything below them
-(`Node.rev`); `oc:fileid` and `oc:id` are live properties (the node id, kept by MOVE). `providers.dav.locks` holds WsgiDAV's lock manager,
-its storages and the lock view the operations layer checks.
+(`Node.rev`); `oc:fileid` and `oc:id` are live properties (the node id, kept by
+MOVE). `providers.dav.locks` holds WsgiDAV's lock manager, its storages and the lock
+view the operations layer checks.
 """
 
 from providers.dav.errors import dav_errors
