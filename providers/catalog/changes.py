@@ -218,8 +218,9 @@ class ChangeLog:
         return bytes.fromhex(value)
 
     def compact(self, before: float) -> int:
-        """Delete the rows committed before `before` (epoch seconds) and raise the
-        floor to the last of them, in one transaction; return how many went. Cursors
+        """Delete the rows committed before `before` (epoch seconds), but the newest
+        row of all, and raise the floor to the last of them, in one transaction;
+        return how many went. Cursors
         at or below the floor then get `CursorExpired`. The `granted` rows of shares
         still received are kept (a reader needs them to know its `Shared/` entries),
         with their path brought to where the shared node stood at the floor, since the
@@ -229,6 +230,10 @@ class ChangeLog:
             last = conn.execute(
                 select(func.max(col(Change.seq))).where(col(Change.at) < before)
             ).scalar()
+            # The newest row always stays: SQLite hands out max(seq) + 1, so with it
+            # gone a new row could get a seq at or below the floor.
+            newest = int(conn.execute(_LAST_SEQ).scalar() or 0)
+            last = None if last is None else min(int(last), newest - 1)
             floor = int(conn.execute(_SETTING, {"key": FLOOR_SETTING}).scalar() or 0)
             if last is None or last <= floor:
                 return 0

@@ -60,7 +60,8 @@ def receivers(s: Session, node_ids: Iterable[int]) -> Receivers:
         .join(Membership, col(Membership.group_id) == col(Grant.group_id))
         .where(col(Grant.node_id).in_(ids))
     ).all()
-    owners = dict(s.exec(select(col(Node.id), col(Node.owner_id)).where(col(Node.id).in_(ids))))
+    rows = s.exec(select(col(Node.id), col(Node.owner_id)).where(col(Node.id).in_(ids))).all()
+    owners = {node_id: owner_id for node_id, owner_id in rows}
     for node_id, user_id in (*direct, *grouped):
         if user_id is not None and user_id != owners.get(node_id):
             found[node_id].add(user_id)

@@ -185,13 +185,12 @@ class FeedView:
         if row.kind == GRANTED:
             self.shares[via] = _share(row)
             renamed = self._rename()
-            share = self.shares[via]
-            return [*renamed, row_entry(row, CREATED, share.shown(""))]
+            return [*renamed, row_entry(row, CREATED, self.shares[via].shown(""))]
         if row.kind == REVOKED:
-            share = self.shares.pop(via, None)
-            if share is None:
+            revoked = self.shares.pop(via, None)
+            if revoked is None:
                 return []
-            gone = row_entry(row, DELETED, share.shown(""))
+            gone = row_entry(row, DELETED, revoked.shown(""))
             return [gone, *self._rename()]
         share = self.shares.get(via)
         rest = below(row.path, share.root) if share is not None else None
