@@ -174,17 +174,18 @@ class ChangeLog:
         with self._db.connection() as conn:
             return [ChangeRecord._make(row) for row in conn.execute(query)]
 
-    def user_rows(self, user_id: int, kinds: Sequence[str], before: int) -> list[ChangeRecord]:
-        """The rows for `user_id` alone of these kinds below seq `before`, in order."""
+    def user_rows(
+        self, user_id: int, kinds: Sequence[str], before: int | None = None
+    ) -> list[ChangeRecord]:
+        """The rows for `user_id` alone of these kinds (below seq `before` if given),
+        in order."""
         query = (
             select(*_COLUMNS)
-            .where(
-                col(Change.user_id) == user_id,
-                col(Change.kind).in_(kinds),
-                col(Change.seq) < before,
-            )
+            .where(col(Change.user_id) == user_id, col(Change.kind).in_(kinds))
             .order_by(col(Change.seq))
         )
+        if before is not None:
+            query = query.where(col(Change.seq) < before)
         with self._db.connection() as conn:
             return [ChangeRecord._make(row) for row in conn.execute(query)]
 

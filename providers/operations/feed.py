@@ -143,7 +143,7 @@ class Feed:
         changes = self._catalog.changes
         user_id, start = position.user_id, position.start
         view = FeedView.at(self._catalog, user_id, start, changes.floor())
-        sharers = sorted({r.owner_id for r in changes.user_rows(user_id, (GRANTED,), 2**62)})
+        sharers = sorted({r.owner_id for r in changes.user_rows(user_id, (GRANTED,))})
         entries: list[FeedEntry] = []
         while True:
             rows = changes.rows(user_id, sharers, start, _ROW_BATCH)
