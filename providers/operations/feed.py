@@ -53,7 +53,7 @@ from providers.operations.feed_view import (
 )
 
 MAX_LIMIT = 1000
-_ROW_BATCH = 500
+_ROW_BATCH = 2000
 _LOG, _BOOT = "l", "b"
 
 
@@ -84,6 +84,7 @@ class Feed:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
+        self._hmac: hmac.HMAC | None = None  # keyed once: the key never changes
 
     def latest(self, actor: Actor, path: str = "/") -> str:
         user_id = _account(actor)
@@ -107,10 +108,19 @@ class Feed:
     # -- cursors -------------------------------------------------------------------
 
     def _sign(self, position: _Position) -> str:
-        fields = (str(position.user_id), position.phase, str(position.start), str(position.skip))
-        payload = ":".join((*fields, position.path)).encode("utf-8")
-        mac = hmac.new(self._catalog.changes.key(), payload, hashlib.sha256).digest()[:16]
+        p = position
+        payload = f"{p.user_id}:{p.phase}:{p.start}:{p.skip}:{p.path}".encode()
+        mac = self._mac(payload)
         return "v1." + _b64(payload) + "." + _b64(mac)
+
+    def _mac(self, payload: bytes) -> bytes:
+        """The signature of `payload` (every entry gets a cursor: the keyed HMAC state
+        is made once and copied)."""
+        if self._hmac is None:
+            self._hmac = hmac.new(self._catalog.changes.key(), digestmod=hashlib.sha256)
+        mac = self._hmac.copy()
+        mac.update(payload)
+        return mac.digest()[:16]
 
     def _open(self, actor: Actor, cursor: str, path: str) -> _Position:
         """The position of a cursor made for `actor` and `path`; see the module
@@ -121,7 +131,7 @@ class Feed:
             payload, mac = _unb64(payload_text), _unb64(mac_text)
         except ValueError as e:
             raise BadCursor("not a cursor of this server") from e
-        good = hmac.new(self._catalog.changes.key(), payload, hashlib.sha256).digest()[:16]
+        good = self._mac(payload)
         if version != "v1" or not hmac.compare_digest(mac, good):
             raise BadCursor("not a cursor of this server")
         try:
@@ -145,20 +155,23 @@ class Feed:
         view = FeedView.at(self._catalog, user_id, start, changes.floor())
         sharers = sorted({r.owner_id for r in changes.user_rows(user_id, (GRANTED,))})
         entries: list[FeedEntry] = []
+        batch = min(_ROW_BATCH, 2 * limit + 50)  # rows, some of which may be others'
+
+        def cursor(seq: int, skip: int) -> str:
+            return self._sign(_Position(user_id, position.path, _LOG, seq, skip))
+
         while True:
-            rows = changes.rows(user_id, sharers, start, _ROW_BATCH)
+            rows = changes.rows(user_id, sharers, start, batch)
             for row in rows:
                 made = _under(view.translate(row), position.path)
                 given = position.skip if row.seq == position.start else 0
                 for index, entry in enumerate(made[given:], start=given + 1):
                     if len(entries) == limit:
-                        at = replace(position, start=row.seq, skip=index - 1)
-                        return Page(entries, self._sign(at), True)
-                    after = (row.seq, index) if index < len(made) else (row.seq + 1, 0)
-                    at = replace(position, start=after[0], skip=after[1])
-                    entries.append(replace(entry, cursor=self._sign(at)))
+                        return Page(entries, cursor(row.seq, index - 1), True)
+                    after = cursor(row.seq, index) if index < len(made) else cursor(row.seq + 1, 0)
+                    entries.append(replace(entry, cursor=after))
                 start = row.seq + 1
-            if len(rows) < _ROW_BATCH:
+            if len(rows) < batch:
                 at = position if start == position.start else replace(position, start=start, skip=0)
                 return Page(entries, self._sign(at), False)
 
