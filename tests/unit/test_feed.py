@@ -275,3 +275,28 @@ def test_folder_etags_move_at_any_depth_and_file_etags_with_content_only(
     moved = at(ops, alice, f"{path}/g.txt").node
     assert moved is not None and file_before is not None
     assert (moved.id, moved.digest) == (file_before.id, file_before.digest)
+
+
+def test_a_move_into_another_owners_share_is_a_delete_and_creations(
+    ops: Operations, alice: UserRecord, bob: UserRecord
+) -> None:
+    ops.mkdir(Actor(alice), at(ops, alice, ""), "proj")
+    ops.grant("alice", ["proj"], "bob", "rw")
+    ops.mkdir(Actor(bob), at(ops, bob, ""), "mine")
+    put(ops, bob, "mine", "m.txt", b"m")
+    alice_cursor, bob_cursor = ops.feed.latest(Actor(alice)), ops.feed.latest(Actor(bob))
+    alice_tree, bob_tree = listed(ops, alice), listed(ops, bob)
+    ops.move(Actor(bob), at(ops, bob, "mine"), at(ops, bob, "Shared/proj"), "mine")
+    bob_entries, _ = read_all(ops, bob, bob_cursor)
+    assert ops_summary(bob_entries) == [
+        ("deleted", "/mine", None),
+        ("created", "/Shared/proj/mine", None),
+        ("created", "/Shared/proj/mine/m.txt", None),
+    ]
+    alice_entries, _ = read_all(ops, alice, alice_cursor)
+    assert ops_summary(alice_entries) == [
+        ("created", "/proj/mine", None),
+        ("created", "/proj/mine/m.txt", None),
+    ]
+    assert replay(bob_tree, bob_entries) == listed(ops, bob)
+    assert replay(alice_tree, alice_entries) == listed(ops, alice)
