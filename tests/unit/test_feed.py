@@ -300,3 +300,23 @@ def test_a_move_into_another_owners_share_is_a_delete_and_creations(
     ]
     assert replay(bob_tree, bob_entries) == listed(ops, bob)
     assert replay(alice_tree, alice_entries) == listed(ops, alice)
+
+
+def test_a_name_clash_under_shared_renames_the_first_entry(
+    ops: Operations, catalog: Catalog, alice: UserRecord, bob: UserRecord
+) -> None:
+    carol = catalog.users.create("carol", "h")
+    for owner in (alice, carol):
+        ops.mkdir(Actor(owner), at(ops, owner, ""), "docs")
+    cursor = ops.feed.latest(Actor(bob))
+    ops.grant("alice", ["docs"], "bob", "r")
+    tree = listed(ops, bob)
+    entries, cursor = read_all(ops, bob, cursor)
+    ops.grant("carol", ["docs"], "bob", "r")
+    entries, cursor = read_all(ops, bob, cursor)
+    assert ops_summary(entries) == [
+        ("moved", "/Shared/docs (alice)", "/Shared/docs"),
+        ("created", "/Shared/docs (carol)", None),
+    ]
+    assert replay(tree, entries) == listed(ops, bob)
+    assert set(ops.shares.entries(bob.id)) == {"docs (alice)", "docs (carol)"}
