@@ -10,18 +10,20 @@ for one grantee user (`user_id`), `granted` and `revoked`.
 Commit order: on PostgreSQL, `seq` comes from a sequence when the row is inserted,
 and two transactions may commit in the other order, so a reader could pass a seq
 whose row is not committed yet and never see it. Every writer of the log therefore
-takes one transaction-level advisory lock before its first row: seqs are handed out
-and committed one transaction at a time, so every row below a visible seq is visible.
-SQLite has one writer at a time anyway. The lock is held from the first row to the
-commit, which is the tail of the transaction (rows are logged last).
+takes one transaction-level advisory lock (`lock_log`): seqs are handed out and
+committed one transaction at a time, so every row below a visible seq is visible.
+Mutations take it first, before any row lock (`logged`), since they then lock their
+folders' rows to bump `rev`: so tree mutations are serialised on PostgreSQL as they
+are on SQLite (one writer); the bytes of uploads are stored before, outside it.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -35,12 +37,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from providers.catalog.db import Database
 from providers.catalog.records import DIR, ChangeRecord, NodeRecord
 from providers.catalog.schema import Change, Setting
 
+T = TypeVar("T")
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
 GRANTED, REVOKED = "granted", "revoked"  # rows for one grantee user (`user_id`)
 
@@ -56,6 +59,25 @@ _BUMP_REVS = text(
     " UNION ALL SELECT n.id, n.parent_id FROM node n JOIN up ON n.id = up.parent_id)"
     " UPDATE node SET rev = :seq WHERE id IN (SELECT id FROM up)"
 )
+
+
+def lock_log(conn: Connection) -> None:
+    """Take the log's order lock (PostgreSQL; a no-op on SQLite, whose writer lock is
+    held already) for the rest of the transaction. Mutations take it first, before
+    any row lock: a transaction holding a folder's row and waiting for this lock,
+    while the holder of this lock bumps that folder's `rev`, would deadlock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOG_LOCK, {"key": _LOG_LOCK_KEY})
+
+
+def logged(work: Callable[[Session], T]) -> Callable[[Session], T]:
+    """`work` (a `Database.run` transaction that logs changes) taking `lock_log` first."""
+
+    def run(s: Session) -> T:
+        lock_log(s.connection())
+        return work(s)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -111,8 +133,7 @@ def log_change(conn: Connection, change: LoggedChange, bump: Iterable[int] = ())
     and of all their ancestors to its seq; return the seq. Call it after the tree rows
     are written (so a new node's ancestors exist) and as late as possible in the
     transaction (the order lock is held from here to the commit)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOG_LOCK, {"key": _LOG_LOCK_KEY})
+    lock_log(conn)  # taken already by a mutation (`logged`); re-entrant
     row = {name: getattr(change, name) for name in LoggedChange.__dataclass_fields__}
     seq = conn.execute(_INSERT, {**row, "at": time.time()}).scalar_one()
     assert seq is not None  # RETURNING the new row's seq
@@ -298,6 +319,8 @@ __all__ = [
     "LoggedChange",
     "bump_revs",
     "entry",
+    "lock_log",
+    "logged",
     "folder_etag",
     "log_change",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, delete, or_
 from sqlmodel import Session, col, select
 
+from providers.catalog.changes import logged
 from providers.catalog.db import Database
 from providers.catalog.groups import find_group_id
 from providers.catalog.records import PERM_READ, PERM_WRITE, GrantRecord, ReceivedGrant
@@ -104,7 +105,7 @@ class Grants:
             log_receivers(s, before, receivers(s, [node.id]))
             return _grant_record(s, row, owner, to)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def revoke(self, owner: str, names: Sequence[str], to: str) -> bool:
         """Withdraw the grant of the node at `names` to `to`; False if there was none."""
@@ -122,7 +123,7 @@ class Grants:
                 log_receivers(s, before, receivers(s, [node.id]))
             return bool(done.rowcount)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def of_owner(self, owner: str | None = None) -> list[GrantRecord]:
         """Grants made by `owner` (every grant when None), oldest first."""
@@ -188,7 +189,7 @@ class Grants:
                 log_receivers(s, before, receivers(s, shared))
             return bool(done.rowcount)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
 
 def _grant_record(s: Session, row: Grant, owner: str, to: str | None) -> GrantRecord:

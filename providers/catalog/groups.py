@@ -9,6 +9,7 @@ import time
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from providers.catalog.changes import logged
 from providers.catalog.db import Database
 from providers.catalog.rows import ACL_COUNTER, bump_counter, find_user_id
 from providers.catalog.schema import Grant, Group, Membership, User
@@ -56,7 +57,7 @@ class Groups:
             bump_counter(s, ACL_COUNTER)
             log_receivers(s, before, receivers(s, shared))
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
     def names(self) -> list[str]:
         with self._db.session() as s:
@@ -77,7 +78,7 @@ class Groups:
             log_receivers(s, before, receivers(s, shared))
             return True
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def remove_member(self, group: str, user: str) -> bool:
         """Take `user` out of `group`; False if they were not a member."""
@@ -97,7 +98,7 @@ class Groups:
                 log_receivers(s, before, receivers(s, shared))
             return bool(done.rowcount)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def members(self, group: str) -> list[str]:
         """Names of the members of `group`, sorted; `NotFound` if no such group."""

@@ -27,6 +27,7 @@ from providers.catalog.changes import (
     bump_revs,
     entry,
     log_change,
+    logged,
 )
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import DIR, NodeRecord
@@ -134,7 +135,7 @@ class Tree:
             seq = log_change(s.connection(), entry(CREATED, made, path), bump=[node.id])
             return made._replace(rev=seq)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def delete(self, node_id: int, path: str) -> None:
         """Delete a node and its subtree; `NotFound` if it is already gone."""
@@ -150,7 +151,7 @@ class Tree:
             bump = [] if node.parent_id is None else [node.parent_id]
             log_change(s.connection(), entry(DELETED, gone, path), bump)
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
     def move(
         self,
@@ -205,7 +206,7 @@ class Tree:
                     log_moved_in(s, moved, path, old_parent)
             return moved._replace(rev=seq)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def copy(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
         """Copy a subtree as new rows sharing the same contents (no chunk is touched),
@@ -226,10 +227,10 @@ class Tree:
             charge_used_bytes(s.connection(), dest.owner_id, copied)
             return _log_copies(s, made, path)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def set_mtime(self, node_id: int, mtime: float, path: str) -> None:
-        """Set a node's modification time (logged as a `prop` change at `path`);
+        """Set a node's modification time (logged as `modified` at `path`);
         `NotFound` if it is gone."""
 
         def work(s: Session) -> None:
@@ -237,10 +238,10 @@ class Tree:
             s.exec(update(Node).where(col(Node.id) == node_id).values(mtime=mtime))
             _log_modified(s, node_id, path)
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
     def set_prop(self, node_id: int, name: str, value: str | None, path: str) -> None:
-        """Write (or with None remove) one dead property (logged as a `prop` change
+        """Write (or with None remove) one dead property (logged as `modified`
         at `path`); `NotFound` if the node is gone."""
 
         def work(s: Session) -> None:
@@ -251,7 +252,7 @@ class Tree:
             s.flush()
             _log_modified(s, node_id, path)
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
 
 def _remove_logged(s: Session, existing: Node, path: str) -> None:

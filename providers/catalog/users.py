@@ -16,6 +16,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from providers.catalog.app_passwords import AppPasswords
+from providers.catalog.changes import logged
 from providers.catalog.db import Database
 from providers.catalog.records import DIR, DigestSecret, UserRecord
 from providers.catalog.rows import ACL_COUNTER, bump_counter
@@ -191,7 +192,7 @@ class Users:
             s.delete(user)
             return owned - 1
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def get_setting(self, key: str) -> str | None:
         with self._db.session() as s:
