@@ -226,6 +226,19 @@ class ChangeLog:
         with self._db.connection() as conn:
             return [ChangeRecord._make(row) for row in conn.execute(query)]
 
+    def touched_after(self, mark: int) -> tuple[int, set[int]]:
+        """(the newest seq, the users whose trees have rows after `mark`, with the
+        users that rows for one user after it are for), for a watcher of the log."""
+        owners = select(col(Change.seq), col(Change.owner_id), col(Change.user_id)).where(
+            col(Change.seq) > mark
+        )
+        with self._db.connection() as conn:
+            last, users = mark, set()
+            for seq, owner_id, user_id in conn.execute(owners):
+                last = max(last, int(seq or 0))
+                users.add(owner_id if user_id is None else user_id)
+        return last, users
+
     def key(self) -> bytes:
         """The key that signs cursors, made (random) and stored at first use."""
         with self._db.connection() as conn:

@@ -14,6 +14,10 @@ Contract (the JSON API, long poll and SSE build on exactly this):
   exactly the entries after that one (an SSE stream's `id:`; `Last-Event-ID` resumes).
 - `Feed.has_changes_after(actor, cursor, path="/") -> bool`: whether `read` would
   return at least one entry now (what a waiter re-checks on every wake-up and tick).
+- `Feed.interest(actor)` and `Feed.watch(mark)`: for waking waiters without reading
+  every feed: the ids of the users whose rows can reach `actor`'s feed, and (the
+  newest seq, the ids of the users with rows after `mark`); a waiter whose interest
+  meets those ids re-checks `has_changes_after` (the push branch's `FeedSource`).
 - Errors: `BadCursor` (400) for a cursor this store did not make or made for another
   `path`; `Forbidden` (403) for another user's cursor or a link actor; `CursorExpired`
   (410, "reset") for a cursor older than the log keeps (`compact`): start again
@@ -104,6 +108,20 @@ class Feed:
 
     def has_changes_after(self, actor: Actor, cursor: str, path: str = "/") -> bool:
         return bool(self.read(actor, cursor, 1, path).entries)
+
+    def interest(self, actor: Actor) -> frozenset[int]:
+        """The users whose rows can reach `actor`'s feed: itself (its tree, and rows
+        for it alone) and everyone who ever shared with it (`watch` names users so)."""
+        user_id = _account(actor)
+        granted = self._catalog.changes.user_rows(user_id, (GRANTED,))
+        return frozenset({user_id, *(row.owner_id for row in granted)})
+
+    def watch(self, mark: int | None) -> tuple[int, set[int]]:
+        """For one watcher of the whole log: (the newest seq, the users, as `interest`
+        names them, with rows after `mark`); no users for None (the first look)."""
+        if mark is None:
+            return self._catalog.changes.last_seq(), set()
+        return self._catalog.changes.touched_after(mark)
 
     # -- cursors -------------------------------------------------------------------
 

@@ -320,3 +320,16 @@ def test_a_name_clash_under_shared_renames_the_first_entry(
     ]
     assert replay(tree, entries) == listed(ops, bob)
     assert set(ops.shares.entries(bob.id)) == {"docs (alice)", "docs (carol)"}
+
+
+def test_interest_and_watch_name_the_users_whose_rows_reach_a_feed(
+    ops: Operations, alice: UserRecord, bob: UserRecord
+) -> None:
+    assert ops.feed.interest(Actor(bob)) == {bob.id}
+    mark, _nobody = ops.feed.watch(None)
+    ops.mkdir(Actor(alice), at(ops, alice, ""), "proj")
+    ops.grant("alice", ["proj"], "bob", "r")
+    assert ops.feed.interest(Actor(bob)) == {bob.id, alice.id}
+    now, users = ops.feed.watch(mark)
+    assert now > mark and users == {alice.id, bob.id}  # alice's mkdir, bob's grant rows
+    assert ops.feed.watch(now)[1] == set()
