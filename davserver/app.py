@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from davserver.api import account, shares
+from davserver.api import account, changes, shares
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
@@ -192,7 +192,13 @@ def build_app(services: Services) -> WSGIApplication:
         RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
     )
     context = ApiContext(services.ops, free_bytes, services.signer, settings.public_base)
-    api = build_api(context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES))
+    api = build_api(
+        context,
+        webdav,
+        services.limiter,
+        nonces,
+        (*account.ROUTES, *shares.ROUTES, *changes.ROUTES),
+    )
     links = build_share_site(services, free_bytes, options)
     root = RootSite(
         services.check,

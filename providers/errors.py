@@ -76,6 +76,20 @@ class Forbidden(StorageError):
     http_status = 403
 
 
+class BadCursor(StorageError):
+    """A change-feed cursor that is not one this server made (mangled, or signed by
+    another store)."""
+
+    http_status = 400
+
+
+class CursorExpired(StorageError):
+    """A change-feed cursor older than what the log keeps (compacted): the client
+    starts again from a listing. The message is the API's `reset`."""
+
+    http_status = 410
+
+
 class Locked(StorageError):
     """A WebDAV lock the actor does not hold (or whose token it did not submit)
     guards the target; `roots` are the lock roots in the way (lock URLs)."""

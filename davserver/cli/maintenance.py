@@ -1,6 +1,8 @@
 """`davserver gc` and `davserver fsck`: garbage collection and store checks.
 
-    davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h
+    davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h;
+                                               # --apply also compacts the change log
+                                               # (rows older than `change_retention` days)
     davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
                                                # a bad chunk is listed with the files it damages
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -67,6 +70,10 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         key_prefix=services.settings.blob_prefix,
         progress=_progress,
     )
+    if args.apply:
+        days = services.settings.change_retention
+        compacted = services.catalog.changes.compact(time.time() - days * 86400)
+        print(f"gc: compacted {compacted} change-log rows older than {days} days")
     delete, drop = ("deleted", "dropped") if args.apply else ("would delete", "would drop")
     print(
         f"gc: {delete} {report.chunks} unreferenced chunks and {report.orphans} orphan "

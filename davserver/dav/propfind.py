@@ -42,7 +42,16 @@ from wsgidav.dav_provider import _DAVResource
 from wsgidav.lock_man.lock_storage import normalize_lock_root
 
 from providers.catalog import NodeRecord
-from providers.dav import FileResource, FolderResource, content_type_of, last_modified_of
+from providers.dav import (
+    OC_FILEID,
+    OC_ID,
+    OC_NS,
+    FileResource,
+    FolderResource,
+    content_type_of,
+    last_modified_of,
+    oc_ids,
+)
 
 Resource = _DAVResource  # any WsgiDAV resource; plain files need no resource at all
 # What WsgiDAV's get_href leaves unquoted: no XML-special character, so hrefs (all
@@ -207,6 +216,8 @@ def _plain_file_response(node: NodeRecord, href: str, template: str) -> str | No
         "modified": http_date(last_modified_of(node)),
         "name": escape(node.name, quote=False),
         "etag": escape(node.digest or "", quote=False),
+        "fileid": node.id,
+        "ocid": oc_ids(node)[1],
     }
 
 
@@ -329,6 +340,8 @@ _PLAIN_FILE = {
     "{DAV:}getetag": "<D:getetag>%(etag)s</D:getetag>",
     "{DAV:}lockdiscovery": "<D:lockdiscovery/>",
     "{DAV:}supportedlock": f"<D:supportedlock>{_SUPPORTED_LOCK}</D:supportedlock>",
+    OC_FILEID: f'<fileid xmlns="{OC_NS}">%(fileid)s</fileid>',
+    OC_ID: f'<id xmlns="{OC_NS}">%(ocid)s</id>',
 }
 # A file's live properties, in the order of WsgiDAV's `get_property_names`.
 _PLAIN_FILE_ALLPROP = (

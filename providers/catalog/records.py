@@ -28,10 +28,31 @@ class NodeRecord(NamedTuple):
     content_id: int | None
     digest: str | None
     content_type: str | None
+    rev: int = 0  # the seq of the last change at or below it (folder ETags)
 
     @property
     def is_dir(self) -> bool:
         return self.kind == DIR
+
+
+class ChangeRecord(NamedTuple):
+    """A row of the change log (see `providers.catalog.schema.Change`)."""
+
+    seq: int
+    owner_id: int
+    node_id: int
+    kind: str
+    path: str
+    at: float
+    user_id: int | None
+    via_id: int | None
+    old_owner_id: int | None
+    old_path: str | None
+    node_kind: str | None
+    size: int | None
+    etag: str | None
+    sha256: str | None
+    mtime: float | None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,13 @@ from typing import Any
 
 from lxml import etree
 from wsgidav import util
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_CONFLICT,
+    HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
 from wsgidav.dav_provider import _DAVResource
 
 from providers.catalog import NodeRecord
@@ -19,6 +25,16 @@ from providers.operations import SHARED_KEY, Located, Place, lock_url
 
 DEST_CREATED = "davserver.dest_created"  # environ key set by COPY/MOVE handling
 WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
+OC_NS = "http://owncloud.org/ns"
+OC_FILEID = f"{{{OC_NS}}}fileid"  # the node's id: stable across MOVE (ownCloud/Nextcloud)
+OC_ID = f"{{{OC_NS}}}id"  # the same, in their `oc:id` shape (padded id + instance)
+OC_LIVE = (OC_FILEID, OC_ID)
+
+
+def oc_ids(node: NodeRecord) -> tuple[str, str]:
+    """(`oc:fileid`, `oc:id`) of a node: its row id, which a MOVE keeps, as the
+    ownCloud/Nextcloud sync clients expect (they follow renames by it)."""
+    return str(node.id), f"{node.id:08d}ocdav"
 
 
 def last_modified_of(node: NodeRecord) -> float:
@@ -88,10 +104,17 @@ class NodeMixin(_DAVResource):
         return self._props
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        """The live properties (the oc: ids only when names are listed: allprop
+        gives RFC 4918's, as Nextcloud does) and the dead ones."""
         names: list[str] = super().get_property_names(is_allprop=is_allprop)
-        return names + list(self.dead_props())
+        live = [] if is_allprop else list(OC_LIVE)
+        return names + live + list(self.dead_props())
 
     def get_property_value(self, name: str) -> Any:
+        if name in OC_LIVE:
+            if not self.node.id:
+                raise DAVError(HTTP_NOT_FOUND)  # a PUT not committed yet has no id
+            return oc_ids(self.node)[OC_LIVE.index(name)]
         if name == WIN32_MTIME:
             # Live, so it never disagrees with getlastmodified after a later PUT.
             element = etree.Element(name)

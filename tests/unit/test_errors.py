@@ -25,6 +25,8 @@ EXPECTED = {
     "LeaseLost": 409,
     "InvalidName": 400,
     "Forbidden": 403,
+    "BadCursor": 400,
+    "CursorExpired": 410,
     "Locked": 423,
     "QuotaExceeded": 507,
     "IntegrityError": 500,
