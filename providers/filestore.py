@@ -11,7 +11,11 @@ kept the threads trading the GIL. The request thread never waits for the pool un
 `max_in_flight` batches are already pending, so memory per upload is bounded by
 `(max_in_flight + 1) x max(batch_bytes, max chunk size)` plus the chunker's window,
 whatever the file size. The content's digest (its strong ETag) is derived from the
-chunk hashes, so the bytes are hashed once (`content_digest`).
+chunk hashes (`content_digest`). The whole-content checksums clients verify (SHA-1, MD5,
+SHA-256: `providers.checksums`) are computed by the request thread on each chunk as it
+is cut, before it is copied into its batch: they need the bytes in order, which the
+pool's batches are not, and hashlib lets the pool run meanwhile (see `FileWriter._add`
+for the measured cost).
 `finish()` waits for the pool and returns the `NewContent` to commit; nothing is
 visible until the caller commits it (invariant 2). `abort()` drops everything; the
 chunks already stored become orphans for GC.
@@ -34,6 +38,7 @@ from typing import ParamSpec, TypeVar
 from providers.blobstore.base import BlobStore, chunk_key
 from providers.buffers import PAGE, BufferPool
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
+from providers.checksums import Hasher
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
@@ -72,13 +77,19 @@ class FileStore:
         self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
 
-    def writer(self, limit: int | None = None) -> FileWriter:
-        """A new upload; `limit` (bytes, None: none) makes it refuse a longer body."""
-        return FileWriter(self, limit)
+    def writer(self, limit: int | None = None, *, extra: Iterable[str] = ()) -> FileWriter:
+        """A new upload; `limit` (bytes, None: none) makes it refuse a longer body;
+        `extra`: checksum algorithms to compute besides the stored ones (to verify
+        what a client announced, `FileWriter.hexdigests`)."""
+        return FileWriter(self, limit, Hasher(extra))
 
     def reader(self, content_id: int | None, size: int) -> ChunkReader:
         extents = self.catalog.contents.extents(content_id) if content_id else []
         return ChunkReader(self, extents, size)
+
+    def extents_reader(self, extents: list[ExtentRecord]) -> ChunkReader:
+        """A reader over `extents` in order (e.g. a resumable upload's parts)."""
+        return ChunkReader(self, extents, sum(e.size for e in extents))
 
     def submit(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Run `fn` in the process's upload pool."""
@@ -133,9 +144,12 @@ class FileWriter:
     for GC; `abort()` still has to be called).
     """
 
-    def __init__(self, store: FileStore, limit: int | None = None) -> None:
+    def __init__(
+        self, store: FileStore, limit: int | None = None, hasher: Hasher | None = None
+    ) -> None:
         self._store = store
         self._limit = limit
+        self._hasher = hasher or Hasher()
         self._buffer: memoryview | None = None  # holds the batch's chunks, page-aligned
         self._used = 0
         self._batch: list[memoryview] = []  # chunks cut but not yet handed to the pool
@@ -167,7 +181,13 @@ class FileWriter:
             # also covers chunks deduplicated against another upload that has not synced yet
             self._store.blobs.sync()
         digest = content_digest(e.chunk_hash for e in self._extents)
-        return NewContent(size=self.size, digest=digest, extents=list(self._extents))
+        checksums = self._hasher.checksums()
+        return NewContent(self.size, digest, list(self._extents), checksums)
+
+    def hexdigests(self) -> dict[str, str]:
+        """Every checksum computed over the body (the stored ones and the `extra` ones
+        asked for), hashlib name -> hex; complete once `finish` returned."""
+        return self._hasher.hexdigests()
 
     def abort(self) -> None:
         """Give up: cancel what has not started and wait for what has."""
@@ -189,6 +209,7 @@ class FileWriter:
             self._submit_batch()
         if self._buffer is None:
             self._buffer = self._store.buffers.acquire()
+        self._hasher.update(chunk)
         end = self._used + len(chunk)
         self._buffer[self._used : end] = chunk
         self._batch.append(self._buffer[self._used : end])

@@ -7,9 +7,9 @@ uploads. The statements are built once at import, since building and cache-keyin
 SQLAlchemy expressions costs more than SQLite running them.
 
 What the transaction does, in order: lock the parent folder's row; settle the chunks
-(`settle_chunks`); insert the content and its extents; find the file (or choose a free
-name); charge the owner (`charge_used_bytes`); insert or update the node; replace its
-version row; log the change. Any failure rolls all of it back.
+(`settle_chunks`); insert the content (with its checksums) and its extents; find the
+file (or choose a free name); charge the owner (`charge_used_bytes`); insert or update
+the node; replace its version row; log the change. Any failure rolls all of it back.
 """
 
 from __future__ import annotations
@@ -133,7 +133,15 @@ def settle_chunks(conn: Connection, hashes: set[str]) -> None:
 
 def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
     """Insert the content row and its extents; return the content's id."""
-    row = {"size": content.size, "digest": content.digest, "created_at": now}
+    sums = content.checksums
+    row = {
+        "size": content.size,
+        "digest": content.digest,
+        "created_at": now,
+        "sha1": sums.sha1 if sums else None,
+        "md5": sums.md5 if sums else None,
+        "sha256": sums.sha256 if sums else None,
+    }
     content_id = conn.execute(_NEW_CONTENT, row).scalar_one()
     assert content_id is not None  # RETURNING the new row's id
     if content.extents:

@@ -24,6 +24,7 @@ EXPECTED = {
     "LeaseHeld": 409,
     "LeaseLost": 409,
     "InvalidName": 400,
+    "ChecksumMismatch": 400,
     "Forbidden": 403,
     "Locked": 423,
     "QuotaExceeded": 507,
