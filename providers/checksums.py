@@ -17,7 +17,9 @@ wants it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from providers.errors import ChecksumMismatch
@@ -53,14 +55,19 @@ class Hasher:
         names = [*STORED, *(a for a in sorted(set(extra)) if a in VERIFIABLE and a not in STORED)]
         # MD5 is a checksum here, not a security measure (FIPS builds refuse it otherwise)
         self._hashes = [hashlib.new(name, usedforsecurity=False) for name in names]
-        self.size = 0
 
     def update(self, data: bytes | memoryview) -> None:
-        """Feed the next bytes (hashlib releases the GIL for blocks over 2 KiB, so the
-        pool's threads go on meanwhile)."""
+        """Feed the next bytes to every algorithm."""
         for h in self._hashes:
             h.update(data)
-        self.size += len(data)
+
+    @property
+    def algorithms(self) -> int:
+        return len(self._hashes)
+
+    def update_one(self, algorithm: int, data: bytes | memoryview) -> None:
+        """Feed the next bytes to the `algorithm`-th algorithm only (`ChecksumLanes`)."""
+        self._hashes[algorithm].update(data)
 
     def hexdigests(self) -> dict[str, str]:
         """Every algorithm's digest of the bytes fed so far."""
@@ -69,6 +76,76 @@ class Hasher:
     def checksums(self) -> Checksums:
         found = self.hexdigests()
         return Checksums(sha1=found["sha1"], md5=found["md5"], sha256=found["sha256"])
+
+
+class ChecksumLanes:
+    """Feeds batches of bytes, in order, to each algorithm of a `Hasher` on a thread
+    pool, the algorithms in parallel: one lane per algorithm, each drained by at most
+    one pool task at a time, so a lane's batches are hashed in the order fed and no
+    task ever waits for another. `done` (of `feed`) runs once every lane took the
+    batch. After `stop` the lanes skip what is left (still calling `done`).
+
+    Why: a whole-content hash needs the bytes in order, one algorithm at a time. Fed
+    by the request thread as chunks were cut, the three cost it 2.5 ns a byte (MD5
+    alone 1.3) on top of its own 1.4, so an upload ran at a third of its speed.
+    """
+
+    def __init__(self, hasher: Hasher, submit: Callable[[Callable[[], None]], object]) -> None:
+        self._hasher = hasher
+        self._submit = submit
+        self._lock = threading.Lock()
+        self._queues: list[deque[_Fed]] = [deque() for _ in range(hasher.algorithms)]
+        self._busy = [False] * hasher.algorithms
+        self._stopped = False
+
+    def feed(self, pieces: list[memoryview], done: Callable[[], None]) -> None:
+        """Queue `pieces` (the next bytes, in order) for every algorithm."""
+        fed = _Fed(pieces, len(self._queues), done)
+        start = []
+        with self._lock:
+            for lane, queue in enumerate(self._queues):
+                queue.append(fed)
+                if not self._busy[lane]:
+                    self._busy[lane] = True
+                    start.append(lane)
+        for lane in start:
+            self._submit(lambda lane=lane: self._drain(lane))  # type: ignore[misc]
+
+    def stop(self) -> None:
+        """Skip the hashing of everything queued or fed later (an aborted upload)."""
+        with self._lock:
+            self._stopped = True
+
+    def _drain(self, lane: int) -> None:
+        while True:
+            with self._lock:
+                if not self._queues[lane]:
+                    self._busy[lane] = False
+                    return
+                fed, skip = self._queues[lane].popleft(), self._stopped
+            try:
+                if not skip:
+                    for piece in fed.pieces:
+                        self._hasher.update_one(lane, piece)
+            finally:
+                fed.taken()
+
+
+class _Fed:
+    """A batch in the lanes: `done` runs when the last of `lanes` took it."""
+
+    def __init__(self, pieces: list[memoryview], lanes: int, done: Callable[[], None]) -> None:
+        self.pieces = pieces
+        self._left = lanes
+        self._done = done
+        self._lock = threading.Lock()
+
+    def taken(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._done()
 
 
 def checksums_of(blocks: Iterable[bytes | memoryview]) -> Checksums:

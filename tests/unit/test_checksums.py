@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
+import time
 
 import pytest
 
@@ -17,9 +19,11 @@ from davserver.http.digests import (
     put_headers,
 )
 from providers.blobstore.base import chunk_key
+from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NewContent, UserRecord
 from providers.checksum_fill import fill_checksums
 from providers.checksums import Checksums, Hasher, checksums_of, verify
+from providers.chunker import FastCDCChunker
 from providers.errors import ChecksumMismatch
 from providers.filestore import FileStore
 from providers.operations import Actor, Located, Operations
@@ -76,6 +80,38 @@ def test_an_upload_is_checksummed_as_it_streams(files: FileStore) -> None:
     empty = files.writer()
     empty.writelines([])
     assert empty.finish().checksums == sums_of(b"")
+
+
+class SlowBlobStore(MemoryBlobStore):
+    """Puts take a while, so batches overlap in the pool and the lanes queue up."""
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        time.sleep(0.001)
+        super().put(key, data)
+
+
+def test_batches_hashed_in_the_pool_give_the_checksums_of_the_whole(catalog: Catalog) -> None:
+    chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
+    store = FileStore(catalog, SlowBlobStore(), chunker, workers=4, batch_bytes=32 * KIB)
+    bodies = [os.urandom(700 * KIB + n) for n in range(4)]  # ~25 batches each
+    results: dict[int, NewContent] = {}
+
+    def upload(n: int) -> None:
+        writer = store.writer(extra=["sha512"])
+        writer.writelines(bodies[n][i : i + 3000] for i in range(0, len(bodies[n]), 3000))
+        results[n] = writer.finish()
+        assert writer.hexdigests()["sha512"] == hashlib.sha512(bodies[n]).hexdigest()
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {n: c.checksums for n, c in results.items()} == {
+        n: sums_of(body) for n, body in enumerate(bodies)
+    }
+    assert store.buffers.lent == 0
+    store.close()
 
 
 # --- the operations layer: verified before the commit ---------------------------------------
