@@ -146,6 +146,12 @@ def test_share_links_send_and_upload_with_checksums(server: RunningServer) -> No
     assert listed_checksums(client, server.url("pub/q.bin"), "0") == {
         "/dav/pub/q.bin": oc_value(data)
     }
+    # a whole download through the link keeps what it computed for a file without them
+    _forget_checksums(server)
+    assert "OC-Checksum" not in requests.get(f"{link.url}/download/p.bin").headers
+    assert (
+        client.head(server.url("pub/p.bin")).headers["OC-Checksum"] == f"SHA1:{sums(data)['sha1']}"
+    )
 
 
 def _forget_checksums(server: RunningServer) -> None:

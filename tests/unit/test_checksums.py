@@ -9,8 +9,11 @@ import hashlib
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
 
 from davserver.http.digests import (
     MalformedChecksum,
@@ -21,6 +24,7 @@ from davserver.http.digests import (
 from providers.blobstore.base import chunk_key
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NewContent, UserRecord
+from providers.catalog.migrate import alembic_config, head_revision
 from providers.checksum_fill import fill_checksums
 from providers.checksums import Checksums, Hasher, checksums_of, verify
 from providers.chunker import FastCDCChunker
@@ -276,3 +280,26 @@ def test_every_announcing_header_is_read_and_unknown_algorithms_ignored() -> Non
 def test_a_malformed_or_contradictory_announcement_is_refused(environ: dict[str, str]) -> None:
     with pytest.raises(MalformedChecksum):
         announced_checksums(environ)
+
+
+def test_a_store_at_the_previous_revision_keeps_its_contents(tmp_path: Path) -> None:
+    """0001 -> 0002 adds the columns, NULL for every content written before (the
+    maintenance fill computes them later: tests above)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config({"connection": conn}), "0001")
+        conn.execute(
+            text("INSERT INTO content (id, size, digest, created_at) VALUES (7, 3, 'd', 0)")
+        )
+    engine.dispose()
+    old = Catalog(url)
+    try:
+        change = old.prepare_schema(create=False, upgrade=True)
+        assert change.applied[-1] == head_revision()
+        assert old.checksums.of([7]) == {}
+        with old.db.connection() as conn:
+            row = conn.execute(text("SELECT size, digest, sha1 FROM content WHERE id = 7")).one()
+        assert tuple(row) == (3, "d", None)
+    finally:
+        old.close()
