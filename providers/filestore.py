@@ -250,7 +250,12 @@ class FileWriter:
                 self._hasher.update(chunk)
             future = _run_here(store)
         else:
-            future = self._store.submit(store)
+            try:
+                future = self._store.submit(store)
+            except BaseException:  # the pool is shut down: nothing will use the buffer
+                countdown.part_done()
+                countdown.part_done()
+                raise
             self._lanes.feed(batch, countdown.part_done)
         sizes = [len(chunk) for chunk in batch]
         self._pending.append((self.size, sizes, future, countdown))
@@ -273,14 +278,15 @@ class FileWriter:
     def _collect(self, *, wait_all: bool) -> None:
         """Move finished batches (in order) to the extent list; re-raise their errors."""
         while self._pending and (wait_all or self._pending[0][2].done()):
-            offset, sizes, future, _countdown = self._pending.pop(0)
+            offset, sizes, future, countdown = self._pending.pop(0)
             try:
                 hashes = future.result()
-            except StorageError:
+            except BaseException as e:
+                if future.cancelled():  # never ran (a pool shut down): its part ends here
+                    countdown.part_done()
                 self.abort()
-                raise
-            except Exception as e:
-                self.abort()
+                if isinstance(e, StorageError) or not isinstance(e, Exception):
+                    raise
                 raise Unavailable(f"storing a chunk failed: {e}") from e
             for size, chunk_hash in zip(sizes, hashes, strict=True):
                 self._extents.append(ExtentRecord(offset, size, chunk_hash))

@@ -10,10 +10,10 @@ file's checksums when it has them (`davserver.http.digests`: `OC-Checksum`,
 `Repr-Digest`, and `Content-Digest` on a 200). A file without them yet gets them
 computed by a 200 GET that sends it whole (the bytes pass anyway; hashing them costs
 less than reading them again later) and handed to `Representation.learn` once the last
-byte went out. The first block is read before the status is sent, so a blob store
-that is down fails the request cleanly (the caller answers 503) instead of cutting a
-started 200; a file that ends early later raises, so the connection is cut rather than
-left hanging.
+byte was read (before it is sent). The first block is read before the status is sent,
+so a blob store that is down fails the request cleanly (the caller answers 503)
+instead of cutting a started 200; a file that ends early later raises, so the
+connection is cut rather than left hanging.
 """
 
 from __future__ import annotations
@@ -128,21 +128,33 @@ def send(
         return _parts(reader, first, parts, answer.ranges, block_size)
     blocks = _blocks(reader, first, answer.ranges[0], block_size, close=True)
     if answer.status == 200 and rep.checksums is None and rep.learn is not None:
-        return _hashed(blocks, rep.learn)
+        return _hashed(blocks, rep.size, rep.learn)
     return blocks
 
 
-def _hashed(blocks: Iterator[bytes], learn: Callable[[Checksums], object]) -> Iterator[bytes]:
-    """`blocks`, checksummed on the way; `learn` gets the checksums once the last
-    block was taken (a download cut short learns nothing). A failure to keep them is
-    not the client's: it only means the next GET computes them again."""
-    hasher = Hasher()
+def _hashed(
+    blocks: Iterator[bytes], size: int, learn: Callable[[Checksums], object]
+) -> Iterator[bytes]:
+    """`blocks` (the `size` bytes of a whole file), checksummed on the way; `learn`
+    gets the checksums once the last byte was read, before it is sent (a client that
+    has every byte may ask again at once); a download cut earlier learns nothing."""
+    hasher, seen = Hasher(), 0
+    if size == 0:
+        _keep(learn, hasher)
     for block in blocks:
         hasher.update(block)
+        seen += len(block)
+        if seen == size:
+            _keep(learn, hasher)
         yield block
+
+
+def _keep(learn: Callable[[Checksums], object], hasher: Hasher) -> None:
+    """Hand the checksums to `learn`. A failure is not the client's: it only means
+    that a later full GET computes them again."""
     try:
         learn(hasher.checksums())
-    except Exception:  # the answer is complete; the sums wait for another reader
+    except Exception:
         log.warning("keeping the checksums computed by a GET failed", exc_info=True)
 
 

@@ -9,6 +9,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,37 @@ def test_batches_hashed_in_the_pool_give_the_checksums_of_the_whole(catalog: Cat
     }
     assert store.buffers.lent == 0
     store.close()
+
+
+def test_an_upload_cut_by_a_pool_shutdown_ends_without_hanging(catalog: Catalog) -> None:
+    """Batches whose store or hash tasks the shut-down pool never runs still hand
+    their buffers back, so `abort` returns."""
+    chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
+    store = FileStore(catalog, SlowBlobStore(), chunker, workers=1, batch_bytes=16 * KIB)
+    writer = store.writer()
+    outcome: list[BaseException | None] = []
+
+    def upload() -> None:
+        def blocks() -> Iterator[bytes]:
+            for n in range(200):
+                if n == 20:
+                    store.close()  # cancels what is queued; later submits fail
+                yield os.urandom(3000)
+
+        try:
+            writer.writelines(blocks())
+            writer.finish()
+            outcome.append(None)
+        except BaseException as e:
+            writer.abort()
+            outcome.append(e)
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the upload hung"
+    assert outcome and outcome[0] is not None
+    assert store.buffers.lent == 0
 
 
 # --- the operations layer: verified before the commit ---------------------------------------
