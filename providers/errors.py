@@ -69,6 +69,13 @@ class InvalidName(StorageError):
     http_status = 400
 
 
+class ChecksumMismatch(StorageError):
+    """An upload's bytes do not match the checksum its request announced (`OC-Checksum`,
+    `Content-Digest`, `Digest`): nothing was committed."""
+
+    http_status = 400
+
+
 class Forbidden(StorageError):
     """The actor may not do this here (a read-only grant or link, the root of a
     share, the reserved `Shared` name...)."""

@@ -42,7 +42,9 @@ from wsgidav.dav_provider import _DAVResource
 from wsgidav.lock_man.lock_storage import normalize_lock_root
 
 from providers.catalog import NodeRecord
+from providers.checksums import Checksums
 from providers.dav import (
+    OC_CHECKSUMS,
     OC_FILEID,
     OC_ID,
     OC_NS,
@@ -124,17 +126,35 @@ def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
 
 def _member_responses(folder: FolderResource, base: str, request: _Request) -> list[str | None]:
     """The `<D:response>` of each member; a resource is built only for those that are
-    not plain files (`_node_response`)."""
+    not plain files (`_node_response`). Checksums, when asked for, are looked up for
+    every member at once."""
     responses = []
-    for node, props in folder.member_nodes():
+    members = folder.member_nodes()
+    sums = None
+    if OC_CHECKSUMS in request.names:
+        sums = folder.member_checksums([node for node, _props in members])
+    for node, props in members:
         href = base + quote(node.name, safe=HREF_SAFE) + ("/" if node.is_dir else "")
-        member = functools.partial(folder.member, node, props)
+        member = functools.partial(_member, folder, node, props, sums)
         responses.append(_node_response(node, props, href, request, member))
     shared = folder.shared_member()
     if shared is not None:
         href = f"{base}{quote(shared.name, safe=HREF_SAFE)}/"
         responses.append(_response(shared, href, request.names, request.locked))
     return responses
+
+
+def _member(
+    folder: FolderResource,
+    node: NodeRecord,
+    props: dict[str, str],
+    sums: dict[int, Checksums] | None,
+) -> Resource:
+    """The resource of a member, given the checksums the listing looked up."""
+    built = folder.member(node, props)
+    if sums is not None and isinstance(built, FileResource):
+        built.known_checksums(sums.get(node.content_id or 0))
+    return built
 
 
 def _node_response(

@@ -41,7 +41,7 @@ from sqlmodel import Session, col
 
 from providers.catalog.db import Database
 from providers.catalog.records import DIR, ChangeRecord, NodeRecord
-from providers.catalog.schema import Change, Setting
+from providers.catalog.schema import Change, Content, Node, Setting
 
 T = TypeVar("T")
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
@@ -52,6 +52,11 @@ GRANTED, REVOKED = "granted", "revoked"  # rows for one grantee user (`user_id`)
 _LOG_LOCK_KEY = 0x64617663686E67  # "davchng"
 _LOG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _INSERT = insert(Change).returning(col(Change.seq))
+_FILE_SHA256 = (
+    select(col(Content.sha256))
+    .join(Node, col(Node.content_id) == col(Content.id))
+    .where(col(Node.id) == bindparam("node"))
+)
 # the node and its ancestors up to the home: one statement, whatever the depth
 _BUMP_REVS = text(
     "WITH RECURSIVE up(id, parent_id) AS ("
@@ -106,9 +111,12 @@ def entry(
     *,
     old_path: str | None = None,
     old_owner_id: int | None = None,
+    sha256: str | None = None,
 ) -> LoggedChange:
     """The row telling `kind` of `node` (as it is now) at `path` in its owner's home.
-    A folder's etag is left out: it is its id and the row's seq (`folder_etag`)."""
+    A folder's etag is left out: it is its id and the row's seq (`folder_etag`). A
+    file's `sha256` (of its whole content), when the caller does not give it, is read
+    from its content by `log_change`."""
     return LoggedChange(
         kind=kind,
         owner_id=node.owner_id,
@@ -117,6 +125,7 @@ def entry(
         node_kind=node.kind,
         size=None if node.kind == DIR else node.size,
         etag=None if node.kind == DIR else node.digest,
+        sha256=sha256,
         mtime=node.mtime,
         old_path=old_path,
         old_owner_id=old_owner_id,
@@ -135,6 +144,9 @@ def log_change(conn: Connection, change: LoggedChange, bump: Iterable[int] = ())
     transaction (the order lock is held from here to the commit)."""
     lock_log(conn)  # taken already by a mutation (`logged`); re-entrant
     row = {name: getattr(change, name) for name in LoggedChange.__dataclass_fields__}
+    if change.node_kind != DIR and change.sha256 is None and change.kind != DELETED:
+        # NULL for contents written before checksums existed, until they are filled
+        row["sha256"] = conn.execute(_FILE_SHA256, {"node": change.node_id}).scalar()
     seq = conn.execute(_INSERT, {**row, "at": time.time()}).scalar_one()
     assert seq is not None  # RETURNING the new row's seq
     for start in dict.fromkeys(bump):  # each chain once, in the order given

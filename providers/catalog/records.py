@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from providers.checksums import Checksums
+
 FILE = "file"
 DIR = "dir"
 PERM_READ = "r"  # a grant: read only
@@ -113,11 +115,13 @@ class ExtentRecord:
 
 @dataclass(frozen=True)
 class NewContent:
-    """What a finished upload commits: the whole-file digest and its extents in order."""
+    """What a finished upload commits: the whole-file digest, its extents in order and
+    its checksums (None: not computed, e.g. a test's hand-made content)."""
 
     size: int
     digest: str
     extents: list[ExtentRecord] = field(default_factory=list)
+    checksums: Checksums | None = None
 
 
 @dataclass(frozen=True)

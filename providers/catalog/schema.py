@@ -179,12 +179,21 @@ class Counter(SQLModel, table=True):
 
 
 class Content(SQLModel, table=True):
-    """Immutable file content: its digest (`providers.filestore.content_digest`), extents."""
+    """Immutable file content: its digest (`providers.filestore.content_digest`), extents.
+
+    `sha1`, `md5` and `sha256` are the whole content's checksums (lowercase hex), the
+    ones clients verify (`docs/checksums.md`); computed while the content is written,
+    NULL for contents written before they were (filled by `davserver checksums` or by
+    the first full GET). Not `digest`: that one is derived from the chunk hashes.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     size: int = Field(sa_column=_big(nullable=False))
     digest: str = Field(max_length=64, index=True)
     created_at: float
+    sha1: str | None = Field(default=None, max_length=40)
+    md5: str | None = Field(default=None, max_length=32)
+    sha256: str | None = Field(default=None, max_length=64)
 
 
 class Extent(SQLModel, table=True):

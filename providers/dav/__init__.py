@@ -13,17 +13,33 @@ view the operations layer checks.
 """
 
 from providers.dav.errors import dav_errors
-from providers.dav.files import FileResource, content_type_of
+from providers.dav.files import (
+    ANNOUNCED_CHECKSUMS,
+    STORED_CHECKSUMS,
+    FileResource,
+    content_type_of,
+)
 from providers.dav.folders import FolderResource
-from providers.dav.node import DEST_CREATED, OC_FILEID, OC_ID, OC_NS, last_modified_of, oc_ids
+from providers.dav.node import (
+    DEST_CREATED,
+    OC_CHECKSUMS,
+    OC_FILEID,
+    OC_ID,
+    OC_NS,
+    last_modified_of,
+    oc_ids,
+)
 from providers.dav.provider import LINK, USER, DavProvider
 
 __all__ = [
+    "ANNOUNCED_CHECKSUMS",
     "DEST_CREATED",
     "LINK",
+    "OC_CHECKSUMS",
     "OC_FILEID",
     "OC_ID",
     "OC_NS",
+    "STORED_CHECKSUMS",
     "USER",
     "DavProvider",
     "FileResource",

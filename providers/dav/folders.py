@@ -10,6 +10,7 @@ from wsgidav.dav_provider import DAVCollection, _DAVResource
 
 from providers.catalog import NodeRecord, UserRecord
 from providers.catalog.changes import folder_etag
+from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.node import NodeMixin
@@ -58,6 +59,13 @@ class FolderResource(NodeMixin, DAVCollection):
             for node in nodes
             if not (hide_shared and name_key(node.name) == SHARED_KEY)
         ]
+
+    @dav_errors
+    def member_checksums(self, nodes: list[NodeRecord]) -> dict[int, Checksums]:
+        """The checksums of the files among `nodes`, by content id (one query for a
+        listing that asks for `oc:checksums`)."""
+        ids = [node.content_id for node in nodes if node.content_id]
+        return self.provider.ops.catalog.checksums.of(ids)
 
     def member(self, node: NodeRecord, props: dict[str, str]) -> _DAVResource:
         """The resource of a member from `member_nodes`."""

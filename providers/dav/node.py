@@ -26,6 +26,7 @@ from providers.operations import SHARED_KEY, Located, Place, lock_url
 DEST_CREATED = "davserver.dest_created"  # environ key set by COPY/MOVE handling
 WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
 OC_NS = "http://owncloud.org/ns"
+OC_CHECKSUMS = f"{{{OC_NS}}}checksums"  # live, computed from the bytes (`FileResource`)
 OC_FILEID = f"{{{OC_NS}}}fileid"  # the node's id: stable across MOVE (ownCloud/Nextcloud)
 OC_ID = f"{{{OC_NS}}}id"  # the same, in their `oc:id` shape (padded id + instance)
 OC_LIVE = (OC_FILEID, OC_ID)
@@ -129,7 +130,9 @@ class NodeMixin(_DAVResource):
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         """Dead props are stored; Windows' Win32LastModifiedTime sets the mtime and its
         other Win32 props (creation/access time, attributes) are kept as dead props, so
-        Explorer reads back what it wrote (WsgiDAV alone would answer 200 and drop them)."""
+        Explorer reads back what it wrote (WsgiDAV alone would answer 200 and drop them).
+        `oc:checksums` is accepted and dropped: the checksums are the stored bytes', and
+        rclone sets its own with the mtime in one PROPPATCH that must not fail."""
         if name.startswith("{DAV:}"):
             return super().set_property_value(name, value, dry_run=dry_run)
         if name == WIN32_MTIME:
@@ -137,7 +140,7 @@ class NodeMixin(_DAVResource):
                 return None
             return self.set_last_modified(self.path, value.text, dry_run=dry_run)
         ops, actor = self.provider.ops, self.provider.actor(self.environ)
-        if dry_run:
+        if dry_run or name == OC_CHECKSUMS:
             ops.check_change(actor, self.located)
             return None
         text = None if value is None else etree.tostring(value).decode("utf-8")

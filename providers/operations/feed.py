@@ -199,7 +199,7 @@ class Feed:
         """A page of the listing of the actor's view below `position.path`, read now;
         the last page hands over to the log at the bootstrap's start."""
         listing = self._listing(actor, position)
-        page = listing[position.skip : position.skip + limit]
+        page = self._with_sha256(listing[position.skip : position.skip + limit])
         entries = []
         for offset, entry in enumerate(page, start=position.skip + 1):
             done = offset == len(listing)
@@ -210,9 +210,18 @@ class Feed:
             return Page(entries, self._sign(replace(position, phase=_LOG, skip=0)), False)
         return Page(entries, self._sign(replace(position, skip=end)), True)
 
-    def _listing(self, actor: Actor, position: _Position) -> list[FeedEntry]:
+    def _with_sha256(self, listed: list[tuple[FeedEntry, int | None]]) -> list[FeedEntry]:
+        """The page's entries, files with the SHA-256 of their content (one query)."""
+        sums = self._catalog.checksums.of(c for _entry, c in listed if c is not None)
+        return [
+            replace(entry, sha256=sums[content].sha256) if content in sums else entry
+            for entry, content in listed
+        ]
+
+    def _listing(self, actor: Actor, position: _Position) -> list[tuple[FeedEntry, int | None]]:
         """Every node of the actor's view (home, then each `Shared/` entry as the log
-        names them at the bootstrap's start) below `position.path`, as `created`."""
+        names them at the bootstrap's start) below `position.path`, as `created`, each
+        with its content's id (files)."""
         tree = self._catalog.tree
         floor = self._catalog.changes.floor()
         view = FeedView.at(self._catalog, position.user_id, position.start, floor)
@@ -224,12 +233,16 @@ class Feed:
             node = tree.get(share.via_id)
             if node is not None:
                 roots.append((node, share.shown("")))
-        found: list[FeedEntry] = []
+        found: list[tuple[NodeRecord, str]] = []
         for root, root_path in roots:
             if root_path:
-                found.append(_node_entry(root, root_path))
-            found.extend(_node_entry(n, p) for n, p in _walk(self._catalog, root, root_path))
-        chosen = _under(found, position.path)
+                found.append((root, root_path))
+            found.extend(_walk(self._catalog, root, root_path))
+        chosen = [
+            (_node_entry(node, path), node.content_id)
+            for node, path in found
+            if position.path == "/" or below(path, position.path) is not None
+        ]
         if position.path != "/" and not chosen:
             raise NotFound(f"{position.path}: nothing there")
         return chosen

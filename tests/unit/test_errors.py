@@ -24,6 +24,7 @@ EXPECTED = {
     "LeaseHeld": 409,
     "LeaseLost": 409,
     "InvalidName": 400,
+    "ChecksumMismatch": 400,
     "Forbidden": 403,
     "BadCursor": 400,
     "CursorExpired": 410,

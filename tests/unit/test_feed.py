@@ -6,6 +6,7 @@ compaction (design invariants 15 and 16)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -132,6 +133,36 @@ def test_each_mutation_is_one_entry_in_order(ops: Operations, alice: UserRecord)
     ]
     a = next(e for e in entries if e.path == "/docs/a.txt" and e.op == "modified")
     assert (a.kind, a.size, a.etag) == ("file", 4, at(ops, alice, "moved/a.txt").node.digest)  # type: ignore[union-attr]
+
+
+def test_file_entries_carry_the_sha256_of_their_content(ops: Operations, alice: UserRecord) -> None:
+    """Every entry of a file that exists (written, changed, copied, moved, bootstrapped)
+    names the SHA-256 of its whole content; folders and deletions name none."""
+    actor, home = Actor(alice), at(ops, alice, "")
+    start = ops.feed.latest(actor)
+    ops.mkdir(actor, home, "d")
+    put(ops, alice, "d", "a.txt", b"alpha")
+    ops.set_property(actor, at(ops, alice, "d/a.txt"), "{x:}c", "<c xmlns='x:'/>")
+    ops.copy(actor, at(ops, alice, "d"), home, "e")
+    ops.move(actor, at(ops, alice, "e/a.txt"), home, "b.txt")
+    ops.delete(actor, at(ops, alice, "b.txt"))
+    alpha = hashlib.sha256(b"alpha").hexdigest()
+    logged, _cursor = read_all(ops, alice, start)
+    assert [(e.op, e.path, e.sha256) for e in logged] == [
+        ("created", "/d", None),
+        ("created", "/d/a.txt", alpha),
+        ("modified", "/d/a.txt", alpha),
+        ("created", "/e", None),
+        ("created", "/e/a.txt", alpha),
+        ("moved", "/b.txt", alpha),
+        ("deleted", "/b.txt", None),
+    ]
+    listing, _cursor = read_all(ops, alice, None)
+    assert {(e.path, e.sha256) for e in listing} == {
+        ("/d", None),
+        ("/d/a.txt", alpha),
+        ("/e", None),
+    }
 
 
 def test_replay_from_empty_reproduces_the_tree(ops: Operations, alice: UserRecord) -> None:
