@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from davserver.api import account, push, shares
+from davserver.api import account, changes, push, shares
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
@@ -51,7 +51,7 @@ from providers.errors import StorageError
 from providers.filestore import FileStore
 from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
 from providers.operations.events import RedisEvents
-from providers.push import ProvisionalFeed, Push
+from providers.push import Push
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     }
     limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
     signer = share_signer(catalog)
-    # PROVISIONAL feed: the change feed's reader replaces it (providers.push.source)
-    feed = ProvisionalFeed(catalog, ops.shares)
-    push = Push(ops.events, feed, capacity=settings.push_waiters)
+    push = Push(ops.events, ops.feed, capacity=settings.push_waiters)
     return Services(
         settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, metrics
     )
@@ -220,7 +218,11 @@ def build_app(services: Services) -> WSGIApplication:
         services.ops, free_bytes, services.signer, settings.public_base, services.push
     )
     api = build_api(
-        context, webdav, services.limiter, nonces, (*account.ROUTES, *shares.ROUTES, *push.ROUTES)
+        context,
+        webdav,
+        services.limiter,
+        nonces,
+        (*account.ROUTES, *shares.ROUTES, *changes.ROUTES, *push.ROUTES),
     )
     links = build_share_site(services, free_bytes, options)
     root = RootSite(

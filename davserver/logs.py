@@ -30,8 +30,6 @@ from davserver import __version__
 from davserver.settings import Settings
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}  # fmt: skip
 TOPICS = {"davserver.access": "access", "davserver.auth": "auth"}
 
 
@@ -117,7 +115,8 @@ def configure(settings: Settings, stream: TextIO | None = None) -> logging.Handl
     """Send every log record to `stream` (stderr) in `settings.log_format` at
     `settings.log_level`, replacing handlers a previous call installed. Returns the
     handler."""
-    level = LEVELS.get(settings.log_level.lower(), logging.INFO)
+    # Any of settings.LOG_LEVELS, which are the logging module's own names.
+    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     handler = logging.StreamHandler(stream) if stream else _StderrHandler()
     handler.setFormatter(formatter(settings.log_format))
     handler.addFilter(RequestIdFilter())

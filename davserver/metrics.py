@@ -244,8 +244,15 @@ class TimedBlobStore(BlobStore):
     def iter_keys(self, prefix: str = "") -> Iterator[BlobInfo]:
         return self.inner.iter_keys(prefix)  # a listing's time is the caller's loop
 
+    def exists(self, key: str) -> bool:
+        return self._timed("exists", lambda: self.inner.exists(key))
+
     def check(self) -> None:
         self._timed("check", self.inner.check)
+
+    def probe(self, prefix: str = "") -> None:
+        # The inner store's own probe: S3's checks the bucket first, to name it.
+        self._timed("probe", lambda: self.inner.probe(prefix))
 
     def close(self) -> None:
         self.inner.close()

@@ -75,6 +75,7 @@ class Settings:
     public_url: str = ""
     auto_migrate: bool = True
     startup_wait: int = 60
+    change_retention: int = 90  # days the change log keeps (`davserver gc --apply` compacts)
 
     @property
     def catalog_url(self) -> str:
@@ -222,6 +223,7 @@ def validated(settings: Settings) -> Settings:
         "login_failures_per_user",
         "login_failures_per_address",
         "login_failure_window",
+        "change_retention",
     )
     for name in names:
         if getattr(settings, name) < 1:

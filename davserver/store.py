@@ -3,9 +3,9 @@ schema (docs/migrations.md).
 
 - `serve` creates a new store (no catalog yet) and, with `auto_migrate` (the default),
   upgrades an older one, logging it; with `auto_migrate = false` it refuses.
-- Admin commands (`user`, `group`, `grant(s)`, `revoke`, `share`, `gc`, `fsck`) never
-  create a store and never change the schema: run from the wrong directory, they say
-  where they looked instead of making an empty `./davdata`.
+- Admin commands (`user`, `group`, `grant(s)`, `revoke`, `share`, `gc`, `fsck`,
+  `checksums`) never create a store and never change the schema: run from the wrong
+  directory, they say where they looked instead of making an empty `./davdata`.
 - `davserver db upgrade` creates or upgrades: it is the explicit way to do either.
 
 Refusals are one line, with what to do next.

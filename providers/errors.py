@@ -76,17 +76,11 @@ class InvalidName(StorageError):
     http_status = 400
 
 
-class BadCursor(StorageError):
-    """A change-feed cursor that this server did not hand to this user."""
+class ChecksumMismatch(StorageError):
+    """An upload's bytes do not match the checksum its request announced (`OC-Checksum`,
+    `Content-Digest`, `Digest`): nothing was committed."""
 
     http_status = 400
-
-
-class CursorExpired(StorageError):
-    """A change-feed cursor older than the log keeps: the client starts again from
-    a fresh listing."""
-
-    http_status = 410
 
 
 class Forbidden(StorageError):
@@ -94,6 +88,20 @@ class Forbidden(StorageError):
     share, the reserved `Shared` name...)."""
 
     http_status = 403
+
+
+class BadCursor(StorageError):
+    """A change-feed cursor that is not one this server made (mangled, or signed by
+    another store)."""
+
+    http_status = 400
+
+
+class CursorExpired(StorageError):
+    """A change-feed cursor older than what the log keeps (compacted): the client
+    starts again from a listing. The message is the API's `reset`."""
+
+    http_status = 410
 
 
 class Locked(StorageError):

@@ -11,7 +11,13 @@ kept the threads trading the GIL. The request thread never waits for the pool un
 `max_in_flight` batches are already pending, so memory per upload is bounded by
 `(max_in_flight + 1) x max(batch_bytes, max chunk size)` plus the chunker's window,
 whatever the file size. The content's digest (its strong ETag) is derived from the
-chunk hashes, so the bytes are hashed once (`content_digest`).
+chunk hashes (`content_digest`). The whole-content checksums clients verify (SHA-1, MD5,
+SHA-256: `providers.checksums`) need the bytes in order: each batch is also fed to
+`ChecksumLanes`, which hash it on the pool, one lane per algorithm, in order; a
+batch's buffer (and its slot) goes back once it is stored and every lane took it, so
+the memory bound holds. The last batch stored by the request thread is hashed there
+too, once the lanes are idle. Hashing in the request thread as the chunks were cut
+made it the bottleneck (see `ChecksumLanes`).
 `finish()` waits for the pool and returns the `NewContent` to commit; nothing is
 visible until the caller commits it (invariant 2). `abort()` drops everything; the
 chunks already stored become orphans for GC.
@@ -34,6 +40,7 @@ from typing import ParamSpec, TypeVar
 from providers.blobstore.base import BlobStore, chunk_key
 from providers.buffers import PAGE, BufferPool
 from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
+from providers.checksums import ChecksumLanes, Hasher
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
 
@@ -72,13 +79,19 @@ class FileStore:
         self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
 
-    def writer(self, limit: int | None = None) -> FileWriter:
-        """A new upload; `limit` (bytes, None: none) makes it refuse a longer body."""
-        return FileWriter(self, limit)
+    def writer(self, limit: int | None = None, *, extra: Iterable[str] = ()) -> FileWriter:
+        """A new upload; `limit` (bytes, None: none) makes it refuse a longer body;
+        `extra`: checksum algorithms to compute besides the stored ones (to verify
+        what a client announced, `FileWriter.hexdigests`)."""
+        return FileWriter(self, limit, Hasher(extra))
 
     def reader(self, content_id: int | None, size: int) -> ChunkReader:
         extents = self.catalog.contents.extents(content_id) if content_id else []
         return ChunkReader(self, extents, size)
+
+    def extents_reader(self, extents: list[ExtentRecord]) -> ChunkReader:
+        """A reader over `extents` in order (e.g. a resumable upload's parts)."""
+        return ChunkReader(self, extents, sum(e.size for e in extents))
 
     def submit(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Run `fn` in the process's upload pool."""
@@ -133,16 +146,22 @@ class FileWriter:
     for GC; `abort()` still has to be called).
     """
 
-    def __init__(self, store: FileStore, limit: int | None = None) -> None:
+    def __init__(
+        self, store: FileStore, limit: int | None = None, hasher: Hasher | None = None
+    ) -> None:
         self._store = store
         self._limit = limit
+        self._hasher = hasher or Hasher()
         self._buffer: memoryview | None = None  # holds the batch's chunks, page-aligned
         self._used = 0
         self._batch: list[memoryview] = []  # chunks cut but not yet handed to the pool
-        # offset, chunk sizes, the batch's future and its buffer
-        self._pending: list[tuple[int, list[int], Future[list[str]], memoryview]] = []
+        # offset, chunk sizes, the batch's future and what returns its buffer
+        self._pending: list[tuple[int, list[int], Future[list[str]], _Countdown]] = []
         self._extents: list[ExtentRecord] = []
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
+        self._lanes = ChecksumLanes(self._hasher, store.submit)
+        self._held = 0  # batches whose buffer is not back yet
+        self._returned = threading.Condition()
         self.size = 0
 
     def writelines(self, blocks: Iterable[bytes]) -> None:
@@ -163,24 +182,30 @@ class FileWriter:
         """Wait for every chunk to be stored and durable; return the content to commit."""
         self._submit_batch(here=not self._pending)
         self._collect(wait_all=True)
+        self._wait_returned()  # every lane took every batch
         if self._extents:
             # also covers chunks deduplicated against another upload that has not synced yet
             self._store.blobs.sync()
         digest = content_digest(e.chunk_hash for e in self._extents)
-        return NewContent(size=self.size, digest=digest, extents=list(self._extents))
+        checksums = self._hasher.checksums()
+        return NewContent(self.size, digest, list(self._extents), checksums)
+
+    def hexdigests(self) -> dict[str, str]:
+        """Every checksum computed over the body (the stored ones and the `extra` ones
+        asked for), hashlib name -> hex; complete once `finish` returned."""
+        return self._hasher.hexdigests()
 
     def abort(self) -> None:
         """Give up: cancel what has not started and wait for what has."""
+        self._lanes.stop()
         if self._buffer is not None:
             self._store.buffers.release(self._buffer)
         self._batch, self._buffer, self._used = [], None, 0
-        for _offset, _sizes, future, buffer in self._pending:
-            if future.cancel():  # never started: its buffer is ours to return
-                self._release(buffer)
-        for _offset, _sizes, future, _buffer in self._pending:
-            if not future.cancelled():
-                future.exception()  # set after the batch returned its buffer
+        for _offset, _sizes, future, countdown in self._pending:
+            if future.cancel():  # never started: its part of the buffer is ours to end
+                countdown.part_done()
         self._pending.clear()
+        self._wait_returned()  # every buffer back in the pool
 
     def _add(self, chunk: memoryview) -> None:
         """Copy `chunk` into the batch's buffer at a page boundary (so the blob store
@@ -206,40 +231,82 @@ class FileWriter:
         self._collect(wait_all=False)  # an error aborts, which hands the buffer back
         batch, buffer = self._batch, self._buffer
         self._batch, self._buffer, self._used = [], None, 0
+        # the buffer goes back when the batch is stored and (in the pool) hashed
+        countdown = _Countdown(1 if here else 2, lambda: self._release(buffer))
+        with self._returned:
+            self._held += 1
 
         def store() -> list[str]:
-            # The buffer goes back before the future completes, so an `abort` that
-            # waited for the future finds it back in the pool.
+            # The buffer goes back before the future completes (when the lanes are
+            # done with it), so a `finish` or `abort` finds it back in the pool.
             try:
                 return self._store.store_chunks(batch)
             finally:
-                self._release(buffer)
+                countdown.part_done()
 
-        future = _run_here(store) if here else self._store.submit(store)
+        if here:
+            self._wait_returned(but=1)  # the lanes took every batch before this one
+            for chunk in batch:
+                self._hasher.update(chunk)
+            future = _run_here(store)
+        else:
+            try:
+                future = self._store.submit(store)
+            except BaseException:  # the pool is shut down: nothing will use the buffer
+                countdown.part_done()
+                countdown.part_done()
+                raise
+            self._lanes.feed(batch, countdown.part_done)
         sizes = [len(chunk) for chunk in batch]
-        self._pending.append((self.size, sizes, future, buffer))
+        self._pending.append((self.size, sizes, future, countdown))
         self.size += sum(sizes)
 
     def _release(self, buffer: memoryview) -> None:
         """A batch is done with `buffer`: back to the pool, and its slot is free."""
         self._store.buffers.release(buffer)
         self._slots.release()
+        with self._returned:
+            self._held -= 1
+            self._returned.notify_all()
+
+    def _wait_returned(self, but: int = 0) -> None:
+        """Wait until at most `but` batches hold their buffer."""
+        with self._returned:
+            while self._held > but:
+                self._returned.wait()
 
     def _collect(self, *, wait_all: bool) -> None:
         """Move finished batches (in order) to the extent list; re-raise their errors."""
         while self._pending and (wait_all or self._pending[0][2].done()):
-            offset, sizes, future, _buffer = self._pending.pop(0)
+            offset, sizes, future, countdown = self._pending.pop(0)
             try:
                 hashes = future.result()
-            except StorageError:
+            except BaseException as e:
+                if future.cancelled():  # never ran (a pool shut down): its part ends here
+                    countdown.part_done()
                 self.abort()
-                raise
-            except Exception as e:
-                self.abort()
+                if isinstance(e, StorageError) or not isinstance(e, Exception):
+                    raise
                 raise Unavailable(f"storing a chunk failed: {e}") from e
             for size, chunk_hash in zip(sizes, hashes, strict=True):
                 self._extents.append(ExtentRecord(offset, size, chunk_hash))
                 offset += size
+
+
+class _Countdown:
+    """Runs `then` when the last of `parts` is done (from any thread)."""
+
+    def __init__(self, parts: int, then: Callable[[], None]) -> None:
+        self._left = parts
+        self._then = then
+        self._lock = threading.Lock()
+
+    def part_done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._then()
 
 
 def _run_here(work: Callable[[], list[str]]) -> Future[list[str]]:

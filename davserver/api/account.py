@@ -5,6 +5,7 @@ GET    /api/v1/grants       [{"id", "path", "to", "perm", "created_at"}], oldest
 POST   /api/v1/grants       {"path", "to", "perm"}: 201 new grant, 200 perm changed
 DELETE /api/v1/grants/<id>  204; 404 unless the caller made that grant
 GET    /api/v1/shared       [{"name", "owner", "perm", "kind"}], as under /dav/Shared/
+                            (kind: `file` or `folder`, as everywhere in the API)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from davserver.api.app import ApiRequest, Reply, Route, path_id, route
 from davserver.http.errors import HttpError
 from providers.catalog import GrantRecord
 from providers.names import split_path
+from providers.operations.feed_view import api_kind
 
 
 def me(request: ApiRequest) -> Reply:
@@ -85,7 +87,12 @@ def shared(request: ApiRequest) -> Reply:
     """`GET /shared`: what others granted the caller, as the entries of /dav/Shared/."""
     entries = request.context.ops.shares.entries(request.user.id).values()
     body = [
-        {"name": e.name, "owner": e.grant.owner, "perm": e.grant.perm, "kind": e.node.kind}
+        {
+            "name": e.name,
+            "owner": e.grant.owner,
+            "perm": e.grant.perm,
+            "kind": api_kind(e.node.kind),
+        }
         for e in entries
     ]
     return Reply(200, body)

@@ -1,7 +1,7 @@
 """Waiting for changes in the JSON API (see docs/api.md), over `providers.push`:
 
-GET /api/v1/changes/wait?cursor=C&timeout=S  {"changes": bool}: long poll, S <= 120
-GET /api/v1/events?cursor=C                  text/event-stream; Last-Event-ID wins
+GET /api/v1/changes/wait?cursor=C&timeout=S&path=P  {"changes": bool}: long poll, S <= 120
+GET /api/v1/events?cursor=C&path=P                  text/event-stream; Last-Event-ID wins
 
 Both hold a server thread while they wait (cheroot serves one request per thread);
 `Push` bounds how many may (503 with Retry-After past it), and the server runs that
@@ -20,7 +20,8 @@ from davserver.api.app import ApiRequest, Reply, Route, route
 from davserver.http.errors import HttpError
 from providers.errors import StorageError, TooBusy
 from providers.operations import Actor
-from providers.push import Entry, Follow, Push
+from providers.operations.feed import FeedEntry
+from providers.push import Follow, Push
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 60.0
@@ -39,7 +40,7 @@ STREAM_HEADERS = (
 def wait(request: ApiRequest) -> Reply:
     """`GET /changes/wait`: `{"changes": true}` as soon as the caller's feed has
     anything after `cursor` (required), else `{"changes": false}` after `timeout`
-    seconds (default 60, at most 120)."""
+    seconds (default 60, at most 120). `path`: the one the cursor was made for."""
     push = _push(request)
     query = _query(request)
     cursor = query.get("cursor")
@@ -47,7 +48,7 @@ def wait(request: ApiRequest) -> Reply:
         raise HttpError(400, "cursor is required")
     timeout = _timeout(query.get("timeout"))
     try:
-        changed = push.wait(Actor(request.user), cursor, timeout)
+        changed = push.wait(Actor(request.user), cursor, timeout, query.get("path") or "/")
     except TooBusy as e:
         raise HttpError(503, str(e), [("Retry-After", RETRY_AFTER)]) from e
     return Reply(200, {"changes": changed})
@@ -55,13 +56,14 @@ def wait(request: ApiRequest) -> Reply:
 
 def events(request: ApiRequest) -> Reply:
     """`GET /events`: the caller's feed after the cursor (`Last-Event-ID`, else
-    `cursor`, else from the feed's start) as Server-Sent Events, then each change as
+    `cursor`, else the bootstrap listing first) as Server-Sent Events, then each change as
     it commits: `id:` the cursor after the entry, `data:` the entry; `: ping` every
     15 s. It ends at shutdown; EventSource then reconnects with `Last-Event-ID`."""
     push = _push(request)
-    cursor = request.environ.get("HTTP_LAST_EVENT_ID") or _query(request).get("cursor")
+    query = _query(request)
+    cursor = request.environ.get("HTTP_LAST_EVENT_ID") or query.get("cursor")
     try:
-        follow = push.follow(Actor(request.user), cursor or None)
+        follow = push.follow(Actor(request.user), cursor or None, query.get("path") or "/")
     except TooBusy as e:
         raise HttpError(503, str(e), [("Retry-After", RETRY_AFTER)]) from e
     return Reply(200, headers=STREAM_HEADERS, stream=EventStream(follow, HEARTBEAT))
@@ -87,16 +89,17 @@ class EventStream:
                 return
             if batch is None:
                 return
-            yield b"".join(event_bytes(c, e) for c, e in batch) if batch else b": ping\n\n"
+            yield b"".join(event_bytes(entry) for entry in batch) if batch else b": ping\n\n"
 
     def close(self) -> None:
         self._follow.close()
 
 
-def event_bytes(cursor: str, entry: Entry) -> bytes:
+def event_bytes(entry: FeedEntry) -> bytes:
     """One event: `id:` the cursor after `entry`, `data:` the entry's JSON (one line:
     JSON escapes line breaks in strings)."""
-    return f"id: {cursor}\ndata: {json.dumps(entry, ensure_ascii=False)}\n\n".encode()
+    data = json.dumps(entry.to_json(), ensure_ascii=False)
+    return f"id: {entry.cursor}\ndata: {data}\n\n".encode()
 
 
 def _push(request: ApiRequest) -> Push:

@@ -9,6 +9,7 @@
     davserver grants list [--owner U]
     davserver share create|list|revoke ...                           (shares)
     davserver gc [--apply] [--grace SECONDS] | fsck [--deep]         (maintenance)
+    davserver checksums [--apply]
     davserver db upgrade|current                                     (db)
 
 Every command reads the same settings, so every command finds the same store: the

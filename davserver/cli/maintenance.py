@@ -1,25 +1,31 @@
-"""`davserver gc` and `davserver fsck`: garbage collection and store checks.
+"""`davserver gc`, `fsck` and `checksums`: garbage collection, store checks, backfills.
 
-    davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h
+    davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h;
+                                               # --apply also compacts the change log
+                                               # (rows older than `change_retention` days)
     davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
                                                # a bad chunk is listed with the files it damages
+    davserver checksums [--apply]              # checksum files written before they were kept
+                                               # (a dry run: counts them, unless --apply)
 
-Both show progress bars on a terminal only (never in logs or cron mail).
+All show progress bars on a terminal only (never in logs or cron mail).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from tqdm import tqdm
 
 from davserver.app import Services
+from providers.checksum_fill import fill_checksums
 from providers.gc import check_store, collect_garbage
 
-COMMANDS = ("gc", "fsck")
+COMMANDS = ("gc", "fsck", "checksums")
 DEFAULT_GRACE = 6 * 3600
 T = TypeVar("T")
 
@@ -35,6 +41,10 @@ def add_parsers(
     )
     fsck = sub.add_parser("fsck", parents=[common], help="check stored chunks")
     fsck.add_argument("--deep", action="store_true", help="re-hash every chunk")
+    sums = sub.add_parser(
+        "checksums", parents=[common], help="checksum files stored without (dry run)"
+    )
+    sums.add_argument("--apply", action="store_true", help="really read and checksum them")
 
 
 def _seconds(text: str) -> float:
@@ -49,7 +59,8 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, services: Services) -> int:
-    return _gc(args, services) if args.command == "gc" else _fsck(args, services)
+    commands = {"gc": _gc, "fsck": _fsck, "checksums": _checksums}
+    return commands[args.command](args, services)
 
 
 def _progress(items: Sequence[T], label: str) -> Iterable[T]:
@@ -67,6 +78,10 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         key_prefix=services.settings.blob_prefix,
         progress=_progress,
     )
+    if args.apply:
+        days = services.settings.change_retention
+        compacted = services.catalog.changes.compact(time.time() - days * 86400)
+        print(f"gc: compacted {compacted} change-log rows older than {days} days")
     delete, drop = ("deleted", "dropped") if args.apply else ("would delete", "would drop")
     print(
         f"gc: {delete} {report.chunks} unreferenced chunks and {report.orphans} orphan "
@@ -95,4 +110,21 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
             print(f"{label}: {digest}")
             for owner, path in report.affected.get(digest, []):
                 print(f"  damages {owner}:{path}")
+    return 0 if report.ok else 1
+
+
+def _checksums(args: argparse.Namespace, services: Services) -> int:
+    report = fill_checksums(services.catalog, services.files, apply=args.apply, progress=_progress)
+    if not args.apply:
+        print(
+            f"checksums: {report.missing} files' contents ({report.missing_bytes} bytes) have "
+            "no checksums (dry run: pass --apply to read and checksum them)"
+        )
+        return 0
+    print(
+        f"checksums: computed {report.filled} of {report.missing} contents "
+        f"({report.missing_bytes} bytes read); {len(report.failed)} could not be read"
+    )
+    for content_id in report.failed:
+        print(f"unreadable: content {content_id} (run `davserver fsck`)")
     return 0 if report.ok else 1

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from davserver.dav.propfind import HREF_SAFE
 from davserver.http.environ import StartResponse
 from davserver.web.listing import Crumb, Row
 from davserver.web.render import PAGE_CSP, render
@@ -37,7 +38,6 @@ PAGE_HEADERS = [
     ("Referrer-Policy", "no-referrer"),
 ]
 _REASON = re.compile(r"<p>(.*?)</p>", re.S)
-_HREF_SAFE = "/!*'(),$-_|."  # as WsgiDAV quotes hrefs
 
 
 class FolderPages(BaseMiddleware):
@@ -91,10 +91,10 @@ def _rows(folder: Any) -> list[Row]:
 def _trail(prefix: str, path: str, root: str) -> list[Crumb]:
     """Breadcrumbs from the mount's root (labelled `root`) to the folder at `path`."""
     names = [name for name in path.split("/") if name]
-    crumbs = [Crumb(root, quote(prefix + "/", safe=_HREF_SAFE))]
+    crumbs = [Crumb(root, quote(prefix + "/", safe=HREF_SAFE))]
     for depth, name in enumerate(names, 1):
         target = prefix + "/" + "/".join(names[:depth]) + "/"
-        crumbs.append(Crumb(name, quote(target, safe=_HREF_SAFE)))
+        crumbs.append(Crumb(name, quote(target, safe=HREF_SAFE)))
     last = crumbs[-1]
     crumbs[-1] = Crumb(last.label, None)
     return crumbs

@@ -42,7 +42,18 @@ from wsgidav.dav_provider import _DAVResource
 from wsgidav.lock_man.lock_storage import normalize_lock_root
 
 from providers.catalog import NodeRecord
-from providers.dav import FileResource, FolderResource, content_type_of, last_modified_of
+from providers.checksums import Checksums
+from providers.dav import (
+    OC_CHECKSUMS,
+    OC_FILEID,
+    OC_ID,
+    OC_NS,
+    FileResource,
+    FolderResource,
+    content_type_of,
+    last_modified_of,
+    oc_ids,
+)
 
 Resource = _DAVResource  # any WsgiDAV resource; plain files need no resource at all
 # What WsgiDAV's get_href leaves unquoted: no XML-special character, so hrefs (all
@@ -115,17 +126,35 @@ def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
 
 def _member_responses(folder: FolderResource, base: str, request: _Request) -> list[str | None]:
     """The `<D:response>` of each member; a resource is built only for those that are
-    not plain files (`_node_response`)."""
+    not plain files (`_node_response`). Checksums, when asked for, are looked up for
+    every member at once."""
     responses = []
-    for node, props in folder.member_nodes():
+    members = folder.member_nodes()
+    sums = None
+    if OC_CHECKSUMS in request.names:
+        sums = folder.member_checksums([node for node, _props in members])
+    for node, props in members:
         href = base + quote(node.name, safe=HREF_SAFE) + ("/" if node.is_dir else "")
-        member = functools.partial(folder.member, node, props)
+        member = functools.partial(_member, folder, node, props, sums)
         responses.append(_node_response(node, props, href, request, member))
     shared = folder.shared_member()
     if shared is not None:
         href = f"{base}{quote(shared.name, safe=HREF_SAFE)}/"
         responses.append(_response(shared, href, request.names, request.locked))
     return responses
+
+
+def _member(
+    folder: FolderResource,
+    node: NodeRecord,
+    props: dict[str, str],
+    sums: dict[int, Checksums] | None,
+) -> Resource:
+    """The resource of a member, given the checksums the listing looked up."""
+    built = folder.member(node, props)
+    if sums is not None and isinstance(built, FileResource):
+        built.known_checksums(sums.get(node.content_id or 0))
+    return built
 
 
 def _node_response(
@@ -207,6 +236,8 @@ def _plain_file_response(node: NodeRecord, href: str, template: str) -> str | No
         "modified": http_date(last_modified_of(node)),
         "name": escape(node.name, quote=False),
         "etag": escape(node.digest or "", quote=False),
+        "fileid": node.id,
+        "ocid": oc_ids(node)[1],
     }
 
 
@@ -329,6 +360,8 @@ _PLAIN_FILE = {
     "{DAV:}getetag": "<D:getetag>%(etag)s</D:getetag>",
     "{DAV:}lockdiscovery": "<D:lockdiscovery/>",
     "{DAV:}supportedlock": f"<D:supportedlock>{_SUPPORTED_LOCK}</D:supportedlock>",
+    OC_FILEID: f'<fileid xmlns="{OC_NS}">%(fileid)s</fileid>',
+    OC_ID: f'<id xmlns="{OC_NS}">%(ocid)s</id>',
 }
 # A file's live properties, in the order of WsgiDAV's `get_property_names`.
 _PLAIN_FILE_ALLPROP = (

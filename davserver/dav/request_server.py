@@ -7,6 +7,9 @@
   downloads: the same conditions, Range (multiple ranges as multipart/byteranges,
   units case-insensitive) and errors; HTTP conditions of every method are evaluated
   by `davserver.http.headers` (WsgiDAV keeps the WebDAV `If:` header);
+- checksums (`davserver.http.digests`): a PUT's announced ones are parsed for the
+  operations layer to verify, its answer carries the stored ones; GET/HEAD of a file
+  send them, and a full GET of a file without them yet computes and keeps them;
 - RFC 4918 status codes (201 vs 204) for COPY/MOVE that the provider handles in one
   transaction, and 403 for DELETE, COPY or MOVE of the mount's root;
 - a configurable ban on PROPFIND Depth: infinity, and Depth 0/1 PROPFIND answers
@@ -21,13 +24,19 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wsgidav import util
-from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.request_server import RequestServer
 
 from davserver.dav import propfind
 from davserver.http import content
-from davserver.http.environ import DEST_CREATED, StartResponse
+from davserver.http.digests import MalformedChecksum, announced_checksums, put_headers
+from davserver.http.environ import (
+    ANNOUNCED_CHECKSUMS,
+    DEST_CREATED,
+    STORED_CHECKSUMS,
+    StartResponse,
+)
 from davserver.http.headers import precondition
 
 Environ = dict[str, Any]
@@ -40,13 +49,16 @@ HTTP_CONDITIONS = (
 
 
 def representation(res: Any) -> content.Representation:
-    """A file resource as `davserver.http.content` sends it."""
+    """A file resource (`providers.dav.FileResource`) as `davserver.http.content`
+    sends it."""
     return content.Representation(
         size=res.get_content_length(),
         etag=res.get_etag() or "",
         last_modified=int(res.get_last_modified()),
         content_type=res.get_content_type(),
         open=res.get_content,
+        checksums=res.checksums(),
+        learn=res.learn_checksums,
     )
 
 
@@ -81,10 +93,21 @@ class DavRequestServer(RequestServer):
 
     def do_PUT(self, environ: Environ, start_response: StartResponse) -> Any:
         """The target and its parent are looked up once: the check here and WsgiDAV's
-        PUT both ask for them, and only the commit, at the end, changes the tree."""
+        PUT both ask for them, and only the commit, at the end, changes the tree. The
+        checksums the request announces are read before the body (400 if malformed),
+        and the answer carries those stored."""
+        try:
+            environ[ANNOUNCED_CHECKSUMS] = announced_checksums(environ)
+        except MalformedChecksum as e:
+            raise DAVError(HTTP_BAD_REQUEST, context_info=str(e)) from e
+
+        def with_checksums(status: str, headers: list[Any], *args: Any) -> Any:
+            headers = [*headers, *put_headers(environ.get(STORED_CHECKSUMS))]
+            return start_response(status, headers, *args)
+
         with self._davProvider.lookups_kept(environ):
             self._require_write(environ, may_create=True)
-            return super().do_PUT(environ, start_response)
+            return super().do_PUT(environ, with_checksums)
 
     def do_PROPPATCH(self, environ: Environ, start_response: StartResponse) -> Any:
         self._require_write(environ, may_create=False)

@@ -5,24 +5,33 @@
 `multipart/byteranges`), or 200. `send` answers it. Between the two, a door may act on
 what will be sent (a share link counts a download when byte 0 goes out).
 
-Every 200 and 206 carries `ETag`, `Last-Modified` and `Accept-Ranges: bytes`. The first
-block is read before the status is sent, so a blob store that is down fails the
-request cleanly (the caller answers 503) instead of cutting a started 200; a file that
-ends early later raises, so the connection is cut rather than left hanging.
+Every 200 and 206 carries `ETag`, `Last-Modified` and `Accept-Ranges: bytes`, and the
+file's checksums when it has them (`davserver.http.digests`: `OC-Checksum`,
+`Repr-Digest`, and `Content-Digest` on a 200). A file without them yet gets them
+computed by a 200 GET that sends it whole (the bytes pass anyway; hashing them costs
+less than reading them again later) and handed to `Representation.learn` once the last
+byte was read (before it is sent). The first block is read before the status is sent,
+so a blob store that is down fails the request cleanly (the caller answers 503)
+instead of cutting a started 200; a file that ends early later raises, so the
+connection is cut rather than left hanging.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from davserver.http.digests import checksum_headers
 from davserver.http.environ import StartResponse
 from davserver.http.headers import ByteRange, byte_ranges, http_date, precondition
+from providers.checksums import Checksums, Hasher
 from providers.errors import IntegrityError
 
 Headers = list[tuple[str, str]]
+log = logging.getLogger(__name__)
 
 
 class Reader(Protocol):
@@ -38,13 +47,16 @@ class Reader(Protocol):
 @dataclass(frozen=True)
 class Representation:
     """A file as sent: size, strong entity tag (unquoted), whole-second mtime, media
-    type, and how to open its bytes."""
+    type, how to open its bytes, its stored checksums (None: none yet) and where to
+    keep checksums computed while sending it whole (`learn`, None: nowhere)."""
 
     size: int
     etag: str
     last_modified: int
     content_type: str
     open: Callable[[], Reader]
+    checksums: Checksums | None = None
+    learn: Callable[[Checksums], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ def send(
     if answer.status in (304, 412, 416):
         return _without_body(start_response, rep, answer.status, headers)
     headers.append(("Accept-Ranges", "bytes"))
+    headers += checksum_headers(rep.checksums, partial=answer.status == 206)
     if not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", rep.content_type))
     parts = _Multipart.of(rep, answer, headers) if len(answer.ranges) > 1 else None
@@ -113,7 +126,36 @@ def send(
     start_response(_STATUS[answer.status], headers)
     if parts is not None:
         return _parts(reader, first, parts, answer.ranges, block_size)
-    return _blocks(reader, first, answer.ranges[0], block_size, close=True)
+    blocks = _blocks(reader, first, answer.ranges[0], block_size, close=True)
+    if answer.status == 200 and rep.checksums is None and rep.learn is not None:
+        return _hashed(blocks, rep.size, rep.learn)
+    return blocks
+
+
+def _hashed(
+    blocks: Iterator[bytes], size: int, learn: Callable[[Checksums], object]
+) -> Iterator[bytes]:
+    """`blocks` (the `size` bytes of a whole file), checksummed on the way; `learn`
+    gets the checksums once the last byte was read, before it is sent (a client that
+    has every byte may ask again at once); a download cut earlier learns nothing."""
+    hasher, seen = Hasher(), 0
+    if size == 0:
+        _keep(learn, hasher)
+    for block in blocks:
+        hasher.update(block)
+        seen += len(block)
+        if seen == size:
+            _keep(learn, hasher)
+        yield block
+
+
+def _keep(learn: Callable[[Checksums], object], hasher: Hasher) -> None:
+    """Hand the checksums to `learn`. A failure is not the client's: it only means
+    that a later full GET computes them again."""
+    try:
+        learn(hasher.checksums())
+    except Exception:
+        log.warning("keeping the checksums computed by a GET failed", exc_info=True)
 
 
 def _without_body(

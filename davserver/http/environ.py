@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from providers.dav import DEST_CREATED, LINK, USER
+from providers.dav import ANNOUNCED_CHECKSUMS, DEST_CREATED, LINK, STORED_CHECKSUMS, USER
 
 AUTH_UNAVAILABLE = "davserver.auth_unavailable"  # a login failed because the DB is down
 AUTH_EVENT = "davserver.auth_event"  # "failed" or "limited": counted by the observer
 REQUEST_ID = "davserver.request_id"  # set by the outermost middleware (`http.observe`)
 
 __all__ = [
+    "ANNOUNCED_CHECKSUMS",
     "AUTH_EVENT",
     "AUTH_UNAVAILABLE",
     "REQUEST_ID",
     "DEST_CREATED",
     "LINK",
+    "STORED_CHECKSUMS",
     "USER",
     "StartResponse",
     "WSGIApplication",

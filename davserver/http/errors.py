@@ -45,9 +45,9 @@ class HttpError(Exception):
 
 def from_storage(error: StorageError, context: str = "") -> HttpError:
     """The answer for an engine error: its class's status and its message. A server
-    side failure (5xx) is logged with its detail and `context` saying where; but for
-    507 (a quota's own words) it is answered with `server_reason` only, since its
-    message may name internal hosts or paths."""
+    side failure (5xx) is logged with its detail and `context` saying where, and
+    answered with `server_reason` only, since its message may name internal hosts or
+    paths; except 507, whose message is the quota's own words."""
     if error.http_status >= 500:
         log.warning("%s: %s", context or "request", error)
     if error.http_status >= 500 and not isinstance(error, QuotaExceeded):

@@ -33,7 +33,7 @@ from typing import Any
 from davserver.http.environ import AUTH_EVENT, REQUEST_ID, USER, StartResponse, WSGIApplication
 from davserver.http.environ import WSGIEnvironment as Environ
 from davserver.http.errors import with_request_id
-from davserver.http.proxy import parse_address
+from davserver.http.proxy import is_trusted_peer, parse_address
 from davserver.http.responses import TEXT_TYPE
 from davserver.logs import reset_request_id, safe, set_request_id
 from davserver.metrics import Metrics, door_of
@@ -158,8 +158,7 @@ class Observe:
     def request_id(self, environ: Environ) -> str:
         incoming = str(environ.get("HTTP_X_REQUEST_ID", "")).strip()
         peer = parse_address(str(environ.get("REMOTE_ADDR", "")))
-        trusted = peer is not None and any(peer in net for net in self._trusted)
-        if trusted and _SANE_ID.fullmatch(incoming):
+        if is_trusted_peer(peer, self._trusted) and _SANE_ID.fullmatch(incoming):
             return incoming
         return secrets.token_hex(6)
 

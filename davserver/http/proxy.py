@@ -138,6 +138,11 @@ def public_destination(destination: str, public_url: str) -> str:
     return path[len(prefix) :] or "/"
 
 
+def is_trusted_peer(address: IpAddress | None, trusted: Sequence[Network]) -> bool:
+    """Whether `address` (a parsed `REMOTE_ADDR`) lies in one of the `trusted` networks."""
+    return address is not None and any(address in net for net in trusted)
+
+
 class ProxyHeaders:
     """Applies forwarded headers from `trusted` networks (see the module docstring);
     `public_url` is the configured public address ('' for none)."""
@@ -150,7 +155,7 @@ class ProxyHeaders:
         self._public_url = public_url
 
     def is_trusted(self, address: IpAddress | None) -> bool:
-        return address is not None and any(address in net for net in self._trusted)
+        return is_trusted_peer(address, self._trusted)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         forwarded = {key: environ.pop(key) for key in FORWARDED if key in environ}

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import logging
 import mimetypes
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +44,7 @@ from davserver.http.environ import StartResponse
 from davserver.http.errors import with_request_id
 from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
+from providers.checksums import Checksums
 from providers.errors import StorageError
 from providers.filestore import FileStore
 
@@ -151,7 +153,7 @@ def serve_file(
     kind = preview_kind(node)
     if not attachment and kind is None:
         return not_found(start_response)  # raw serves previews, nothing else
-    rep = representation(node, files)
+    rep = representation(node, files, catalog)
     answer = content.plan(req.environ, rep)
     headers = [("Cache-Control", cache_control(req.link)), *BASE_HEADERS]
     if answer.status in (200, 206):
@@ -179,14 +181,24 @@ class DownloadsUsedUp(Exception):
     """The link's last download went to someone else meanwhile."""
 
 
-def representation(node: NodeRecord, files: FileStore) -> content.Representation:
-    """A stored file as `davserver.http.content` sends it."""
+def representation(
+    node: NodeRecord, files: FileStore, catalog: Catalog | None = None
+) -> content.Representation:
+    """A stored file as `davserver.http.content` sends it; with the `catalog`, with its
+    checksums, and a full download keeps those it computes for a file without them."""
+    checksums: Checksums | None = None
+    learn: Callable[[Checksums], object] | None = None
+    if catalog is not None and node.content_id:
+        checksums = catalog.checksums.get(node.content_id)
+        learn = functools.partial(catalog.checksums.fill, node.content_id)
     return content.Representation(
         size=node.size,
         etag=node.digest or "",
         last_modified=int(node.mtime),
         content_type=guessed_type(node.name) or "application/octet-stream",
         open=lambda: files.reader(node.content_id, node.size),
+        checksums=checksums,
+        learn=learn,
     )
 
 

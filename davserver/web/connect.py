@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from davserver.http.environ import WSGIEnvironment
-from davserver.http.proxy import valid_host
+from davserver.http.proxy import DEFAULT_PORTS, valid_host
 from davserver.web.render import render
 
 PLACEHOLDER_HOST = "SERVER"
-DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def endpoint(environ: WSGIEnvironment, public_url: str, dav_path: str) -> Endpoi
     if not host:
         port = str(environ.get("SERVER_PORT", ""))
         host = str(environ.get("SERVER_NAME", ""))
-        if port and port != DEFAULT_PORTS[scheme]:
+        if port and port != str(DEFAULT_PORTS[scheme]):
             host = f"{host}:{port}"
     return Endpoint(scheme, host if valid_host(host) else PLACEHOLDER_HOST, path)
 

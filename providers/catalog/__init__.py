@@ -5,14 +5,17 @@
 `app_passwords` (per-device passwords), `groups` (groups, memberships), `grants`
 (sharing between users), `links` (public share links), `uploads` (resumable
 uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, chunk
-states, GC queries), `leases` (locks shared by every process, e.g. one GC run at a
-time). `prepare_schema` opens a store: it creates, upgrades or refuses its schema
-(`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
-`Unavailable` when the database is down.
+states, GC queries), `checksums` (the contents' checksums), `leases` (locks shared
+by every process, e.g. one GC run at a time), `changes` (reading and compacting the
+change log, the sync feed's source). `prepare_schema` opens a store: it creates,
+upgrades or refuses its schema (`providers.catalog.migrate`, Alembic). Errors come out
+as `providers.errors` types: `Unavailable` when the database is down.
 """
 
 from __future__ import annotations
 
+from providers.catalog.changes import ChangeLog
+from providers.catalog.checksums import ContentChecksums
 from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
 from providers.catalog.db import Database
 from providers.catalog.grants import Grants
@@ -35,6 +38,7 @@ from providers.catalog.records import (
     PERM_READ,
     PERM_WRITE,
     AppPasswordRecord,
+    ChangeRecord,
     ChunkRecord,
     DigestSecret,
     ExtentRecord,
@@ -53,7 +57,7 @@ from providers.catalog.users import Users
 
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
-    `tree`, `contents`, `leases`."""
+    `tree`, `contents`, `checksums`, `leases`, `changes`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -64,8 +68,10 @@ class Catalog:
         self.links = ShareLinks(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
+        self.checksums = ContentChecksums(self.db)
         self.uploads = Uploads(self.db, self.contents)
         self.leases = Leases(self.db)
+        self.changes = ChangeLog(self.db)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -109,6 +115,8 @@ __all__ = [
     "CLAIM_DEDUP",
     "CLAIM_UPLOAD",
     "Catalog",
+    "ChangeLog",
+    "ChangeRecord",
     "ChunkRecord",
     "DigestSecret",
     "ExtentRecord",

@@ -7,9 +7,10 @@ uploads. The statements are built once at import, since building and cache-keyin
 SQLAlchemy expressions costs more than SQLite running them.
 
 What the transaction does, in order: lock the parent folder's row; settle the chunks
-(`settle_chunks`); insert the content and its extents; find the file (or choose a free
-name); charge the owner (`charge_used_bytes`); insert or update the node; replace its
-version row; log the change. Any failure rolls all of it back.
+(`settle_chunks`); insert the content (with its checksums) and its extents; find the
+file (or choose a free name); charge the owner (`charge_used_bytes`); insert or update
+the node; replace its version row; log the change (bumping the `rev` of the file and
+its folders). Any failure rolls all of it back.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlmodel import col
 
+from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
 from providers.catalog.db import IN_BATCH
 from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
-from providers.catalog.rows import charge_used_bytes, child_record, log_change
+from providers.catalog.rows import charge_used_bytes, child_record
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -109,8 +111,10 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
     node = _store_node(conn, node)
     _replace_version(conn, node, commit.author_id, now)
     logged = commit.path if name == commit.name else f"{commit.path.rsplit('/', 1)[0]}/{name}"
-    log_change(conn, node.owner_id, node.id, "put", logged)
-    return node, found is None
+    sha256 = content.checksums.sha256 if content.checksums else None
+    change = entry(CREATED if found is None else MODIFIED, node, logged, sha256=sha256)
+    seq = log_change(conn, change, bump=[node.id])
+    return node._replace(rev=seq), found is None
 
 
 def lock_folder(conn: Connection, folder_id: int) -> None:
@@ -133,7 +137,15 @@ def settle_chunks(conn: Connection, hashes: set[str]) -> None:
 
 def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
     """Insert the content row and its extents; return the content's id."""
-    row = {"size": content.size, "digest": content.digest, "created_at": now}
+    sums = content.checksums
+    row = {
+        "size": content.size,
+        "digest": content.digest,
+        "created_at": now,
+        "sha1": sums.sha1 if sums else None,
+        "md5": sums.md5 if sums else None,
+        "sha256": sums.sha256 if sums else None,
+    }
     content_id = conn.execute(_NEW_CONTENT, row).scalar_one()
     assert content_id is not None  # RETURNING the new row's id
     if content.extents:

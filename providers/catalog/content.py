@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from providers.catalog.changes import logged
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
@@ -157,7 +158,7 @@ class Contents:
                 before(s)
             return commit_file(s.connection(), commit)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def extents(self, content_id: int) -> list[ExtentRecord]:
         """The content's extents in file order."""

@@ -4,7 +4,9 @@ group, read-only (`r`) or read-write (`rw`).
 A grantee is written `bob` for a user and `@team` for a group. Every change to grants
 bumps the `acl` counter in the same transaction (`rows.ACL_COUNTER`), as do group
 membership changes and deletions of shared nodes, so caches of what a user received
-(`providers.operations.access`) reload when it moves.
+(`providers.operations.access`) reload when it moves; and it logs `granted` or
+`revoked` rows for the users who start or stop receiving the node
+(`providers.catalog.sharelog`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, delete, or_
 from sqlmodel import Session, col, select
 
+from providers.catalog.changes import logged
 from providers.catalog.db import Database
 from providers.catalog.groups import find_group_id
 from providers.catalog.records import PERM_READ, PERM_WRITE, GrantRecord, ReceivedGrant
@@ -28,6 +31,7 @@ from providers.catalog.rows import (
     to_record,
 )
 from providers.catalog.schema import Content, Grant, Group, Membership, Node, User
+from providers.catalog.sharelog import log_receivers, receivers
 from providers.errors import Conflict, InvalidName, NotFound
 
 PERMS = (PERM_READ, PERM_WRITE)
@@ -82,6 +86,7 @@ class Grants:
             if user_id == user.id:
                 raise Conflict("the owner already has every right")
             assert node.id is not None
+            before = receivers(s, [node.id])
             row = s.exec(
                 select(Grant).where(col(Grant.node_id) == node.id, _same_grantee(user_id, group_id))
             ).first()
@@ -97,24 +102,28 @@ class Grants:
             s.add(row)
             s.flush()
             bump_counter(s, ACL_COUNTER)
+            log_receivers(s, before, receivers(s, [node.id]))
             return _grant_record(s, row, owner, to)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def revoke(self, owner: str, names: Sequence[str], to: str) -> bool:
         """Withdraw the grant of the node at `names` to `to`; False if there was none."""
 
         def work(s: Session) -> bool:
             _user, node = owned_node(s, owner, names)
+            assert node.id is not None
             user_id, group_id = _grantee(s, to)
+            before = receivers(s, [node.id])
             done = s.exec(
                 delete(Grant).where(col(Grant.node_id) == node.id, _same_grantee(user_id, group_id))
             )
             if done.rowcount:
                 bump_counter(s, ACL_COUNTER)
+                log_receivers(s, before, receivers(s, [node.id]))
             return bool(done.rowcount)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def of_owner(self, owner: str | None = None) -> list[GrantRecord]:
         """Grants made by `owner` (every grant when None), oldest first."""
@@ -170,14 +179,17 @@ class Grants:
                 .join(User, col(User.id) == col(Node.owner_id))
                 .where(col(User.name) == owner)
             )
+            shared = s.exec(select(col(Grant.node_id)).where(col(Grant.id) == grant_id)).all()
+            before = receivers(s, shared)
             done = s.exec(
                 delete(Grant).where(col(Grant.id) == grant_id, col(Grant.node_id).in_(owned))
             )
             if done.rowcount:
                 bump_counter(s, ACL_COUNTER)
+                log_receivers(s, before, receivers(s, shared))
             return bool(done.rowcount)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
 
 def _grant_record(s: Session, row: Grant, owner: str, to: str | None) -> GrantRecord:

@@ -1,4 +1,6 @@
-"""Groups of users and their memberships."""
+"""Groups of users and their memberships. A change of who is in a group, or of the
+group itself, logs `granted`/`revoked` rows for the users who start or stop receiving
+the group's grants (`providers.catalog.sharelog`)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import time
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from providers.catalog.changes import logged
 from providers.catalog.db import Database
 from providers.catalog.rows import ACL_COUNTER, bump_counter, find_user_id
 from providers.catalog.schema import Grant, Group, Membership, User
+from providers.catalog.sharelog import group_grant_nodes, log_receivers, receivers
 from providers.catalog.users import check_account_name
 from providers.errors import Conflict, NotFound
 
@@ -45,12 +49,15 @@ class Groups:
 
         def work(s: Session) -> None:
             group_id = find_group_id(s, name)
+            shared = group_grant_nodes(s, group_id)
+            before = receivers(s, shared)
             s.exec(delete(Membership).where(col(Membership.group_id) == group_id))
             s.exec(delete(Grant).where(col(Grant.group_id) == group_id))
             s.exec(delete(Group).where(col(Group.id) == group_id))
             bump_counter(s, ACL_COUNTER)
+            log_receivers(s, before, receivers(s, shared))
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
     def names(self) -> list[str]:
         with self._db.session() as s:
@@ -63,27 +70,35 @@ class Groups:
             key = (find_group_id(s, group), find_user_id(s, user))
             if s.get(Membership, key) is not None:
                 return False
+            shared = group_grant_nodes(s, key[0])
+            before = receivers(s, shared)
             s.add(Membership(group_id=key[0], user_id=key[1]))
+            s.flush()
             bump_counter(s, ACL_COUNTER)  # the member now receives the group's grants
+            log_receivers(s, before, receivers(s, shared))
             return True
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def remove_member(self, group: str, user: str) -> bool:
         """Take `user` out of `group`; False if they were not a member."""
 
         def work(s: Session) -> bool:
+            group_id = find_group_id(s, group)
+            shared = group_grant_nodes(s, group_id)
+            before = receivers(s, shared)
             done = s.exec(
                 delete(Membership).where(
-                    col(Membership.group_id) == find_group_id(s, group),
+                    col(Membership.group_id) == group_id,
                     col(Membership.user_id) == find_user_id(s, user),
                 )
             )
             if done.rowcount:
                 bump_counter(s, ACL_COUNTER)
+                log_receivers(s, before, receivers(s, shared))
             return bool(done.rowcount)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def members(self, group: str) -> list[str]:
         """Names of the members of `group`, sorted; `NotFound` if no such group."""

@@ -2,7 +2,7 @@
 
 Expiry, revocation and download counts live here, in the row, so a token that still
 verifies stops working the moment its row says so. Deleting the shared node deletes
-its links (`rows.remove_subtree`).
+its links (`subtrees.remove_subtree`).
 """
 
 from __future__ import annotations

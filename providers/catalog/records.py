@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from providers.checksums import Checksums
+
 FILE = "file"
 DIR = "dir"
 PERM_READ = "r"  # a grant: read only
@@ -28,10 +30,31 @@ class NodeRecord(NamedTuple):
     content_id: int | None
     digest: str | None
     content_type: str | None
+    rev: int = 0  # the seq of the last change at or below it (folder ETags)
 
     @property
     def is_dir(self) -> bool:
         return self.kind == DIR
+
+
+class ChangeRecord(NamedTuple):
+    """A row of the change log (see `providers.catalog.schema.Change`)."""
+
+    seq: int
+    owner_id: int
+    node_id: int
+    kind: str
+    path: str
+    at: float
+    user_id: int | None
+    via_id: int | None
+    old_owner_id: int | None
+    old_path: str | None
+    node_kind: str | None
+    size: int | None
+    etag: str | None
+    sha256: str | None
+    mtime: float | None
 
 
 @dataclass(frozen=True)
@@ -92,11 +115,13 @@ class ExtentRecord:
 
 @dataclass(frozen=True)
 class NewContent:
-    """What a finished upload commits: the whole-file digest and its extents in order."""
+    """What a finished upload commits: the whole-file digest, its extents in order and
+    its checksums (None: not computed, e.g. a test's hand-made content)."""
 
     size: int
     digest: str
     extents: list[ExtentRecord] = field(default_factory=list)
+    checksums: Checksums | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Rows and statements the catalog's parts share.
 
 Node records (`node_select`, `to_record`, `child_record`, and the prebuilt queries
-the tree runs on every request), folder locks, user ids, the change log, the owners'
+the tree runs on every request), folder locks, user ids, the owners'
 `used_bytes` and quota checks, the `acl` counter, paths, and the removal of whole
 subtrees with what hangs off them (props, versions, grants, share links).
 
@@ -13,25 +13,18 @@ types.
 
 from __future__ import annotations
 
-import time
-
-from sqlalchemy import Connection, bindparam, delete, func, insert, update
+from sqlalchemy import Connection, bindparam, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from providers.catalog.db import IN_BATCH
-from providers.catalog.records import DIR, FILE, NodeRecord
+from providers.catalog.records import DIR, NodeRecord
 from providers.catalog.schema import (
-    Change,
     Content,
     Counter,
-    Grant,
     Node,
     Prop,
-    ShareLink,
     User,
-    Version,
 )
 from providers.errors import Conflict, NotFound, QuotaExceeded
 from providers.names import name_key
@@ -61,6 +54,7 @@ _RECORD_COLUMNS = (
     col(Node.content_id),
     col(Content.digest),
     col(Node.content_type),
+    col(Node.rev),
 )
 NODE_BY_ID = (
     core_select(*_RECORD_COLUMNS)
@@ -100,6 +94,7 @@ def to_record(row: tuple[Node, str | None]) -> NodeRecord:
         content_id=node.content_id,
         digest=digest,
         content_type=node.content_type,
+        rev=node.rev,
     )
 
 
@@ -133,7 +128,6 @@ def find_user_id(session: Session, name: str) -> int:
     return user_id
 
 
-_LOG_CHANGE = insert(Change)
 _OWNER_USAGE = (
     core_select(col(User.used_bytes), col(User.quota_bytes))
     .where(col(User.id) == bindparam("owner"))
@@ -144,13 +138,6 @@ _ADD_USED = (
     .where(col(User.id) == bindparam("owner"))
     .values(used_bytes=col(User.used_bytes) + bindparam("delta"))
 )
-
-
-def log_change(conn: Connection, owner_id: int, node_id: int, kind: str, path: str) -> None:
-    """Append to the change log in the caller's transaction (`Session.connection()`
-    for ORM callers)."""
-    row = {"owner_id": owner_id, "node_id": node_id, "kind": kind, "path": path}
-    conn.execute(_LOG_CHANGE, {**row, "at": time.time()})
 
 
 def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
@@ -200,32 +187,3 @@ def subtree_ids(session: Session, root_id: int) -> list[int]:
     tree = select(col(Node.id)).where(col(Node.id) == root_id).cte("tree", recursive=True)
     tree = tree.union_all(select(col(Node.id)).join(tree, col(Node.parent_id) == tree.c.id))
     return list(session.exec(select(tree.c.id)))
-
-
-def remove_subtree(session: Session, root_id: int) -> None:
-    """Delete a node and everything below it, with props and versions; fix quotas."""
-    ids = subtree_ids(session, root_id)
-    for start in range(0, len(ids), IN_BATCH):
-        batch = ids[start : start + IN_BATCH]
-        sizes = session.exec(
-            select(col(Node.owner_id), func.sum(col(Node.size)))
-            .where(col(Node.id).in_(batch), col(Node.kind) == FILE)
-            .group_by(col(Node.owner_id))
-        ).all()
-        for owner_id, total in sizes:
-            add_used_bytes(session.connection(), owner_id, -int(total or 0))
-        session.exec(delete(Prop).where(col(Prop.node_id).in_(batch)))
-        session.exec(delete(Version).where(col(Version.node_id).in_(batch)))
-        withdraw_sharing(session, batch)
-    # Children reference parents: delete deepest first (ids were produced top-down).
-    for start in range(len(ids), 0, -IN_BATCH):
-        batch = ids[max(0, start - IN_BATCH) : start]
-        session.exec(delete(Node).where(col(Node.id).in_(batch)))
-
-
-def withdraw_sharing(session: Session, node_ids: list[int]) -> None:
-    """Delete the grants and share links of these nodes (bumping the `acl` counter
-    when a grant went): their node is gone or no longer its sharer's."""
-    if session.exec(delete(Grant).where(col(Grant.node_id).in_(node_ids))).rowcount:
-        bump_counter(session, ACL_COUNTER)
-    session.exec(delete(ShareLink).where(col(ShareLink.node_id).in_(node_ids)))

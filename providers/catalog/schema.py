@@ -129,6 +129,9 @@ class Node(SQLModel, table=True):
     mtime: float
     created: float
     content_type: str | None = Field(default=None, max_length=255)
+    # the seq of the last change at or below this node (`rows.bump_revs`): a folder's
+    # ETag is made of its id and this, so it moves whenever anything inside it changes
+    rev: int = Field(default=0, sa_column=_big(nullable=False, default=0, server_default="0"))
 
 
 class Grant(SQLModel, table=True):
@@ -176,12 +179,21 @@ class Counter(SQLModel, table=True):
 
 
 class Content(SQLModel, table=True):
-    """Immutable file content: its digest (`providers.filestore.content_digest`), extents."""
+    """Immutable file content: its digest (`providers.filestore.content_digest`), extents.
+
+    `sha1`, `md5` and `sha256` are the whole content's checksums (lowercase hex), the
+    ones clients verify (`docs/checksums.md`); computed while the content is written,
+    NULL for contents written before they were (filled by `davserver checksums` or by
+    the first full GET). Not `digest`: that one is derived from the chunk hashes.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     size: int = Field(sa_column=_big(nullable=False))
     digest: str = Field(max_length=64, index=True)
     created_at: float
+    sha1: str | None = Field(default=None, max_length=40)
+    md5: str | None = Field(default=None, max_length=32)
+    sha256: str | None = Field(default=None, max_length=64)
 
 
 class Extent(SQLModel, table=True):
@@ -226,14 +238,35 @@ class Prop(SQLModel, table=True):
 
 
 class Change(SQLModel, table=True):
-    """The change log; `seq` is the sync cursor (see DESIGN invariant 5)."""
+    """The change log, one row per mutation (design invariant 5) in commit order:
+    `seq` is the feed's position (invariant 15). A row is about node `node_id` of
+    `owner_id`'s tree at `path` (their home's path); `kind` is the feed's op
+    (`providers.catalog.changes`). The entry fields tell what was true at the commit:
+    `old_path` (in `old_owner_id`'s tree when the move crossed owners) for a move,
+    `node_kind`, `size`, `etag`, `sha256` (when known) and `mtime`. `user_id` is set on
+    the rows for one user only (a grant or revoke: that grantee; and what they newly
+    see below a shared node), `via_id` then names that shared node."""
+
+    __table_args__ = (
+        Index("ix_change_owner_seq", "owner_id", "seq"),
+        Index("ix_change_user_seq", "user_id", "seq"),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
-    owner_id: int = Field(index=True)
+    owner_id: int
     node_id: int
     kind: str = Field(max_length=16)
     path: str
     at: float
+    user_id: int | None = Field(default=None)
+    via_id: int | None = Field(default=None)
+    old_owner_id: int | None = Field(default=None)
+    old_path: str | None = Field(default=None)
+    node_kind: str | None = Field(default=None, max_length=8)
+    size: int | None = Field(default=None, sa_column=_big(nullable=True))
+    etag: str | None = Field(default=None, max_length=64)
+    sha256: str | None = Field(default=None, max_length=64)
+    mtime: float | None = Field(default=None)
 
 
 class Upload(SQLModel, table=True):

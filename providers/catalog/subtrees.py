@@ -1,5 +1,6 @@
-"""Whole subtrees for `Tree.copy` and `Tree.move`: copying one as new rows, handing one
-to another owner, and refusing to put a folder inside itself.
+"""Whole subtrees: removing one with what hangs off it (props, versions, grants, share
+links), copying one as new rows, handing one to another owner, and refusing to put a
+folder inside itself.
 
 They run in the caller's transaction, which holds the locks on the folders involved,
 and touch rows only: never a chunk (DESIGN invariant 4).
@@ -9,24 +10,60 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from providers.catalog.db import IN_BATCH
 from providers.catalog.records import FILE
 from providers.catalog.rows import (
+    ACL_COUNTER,
     add_used_bytes,
+    bump_counter,
     charge_used_bytes,
     subtree_ids,
-    withdraw_sharing,
 )
-from providers.catalog.schema import Node, Prop, Version
+from providers.catalog.schema import Grant, Node, Prop, ShareLink, Version
+from providers.catalog.sharelog import log_receivers, receivers
 from providers.errors import Conflict, NotFound
 from providers.names import name_key
 
 # a node still to copy: (the source node, the id of its copy's parent, the copy's
-# name and name_key)
-_Pending = tuple[Node, int, str, str]
+# name and name_key, its names below the copy's root)
+_Pending = tuple[Node, int, str, str, tuple[str, ...]]
+
+
+def remove_subtree(session: Session, root_id: int) -> None:
+    """Delete a node and everything below it, with props and versions; fix quotas."""
+    ids = subtree_ids(session, root_id)
+    for start in range(0, len(ids), IN_BATCH):
+        batch = ids[start : start + IN_BATCH]
+        sizes = session.exec(
+            select(col(Node.owner_id), func.sum(col(Node.size)))
+            .where(col(Node.id).in_(batch), col(Node.kind) == FILE)
+            .group_by(col(Node.owner_id))
+        ).all()
+        for owner_id, total in sizes:
+            add_used_bytes(session.connection(), owner_id, -int(total or 0))
+        session.exec(delete(Prop).where(col(Prop.node_id).in_(batch)))
+        session.exec(delete(Version).where(col(Version.node_id).in_(batch)))
+        withdraw_sharing(session, batch)
+    # Children reference parents: delete deepest first (ids were produced top-down).
+    for start in range(len(ids), 0, -IN_BATCH):
+        batch = ids[max(0, start - IN_BATCH) : start]
+        session.exec(delete(Node).where(col(Node.id).in_(batch)))
+
+
+def withdraw_sharing(session: Session, node_ids: list[int]) -> None:
+    """Delete the grants and share links of these nodes (bumping the `acl` counter
+    when a grant went, and logging `revoked` for whoever received them): their node
+    is gone or no longer its sharer's. Call it while the nodes still stand where they
+    were (the revoked rows name them)."""
+    shared = session.exec(select(col(Grant.node_id)).where(col(Grant.node_id).in_(node_ids)))
+    before = receivers(session, shared.all())
+    if session.exec(delete(Grant).where(col(Grant.node_id).in_(node_ids))).rowcount:
+        bump_counter(session, ACL_COUNTER)
+        log_receivers(session, before, {})
+    session.exec(delete(ShareLink).where(col(ShareLink.node_id).in_(node_ids)))
 
 
 def transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
@@ -47,8 +84,8 @@ def transfer(s: Session, root_id: int, old_owner: int, new_owner: int) -> None:
             ).first()
             or 0
         )
+        withdraw_sharing(s, batch)  # first: its revoked rows name the old owner's nodes
         s.exec(update(Node).where(col(Node.id).in_(batch)).values(owner_id=new_owner))
-        withdraw_sharing(s, batch)
     charge_used_bytes(s.connection(), new_owner, total)
     add_used_bytes(s.connection(), old_owner, -total)
 
@@ -64,27 +101,28 @@ def refuse_cycle(s: Session, node_id: int, dest_parent_id: int) -> None:
 
 def copy_rows(
     s: Session, src_id: int, dest_parent_id: int, dest_name: str, owner_id: int
-) -> tuple[Node, int]:
+) -> tuple[list[tuple[Node, tuple[str, ...]]], int]:
     """Insert copies of the subtree at `src_id`, owned by `owner_id`, level by level;
-    return the new root and the bytes of the files copied (not yet charged to anyone).
-    The root is named `dest_name`; members keep their names (and keys)."""
+    return every new node with its names below the copy's root (the root first, with
+    none; parents before their members) and the bytes of the files copied (not yet
+    charged to anyone). The root is named `dest_name`; members keep their names (and
+    keys)."""
     src = s.get(Node, src_id)
     if src is None:
         raise NotFound("source vanished")
     now = time.time()
-    level: list[_Pending] = [(src, dest_parent_id, dest_name, name_key(dest_name))]
-    new_root: Node | None = None
+    level: list[_Pending] = [(src, dest_parent_id, dest_name, name_key(dest_name), ())]
+    made: list[tuple[Node, tuple[str, ...]]] = []
     copied = 0
     while level:
         next_level: list[_Pending] = []
         for pending in level:
             new, children = _copy_node(s, pending, owner_id, now)
-            new_root = new_root or new
+            made.append((new, pending[4]))
             copied += new.size if new.kind == FILE else 0
             next_level.extend(children)
         level = next_level
-    assert new_root is not None
-    return new_root, copied
+    return made, copied
 
 
 def _copy_node(
@@ -92,7 +130,7 @@ def _copy_node(
 ) -> tuple[Node, list[_Pending]]:
     """Insert the copy of one node, with its props and version row; return it and its
     children (still to copy, below it)."""
-    old, parent_id, name, key = pending
+    old, parent_id, name, key, names = pending
     new = Node(
         parent_id=parent_id,
         name=name,
@@ -110,7 +148,9 @@ def _copy_node(
     assert new.id is not None and old.id is not None
     _copy_node_extras(s, old, new, now)
     children = s.exec(select(Node).where(col(Node.parent_id) == old.id))
-    return new, [(child, new.id, child.name, child.name_key) for child in children]
+    return new, [
+        (child, new.id, child.name, child.name_key, (*names, child.name)) for child in children
+    ]
 
 
 def _copy_node_extras(s: Session, old: Node, new: Node, now: float) -> None:

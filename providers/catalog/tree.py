@@ -14,10 +14,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
+from providers.catalog.changes import (
+    CREATED,
+    DELETED,
+    MODIFIED,
+    MOVED,
+    bump_revs,
+    entry,
+    log_change,
+    logged,
+)
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import DIR, NodeRecord
 from providers.catalog.rows import (
@@ -28,13 +39,13 @@ from providers.catalog.rows import (
     child_record,
     find_child,
     lock_dir,
-    log_change,
     node_select,
-    remove_subtree,
+    path_names,
     to_record,
 )
 from providers.catalog.schema import Content, Node, Prop
-from providers.catalog.subtrees import copy_rows, refuse_cycle, transfer
+from providers.catalog.sharelog import log_moved_in, walk
+from providers.catalog.subtrees import copy_rows, refuse_cycle, remove_subtree, transfer
 from providers.errors import Conflict, NotFound
 from providers.names import name_key
 
@@ -120,10 +131,11 @@ class Tree:
             s.add(node)
             s.flush()
             assert node.id is not None
-            log_change(s.connection(), owner_id, node.id, "mkdir", path)
-            return to_record((node, None))
+            made = to_record((node, None))
+            seq = log_change(s.connection(), entry(CREATED, made, path), bump=[node.id])
+            return made._replace(rev=seq)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def delete(self, node_id: int, path: str) -> None:
         """Delete a node and its subtree; `NotFound` if it is already gone."""
@@ -134,33 +146,46 @@ class Tree:
                 raise NotFound(path)
             if node.parent_id is not None:
                 lock_dir(s, node.parent_id)
+            gone = to_record((node, None))
             remove_subtree(s, node_id)
-            log_change(s.connection(), node.owner_id, node_id, "delete", path)
+            bump = [] if node.parent_id is None else [node.parent_id]
+            log_change(s.connection(), entry(DELETED, gone, path), bump)
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
     def move(
-        self, node_id: int, dest_parent_id: int, dest_name: str, path: str, *, replace: bool = True
+        self,
+        node_id: int,
+        dest_parent_id: int,
+        dest_name: str,
+        path: str,
+        *,
+        replace: bool = True,
+        old_path: str | None = None,
     ) -> NodeRecord:
         """Rename/move one row, replacing whatever sits at the destination (`Conflict`
         instead when not `replace`); the node takes the spelling `dest_name`. A
         destination that is the node itself (a rename that only changes the spelling)
         just renames it. Moving into another owner's tree (through a share) hands the
-        subtree to that owner (`subtrees.transfer`)."""
+        subtree to that owner (`subtrees.transfer`). Logged as one `moved` row from
+        `old_path` (the node's path in its owner's home now; found when not given),
+        after a `deleted` row for what it replaces; between owners, as a delete and
+        creations (`_log_handed_over`)."""
 
         def work(s: Session) -> NodeRecord:
-            for dir_id in sorted({dest_parent_id, _parent_of(s, node_id)}):
+            old_parent = _parent_of(s, node_id)
+            for dir_id in sorted({dest_parent_id, old_parent}):
                 lock_dir(s, dir_id)
             refuse_cycle(s, node_id, dest_parent_id)
+            source = old_path or "/" + "/".join(path_names(s, node_id))
             existing = find_child(s, dest_parent_id, dest_name)
             if existing is not None and existing.id != node_id:
                 if not replace:
                     raise Conflict(f"{dest_name!r} exists")
-                assert existing.id is not None
-                remove_subtree(s, existing.id)
-                s.flush()
+                _remove_logged(s, existing, path)
             node = s.get(Node, node_id)
             assert node is not None
+            old_owner = node.owner_id
             new_owner = s.exec(
                 select(col(Node.owner_id)).where(col(Node.id) == dest_parent_id)
             ).first()
@@ -171,10 +196,17 @@ class Tree:
             node.name_key = name_key(dest_name)
             s.add(node)
             s.flush()
-            log_change(s.connection(), node.owner_id, node_id, "move", path)
-            return to_record((node, _digest(s, node.content_id)))
+            moved = to_record((node, _digest(s, node.content_id)))
+            if old_owner != node.owner_id:
+                seq = _log_handed_over(s, moved, path, old_owner, source, old_parent)
+            else:
+                change = entry(MOVED, moved, path, old_path=source)
+                seq = log_change(s.connection(), change, bump=[old_parent, node_id])
+                if old_parent != dest_parent_id:
+                    log_moved_in(s, moved, path, old_parent)
+            return moved._replace(rev=seq)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def copy(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
         """Copy a subtree as new rows sharing the same contents (no chunk is touched),
@@ -190,39 +222,95 @@ class Tree:
             if existing is not None and existing.id == node_id:
                 raise Conflict("cannot copy a resource onto itself")
             if existing is not None:
-                assert existing.id is not None
-                remove_subtree(s, existing.id)
-                s.flush()
-            new_root, copied = copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
+                _remove_logged(s, existing, path)
+            made, copied = copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
             charge_used_bytes(s.connection(), dest.owner_id, copied)
-            log_change(s.connection(), new_root.owner_id, new_root.id or 0, "copy", path)
-            return to_record((new_root, _digest(s, new_root.content_id)))
+            return _log_copies(s, made, path)
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def set_mtime(self, node_id: int, mtime: float, path: str) -> None:
-        """Set a node's modification time (logged as a `prop` change at `path`);
+        """Set a node's modification time (logged as `modified` at `path`);
         `NotFound` if it is gone."""
 
         def work(s: Session) -> None:
-            owner_id = _owner_of(s, node_id, path)
+            _owner_of(s, node_id, path)
             s.exec(update(Node).where(col(Node.id) == node_id).values(mtime=mtime))
-            log_change(s.connection(), owner_id, node_id, "prop", path)
+            _log_modified(s, node_id, path)
 
-        self._db.run(work)
+        self._db.run(logged(work))
 
     def set_prop(self, node_id: int, name: str, value: str | None, path: str) -> None:
-        """Write (or with None remove) one dead property (logged as a `prop` change
+        """Write (or with None remove) one dead property (logged as `modified`
         at `path`); `NotFound` if the node is gone."""
 
         def work(s: Session) -> None:
-            owner_id = _owner_of(s, node_id, path)
+            _owner_of(s, node_id, path)
             s.exec(delete(Prop).where(col(Prop.node_id) == node_id, col(Prop.name) == name))
             if value is not None:
                 s.add(Prop(node_id=node_id, name=name, value=value))
-            log_change(s.connection(), owner_id, node_id, "prop", path)
+            s.flush()
+            _log_modified(s, node_id, path)
 
-        self._db.run(work)
+        self._db.run(logged(work))
+
+
+def _remove_logged(s: Session, existing: Node, path: str) -> None:
+    """Remove what a move or copy replaces at `path`, logged as `deleted` (a client
+    applying the feed then never merges the new node into the old one)."""
+    assert existing.id is not None and existing.parent_id is not None
+    gone = to_record((existing, None))
+    remove_subtree(s, existing.id)
+    s.flush()
+    log_change(s.connection(), entry(DELETED, gone, path), bump=[existing.parent_id])
+
+
+def _log_copies(s: Session, made: list[tuple[Node, tuple[str, ...]]], path: str) -> NodeRecord:
+    """Log one `created` row per node a copy made (parents first), then give each
+    new node and the ancestors of the copy the last row's seq; return the copy's root."""
+    conn, seq = s.connection(), 0
+    for node, names in made:
+        record = to_record((node, _digest(s, node.content_id)))
+        seq = log_change(conn, entry(CREATED, record, "/".join((path, *names))))
+    root = made[0][0]
+    assert root.id is not None
+    _set_revs(s, [node.id for node, _names in made if node.id is not None], root.id, seq)
+    return to_record((root, _digest(s, root.content_id)))._replace(rev=seq)
+
+
+def _log_handed_over(
+    s: Session, moved: NodeRecord, path: str, old_owner: int, source: str, old_parent: int
+) -> int:
+    """Log a move into another owner's tree (through a share) as what each owner's
+    feed needs: `deleted` at `source` for the old owner, and `created` for the node
+    and everything below it for the new one (their readers never saw any of it);
+    return the last seq. Ids stay: the nodes are the same."""
+    conn = s.connection()
+    gone = entry(DELETED, moved, source)
+    log_change(conn, replace(gone, owner_id=old_owner, old_owner_id=None), bump=[old_parent])
+    seq, ids = log_change(conn, entry(CREATED, moved, path)), [moved.id]
+    for node, below in walk(conn, moved, path):
+        seq = log_change(conn, entry(CREATED, node, below))
+        ids.append(node.id)
+    _set_revs(s, ids, moved.id, seq)
+    return seq
+
+
+def _set_revs(s: Session, ids: list[int], root_id: int, seq: int) -> None:
+    """`rev` = `seq` for every node in `ids` (a subtree just logged, row by row) and
+    for the ancestors of `root_id`: one statement per batch, not a walk up per node."""
+    for start in range(0, len(ids), IN_BATCH):
+        batch = ids[start : start + IN_BATCH]
+        s.exec(update(Node).where(col(Node.id).in_(batch)).values(rev=seq))
+    bump_revs(s.connection(), root_id, seq)
+
+
+def _log_modified(s: Session, node_id: int, path: str) -> None:
+    """Log a `modified` row for the node's properties or mtime (as they are now)."""
+    conn = s.connection()
+    row = conn.execute(NODE_BY_ID, {"id": node_id}).first()
+    assert row is not None  # the caller found it, under the transaction
+    log_change(conn, entry(MODIFIED, NodeRecord._make(row), path), bump=[node_id])
 
 
 def _owner_of(s: Session, node_id: int, path: str) -> int:

@@ -16,9 +16,10 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from providers.catalog.app_passwords import AppPasswords
+from providers.catalog.changes import logged
 from providers.catalog.db import Database
 from providers.catalog.records import DIR, DigestSecret, UserRecord
-from providers.catalog.rows import ACL_COUNTER, bump_counter, remove_subtree
+from providers.catalog.rows import ACL_COUNTER, bump_counter
 from providers.catalog.schema import (
     AppPassword,
     Change,
@@ -28,6 +29,7 @@ from providers.catalog.schema import (
     Setting,
     User,
 )
+from providers.catalog.subtrees import remove_subtree
 from providers.errors import Conflict, InvalidName, NotFound
 
 MAX_NAME = 64
@@ -178,7 +180,11 @@ class Users:
                 )
             if user.home_id is not None:
                 remove_subtree(s, user.home_id)
-            s.exec(delete(Change).where(col(Change.owner_id) == user.id))
+            # their log goes, but not the rows telling others that their shares went
+            s.exec(
+                delete(Change).where(col(Change.owner_id) == user.id, col(Change.user_id).is_(None))
+            )
+            s.exec(delete(Change).where(col(Change.user_id) == user.id))
             s.exec(delete(AppPassword).where(col(AppPassword.user_id) == user.id))
             s.exec(delete(Membership).where(col(Membership.user_id) == user.id))
             s.exec(delete(Grant).where(col(Grant.user_id) == user.id))
@@ -186,7 +192,7 @@ class Users:
             s.delete(user)
             return owned - 1
 
-        return self._db.run(work)
+        return self._db.run(logged(work))
 
     def get_setting(self, key: str) -> str | None:
         with self._db.session() as s:

@@ -6,19 +6,40 @@ operations layer (`providers.operations`), which checks rights, locks, quota and
 Engine errors become `DAVError`s only in `providers.dav.errors`. COPY, MOVE and DELETE
 are handled whole (`handle_*` return True). Dead properties live in the catalog and are
 loaded for a whole listing in one query, so a PROPFIND costs a constant number of
-queries whatever the folder size. `providers.dav.locks` holds WsgiDAV's lock manager,
-its storages and the lock view the operations layer checks.
+queries whatever the folder size. Folder ETags move with anything below them
+(`Node.rev`); `oc:fileid` and `oc:id` are live properties (the node id, kept by
+MOVE). `providers.dav.locks` holds WsgiDAV's lock manager, its storages and the lock
+view the operations layer checks.
 """
 
 from providers.dav.errors import dav_errors
-from providers.dav.files import FileResource, content_type_of
+from providers.dav.files import (
+    ANNOUNCED_CHECKSUMS,
+    STORED_CHECKSUMS,
+    FileResource,
+    content_type_of,
+)
 from providers.dav.folders import FolderResource
-from providers.dav.node import DEST_CREATED, last_modified_of
+from providers.dav.node import (
+    DEST_CREATED,
+    OC_CHECKSUMS,
+    OC_FILEID,
+    OC_ID,
+    OC_NS,
+    last_modified_of,
+    oc_ids,
+)
 from providers.dav.provider import LINK, USER, DavProvider
 
 __all__ = [
+    "ANNOUNCED_CHECKSUMS",
     "DEST_CREATED",
     "LINK",
+    "OC_CHECKSUMS",
+    "OC_FILEID",
+    "OC_ID",
+    "OC_NS",
+    "STORED_CHECKSUMS",
     "USER",
     "DavProvider",
     "FileResource",
@@ -26,4 +47,5 @@ __all__ = [
     "content_type_of",
     "dav_errors",
     "last_modified_of",
+    "oc_ids",
 ]

@@ -1,5 +1,13 @@
-"""`FileResource`: a stored file, its streamed GET and PUT, and the body adapters
-between WsgiDAV and the filestore."""
+"""`FileResource`: a stored file, its streamed GET and PUT, its checksums, and the body
+adapters between WsgiDAV and the filestore.
+
+Checksums (`providers.checksums`, `docs/checksums.md`): the door parses what a PUT
+announces and leaves it in `environ[ANNOUNCED_CHECKSUMS]` (hashlib name -> hex); the
+upload hands it to the operations layer, which verifies it before the commit. The
+committed content's checksums are left in `environ[STORED_CHECKSUMS]` for the door to
+answer with. `oc:checksums` is a live property of files (`SHA1:.. MD5:.. SHA256:..`);
+404 for a file whose content has none yet.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +18,21 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from lxml import etree
 from wsgidav import util
-from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVNonCollection
 
 from providers.catalog import NewContent, NodeRecord
-from providers.dav.errors import dav_errors
-from providers.dav.node import NodeMixin
+from providers.checksums import Checksums
+from providers.dav.errors import dav_error_context, dav_errors
+from providers.dav.node import OC_CHECKSUMS, OC_NS, NodeMixin
 from providers.filestore import ChunkReader, FileWriter
 from providers.operations import Located, PendingWrite
+
+ANNOUNCED_CHECKSUMS = "davserver.announced_checksums"  # environ: what a PUT says its body is
+STORED_CHECKSUMS = "davserver.stored_checksums"  # environ: the checksums a PUT committed
+_UNKNOWN: Any = object()  # checksums not looked up yet
 
 
 class FileResource(NodeMixin, DAVNonCollection):
@@ -28,6 +42,36 @@ class FileResource(NodeMixin, DAVNonCollection):
     parent: Located | None = None  # the folder of a pending file
     _pending: PendingWrite | None = None  # the upload of a PUT in progress
     _content_type: str | None = None
+    _checksums: Checksums | None = _UNKNOWN
+
+    def checksums(self) -> Checksums | None:
+        """The content's stored checksums (looked up once; None: none yet)."""
+        if self._checksums is _UNKNOWN:
+            with dav_error_context():
+                found = self.provider.ops.checksums(self.node) if self.node.id else None
+            self._checksums = found
+        return self._checksums
+
+    def known_checksums(self, checksums: Checksums | None) -> None:
+        """Set the checksums a listing looked up for all its members at once."""
+        self._checksums = checksums
+
+    def learn_checksums(self, checksums: Checksums) -> None:
+        """Keep checksums a full GET computed (the content had none)."""
+        with dav_error_context():
+            self.provider.ops.learn_checksums(self.node, checksums)
+        self._checksums = checksums
+
+    def get_property_value(self, name: str) -> Any:
+        """`oc:checksums` is live (and wins over a dead one a client once set)."""
+        if name != OC_CHECKSUMS:
+            return super().get_property_value(name)
+        checksums = self.checksums()
+        if checksums is None:
+            raise DAVError(HTTP_NOT_FOUND, "no checksums yet")
+        element = etree.Element(OC_CHECKSUMS, nsmap={"oc": OC_NS})
+        etree.SubElement(element, f"{{{OC_NS}}}checksum").text = checksums.oc_value
+        return element
 
     def get_content_length(self) -> int:
         return self.node.size
@@ -60,11 +104,16 @@ class FileResource(NodeMixin, DAVNonCollection):
         ops, actor = self.provider.ops, self.provider.actor(self.environ)
         is_put = self.environ.get("REQUEST_METHOD") == "PUT"
         announced = _announced_length(self.environ) if is_put else None
+        expected = self.environ.get(ANNOUNCED_CHECKSUMS) if is_put else None
         if self.node.id:
-            self._pending = ops.overwrite(actor, self.located, announced=announced)
+            self._pending = ops.overwrite(
+                actor, self.located, announced=announced, expected=expected
+            )
         else:
             assert self.parent is not None
-            self._pending = ops.create_file(actor, self.parent, self.name, announced=announced)
+            self._pending = ops.create_file(
+                actor, self.parent, self.name, announced=announced, expected=expected
+            )
         return RequestBodyWriter(self._pending.writer, self.environ)
 
     @dav_errors
@@ -96,6 +145,8 @@ class FileResource(NodeMixin, DAVNonCollection):
         node = self.provider.ops.commit(
             actor, pending, content, mtime=mtime, content_type=self._content_type
         )
+        self._checksums = content.checksums
+        self.environ[STORED_CHECKSUMS] = content.checksums
         shown = (*self.located.shown[:-1], node.name)
         names = (*pending.place.owner_names[:-1], node.name)
         self.located = Located(node, shown, dataclasses.replace(pending.place, owner_names=names))

@@ -9,6 +9,8 @@ from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, _DAVResource
 
 from providers.catalog import NodeRecord, UserRecord
+from providers.catalog.changes import folder_etag
+from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.node import NodeMixin
@@ -19,11 +21,14 @@ from providers.operations import SHARED, SHARED_KEY
 class FolderResource(NodeMixin, DAVCollection):
     """A directory (a user's home included)."""
 
-    def get_etag(self) -> None:
-        return None
+    def get_etag(self) -> str:
+        """Its id and the seq of the last change at or below it (`Node.rev`): it moves
+        whenever anything inside changes, however deep (design invariant 16), so a
+        sync client compares one value per folder to know where to look."""
+        return folder_etag(self.node.id, self.node.rev)
 
     def support_etag(self) -> bool:
-        return False
+        return True
 
     @dav_errors
     def get_member_names(self) -> list[str]:
@@ -54,6 +59,13 @@ class FolderResource(NodeMixin, DAVCollection):
             for node in nodes
             if not (hide_shared and name_key(node.name) == SHARED_KEY)
         ]
+
+    @dav_errors
+    def member_checksums(self, nodes: list[NodeRecord]) -> dict[int, Checksums]:
+        """The checksums of the files among `nodes`, by content id (one query for a
+        listing that asks for `oc:checksums`)."""
+        ids = [node.content_id for node in nodes if node.content_id]
+        return self.provider.ops.catalog.checksums.of(ids)
 
     def member(self, node: NodeRecord, props: dict[str, str]) -> _DAVResource:
         """The resource of a member from `member_nodes`."""

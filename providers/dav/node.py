@@ -8,7 +8,13 @@ from typing import Any
 
 from lxml import etree
 from wsgidav import util
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_CONFLICT,
+    HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
 from wsgidav.dav_provider import _DAVResource
 
 from providers.catalog import NodeRecord
@@ -19,6 +25,17 @@ from providers.operations import SHARED_KEY, Located, Place, lock_url
 
 DEST_CREATED = "davserver.dest_created"  # environ key set by COPY/MOVE handling
 WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
+OC_NS = "http://owncloud.org/ns"
+OC_CHECKSUMS = f"{{{OC_NS}}}checksums"  # live, computed from the bytes (`FileResource`)
+OC_FILEID = f"{{{OC_NS}}}fileid"  # the node's id: stable across MOVE (ownCloud/Nextcloud)
+OC_ID = f"{{{OC_NS}}}id"  # the same, in their `oc:id` shape (padded id + instance)
+OC_LIVE = (OC_FILEID, OC_ID)
+
+
+def oc_ids(node: NodeRecord) -> tuple[str, str]:
+    """(`oc:fileid`, `oc:id`) of a node: its row id, which a MOVE keeps, as the
+    ownCloud/Nextcloud sync clients expect (they follow renames by it)."""
+    return str(node.id), f"{node.id:08d}ocdav"
 
 
 def last_modified_of(node: NodeRecord) -> float:
@@ -88,10 +105,17 @@ class NodeMixin(_DAVResource):
         return self._props
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        """The live properties (the oc: ids only when names are listed: allprop
+        gives RFC 4918's, as Nextcloud does) and the dead ones."""
         names: list[str] = super().get_property_names(is_allprop=is_allprop)
-        return names + list(self.dead_props())
+        live = [] if is_allprop else list(OC_LIVE)
+        return names + live + list(self.dead_props())
 
     def get_property_value(self, name: str) -> Any:
+        if name in OC_LIVE:
+            if not self.node.id:
+                raise DAVError(HTTP_NOT_FOUND)  # a PUT not committed yet has no id
+            return oc_ids(self.node)[OC_LIVE.index(name)]
         if name == WIN32_MTIME:
             # Live, so it never disagrees with getlastmodified after a later PUT.
             element = etree.Element(name)
@@ -106,7 +130,9 @@ class NodeMixin(_DAVResource):
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         """Dead props are stored; Windows' Win32LastModifiedTime sets the mtime and its
         other Win32 props (creation/access time, attributes) are kept as dead props, so
-        Explorer reads back what it wrote (WsgiDAV alone would answer 200 and drop them)."""
+        Explorer reads back what it wrote (WsgiDAV alone would answer 200 and drop them).
+        `oc:checksums` is accepted and dropped: the checksums are the stored bytes', and
+        rclone sets its own with the mtime in one PROPPATCH that must not fail."""
         if name.startswith("{DAV:}"):
             return super().set_property_value(name, value, dry_run=dry_run)
         if name == WIN32_MTIME:
@@ -114,7 +140,7 @@ class NodeMixin(_DAVResource):
                 return None
             return self.set_last_modified(self.path, value.text, dry_run=dry_run)
         ops, actor = self.provider.ops, self.provider.actor(self.environ)
-        if dry_run:
+        if dry_run or name == OC_CHECKSUMS:
             ops.check_change(actor, self.located)
             return None
         text = None if value is None else etree.tostring(value).decode("utf-8")

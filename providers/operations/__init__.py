@@ -10,6 +10,7 @@ from providers.operations.access import SHARED, SHARED_KEY, Access, Place, Share
 from providers.operations.actor import Actor, link_principal
 from providers.operations.core import Operations
 from providers.operations.events import Event, EventPublisher, InProcessEvents
+from providers.operations.feed import Feed, FeedEntry, Page
 from providers.operations.locks import LockView, lock_url
 from providers.operations.mutations import Placed
 from providers.operations.views import Located, View, path_of
@@ -22,10 +23,13 @@ __all__ = [
     "Actor",
     "Event",
     "EventPublisher",
+    "Feed",
+    "FeedEntry",
     "InProcessEvents",
     "Located",
     "LockView",
     "Operations",
+    "Page",
     "PendingWrite",
     "Place",
     "Placed",

@@ -130,21 +130,31 @@ class Entry:
 
 def entry_names(received: Sequence[ReceivedGrant]) -> list[Entry]:
     """Name the entries: the node's name; on a clash `name (owner)`; then numbered."""
+    names = shown_names([(grant.node.name, grant.owner) for grant in received])
+    return [
+        Entry(name, grant, _keys(grant.owner_path))
+        for name, grant in zip(names, received, strict=True)
+    ]
+
+
+def shown_names(items: Sequence[tuple[str, str]]) -> list[str]:
+    """The names under `Shared/` of received nodes given as (node name, owner name),
+    in grant order: the node's name; on a clash `name (owner)`; then numbered. The
+    feed names entries with it too, so both agree."""
     counts: dict[str, int] = {}
-    for grant in received:
-        counts[name_key(grant.node.name)] = counts.get(name_key(grant.node.name), 0) + 1
-    entries: list[Entry] = []
+    for name, _owner in items:
+        counts[name_key(name)] = counts.get(name_key(name), 0) + 1
+    shown: list[str] = []
     taken: set[str] = set()
-    for grant in received:
-        name = grant.node.name
+    for name, owner in items:
         if counts[name_key(name)] > 1:
-            name = f"{name} ({grant.owner})"
+            name = f"{name} ({owner})"
         candidate, n = name, 2
         while name_key(candidate) in taken:
             candidate, n = f"{name} {n}", n + 1
         taken.add(name_key(candidate))
-        entries.append(Entry(candidate, grant, _keys(grant.owner_path)))
-    return entries
+        shown.append(candidate)
+    return shown
 
 
 def _keys(names: Sequence[str]) -> tuple[str, ...]:

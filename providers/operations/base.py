@@ -15,6 +15,7 @@ from providers.names import check_name, name_key
 from providers.operations.access import SHARED_KEY, Place, SharedSpace
 from providers.operations.actor import Actor
 from providers.operations.events import Event, EventPublisher
+from providers.operations.feed import Feed
 from providers.operations.locks import Depth, LockView
 from providers.operations.views import HomeView, LinkView, Located, View
 
@@ -26,7 +27,8 @@ class OperationsBase:
 
     `catalog` and `files` are the engine; `locks` the lock view; `events` where
     events go; `shares` the cache of what each user received (`SharedSpace`), which
-    the operations that change sharing invalidate."""
+    the operations that change sharing invalidate. `feed` reads the change log for
+    sync clients (`providers.operations.feed`)."""
 
     def __init__(
         self,
@@ -41,6 +43,7 @@ class OperationsBase:
         self.locks = locks
         self.events = events
         self.shares = shares
+        self.feed = Feed(catalog)
 
     def view(self, actor: Actor) -> View:
         """How `actor` names things: its home and `Shared/`, or its link's folder."""

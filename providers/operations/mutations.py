@@ -77,7 +77,12 @@ class TreeMutations(OperationsBase):
         self.check_lock(actor, source.place, is_dir=node.is_dir, depth="infinity")
         replaced = dest.existing is not None and dest.existing.id != node.id
         moved = self.catalog.tree.move(
-            node.id, dest.folder.id, dest.name, dest.place.owner_path, replace=overwrite
+            node.id,
+            dest.folder.id,
+            dest.name,
+            dest.place.owner_path,
+            replace=overwrite,
+            old_path=source.place.owner_path,
         )
         self.locks.release(source.place, is_dir=node.is_dir)
         if replaced:

@@ -10,6 +10,12 @@ digest is `content_digest` over every chunk hash, and that is committed with
 `Uploads.finish` into the target folder, renamed "name (2).ext"... on a clash (an
 upload never replaces anything). The file belongs to the folder's owner.
 
+Checksums (`providers.checksums`): an upload sent in one part (what the drop page
+does unless a connection breaks) is checksummed as it streams, like a PUT. A hash's
+state cannot be kept in the catalog between requests (and the next part may reach
+another instance), so an upload resumed after a break is read back from its chunks
+once, at the commit, to checksum it whole.
+
 Every step runs the checks a PUT runs, for the actor that made the upload: write
 access to the folder, the locks of the folder the file goes into (at creation, before
 each part and at the commit, since an upload may last days), the owner's quota (a
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 
 from providers.catalog import ExtentRecord, NewContent, NodeRecord
 from providers.catalog.uploads import UploadRecord
+from providers.checksums import Checksums, checksums_of
 from providers.errors import Conflict, Forbidden, NotFound, QuotaExceeded
 from providers.filestore import content_digest
 from providers.names import check_name
@@ -128,6 +135,7 @@ class ResumableUploads:
             size=upload.length,
             digest=content_digest(e.chunk_hash for e in extents),
             extents=extents,
+            checksums=last.checksums if upload.offset == 0 else self._read_back(extents),
         )
         folder = self._subfolder(actor, root, upload.folder_path)
         target = self.ops.folder(folder)
@@ -138,6 +146,14 @@ class ResumableUploads:
         )
         self.ops.publish(events.PUT, actor, node, folder.place.child(node.name).owner_path)
         return node
+
+    def _read_back(self, extents: list[ExtentRecord]) -> Checksums:
+        """The checksums of a resumed upload's whole content, read from its chunks."""
+        reader = self.ops.files.extents_reader(extents)
+        try:
+            return checksums_of(iter(lambda: reader.read(), b""))
+        finally:
+            reader.close()
 
     def _subfolder(self, actor: Actor, root: Located, names: Sequence[str]) -> Located:
         """The folder `names` below `root`, making what is missing (`Conflict` if a

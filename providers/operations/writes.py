@@ -4,17 +4,21 @@
 rights, the name and locks, and the owner's quota against the size the client
 announced, before any byte is read: a refused upload costs the client one round
 trip. They hand back a `PendingWrite` whose `writer` streams the body into chunks
-(`FileStore.writer`, bounded memory, stopped at the quota left); `commit` then makes
-the content current in one transaction (design invariants 2 and 10), after checking
-the locks again (an upload can be long), and publishes the event. A write that is not
-committed leaves the previous version as it was; its chunks are left for GC.
+(`FileStore.writer`, bounded memory, stopped at the quota left, checksummed as it
+streams); `commit` then makes the content current in one transaction (design
+invariants 2 and 10), after checking the locks again (an upload can be long) and the
+checksums the client announced (`expected`: a mismatch is `ChecksumMismatch`, 400), and
+publishes the event. A write that is not committed leaves the previous version as it
+was; its chunks are left for GC.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from providers.catalog import NewContent, NodeRecord
+from providers.checksums import VERIFIABLE, Checksums, verify
 from providers.errors import Conflict, QuotaExceeded
 from providers.filestore import FileWriter
 from providers.operations import events
@@ -28,7 +32,8 @@ from providers.operations.views import Located
 class PendingWrite:
     """An upload that passed its checks: the file is `name` in folder `parent_id`
     (owned by `owner_id`), at `place`; `replaces` is the size of the content it
-    replaces (0 for a new file); `writer` receives the body."""
+    replaces (0 for a new file); `writer` receives the body; `expected` are the
+    checksums the client announced (hashlib name -> hex), checked at the commit."""
 
     parent_id: int
     name: str
@@ -37,27 +42,42 @@ class PendingWrite:
     replaces: int
     exists: bool
     writer: FileWriter
+    expected: Mapping[str, str] = field(default_factory=dict)
 
 
 class ContentWrites(OperationsBase):
     """See the module docstring."""
 
     def create_file(
-        self, actor: Actor, parent: Located, name: str, *, announced: int | None = None
+        self,
+        actor: Actor,
+        parent: Located,
+        name: str,
+        *,
+        announced: int | None = None,
+        expected: Mapping[str, str] | None = None,
     ) -> PendingWrite:
         """Start writing a new file `name` in `parent` (`announced`: the body's size
-        if the client said it)."""
+        if the client said it; `expected`: checksums it announced, hashlib name -> hex;
+        algorithms outside `VERIFIABLE` are ignored)."""
         folder = self.folder(parent)
         self.require(parent.place, adding=True)
         name = self.new_name(folder, name)
         self.check_lock(actor, parent.place, is_dir=True, depth="0")
         place = parent.place.child(name)
-        return self._pending(actor, folder.id, name, folder.owner_id, place, None, announced)
+        return self._pending(
+            actor, folder.id, name, folder.owner_id, place, None, announced, expected
+        )
 
     def overwrite(
-        self, actor: Actor, target: Located, *, announced: int | None = None
+        self,
+        actor: Actor,
+        target: Located,
+        *,
+        announced: int | None = None,
+        expected: Mapping[str, str] | None = None,
     ) -> PendingWrite:
-        """Start writing new content for the existing file `target`."""
+        """Start writing new content for the existing file `target` (as `create_file`)."""
         node = target.node
         if node is None or node.is_dir:
             raise Conflict("not a file")
@@ -66,7 +86,14 @@ class ContentWrites(OperationsBase):
         self.require(target.place)
         self.check_lock(actor, target.place, is_dir=False, depth="0")
         return self._pending(
-            actor, node.parent_id, node.name, node.owner_id, target.place, node.size, announced
+            actor,
+            node.parent_id,
+            node.name,
+            node.owner_id,
+            target.place,
+            node.size,
+            announced,
+            expected,
         )
 
     def commit(
@@ -80,8 +107,10 @@ class ContentWrites(OperationsBase):
     ) -> NodeRecord:
         """Make `content` (what `pending.writer` stored) the file's current content;
         the name keeps its stored spelling if another spelling was created meanwhile
-        (`Contents.commit_file`). Raises what the commit raises (`QuotaExceeded`,
-        `Conflict`, `ChunkGone`) and `Locked`; then nothing changed."""
+        (`Contents.commit_file`). Raises `ChecksumMismatch` if the body is not what
+        the client announced, what the commit raises (`QuotaExceeded`, `Conflict`,
+        `ChunkGone`) and `Locked`; then nothing changed."""
+        verify(pending.expected, pending.writer.hexdigests())
         if pending.exists:
             self.check_lock(actor, pending.place, is_dir=False, depth="0")
         else:
@@ -116,13 +145,28 @@ class ContentWrites(OperationsBase):
         place: Place,
         replaces: int | None,
         announced: int | None,
+        expected: Mapping[str, str] | None,
     ) -> PendingWrite:
         """The quota check before the body, and the writer bounded by what is left
-        (the commit's check is the binding one); `replaces` None: a new file."""
+        (the commit's check is the binding one) computing the checksums to verify
+        too; `replaces` None: a new file."""
         available = self.space_for(actor, owner_id)
         limit = None if available is None else available + (replaces or 0)
         if limit is not None and announced is not None and announced > limit:
             raise QuotaExceeded(f"quota exceeded: {announced} bytes announced, {limit} allowed")
-        writer = self.files.writer(limit)
+        wanted = {a: v.lower() for a, v in (expected or {}).items() if a in VERIFIABLE}
+        writer = self.files.writer(limit, extra=wanted)
         exists = replaces is not None
-        return PendingWrite(parent_id, name, owner_id, place, replaces or 0, exists, writer)
+        return PendingWrite(parent_id, name, owner_id, place, replaces or 0, exists, writer, wanted)
+
+    def checksums(self, node: NodeRecord) -> Checksums | None:
+        """The stored checksums of file `node`'s content (None: a folder, or a content
+        written before checksums were kept that none has been computed for yet)."""
+        return self.catalog.checksums.get(node.content_id)
+
+    def learn_checksums(self, node: NodeRecord, checksums: Checksums) -> None:
+        """Keep the checksums a reader computed over the whole of `node`'s content
+        (a full GET of a file that had none). Not a change of the file: its content,
+        and so its ETag, stay; nothing is logged."""
+        if node.content_id:
+            self.catalog.checksums.fill(node.content_id, checksums)

@@ -33,7 +33,8 @@ from contextlib import contextmanager
 from providers.errors import StorageError, TooBusy
 from providers.operations import Actor, Event, EventPublisher
 from providers.operations.events import RESYNC, SHARING
-from providers.push.source import Entry, FeedPage, FeedSource
+from providers.operations.feed import FeedEntry, Page
+from providers.push.source import FeedSource
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,11 @@ class Push:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
 
-    def wait(self, actor: Actor, cursor: str, timeout: float) -> bool:
-        """Whether `actor`'s feed has anything after `cursor` within `timeout` seconds:
-        True as soon as it has, False at the timeout or at shutdown. `TooBusy` when
-        `capacity` requests wait already; the feed's errors for a bad cursor."""
+    def wait(self, actor: Actor, cursor: str, timeout: float, path: str = "/") -> bool:
+        """Whether `actor`'s feed of `path` has anything after `cursor` within
+        `timeout` seconds: True as soon as it has, False at the timeout or at shutdown.
+        `TooBusy` when `capacity` requests wait already; the feed's errors for a bad
+        cursor."""
         deadline = time.monotonic() + timeout
         with self._admitted(actor) as waiter:
             while True:
@@ -111,24 +113,24 @@ class Push:
                 if self._closed.is_set():
                     return False
                 self.refresh(waiter, actor)
-                if self.feed.has_changes_after(actor, cursor):
+                if self.feed.has_changes_after(actor, cursor, path):
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 waiter.woken.wait(min(left, self.recheck))
 
-    def follow(self, actor: Actor, cursor: str | None) -> Follow:
-        """A stream of `actor`'s feed after `cursor`, admitted (`TooBusy`) and its
-        first page read, so a bad cursor is refused before anything is sent. The
-        caller must `close` it."""
+    def follow(self, actor: Actor, cursor: str | None, path: str = "/") -> Follow:
+        """A stream of `actor`'s feed of `path` after `cursor`, admitted (`TooBusy`)
+        and its first page read, so a bad cursor is refused before anything is sent.
+        The caller must `close` it."""
         waiter = self._admit(actor)
         try:
-            first = self.feed.read(actor, cursor, self.PAGE)
+            first = self.feed.read(actor, cursor, self.PAGE, path)
         except BaseException:
             self.release(waiter)
             raise
-        return Follow(self, actor, waiter, first)
+        return Follow(self, actor, waiter, first, path)
 
     @contextmanager
     def _admitted(self, actor: Actor) -> Iterator[Waiter]:
@@ -218,15 +220,16 @@ class Follow:
     """An admitted event stream (`Push.follow`): `next` gives the entries as they
     come; `close` (idempotent) frees its place."""
 
-    def __init__(self, push: Push, actor: Actor, waiter: Waiter, first: FeedPage) -> None:
+    def __init__(self, push: Push, actor: Actor, waiter: Waiter, first: Page, path: str) -> None:
         self._push = push
         self._actor = actor
         self._waiter = waiter
-        self._page: FeedPage | None = first
+        self._path = path
+        self._page: Page | None = first
         self.cursor = first.cursor
 
-    def next(self, within: float) -> list[tuple[str, Entry]] | None:
-        """The next entries, each with the cursor after it, waiting up to `within`
+    def next(self, within: float) -> list[FeedEntry] | None:
+        """The next entries (each with the cursor after it), waiting up to `within`
         seconds for some: [] when none came in time (a heartbeat is due), None once
         push is closing (end the stream)."""
         push, waiter = self._push, self._waiter
@@ -238,7 +241,7 @@ class Follow:
                 if push.closing:
                     return None
                 push.refresh(waiter, self._actor)
-                page = push.feed.read(self._actor, self.cursor, push.PAGE)
+                page = push.feed.read(self._actor, self.cursor, push.PAGE, self._path)
             self.cursor = page.cursor
             if page.entries:
                 return page.entries

@@ -118,11 +118,8 @@ def latency(settings: Settings, workdir: Path, writes: int, stack: str) -> list[
 
 
 def latest_cursor(server: ServeProcess) -> str:
-    """The feed's position now: `GET /api/v1/changes/latest` once the change feed is
-    there; PROVISIONAL until then: "0" (the bench runs on an empty store)."""
+    """The feed's position now (`GET /api/v1/changes/latest`)."""
     response = server.client().get(api(server, "changes/latest"), timeout=30)
-    if response.status_code == 404:
-        return "0"
     response.raise_for_status()
     return str(response.json()["cursor"])
 

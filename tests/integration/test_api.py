@@ -111,7 +111,7 @@ def test_grant_list_share_and_revoke(server: RunningServer) -> None:
     ]
     assert answer(amy.get(api(server, "grants")), 200) == []
     assert answer(amy.get(api(server, "shared")), 200) == [
-        {"name": "proj", "owner": "bob", "perm": "rw", "kind": "dir"}
+        {"name": "proj", "owner": "bob", "perm": "rw", "kind": "folder"}
     ]
     assert answer(carl.get(api(server, "shared")), 200) == [
         {"name": "a.txt", "owner": "bob", "perm": "r", "kind": "file"}

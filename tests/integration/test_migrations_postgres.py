@@ -13,7 +13,7 @@ from providers.catalog import Catalog, SchemaChange
 from providers.catalog.migrate import head_revision, metadata_differences
 from providers.errors import SchemaMismatch, StoreMissing
 from tests.services.postgres import PostgresService
-from tests.support.migrations import make_unversioned
+from tests.support.migrations import BASELINE, make_unversioned
 
 
 def opened(url: str, *, create: bool, upgrade: bool) -> SchemaChange:
@@ -80,5 +80,8 @@ def test_instances_starting_at_once_migrate_once(
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert sorted(len(change.applied) for change in changes) == [0, 0, 0, 1]
+    # one instance applied every revision, from the baseline to the head; the others none
+    applied = sorted((change.applied for change in changes), key=len)
+    assert [len(revisions) for revisions in applied[:3]] == [0, 0, 0]
+    assert applied[3][0] == BASELINE and applied[3][-1] == head_revision()
     assert all(change.after == head_revision() for change in changes)

@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from davserver.api import push as push_api
-from providers.operations import Actor
 from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
 from tests.services.s3 import S3Service
@@ -42,11 +41,9 @@ def pair(
 
 
 def cursor_now(server: RunningServer, user: str = "admin") -> str:
-    """The caller's feed position now. PROVISIONAL: asked in process until the feed's
-    `GET /api/v1/changes/latest` exists on this branch."""
-    record = server.services.catalog.users.get(user)
-    assert record is not None
-    return server.services.push.feed.latest(Actor(record))
+    """The caller's feed position now (`GET /api/v1/changes/latest`)."""
+    response = server.client(user).get(api(server, "changes/latest"), timeout=30)
+    return str(answer(response, 200)["cursor"])
 
 
 def wait_url(server: RunningServer, cursor: str, timeout: float) -> str:
@@ -114,7 +111,8 @@ def test_bad_parameters_are_400(server: RunningServer) -> None:
         f"changes/wait?cursor={cursor}&timeout=soon": "timeout must be",
         f"changes/wait?cursor={cursor}&cursor={cursor}": "'cursor' is given twice",
         "changes/wait?cursor=not-a-cursor": "not a cursor",
-        "changes/wait?cursor=999999999&timeout=1": "not a cursor",  # never handed out
+        "changes/wait?cursor=v1.MTo6&timeout=1": "not a cursor",  # never handed out
+        f"changes/wait?cursor={cursor}&path=/elsewhere": "made for path",
         "events?cursor=not-a-cursor": "not a cursor",
     }
     for path, reason in cases.items():
@@ -141,7 +139,8 @@ def test_an_event_stream_replays_then_follows(server: RunningServer) -> None:
         assert "Content-Length" not in headers
         first, second = stream.take(2)
         assert [first.data["path"], second.data["path"]] == ["/a.txt", "/b.txt"]
-        assert int(cursor) < int(first.id) < int(second.id)  # PROVISIONAL: seq cursors
+        assert len({cursor, first.id, second.id}) == 3
+        assert (first.data["op"], first.data["kind"], first.data["size"]) == ("created", "file", 1)
         put(client, server.url("c.txt"), b"c")
         committed = time.monotonic()
         third = stream.next()

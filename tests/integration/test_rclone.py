@@ -2,12 +2,20 @@
 
 Every result rclone reports is cross-checked with the independent PROPFIND/GET walk of
 `tests.support.tree`. rclone runs with retries off, so a single failed request fails
-the test instead of being hidden by a retry. `rclone check --checksum` is not tested:
-the server does not expose checksums (oc:checksums) yet.
+the test instead of being hidden by a retry. With the vendors that read `oc:checksums`
+(`owncloud`: SHA-1 and MD5, `nextcloud`: SHA-1 only) `rclone check` compares hashes and
+`lsjson --hash` lists them; a same-size, same-mtime edit is caught by the hash alone.
+
+rclone's `nextcloud` vendor uploads files over `--webdav-nextcloud-chunk-size` (10 MiB)
+through Nextcloud's chunked-upload endpoint, and refuses to start at all unless the URL
+ends in `/dav/files/USER` (to derive `/dav/uploads/USER/` from it); davserver has no such
+endpoint, so it runs with the chunk size 0 (every file one PUT), as a user of davserver
+would configure it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support.clients import rclone_binary
 from tests.support.servers import RunningServer
@@ -55,6 +65,8 @@ class Rclone:
             f"RCLONE_CONFIG_{REMOTE}_USER": "admin",
             f"RCLONE_CONFIG_{REMOTE}_PASS": obscured,
         }
+        if vendor == "nextcloud":  # no Nextcloud chunked-upload endpoint (module docstring)
+            env[f"RCLONE_CONFIG_{REMOTE}_NEXTCLOUD_CHUNK_SIZE"] = "0"
         return cls(binary, env)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -162,3 +174,42 @@ def test_rclone_owncloud_round_trip_keeps_tree_and_modtimes(
 def test_rclone_other_vendor_round_trip(server: RunningServer, tmp_path: Path) -> None:
     # A smaller tree: the full one already ran on this stack with the owncloud vendor.
     _round_trip(server, "other", tmp_path, big_bytes=8 * MIB, small_files=30)
+
+
+# hash types each vendor reads from `oc:checksums` (rclone backend/webdav `setQuirks`)
+VENDOR_HASHES = {"owncloud": ("sha1", "md5"), "nextcloud": ("sha1",)}
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDOR_HASHES))
+def test_rclone_checks_hashes_and_lists_ours(
+    server: RunningServer, tmp_path: Path, vendor: str
+) -> None:
+    local = tmp_path / "local"
+    build_tree(local, big_bytes=12 * MIB, small_files=20)  # over nextcloud's 10 MiB chunks
+    rclone = Rclone.for_server(server, vendor, tmp_path / "rclone")
+    rclone.run("copy", str(local), f"{REMOTE}:{TREE_DIR}")
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    for extra in ([], ["--download"]):
+        done = rclone.run("check", *extra, str(local), f"{REMOTE}:{TREE_DIR}")
+        assert "0 differences found" in done.stderr, done.stderr[-3000:]
+        assert f"{len(files)} matching files" in done.stderr, done.stderr[-3000:]
+        assert "could not be checked" not in done.stderr, done.stderr[-3000:]
+        assert "No common hash" not in done.stderr, done.stderr[-3000:]
+
+    listed = rclone.run("lsjson", "-R", "--files-only", "--hash", f"{REMOTE}:{TREE_DIR}")
+    entries = {_nfc(e["Path"]): e for e in json.loads(listed.stdout)}
+    assert len(entries) == len(files)
+    for path in files:
+        hashes = entries[_nfc(path.relative_to(local).as_posix())]["Hashes"]
+        data = path.read_bytes()
+        want = {name: hashlib.new(name, data).hexdigest() for name in VENDOR_HASHES[vendor]}
+        assert hashes == want, path
+
+    # same size, same mtime, other bytes: only a hash can tell
+    victim = local / "sizes/size-4097.bin"
+    stat = victim.stat()
+    victim.write_bytes(bytes(reversed(victim.read_bytes())))
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    command = [rclone.binary, "check", str(local), f"{REMOTE}:{TREE_DIR}"]
+    differs = subprocess.run(command, env=rclone.env, capture_output=True, text=True, timeout=300)
+    assert differs.returncode != 0 and "1 differences found" in differs.stderr, differs.stderr

@@ -1,7 +1,8 @@
 """Upgrading keeps data: a store made and filled by the last release before migrations
 (2cd74e7, run from `git archive` as subprocesses) is opened by this code (`serve`
 adopts it as the baseline and upgrades it), and every file, login, grant and link
-still works, on both stacks (design invariant 14)."""
+still works, and the change feed knows the grant, on both stacks (design invariant
+14)."""
 
 from __future__ import annotations
 
@@ -142,8 +143,16 @@ def check_with_this_release(server: ServeProcess, store: OldStore) -> None:
     assert requests.get(link, timeout=30).status_code == 401
     answer = requests.get(link, auth=("x", store.link_password), timeout=30)
     assert answer.content == FILES["photos/2026/big.bin"]
+    # The change feed knows the old grant (0002 logs it), and a new write is in it.
+    api = f"http://127.0.0.1:{server.port}/api/v1/changes"
+    listed = bob.get(api, params={"limit": 1000}).json()
+    shared = {e["path"] for e in listed["changes"]}
+    assert {"/Shared/projects", "/Shared/projects/q3/many-chunks.bin"} <= shared
+    cursor = alice.get(f"{api}/latest").json()["cursor"]
     # New writes work on the upgraded store, and dedup still finds the old chunks.
     assert alice.put(server.url("copy.bin"), data=FILES["photos/2026/big.bin"]).status_code == 201
+    entries = alice.get(api, params={"cursor": cursor}).json()["changes"]
+    assert [(e["op"], e["path"]) for e in entries] == [("created", "/copy.bin")]
 
 
 @pytest.fixture

@@ -24,15 +24,16 @@ EXPECTED = {
     "LeaseHeld": 409,
     "LeaseLost": 409,
     "InvalidName": 400,
+    "ChecksumMismatch": 400,
     "Forbidden": 403,
+    "BadCursor": 400,
+    "CursorExpired": 410,
     "Locked": 423,
     "QuotaExceeded": 507,
     "IntegrityError": 500,
     "StoreMissing": 503,
     "SchemaMismatch": 503,
     "TooBusy": 503,
-    "BadCursor": 400,
-    "CursorExpired": 410,
 }
 
 

@@ -63,6 +63,22 @@ def test_the_timed_store_counts_failures_but_not_missing_objects() -> None:
     assert sample(metrics, "davserver_blobstore_duration_seconds_count", op="stat") == 1
 
 
+class MissingBucket(MemoryBlobStore):
+    """A store whose own probe fails before writing, as S3's does for a missing bucket."""
+
+    def probe(self, prefix: str = "") -> None:
+        raise Unavailable("S3 bucket 'dav' does not exist")
+
+
+def test_the_timed_store_runs_the_inner_stores_own_probe() -> None:
+    metrics = Metrics()
+    store = TimedBlobStore(MissingBucket(), metrics)
+    with pytest.raises(Unavailable, match="bucket 'dav' does not exist"):
+        store.probe("p/")
+    assert sample(metrics, "davserver_blobstore_errors_total", op="probe") == 1
+    assert sample(metrics, "davserver_blobstore_duration_seconds_count", op="put") == 0
+
+
 def test_two_apps_have_their_own_registries() -> None:
     first, second = Metrics(), Metrics()
     first.request("dav", "PUT", 201, 0.01)
@@ -108,6 +124,13 @@ def test_records_carry_the_request_id_in_both_formats() -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("name", ["debug", "INFO", "warning", "error", "critical"])
+def test_every_accepted_log_level_is_the_one_set(name: str) -> None:
+    logs.configure(Settings(log_level=name), io.StringIO())
+    assert logging.getLogger().level == logging.getLevelNamesMapping()[name.upper()]
+
+
 def test_configure_twice_keeps_one_handler_and_wsgidav_quiet() -> None:
     logs.configure(Settings(), io.StringIO())
     logs.configure(Settings(log_level="debug"), io.StringIO())

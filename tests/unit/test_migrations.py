@@ -122,9 +122,15 @@ def test_a_store_made_before_migrations_is_adopted_as_the_baseline(
     path = tmp_path / "davdata/catalog.db"
     path.parent.mkdir()
     make_unversioned(sqlite_url(path))
-    old = Catalog(sqlite_url(path))
-    alice = old.users.create("alice", "hash")
-    old.close()
+    with sqlite3.connect(path) as db:  # an account as that release stored it
+        db.execute(
+            "INSERT INTO node (id, parent_id, name, name_key, kind, owner_id, size, mtime,"
+            " created) VALUES (1, NULL, '', '', 'dir', 1, 0, 0, 0)"
+        )
+        db.execute(
+            "INSERT INTO user (id, name, password_hash, home_id, used_bytes, created_at)"
+            " VALUES (1, 'alice', 'hash', 1, 0, 0)"
+        )
     assert "alembic_version" not in tables(path)
 
     # Admin commands and `db current` see it as behind and change nothing.
@@ -145,7 +151,9 @@ def test_a_store_made_before_migrations_is_adopted_as_the_baseline(
     catalog = Catalog(sqlite_url(path))
     try:
         assert catalog.schema_state().current
-        assert catalog.users.get("alice") == alice
+        alice = catalog.users.get("alice")
+        assert alice is not None and (alice.id, alice.home_id) == (1, 1)
+        assert catalog.tree.get(1) is not None
         assert metadata_differences(catalog.db) == []
     finally:
         catalog.close()

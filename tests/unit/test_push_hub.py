@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,30 +16,33 @@ from providers.catalog import UserRecord
 from providers.errors import BadCursor, TooBusy
 from providers.operations import Actor, Event, InProcessEvents
 from providers.operations.events import PUT, SHARING
-from providers.push import Entry, FeedPage, Push
+from providers.operations.feed import FeedEntry, Page
+from providers.push import Push
 
 
 class MemoryFeed:
-    """A `FeedSource` over a list: row n (cursor str(n + 1)) is (user id, entry).
+    """A `FeedSource` over a list: row n (cursor str(n + 1)) is (user id, entry);
+    `path` is ignored.
     `silent` appends without an event, as another process without Redis would."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, Entry]] = []
+        self.rows: list[tuple[int, FeedEntry]] = []
         self.received: dict[int, set[int]] = {}  # user -> owners of what they received
         self.checks = 0
         self._lock = threading.Lock()
 
     def add(self, user_id: int, path: str) -> None:
         with self._lock:
-            self.rows.append((user_id, {"path": path}))
+            entry = FeedEntry("created", path, "file", "1", 0, "e", None, 0.0, 0.0)
+            self.rows.append((user_id, entry))
 
-    def latest(self, actor: Actor) -> str:
+    def latest(self, actor: Actor, path: str = "/") -> str:
         return str(len(self.rows))
 
     def interest(self, actor: Actor) -> frozenset[int]:
         return frozenset({actor.user.id, *self.received.get(actor.user.id, ())})
 
-    def _mine(self, actor: Actor, cursor: str | None) -> tuple[list[tuple[str, Entry]], int]:
+    def _mine(self, actor: Actor, cursor: str | None) -> tuple[list[FeedEntry], int]:
         """The actor's entries after `cursor`, and the log's length they were read at."""
         start = 0 if cursor is None else int(cursor)
         with self._lock:
@@ -46,18 +50,22 @@ class MemoryFeed:
         if start > len(rows):
             raise BadCursor("not a cursor of this server")
         ids = self.interest(actor)
-        mine = [(str(n + 1), e) for n, (user, e) in enumerate(rows) if n >= start and user in ids]
+        mine = [
+            replace(e, cursor=str(n + 1))
+            for n, (user, e) in enumerate(rows)
+            if n >= start and user in ids
+        ]
         return mine, len(rows)
 
-    def has_changes_after(self, actor: Actor, cursor: str) -> bool:
+    def has_changes_after(self, actor: Actor, cursor: str, path: str = "/") -> bool:
         self.checks += 1
         return bool(self._mine(actor, cursor)[0])
 
-    def read(self, actor: Actor, cursor: str | None, limit: int) -> FeedPage:
+    def read(self, actor: Actor, cursor: str | None, limit: int, path: str = "/") -> Page:
         mine, end = self._mine(actor, cursor)
         if len(mine) > limit:
-            return FeedPage(mine[:limit], mine[limit - 1][0], True)
-        return FeedPage(mine, str(end), False)
+            return Page(mine[:limit], mine[limit - 1].cursor, True)
+        return Page(mine, str(end), False)
 
     def watch(self, mark: int | None) -> tuple[int, set[int]]:
         with self._lock:
@@ -65,6 +73,11 @@ class MemoryFeed:
         if mark is None:
             return len(rows), set()
         return len(rows), {user for user, _ in rows[mark:]}
+
+
+def pairs(entries: list[FeedEntry] | None) -> list[tuple[str, str]] | None:
+    """(cursor, path) of each entry (None stays None: the stream ends)."""
+    return None if entries is None else [(e.cursor, e.path) for e in entries]
 
 
 def actor(user_id: int) -> Actor:
@@ -206,13 +219,13 @@ def test_a_stream_gives_what_is_there_then_each_commit(
     feed.add(2, "/not-mine")
     follow = push.follow(actor(1), None)
     try:
-        assert follow.next(1) == [("1", {"path": "/a"})]
+        assert pairs(follow.next(1)) == [("1", "/a")]
         assert follow.next(0.2) == []  # nothing within: a heartbeat is due
         _, result = in_thread(lambda: follow.next(5))
         time.sleep(0.1)
         commit(feed, events, 1, "/b")
         until(lambda: bool(result))
-        assert result == [[("3", {"path": "/b"})]]
+        assert [pairs(batch) for batch in result] == [[("3", "/b")]]
         push.close()
         assert follow.next(5) is None
     finally:
@@ -229,4 +242,4 @@ def test_a_stream_reads_long_backlogs_page_by_page(push: Push, feed: MemoryFeed)
         got += follow.next(1) or []
     finally:
         follow.close()
-    assert [cursor for cursor, _ in got] == [str(n + 1) for n in range(push.PAGE + 5)]
+    assert [entry.cursor for entry in got] == [str(n + 1) for n in range(push.PAGE + 5)]

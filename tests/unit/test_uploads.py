@@ -3,6 +3,7 @@ parts, the commit with automatic renaming, quotas, GC safety and expiry."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -283,3 +284,16 @@ def test_an_idle_upload_is_gone_before_gc_runs(
     upload = catalog.uploads.create(actor.link.id, folder.id, [], "a.txt", 5)
     catalog.uploads.ttl = 0.0
     assert catalog.uploads.get(upload.id, actor.link.id) is None
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_an_upload_is_checksummed_whole_in_one_part_or_resumed(
+    uploads: Drop, root: Located, catalog: Catalog, parts: int
+) -> None:
+    data = os.urandom(150 * KIB + 7)
+    node = upload_file(uploads, root, f"sums{parts}.bin", data, parts=parts)
+    stored = catalog.checksums.get(node.content_id)
+    assert stored is not None
+    assert stored.sha1 == hashlib.sha1(data).hexdigest()
+    assert stored.md5 == hashlib.md5(data).hexdigest()
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
