@@ -146,6 +146,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
     signer = share_signer(catalog)
     push = Push(ops.events, ops.feed, capacity=settings.push_waiters)
+    metrics.watch_push(push)
     return Services(
         settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, metrics
     )

@@ -44,6 +44,7 @@ from providers.catalog import Catalog
 from providers.catalog.db import on_query
 from providers.errors import StorageError
 from providers.gc import LAST_FSCK, LAST_GC
+from providers.push import Push
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -126,6 +127,15 @@ class Metrics:
         """Time `catalog`'s statements and add the gauges read from it at scrape time."""
         on_query(catalog.db, self._query)
         self.registry.register(CatalogCollector(catalog))
+
+    def watch_push(self, push: Push) -> None:
+        """Add the gauges of `push`: clients waiting for changes, and how many may."""
+        r = self.registry
+        waiting = Gauge("davserver_push_waiters", "Long polls and event streams open", registry=r)
+        waiting.set_function(lambda: push.waiting)
+        Gauge("davserver_push_waiters_max", "Waiting clients one instance holds", registry=r).set(
+            push.capacity
+        )
 
     def _query(self, seconds: float, failed: bool) -> None:
         self.queries.observe(seconds)

@@ -84,6 +84,9 @@ def test_a_put_wakes_a_long_poll(server: RunningServer) -> None:
     cursor = cursor_now(server)
     thread, result = in_thread(lambda: long_poll(server, cursor, 30))
     until(lambda: server.services.push.waiting == 1)
+    gauges = requests.get(server.base + "/metrics", timeout=30).text.splitlines()
+    assert "davserver_push_waiters 1.0" in gauges
+    assert f"davserver_push_waiters_max {server.services.push.capacity:.1f}" in gauges
     put(server.client(), server.url("a.txt"), b"a")
     committed = time.monotonic()
     thread.join(timeout=10)
