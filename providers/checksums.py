@@ -7,7 +7,8 @@ file itself. `Hasher` takes the bytes in order, as they are written (the upload
 pipeline feeds it; nothing reads a file twice to checksum it) and gives the stored
 `Checksums`, plus any `extra` algorithm a client asked to be verified (SHA-512 of an
 RFC 9530 `Content-Digest`) which is computed for that write only and never stored.
-`verify` compares what a client announced with what was computed.
+`verify` compares what a client announced with what was computed (design invariant
+18: a mismatch commits nothing).
 
 Algorithm names are hashlib's (`sha1`, `md5`, `sha256`, `sha512`); digests are
 lowercase hex everywhere in the engine (the doors convert to base64 where a protocol
