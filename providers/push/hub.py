@@ -3,8 +3,8 @@
 A waiter registers for the users whose changes can reach its feed
 (`FeedSource.interest`), then reads the log, then sleeps until woken; registering
 before reading means a change committed in between still wakes it. The log is the
-record (design invariants 5 and 17): a wake-up only says "look again", and the waiter reads
-the log itself. Wake-ups come from:
+record (design invariants 5 and 17): a wake-up only says "look again", and the
+waiter reads the log itself. Wake-ups come from:
 
 - events: this process's commits at once, other instances' through Redis
   (`RedisEvents`); an event wakes the waiters of its owner, a `sharing` or `resync`
