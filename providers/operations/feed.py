@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from providers.catalog import Catalog, NodeRecord
@@ -50,6 +51,7 @@ from providers.errors import BadCursor, CursorExpired, Forbidden, NotFound
 from providers.names import split_path
 from providers.operations.actor import Actor
 from providers.operations.feed_view import (
+    FOLDER_KIND,
     FeedEntry,
     FeedView,
     api_kind,
@@ -181,7 +183,7 @@ class Feed:
         while True:
             rows = changes.rows(user_id, sharers, start, batch)
             for row in rows:
-                made = _under(view.translate(row), position.path)
+                made = _under(view.translate(row), position.path, self._moved_in)
                 given = position.skip if row.seq == position.start else 0
                 for index, entry in enumerate(made[given:], start=given + 1):
                     if len(entries) == limit:
@@ -192,6 +194,17 @@ class Feed:
             if len(rows) < batch:
                 at = position if start == position.start else replace(position, start=start, skip=0)
                 return Page(entries, self._sign(at), False)
+
+    def _moved_in(self, entry: FeedEntry) -> list[FeedEntry]:
+        """What a folder that moved into a `path` feed's subtree from outside holds now,
+        as `created` entries below `entry.path`: the reader never saw it. Later rows
+        about its members follow in the log and apply on top (they set what they
+        name, so the replay still ends at the server's tree)."""
+        node = self._catalog.tree.get(int(entry.id))
+        if node is None or not node.is_dir:
+            return []
+        walked = _walk(self._catalog, node, entry.path)
+        return self._with_sha256([(_node_entry(n, p), n.content_id) for n, p in walked])
 
     # -- the bootstrap -------------------------------------------------------------
 
@@ -277,9 +290,12 @@ def _node_entry(node: NodeRecord, path: str) -> FeedEntry:
     )
 
 
-def _under(entries: list[FeedEntry], path: str) -> list[FeedEntry]:
+def _under(
+    entries: list[FeedEntry], path: str, moved_in: Callable[[FeedEntry], list[FeedEntry]]
+) -> list[FeedEntry]:
     """The entries about `path` and below (all for '/'): a move across its edge is a
-    `created` inside or a `deleted` of what left."""
+    `created` inside (followed by what a folder holds, `moved_in`) or a `deleted` of
+    what left."""
     if path == "/":
         return entries
     kept = []
@@ -289,7 +305,10 @@ def _under(entries: list[FeedEntry], path: str) -> list[FeedEntry]:
         if inside and (entry.old_path is None or was):
             kept.append(entry)
         elif inside:
-            kept.append(replace(entry, op=CREATED, old_path=None))
+            arrived = replace(entry, op=CREATED, old_path=None)
+            kept.append(arrived)
+            if arrived.kind == FOLDER_KIND:
+                kept.extend(moved_in(arrived))
         elif was and entry.old_path is not None:
             kept.append(replace(entry, op=DELETED, path=entry.old_path, old_path=None))
     return kept

@@ -47,13 +47,13 @@ def put(ops: Operations, user: UserRecord, folder: str, name: str, data: bytes) 
     ops.commit(actor, pending, pending.writer.finish(), mtime=1.0)
 
 
-def read_all(ops: Operations, user: UserRecord, cursor: str | None, limit: int = 1000) -> tuple[
-    list[FeedEntry], str
-]:  # fmt: skip
+def read_all(
+    ops: Operations, user: UserRecord, cursor: str | None, limit: int = 1000, path: str = "/"
+) -> tuple[list[FeedEntry], str]:
     """Every page from `cursor` (a bootstrap for None): the entries and the last cursor."""
     entries: list[FeedEntry] = []
     while True:
-        page = ops.feed.read(Actor(user), cursor, limit)
+        page = ops.feed.read(Actor(user), cursor, limit, path)
         entries += page.entries
         cursor = page.cursor
         if not page.has_more:
@@ -93,9 +93,9 @@ def replay(tree: Tree, entries: list[FeedEntry]) -> Tree:
     return tree
 
 
-def listed(ops: Operations, user: UserRecord) -> Tree:
+def listed(ops: Operations, user: UserRecord, path: str = "/") -> Tree:
     """The tree a bootstrap lists now."""
-    entries, _cursor = read_all(ops, user, None)
+    entries, _cursor = read_all(ops, user, None, path=path)
     assert {e.op for e in entries} <= {"created"}
     return replay({}, entries)
 
@@ -179,6 +179,40 @@ def test_replay_from_empty_reproduces_the_tree(ops: Operations, alice: UserRecor
     ops.delete(actor, at(ops, alice, "p"))
     entries, _cursor = read_all(ops, alice, cursor)
     assert replay(tree, entries) == listed(ops, alice)
+
+
+def test_a_path_feed_keeps_to_its_subtree_and_replays_it(
+    ops: Operations, alice: UserRecord
+) -> None:
+    """With `path`, only that subtree: a move across its edge is a creation (with what
+    a folder holds) or a deletion, and replaying the pages gives the subtree's listing."""
+    actor, home = Actor(alice), at(ops, alice, "")
+    ops.mkdir(actor, home, "sub")
+    ops.mkdir(actor, home, "out")
+    ops.mkdir(actor, at(ops, alice, "out"), "f")
+    put(ops, alice, "out/f", "x.txt", b"x")
+    ops.mkdir(actor, at(ops, alice, "out/f"), "deep")
+    put(ops, alice, "out/f/deep", "y.txt", b"y")
+    put(ops, alice, "sub", "kept.txt", b"k")
+    boot, cursor = read_all(ops, alice, None, path="/sub")
+    assert [e.path for e in boot] == ["/sub", "/sub/kept.txt"]
+    put(ops, alice, "sub", "a.txt", b"a")
+    put(ops, alice, "out", "elsewhere.txt", b"e")
+    ops.move(actor, at(ops, alice, "out/f"), at(ops, alice, "sub"), "f")
+    put(ops, alice, "sub/f", "z.txt", b"z")
+    ops.move(actor, at(ops, alice, "sub/a.txt"), at(ops, alice, "out"), "a.txt")
+    entries, _cursor = read_all(ops, alice, cursor, limit=2, path="/sub")
+    assert ops_summary(entries) == [
+        ("created", "/sub/a.txt", None),
+        ("created", "/sub/f", None),
+        ("created", "/sub/f/deep", None),  # what the folder holds now, parents first
+        ("created", "/sub/f/x.txt", None),
+        ("created", "/sub/f/z.txt", None),  # listed with the folder, then its own row
+        ("created", "/sub/f/deep/y.txt", None),
+        ("created", "/sub/f/z.txt", None),
+        ("deleted", "/sub/a.txt", None),
+    ]
+    assert replay(replay({}, boot), entries) == listed(ops, alice, "/sub")
 
 
 def test_pages_and_entry_cursors_resume_exactly(ops: Operations, alice: UserRecord) -> None:
