@@ -34,7 +34,8 @@ pages are read is in the log after the bootstrap's start, so it is applied on to
 A cursor is `v1.<payload>.<signature>`, base64url, HMAC-SHA-256 over the payload with
 a key kept in the catalog (`ChangeLog.key`): user id, path, and the position, either
 in the log (the first seq still to read, entries of that row already given) or in a
-bootstrap (its log start, entries of the listing already given).
+bootstrap (its log start, and the path of the last node of the listing given: pages
+are read by keyset, `providers.operations.feed_listing`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ from providers.catalog import Catalog, NodeRecord
 from providers.catalog.changes import CREATED, DELETED, GRANTED, folder_etag
 from providers.errors import BadCursor, CursorExpired, Forbidden, NotFound
 from providers.names import split_path
+from providers.operations.access import SHARED
 from providers.operations.actor import Actor
+from providers.operations.feed_listing import Members, Names, listing_page, to_names
 from providers.operations.feed_view import (
     FOLDER_KIND,
     FeedEntry,
@@ -58,6 +61,7 @@ from providers.operations.feed_view import (
     below,
 )
 
+Member = tuple[str, NodeRecord | None]  # (name, node; None for `Shared`)
 MAX_LIMIT = 1000
 _ROW_BATCH = 2000
 _LOG, _BOOT = "l", "b"
@@ -75,14 +79,15 @@ class Page:
 @dataclass(frozen=True)
 class _Position:
     """Where a reader is: in the log (`start` is the first seq to read, `skip` the
-    entries of that row already given) or in a bootstrap (`skip` entries of the
-    listing given; the log then continues at `start`)."""
+    entries of that row already given) or in a bootstrap (the listing given up to
+    the path `after`, None at its start; the log then continues at `start`)."""
 
     user_id: int
     path: str
     phase: str
     start: int
     skip: int
+    after: Names | None = None
 
 
 class Feed:
@@ -129,7 +134,8 @@ class Feed:
 
     def _sign(self, position: _Position) -> str:
         p = position
-        payload = f"{p.user_id}:{p.phase}:{p.start}:{p.skip}:{p.path}".encode()
+        after = "" if p.after is None else _b64("/".join(p.after).encode())
+        payload = f"{p.user_id}:{p.phase}:{p.start}:{p.skip}:{after}:{p.path}".encode()
         mac = self._mac(payload)
         return "v1." + _b64(payload) + "." + _b64(mac)
 
@@ -155,8 +161,9 @@ class Feed:
         if version != "v1" or not hmac.compare_digest(mac, good):
             raise BadCursor("not a cursor of this server")
         try:
-            owner, phase, start, skip, made_for = payload.decode("utf-8").split(":", 4)
-            position = _Position(int(owner), made_for, phase, int(start), int(skip))
+            owner, phase, start, skip, after, made_for = payload.decode("utf-8").split(":", 5)
+            listed = to_names(_unb64(after).decode("utf-8")) if after else None
+            position = _Position(int(owner), made_for, phase, int(start), int(skip), listed)
         except ValueError as e:  # UnicodeDecodeError is one
             raise BadCursor("not a cursor of this server") from e
         if position.user_id != user_id:
@@ -209,19 +216,27 @@ class Feed:
     # -- the bootstrap -------------------------------------------------------------
 
     def _bootstrap(self, actor: Actor, position: _Position, limit: int) -> Page:
-        """A page of the listing of the actor's view below `position.path`, read now;
-        the last page hands over to the log at the bootstrap's start."""
-        listing = self._listing(actor, position)
-        page = self._with_sha256(listing[position.skip : position.skip + limit])
+        """A page of the listing of the actor's view below `position.path`, read now,
+        after the last path the previous page gave; the last page hands over to the
+        log at the bootstrap's start."""
+        within = to_names(position.path)
+        members = self._members(actor, position)
+        listed, more = listing_page(members, within, position.after, limit)
+        if position.after is None and within and not listed:
+            raise NotFound(f"{position.path}: nothing there")
+        page = self._with_sha256([(_node_entry(x.node, x.path), x.node.content_id) for x in listed])
         entries = []
-        for offset, entry in enumerate(page, start=position.skip + 1):
-            done = offset == len(listing)
-            at = replace(position, phase=_LOG, skip=0) if done else replace(position, skip=offset)
+        for n, (entry, item) in enumerate(zip(page, listed, strict=True), start=1):
+            last = n == len(page) and not more
+            at = (
+                replace(position, phase=_LOG, after=None)
+                if last
+                else replace(position, after=item.names)
+            )
             entries.append(replace(entry, cursor=self._sign(at)))
-        end = position.skip + len(page)
-        if end >= len(listing):
-            return Page(entries, self._sign(replace(position, phase=_LOG, skip=0)), False)
-        return Page(entries, self._sign(replace(position, skip=end)), True)
+        if not more:
+            return Page(entries, self._sign(replace(position, phase=_LOG, after=None)), False)
+        return Page(entries, self._sign(replace(position, after=listed[-1].names)), True)
 
     def _with_sha256(self, listed: list[tuple[FeedEntry, int | None]]) -> list[FeedEntry]:
         """The page's entries, files with the SHA-256 of their content (one query)."""
@@ -231,34 +246,34 @@ class Feed:
             for entry, content in listed
         ]
 
-    def _listing(self, actor: Actor, position: _Position) -> list[tuple[FeedEntry, int | None]]:
-        """Every node of the actor's view (home, then each `Shared/` entry as the log
-        names them at the bootstrap's start) below `position.path`, as `created`, each
-        with its content's id (files)."""
+    def _members(self, actor: Actor, position: _Position) -> Members:
+        """How `listing_page` reads the actor's view: a folder's members by name (in
+        Python's order of names, which the keyset compares with, not the database's
+        collation); at the top, the home's members and `Shared` (virtual), whose
+        members are the nodes received, named as the log names them at the
+        bootstrap's start."""
         tree = self._catalog.tree
-        floor = self._catalog.changes.floor()
-        view = FeedView.at(self._catalog, position.user_id, position.start, floor)
         home = tree.get(actor.user.home_id)
         if home is None:
             raise NotFound("no home")
-        roots: list[tuple[NodeRecord, str]] = [(home, "")]
-        for share in view.shares.values():
-            node = tree.get(share.via_id)
-            if node is not None:
-                roots.append((node, share.shown("")))
-        found: list[tuple[NodeRecord, str]] = []
-        for root, root_path in roots:
-            if root_path:
-                found.append((root, root_path))
-            found.extend(_walk(self._catalog, root, root_path))
-        chosen = [
-            (_node_entry(node, path), node.content_id)
-            for node, path in found
-            if position.path == "/" or below(path, position.path) is not None
-        ]
-        if position.path != "/" and not chosen:
-            raise NotFound(f"{position.path}: nothing there")
-        return chosen
+        floor = self._catalog.changes.floor()
+        view = FeedView.at(self._catalog, position.user_id, position.start, floor)
+        received = [(s.name, tree.get(s.via_id)) for s in view.shares.values()]
+        shares = sorted(((name, n) for name, n in received if n is not None), key=_by_name)
+
+        def members(names: Names, folder: NodeRecord | None) -> list[Member]:
+            if folder is not None:
+                return sorted(((n.name, n) for n in tree.children(folder.id)), key=_by_name)
+            if names:  # `Shared`
+                return list(shares)
+            top: list[Member] = [(n.name, n) for n in tree.children(home.id)]
+            return sorted([*top, (SHARED, None)] if shares else top, key=_by_name)
+
+        return members
+
+
+def _by_name(member: Member) -> str:
+    return member[0]
 
 
 def _walk(catalog: Catalog, root: NodeRecord, path: str) -> list[tuple[NodeRecord, str]]:
