@@ -19,8 +19,10 @@ from tests.services.s3 import S3Service
 from tests.support.browser import browser, page  # noqa: F401  (fixtures for the share-link pages)
 from tests.support.servers import (
     RunningServer,
+    full_settings,
     stack_settings,
     start_server,
+    two_instances,
 )
 
 STACKS = ["embedded", "full"]
@@ -83,3 +85,16 @@ def make_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
 def server(request: pytest.FixtureRequest, make_server: Any) -> RunningServer:
     """A running davserver, once per stack."""
     return make_server(request.param)
+
+
+@pytest.fixture
+def pair(
+    tmp_path: Path,
+    s3_service: S3Service,
+    postgres_service: PostgresService,
+    redis_service: RedisService,
+) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Instances A and B on the same database, bucket and Redis db (full stack)."""
+    settings = full_settings(tmp_path / "data", s3_service, postgres_service, redis_service)
+    with two_instances(settings) as both:
+        yield both

@@ -14,17 +14,12 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
 import requests
 
 from davserver.settings import Settings
-from tests.services.postgres import PostgresService
-from tests.services.redis import RedisService
-from tests.services.s3 import S3Service
-from tests.support.servers import RunningServer, full_settings, two_instances
+from tests.support.servers import RunningServer
 from tests.support.subprocess_server import run_cli
 
 MiB = 1024 * 1024
@@ -35,19 +30,6 @@ LOCK_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
 # GC grace for the upload race: longer than `davserver gc` takes to start and run, so
 # the upload's first chunks (stored after the garbage aged past it) stay protected.
 GRACE = 8.0
-
-
-@pytest.fixture
-def pair(
-    tmp_path: Path,
-    s3_service: S3Service,
-    postgres_service: PostgresService,
-    redis_service: RedisService,
-) -> Iterator[tuple[RunningServer, RunningServer]]:
-    """Instances A and B on the same database, bucket and Redis db."""
-    settings = full_settings(tmp_path / "data", s3_service, postgres_service, redis_service)
-    with two_instances(settings) as both:
-        yield both
 
 
 def _body(size: int, seed: int) -> bytes:

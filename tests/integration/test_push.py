@@ -8,36 +8,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from davserver.api import push as push_api
-from tests.services.postgres import PostgresService
-from tests.services.redis import RedisService
-from tests.services.s3 import S3Service
 from tests.support.api import answer, api, error
 from tests.support.dav import put
-from tests.support.servers import RunningServer, full_settings, two_instances
+from tests.support.servers import RunningServer
 from tests.support.sse import EventReader
 
 WAKE = 1.0  # seconds: how soon a commit must reach a waiter, on any instance
-
-
-@pytest.fixture
-def pair(
-    tmp_path: Path,
-    s3_service: S3Service,
-    postgres_service: PostgresService,
-    redis_service: RedisService,
-) -> Iterator[tuple[RunningServer, RunningServer]]:
-    """Instances A and B on the same database, bucket and Redis db."""
-    settings = full_settings(tmp_path / "data", s3_service, postgres_service, redis_service)
-    with two_instances(settings) as both:
-        yield both
 
 
 def cursor_now(server: RunningServer, user: str = "admin") -> str:

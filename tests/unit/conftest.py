@@ -63,3 +63,15 @@ def ops(
 @pytest.fixture
 def user(catalog: Catalog) -> UserRecord:
     return catalog.users.create("u", "h")
+
+
+@pytest.fixture
+def alice(catalog: Catalog) -> UserRecord:
+    """An account named alice in `catalog`."""
+    return catalog.users.create("alice", "h")
+
+
+@pytest.fixture
+def bob(catalog: Catalog) -> UserRecord:
+    """An account named bob in `catalog`."""
+    return catalog.users.create("bob", "h")

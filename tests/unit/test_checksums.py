@@ -8,7 +8,6 @@ import base64
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from davserver.http.digests import (
     put_headers,
 )
 from providers.blobstore.base import chunk_key
-from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NewContent, UserRecord
 from providers.catalog.migrate import alembic_config, head_revision
 from providers.checksum_fill import fill_checksums
@@ -32,6 +30,7 @@ from providers.chunker import FastCDCChunker
 from providers.errors import ChecksumMismatch
 from providers.filestore import FileStore
 from providers.operations import Actor, Located, Operations
+from tests.support.stores import SlowBlobStore
 
 KIB = 1024
 DATA = b"The quick brown fox jumps over the lazy dog"
@@ -87,17 +86,9 @@ def test_an_upload_is_checksummed_as_it_streams(files: FileStore) -> None:
     assert empty.finish().checksums == sums_of(b"")
 
 
-class SlowBlobStore(MemoryBlobStore):
-    """Puts take a while, so batches overlap in the pool and the lanes queue up."""
-
-    def put(self, key: str, data: bytes | memoryview) -> None:
-        time.sleep(0.001)
-        super().put(key, data)
-
-
 def test_batches_hashed_in_the_pool_give_the_checksums_of_the_whole(catalog: Catalog) -> None:
     chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
-    store = FileStore(catalog, SlowBlobStore(), chunker, workers=4, batch_bytes=32 * KIB)
+    store = FileStore(catalog, SlowBlobStore(0.001), chunker, workers=4, batch_bytes=32 * KIB)
     bodies = [os.urandom(700 * KIB + n) for n in range(4)]  # ~25 batches each
     results: dict[int, NewContent] = {}
 
@@ -123,7 +114,7 @@ def test_an_upload_cut_by_a_pool_shutdown_ends_without_hanging(catalog: Catalog)
     """Batches whose store or hash tasks the shut-down pool never runs still hand
     their buffers back, so `abort` returns."""
     chunker = FastCDCChunker(1 * KIB, 4 * KIB, 16 * KIB)
-    store = FileStore(catalog, SlowBlobStore(), chunker, workers=1, batch_bytes=16 * KIB)
+    store = FileStore(catalog, SlowBlobStore(0.001), chunker, workers=1, batch_bytes=16 * KIB)
     writer = store.writer()
     outcome: list[BaseException | None] = []
 

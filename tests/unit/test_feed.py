@@ -20,16 +20,6 @@ from providers.operations.feed import FeedEntry
 Tree = dict[str, tuple[str, str, Any]]  # path -> (kind, id, etag of a file)
 
 
-@pytest.fixture
-def alice(catalog: Catalog) -> UserRecord:
-    return catalog.users.create("alice", "h")
-
-
-@pytest.fixture
-def bob(catalog: Catalog) -> UserRecord:
-    return catalog.users.create("bob", "h")
-
-
 def at(ops: Operations, user: UserRecord, path: str) -> Located:
     found = ops.view(Actor(user)).locate([n for n in path.split("/") if n])
     assert found is not None, path

@@ -18,6 +18,7 @@ from providers.catalog.schema import Content
 from providers.chunker import FastCDCChunker
 from providers.errors import Unavailable
 from providers.filestore import FileStore, content_digest
+from tests.support.stores import SlowBlobStore
 
 KIB = 1024
 
@@ -179,14 +180,6 @@ def test_failed_put_raises_and_leaves_orphans(catalog: Catalog) -> None:
         assert s.exec(select(Content.id)).all() == []
     collectable = {c.hash for c in catalog.contents.collectable(time.time() + 1)}
     assert {info.key.rsplit("/", 1)[-1] for info in blobs.iter_keys()} <= collectable
-
-
-class SlowBlobStore(MemoryBlobStore):
-    """A MemoryBlobStore whose puts take a while, so batches overlap in the pool."""
-
-    def put(self, key: str, data: bytes | memoryview) -> None:
-        time.sleep(0.002)
-        super().put(key, data)
 
 
 def test_batch_buffers_are_reused_only_once_their_batch_is_stored(catalog: Catalog) -> None:

@@ -20,16 +20,6 @@ Mutation = Callable[[Operations, Actor, Located], object]
 
 
 @pytest.fixture
-def alice(catalog: Catalog) -> UserRecord:
-    return catalog.users.create("alice", "h")
-
-
-@pytest.fixture
-def bob(catalog: Catalog) -> UserRecord:
-    return catalog.users.create("bob", "h")
-
-
-@pytest.fixture
 def carol(catalog: Catalog) -> UserRecord:
     return catalog.users.create("carol", "h")
 
