@@ -113,7 +113,7 @@ def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
         props = resource.dead_props()
         first = _node_response(resource.node, props, base, request, lambda: resource)
     else:
-        first = _response(resource, base, names, request.locked)
+        first = resource_response(resource, base, names, request.locked)
     responses = [first]
     if depth == "1" and isinstance(resource, FolderResource):
         responses += _member_responses(resource, base, request)
@@ -140,7 +140,7 @@ def _member_responses(folder: FolderResource, base: str, request: _Request) -> l
     shared = folder.shared_member()
     if shared is not None:
         href = f"{base}{quote(shared.name, safe=HREF_SAFE)}/"
-        responses.append(_response(shared, href, request.names, request.locked))
+        responses.append(resource_response(shared, href, request.names, request.locked))
     return responses
 
 
@@ -172,7 +172,7 @@ def _node_response(
     built = resource()
     if template is not None and not _is_locked(built, request.locked):
         return _plain_file_response(node, href, template)
-    return _response(built, href, request.names, request.locked)
+    return resource_response(built, href, request.names, request.locked)
 
 
 def _href_base(resource: Resource) -> str:
@@ -241,8 +241,13 @@ def _plain_file_response(node: NodeRecord, href: str, template: str) -> str | No
     }
 
 
-def _response(resource: Resource, href: str, names: list[str], locked: set[str]) -> str | None:
-    """One `<D:response>`, or None if a value cannot be rendered safely as text."""
+def resource_response(
+    resource: Resource, href: str, names: list[str], locked: set[str] | None
+) -> str | None:
+    """One `<D:response>` of `resource` at `href` with the properties `names` ([] for
+    allprop); `locked` is the lock roots `_locked_roots` found, or None to ask the
+    resource itself for its lockdiscovery (the sync-collection REPORT, whose members
+    lie anywhere). None if a value cannot be rendered safely as text."""
     wanted = names or resource.get_property_names(is_allprop=True)
     by_status: dict[str, list[str]] = {}
     for name in wanted:
@@ -258,7 +263,7 @@ def _response(resource: Resource, href: str, names: list[str], locked: set[str])
     return f"<D:response><D:href>{href}</D:href>{propstats}</D:response>"
 
 
-def _property(resource: Resource, name: str, locked: set[str]) -> tuple[str, str | None]:
+def _property(resource: Resource, name: str, locked: set[str] | None) -> tuple[str, str | None]:
     """(status, XML of the property element); XML None means "not renderable here"."""
     fast = _LIVE.get(name)
     try:
@@ -281,7 +286,10 @@ def _property(resource: Resource, name: str, locked: set[str]) -> tuple[str, str
         return util.get_http_status_string(e), _tags(name)[2]
 
 
-def _is_locked(resource: Resource, locked: set[str]) -> bool:
+def _is_locked(resource: Resource, locked: set[str] | None) -> bool:
+    """Whether `resource` may hold a lock (None: not looked up, so it may)."""
+    if locked is None:
+        return True
     return bool(locked) and normalize_lock_root(resource.get_ref_url()) in locked
 
 

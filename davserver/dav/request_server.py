@@ -14,7 +14,9 @@
   transaction, and 403 for DELETE, COPY or MOVE of the mount's root;
 - a configurable ban on PROPFIND Depth: infinity, and Depth 0/1 PROPFIND answers
   rendered without WsgiDAV's per-property machinery (`davserver.dav.propfind`);
-- rights checked before a body is read (PUT, PROPPATCH, LOCK, UNLOCK).
+- rights checked before a body is read (PUT, PROPPATCH, LOCK, UNLOCK);
+- REPORT, for RFC 6578's sync-collection (`davserver.dav.sync_collection`), which
+  OPTIONS lists for the collections of an account.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_NOT_FOUND, 
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.request_server import RequestServer
 
-from davserver.dav import propfind
+from davserver.dav import propfind, sync_collection
 from davserver.http import content
 from davserver.http.digests import MalformedChecksum, announced_checksums, put_headers
 from davserver.http.environ import (
@@ -38,6 +40,7 @@ from davserver.http.environ import (
     StartResponse,
 )
 from davserver.http.headers import precondition
+from providers.dav import LINK
 
 Environ = dict[str, Any]
 HTTP_CONDITIONS = (
@@ -64,6 +67,29 @@ def representation(res: Any) -> content.Representation:
 
 class DavRequestServer(RequestServer):
     """WsgiDAV's request handler with the additions of the module docstring."""
+
+    def __init__(self, dav_provider: Any) -> None:
+        super().__init__(dav_provider)
+        self._possible_methods.append("REPORT")
+
+    def do_REPORT(self, environ: Environ, start_response: StartResponse) -> Any:
+        return sync_collection.report(self._davProvider, environ, start_response)
+
+    def do_OPTIONS(self, environ: Environ, start_response: StartResponse) -> Any:
+        """WsgiDAV's answer, with REPORT in `Allow` for an account's collections."""
+        res = None
+        if environ.get(LINK) is None:
+            res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
+
+        def with_report(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            if res is not None and res.is_collection:
+                headers = [
+                    (name, f"{value}, REPORT" if name == "Allow" else value)
+                    for name, value in headers
+                ]
+            return start_response(status, headers, *args)
+
+        return super().do_OPTIONS(environ, with_report)
 
     def _require_write(self, environ: Environ, *, may_create: bool) -> None:
         """403 unless the request may write its resource (or, when it does not exist

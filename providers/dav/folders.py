@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from wsgidav import util
 from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
@@ -14,6 +15,7 @@ from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.node import NodeMixin
+from providers.dav.sync import SYNC_LIVE, sync_property_names, sync_property_value
 from providers.names import check_name, name_key
 from providers.operations import SHARED, SHARED_KEY
 
@@ -29,6 +31,16 @@ class FolderResource(NodeMixin, DAVCollection):
 
     def support_etag(self) -> bool:
         return True
+
+    def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        """Those of every node, and RFC 6578's (`providers.dav.sync`) when named."""
+        names = super().get_property_names(is_allprop=is_allprop)
+        return names + sync_property_names(self.provider, self.environ, is_allprop=is_allprop)
+
+    def get_property_value(self, name: str) -> Any:
+        if name in SYNC_LIVE:
+            return sync_property_value(self.provider, self.environ, self.located, name)
+        return super().get_property_value(name)
 
     @dav_errors
     def get_member_names(self) -> list[str]:

@@ -16,6 +16,7 @@ from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, _DAVResource
 
 from providers.dav.host import ResourceHost
+from providers.dav.sync import SYNC_LIVE, sync_property_names, sync_property_value
 from providers.operations import Located, Place, lock_url
 from providers.operations.base import SHARED_READ_ONLY
 
@@ -70,6 +71,16 @@ class SharedFolder(DAVCollection):
 
     def support_etag(self) -> bool:
         return False
+
+    def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        names: list[str] = super().get_property_names(is_allprop=is_allprop)
+        return names + sync_property_names(self.provider, self.environ, is_allprop=is_allprop)
+
+    def get_property_value(self, name: str) -> Any:
+        """RFC 6578's properties (`providers.dav.sync`) besides WsgiDAV's."""
+        if name in SYNC_LIVE:
+            return sync_property_value(self.provider, self.environ, self.located, name)
+        return super().get_property_value(name)
 
     def get_ref_url(self) -> str:
         return lock_url(self.located.place, is_dir=True)

@@ -115,13 +115,13 @@ def test_only_plain_files_skip_the_per_property_renderer(
     dead properties, the locked one and the folders go property by property."""
     client = _fill(server)
     generic: list[str] = []
-    per_property = propfind._response
+    per_property = propfind.resource_response
 
     def recording(resource: Any, *args: Any) -> Any:
         generic.append(resource.name)
         return per_property(resource, *args)
 
-    monkeypatch.setattr(propfind, "_response", recording)
+    monkeypatch.setattr(propfind, "resource_response", recording)
     answer = client.request("PROPFIND", server.url("d/"), data=ALLPROP, headers={"Depth": "1"})
     assert len(_answer(answer)) == 5
     assert sorted(generic) == sorted(["d", "sub dir", "empty", "é ü.bin"])
