@@ -23,10 +23,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
     Connection,
+    Select,
     and_,
     bindparam,
     delete,
@@ -166,6 +169,33 @@ KEY_SETTING = "feed_key"  # the key that signs feed cursors (hex), made at first
 _COLUMNS = tuple(col(getattr(Change, name)) for name in ChangeRecord._fields)
 _SETTING = select(col(Setting.value)).where(col(Setting.key) == bindparam("key"))
 _LAST_SEQ = select(func.max(col(Change.seq)))
+# built once: a waiting client reads its feed at every wake-up, and building the
+# statement cost as much as running it (profile of `Feed.has_changes_after`)
+_USER: BindParameter[int] = bindparam("user")
+_OWN_TREE = and_(col(Change.owner_id) == _USER, col(Change.user_id).is_(None))
+_SHARERS_TREES = and_(
+    col(Change.owner_id).in_(bindparam("sharers", expanding=True)), col(Change.user_id).is_(None)
+)
+_FOR_USER = col(Change.user_id) == _USER
+
+
+def _rows_where(*parts: ColumnElement[bool]) -> Select[tuple[Any, ...]]:
+    return (
+        select(*_COLUMNS)
+        .where(col(Change.seq) >= bindparam("start"), or_(*parts))
+        .order_by(col(Change.seq))
+        .limit(bindparam("limit"))
+    )
+
+
+_ROWS_OWN = _rows_where(_OWN_TREE, _FOR_USER)
+_ROWS_SHARED = _rows_where(_OWN_TREE, _FOR_USER, _SHARERS_TREES)
+_USER_ROWS = (
+    select(*_COLUMNS)
+    .where(_FOR_USER, col(Change.kind).in_(bindparam("kinds", expanding=True)))
+    .order_by(col(Change.seq))
+)
+_USER_ROWS_BEFORE = _USER_ROWS.where(col(Change.seq) < bindparam("before"))
 
 
 class ChangeLog:
@@ -194,33 +224,20 @@ class ChangeLog:
     ) -> list[ChangeRecord]:
         """Up to `limit` rows from seq `start` on that may concern `user_id`: their own
         tree's, those for them alone, and those of the trees of `sharers`."""
-        mine = and_(col(Change.owner_id) == user_id, col(Change.user_id).is_(None))
-        parts = [mine, col(Change.user_id) == user_id]
-        if sharers:
-            parts.append(and_(col(Change.owner_id).in_(sharers), col(Change.user_id).is_(None)))
-        query = (
-            select(*_COLUMNS)
-            .where(col(Change.seq) >= start, or_(*parts))
-            .order_by(col(Change.seq))
-            .limit(limit)
-        )
+        query = _ROWS_SHARED if sharers else _ROWS_OWN
+        values = {"user": user_id, "start": start, "limit": limit, "sharers": list(sharers)}
         with self._db.connection() as conn:
-            return [ChangeRecord._make(row) for row in conn.execute(query)]
+            return [ChangeRecord._make(row) for row in conn.execute(query, values)]
 
     def user_rows(
         self, user_id: int, kinds: Sequence[str], before: int | None = None
     ) -> list[ChangeRecord]:
         """The rows for `user_id` alone of these kinds (below seq `before` if given),
         in order."""
-        query = (
-            select(*_COLUMNS)
-            .where(col(Change.user_id) == user_id, col(Change.kind).in_(kinds))
-            .order_by(col(Change.seq))
-        )
-        if before is not None:
-            query = query.where(col(Change.seq) < before)
+        values = {"user": user_id, "kinds": list(kinds), "before": before}
+        query = _USER_ROWS if before is None else _USER_ROWS_BEFORE
         with self._db.connection() as conn:
-            return [ChangeRecord._make(row) for row in conn.execute(query)]
+            return [ChangeRecord._make(row) for row in conn.execute(query, values)]
 
     def moves(self, owner_id: int, after: int, before: int) -> list[ChangeRecord]:
         """The `moved` rows of `owner_id`'s tree with `after` < seq < `before`."""
