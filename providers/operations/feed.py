@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from providers.catalog import Catalog, NodeRecord
-from providers.catalog.changes import CREATED, DELETED, GRANTED, folder_etag
+from providers.catalog.changes import CREATED, DELETED, GRANTED, REVOKED, folder_etag
 from providers.errors import BadCursor, CursorExpired, Forbidden, NotFound
 from providers.names import split_path
 from providers.operations.access import SHARED
@@ -104,14 +104,15 @@ class Feed:
 
     def read(self, actor: Actor, cursor: str | None, limit: int, path: str = "/") -> Page:
         limit = max(1, min(limit, MAX_LIMIT))
+        floor = self._catalog.changes.floor()
         if cursor is None:
             start = self._catalog.changes.last_seq() + 1
             position = _Position(_account(actor), _norm(path), _BOOT, start, 0)
         else:
-            position = self._open(actor, cursor, path)
+            position = self._open(actor, cursor, path, floor)
         if position.phase == _BOOT:
             return self._bootstrap(actor, position, limit)
-        return self._read_log(position, limit)
+        return self._read_log(position, limit, floor)
 
     def has_changes_after(self, actor: Actor, cursor: str, path: str = "/") -> bool:
         return bool(self.read(actor, cursor, 1, path).entries)
@@ -148,7 +149,7 @@ class Feed:
         mac.update(payload)
         return mac.digest()[:16]
 
-    def _open(self, actor: Actor, cursor: str, path: str) -> _Position:
+    def _open(self, actor: Actor, cursor: str, path: str, floor: int) -> _Position:
         """The position of a cursor made for `actor` and `path`; see the module
         docstring for the errors."""
         user_id = _account(actor)
@@ -170,17 +171,18 @@ class Feed:
             raise Forbidden("this cursor belongs to another user")
         if made_for != _norm(path):
             raise BadCursor(f"this cursor was made for path {made_for}")
-        if position.start <= self._catalog.changes.floor():
+        if position.start <= floor:
             raise CursorExpired("reset")
         return position
 
     # -- the log -------------------------------------------------------------------
 
-    def _read_log(self, position: _Position, limit: int) -> Page:
+    def _read_log(self, position: _Position, limit: int, floor: int) -> Page:
         changes = self._catalog.changes
         user_id, start = position.user_id, position.start
-        view = FeedView.at(self._catalog, user_id, start, changes.floor())
-        sharers = sorted({r.owner_id for r in changes.user_rows(user_id, (GRANTED,))})
+        grants = changes.user_rows(user_id, (GRANTED, REVOKED))  # one read for both
+        view = FeedView.at(self._catalog, user_id, start, floor, grants)
+        sharers = sorted({r.owner_id for r in grants if r.kind == GRANTED})
         entries: list[FeedEntry] = []
         batch = min(_ROW_BATCH, 2 * limit + 50)  # rows, some of which may be others'
 

@@ -138,10 +138,18 @@ class FeedView:
     shares: dict[int, _Share] = field(default_factory=dict)  # by via_id, grant order
 
     @classmethod
-    def at(cls, catalog: Catalog, user_id: int, start: int, floor: int) -> FeedView:
+    def at(
+        cls,
+        catalog: Catalog,
+        user_id: int,
+        start: int,
+        floor: int,
+        grants: list[ChangeRecord] | None = None,
+    ) -> FeedView:
         """The view before row `start`: shares from the user's rows below it, their
         roots moved by their owners' `moved` rows since (rows kept below `floor` were
-        brought up to date by compaction)."""
+        brought up to date by compaction). `grants`: the user's `granted` and
+        `revoked` rows if the caller read them already (any seq; read here if None)."""
         names: dict[int, str] = {}
 
         def owner_name(owner_id: int) -> str:
@@ -151,7 +159,9 @@ class FeedView:
             return names[owner_id]
 
         view = cls(user_id, owner_name)
-        for row in catalog.changes.user_rows(user_id, (GRANTED, REVOKED), before=start):
+        if grants is None:
+            grants = catalog.changes.user_rows(user_id, (GRANTED, REVOKED), before=start)
+        for row in (r for r in grants if r.seq < start):
             if row.kind == GRANTED and row.via_id is not None:
                 view.shares[row.via_id] = _share(row)
             elif row.via_id is not None:
