@@ -21,7 +21,7 @@ import requests
 
 from tests.support.api import answer, api, error
 from tests.support.links import make_link
-from tests.support.servers import RunningServer, stack_settings, start_server
+from tests.support.servers import RunningServer, serving_with_users
 
 OC = "http://owncloud.org/ns"
 PROPS = b"""<?xml version="1.0" encoding="utf-8"?>
@@ -37,13 +37,7 @@ Tree = dict[str, tuple[str, str, str | None]]  # path -> (kind, id, etag of a fi
 
 @pytest.fixture(params=["embedded", "full"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(stack_settings(request, tmp_path / "davdata", request.param))
-    for name in ("alice", "bob"):
-        running.add_user(name, f"{name}-pass")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from serving_with_users(request, tmp_path, ("alice", "bob"))
 
 
 def read_all(server: RunningServer, user: str, cursor: str | None) -> tuple[list[Any], str]:

@@ -23,7 +23,7 @@ import requests
 
 from tests.support.api import answer, api
 from tests.support.links import make_link
-from tests.support.servers import RunningServer, stack_settings, start_server
+from tests.support.servers import RunningServer, serving_with_users
 
 D, OC = "{DAV:}", "{http://owncloud.org/ns}"
 PROPS = (
@@ -50,13 +50,7 @@ Tree = dict[str, Props]  # path ('/a/b') -> props
 
 @pytest.fixture(params=["embedded", "full"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(stack_settings(request, tmp_path / "davdata", request.param))
-    for name in ("alice", "bob"):
-        running.add_user(name, f"{name}-pass")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from serving_with_users(request, tmp_path, ("alice", "bob"))
 
 
 @dataclass

@@ -121,6 +121,20 @@ def two_instances(settings: Settings) -> Iterator[tuple[RunningServer, RunningSe
         first.stop()
 
 
+def serving_with_users(
+    request: pytest.FixtureRequest, tmp_path: Path, names: tuple[str, ...]
+) -> Iterator[RunningServer]:
+    """For a fixture parametrized by stack: a server on `request.param` with an
+    account per name (password `<name>-pass`), stopped after."""
+    running = start_server(stack_settings(request, tmp_path / "davdata", request.param))
+    for name in names:
+        running.add_user(name, f"{name}-pass")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def start_server(
     settings: Settings, *, threads: int = 16, flush_redis: bool = True
 ) -> RunningServer:
