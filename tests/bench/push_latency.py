@@ -134,6 +134,15 @@ def me_latency(server: ServeProcess, rounds: int = 20) -> float:
     return statistics.median(times)
 
 
+def waiting(server: ServeProcess) -> int:
+    """The `davserver_push_waiters` gauge of `/metrics` (open from loopback)."""
+    text = server.client().get(f"http://127.0.0.1:{server.port}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("davserver_push_waiters "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def open_polls(server: ServeProcess, cursor: str, count: int) -> list[socket.socket]:
     """`count` long polls of 120 s, each on its own connection, left waiting."""
     token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
@@ -185,12 +194,12 @@ def capacity(workdir: Path, waiters: int) -> list[str]:
         opened = time.monotonic()
         polls = open_polls(server, cursor, waiters)
         probe = server.client()
-        while True:  # until one more is refused: all `waiters` are taken, waiting
-            refused = probe.get(api(server, f"changes/wait?cursor={cursor}&timeout=0"), timeout=30)
-            if refused.status_code != 200 or time.monotonic() - opened > 120:
-                break
+        # Watch the gauge, not probes: a probe is admitted as a waiter for a moment,
+        # and a poll arriving then is refused (503), so the count never got there.
+        while waiting(server) < waiters and time.monotonic() - opened < 120:
             time.sleep(0.2)
         settled = time.monotonic() - opened
+        refused = probe.get(api(server, f"changes/wait?cursor={cursor}&timeout=0"), timeout=30)
         busy_me, busy_rss = me_latency(server), process.memory_info().rss
         started = time.monotonic()
         server.client().put(server.url("wake.txt"), data=BODY, timeout=30).raise_for_status()
