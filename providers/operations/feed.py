@@ -43,6 +43,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -281,9 +282,9 @@ def _by_name(member: Member) -> str:
 def _walk(catalog: Catalog, root: NodeRecord, path: str) -> list[tuple[NodeRecord, str]]:
     """Every node below folder `root` (at `path`), parents first, members by name."""
     out: list[tuple[NodeRecord, str]] = []
-    pending = [(root, path)] if root.is_dir else []
+    pending = deque([(root, path)] if root.is_dir else [])
     while pending:
-        folder, folder_path = pending.pop(0)
+        folder, folder_path = pending.popleft()  # a queue: list.pop(0) is O(n)
         for node in catalog.tree.children(folder.id):
             node_path = f"{folder_path}/{node.name}"
             out.append((node, node_path))
