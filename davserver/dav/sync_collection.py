@@ -49,7 +49,6 @@ from davserver.dav.propfind import HREF_SAFE, resource_response
 from davserver.dav.sync_members import (
     ChangeSet,
     LiveTree,
-    Names,
     TokenInvalid,
     listing,
     names_below,
@@ -61,6 +60,7 @@ from providers.dav.errors import dav_error
 from providers.dav.sync import SYNC_COLLECTION, parse_token, token_uri
 from providers.errors import BadCursor, CursorExpired, Forbidden, StorageError
 from providers.operations.feed import MAX_LIMIT
+from providers.operations.feed_listing import Names
 
 VALID_SYNC_TOKEN = "{DAV:}valid-sync-token"
 SUPPORTED_REPORT = "{DAV:}supported-report"

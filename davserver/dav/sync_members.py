@@ -27,9 +27,8 @@ from typing import Any, Protocol
 
 from providers.catalog.changes import CREATED, DELETED, MODIFIED, MOVED
 from providers.operations.feed import FeedEntry
+from providers.operations.feed_listing import Names
 from providers.operations.feed_view import FOLDER_KIND
-
-Names = tuple[str, ...]
 
 
 class TokenInvalid(Exception):
