@@ -5,11 +5,12 @@
 `app_passwords` (per-device passwords), `groups` (groups, memberships), `grants`
 (sharing between users), `links` (public share links), `uploads` (resumable
 uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, chunk
-states, GC queries), `checksums` (the contents' checksums), `leases` (locks shared
-by every process, e.g. one GC run at a time), `changes` (reading and compacting the
-change log, the sync feed's source). `prepare_schema` opens a store: it creates,
-upgrades or refuses its schema (`providers.catalog.migrate`, Alembic). Errors come out
-as `providers.errors` types: `Unavailable` when the database is down.
+states, GC queries), `checksums` (the contents' checksums), `versions` (files'
+history), `leases` (locks shared by every process, e.g. one GC run at a time),
+`changes` (reading and compacting the change log, the sync feed's source).
+`prepare_schema` opens a store: it creates, upgrades or refuses its schema
+(`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
+`Unavailable` when the database is down.
 """
 
 from __future__ import annotations
@@ -49,15 +50,17 @@ from providers.catalog.records import (
     ReceivedGrant,
     ShareLinkRecord,
     UserRecord,
+    VersionRecord,
 )
 from providers.catalog.tree import Tree
 from providers.catalog.uploads import Uploads
 from providers.catalog.users import Users
+from providers.catalog.versions import Versions
 
 
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
-    `tree`, `contents`, `checksums`, `leases`, `changes`."""
+    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -72,6 +75,7 @@ class Catalog:
         self.uploads = Uploads(self.db, self.contents)
         self.leases = Leases(self.db)
         self.changes = ChangeLog(self.db)
+        self.versions = Versions(self.db)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -129,4 +133,5 @@ __all__ = [
     "SchemaState",
     "ShareLinkRecord",
     "UserRecord",
+    "VersionRecord",
 ]

@@ -9,7 +9,7 @@ SQLAlchemy expressions costs more than SQLite running them.
 What the transaction does, in order: lock the parent folder's row; settle the chunks
 (`settle_chunks`); insert the content (with its checksums) and its extents; find the
 file (or choose a free name); charge the owner (`charge_used_bytes`); insert or update
-the node; replace its version row; log the change (bumping the `rev` of the file and
+the node; add its version row; log the change (bumping the `rev` of the file and
 its folders). Any failure rolls all of it back.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
@@ -61,7 +61,6 @@ _SET_CONTENT = (
         content_type=bindparam("new_type"),
     )
 )
-_DROP_VERSIONS = delete(Version).where(col(Version.node_id) == bindparam("node"))
 _NEW_VERSION = insert(Version)
 
 
@@ -109,7 +108,7 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
         content_type=commit.content_type or node.content_type,
     )
     node = _store_node(conn, node)
-    _replace_version(conn, node, commit.author_id, now)
+    _add_version(conn, node, commit.author_id, now)
     logged = commit.path if name == commit.name else f"{commit.path.rsplit('/', 1)[0]}/{name}"
     sha256 = content.checksums.sha256 if content.checksums else None
     change = entry(CREATED if found is None else MODIFIED, node, logged, sha256=sha256)
@@ -195,15 +194,16 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
     return node._replace(id=node_id)
 
 
-def _replace_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:
-    """The node's version row now names its new content (retention: current only)."""
-    conn.execute(_DROP_VERSIONS, {"node": node.id})
+def _add_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:
+    """A version row for the node's new content; the earlier ones stay (history,
+    thinned later by retention)."""
     row = {
         "node_id": node.id,
         "content_id": node.content_id,
         "size": node.size,
         "created_at": now,
         "author_id": author_id,
+        "mtime": node.mtime,
     }
     conn.execute(_NEW_VERSION, row)
 

@@ -198,3 +198,18 @@ class ShareLinkRecord:
 
     def live(self, now: float) -> bool:
         return self.state(now) == "live"
+
+
+class VersionRecord(NamedTuple):
+    """One content a file had: `id` of its version row, the content and its size,
+    when it was written (`created`), by whom (`author_id`), the file's `mtime` then
+    (None before schema 0004) and the content's SHA-256 (None if never computed)."""
+
+    id: int
+    node_id: int
+    content_id: int
+    size: int
+    created: float
+    author_id: int | None
+    mtime: float | None
+    sha256: str | None
