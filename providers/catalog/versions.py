@@ -6,10 +6,12 @@ old versions, which retention thins (`providers.operations.retention`).
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from collections.abc import Iterator
+
+from sqlalchemy import bindparam, delete, func, select
 from sqlmodel import col
 
-from providers.catalog.db import Database
+from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import VersionRecord
 from providers.catalog.schema import Content, Version
 
@@ -30,6 +32,17 @@ _OF_NODE = (
 )
 
 
+# files with old versions, by id, a page at a time (thinning walks them all)
+_WITH_OLD = (
+    select(col(Version.node_id))
+    .where(col(Version.node_id) > bindparam("after"))
+    .group_by(col(Version.node_id))
+    .having(func.count() > 1)
+    .order_by(col(Version.node_id))
+    .limit(bindparam("limit"))
+)
+
+
 class Versions:
     """The version rows of files."""
 
@@ -44,3 +57,33 @@ class Versions:
     def old(self, node_id: int) -> list[VersionRecord]:
         """The file's old versions, newest first: its history without the current."""
         return self.history(node_id)[1:]
+
+    def files_with_old(self, page: int = IN_BATCH) -> Iterator[int]:
+        """The ids of the files that have old versions, in order, read a page at a time
+        (rows written meanwhile may or may not be seen)."""
+        after = 0
+        while True:
+            with self._db.connection() as conn:
+                ids = list(conn.execute(_WITH_OLD, {"after": after, "limit": page}).scalars())
+            yield from ids
+            if len(ids) < page:
+                return
+            after = ids[-1]
+
+    def drop(self, node_id: int, version_ids: set[int]) -> int:
+        """Delete these old version rows of the file (never its current one: the newest
+        row is kept whatever is asked); return how many went. Their contents become
+        garbage for the next GC if nothing else names them."""
+        current = self.history(node_id)[:1]
+        doomed = sorted(version_ids - {v.id for v in current})
+        if not doomed:
+            return 0
+        gone = 0
+        with self._db.connection(write=True) as conn:
+            for start in range(0, len(doomed), IN_BATCH):
+                batch = doomed[start : start + IN_BATCH]
+                query = delete(Version).where(
+                    col(Version.node_id) == node_id, col(Version.id).in_(batch)
+                )
+                gone += conn.execute(query).rowcount
+        return gone

@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from providers.catalog.versions import Versions
+
 MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86400.0, 604800.0
 # (the age up to which, the step): the first row keeps all (step 0)
 STEPS: tuple[tuple[float, float], ...] = (
@@ -90,3 +92,14 @@ def step_for(age: float) -> float:
         if age < limit:
             return step
     return STEPS[-1][1]
+
+
+def thin_versions(versions: Versions, now: float, policy: RetentionPolicy) -> int:
+    """Drop, file by file, the old versions the policy does not keep at `now`; return
+    how many went. Safe on any instance and concurrently with writes: a file's
+    current version is never dropped (`Versions.drop`)."""
+    dropped = 0
+    for node_id in versions.files_with_old():
+        old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
+        dropped += versions.drop(node_id, versions_to_drop(old, now, policy))
+    return dropped

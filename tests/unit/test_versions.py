@@ -5,10 +5,12 @@ byte for byte (design: a version is a manifest, no bytes copied)."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 from providers.catalog import Catalog, UserRecord
 from providers.filestore import FileStore
 from providers.operations import Actor, Operations
+from providers.operations.retention import DAY, RetentionPolicy, thin_versions
 
 
 def write(ops: Operations, user: UserRecord, name: str, data: bytes, mtime: float) -> int:
@@ -42,3 +44,17 @@ def test_every_overwrite_keeps_the_previous_content(
     for version, body in zip(history, reversed(bodies), strict=True):
         assert version.sha256 == hashlib.sha256(body).hexdigest()
         assert files.reader(version.content_id, version.size).readall() == body
+
+
+def test_thinning_drops_what_retention_does_not_keep_and_gc_frees_it(
+    ops: Operations, catalog: Catalog, alice: UserRecord
+) -> None:
+    for n in range(5):
+        node_id = write(ops, alice, "doc.txt", bytes([n]) * (3000 + n), mtime=1.0)
+    write(ops, alice, "other.txt", b"only one version", mtime=1.0)
+    policy = RetentionPolicy(max_age=180 * DAY)
+    assert thin_versions(catalog.versions, time.time(), policy) == 0  # all under a minute
+    assert len(catalog.versions.old(node_id)) == 4
+    assert thin_versions(catalog.versions, time.time() + 181 * DAY, policy) == 4
+    assert [v.size for v in catalog.versions.history(node_id)] == [3004]  # current kept
+    assert catalog.contents.purge_unreferenced_contents(dry_run=False) == 4
