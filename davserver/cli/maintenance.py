@@ -1,7 +1,9 @@
 """`davserver gc`, `fsck` and `checksums`: garbage collection, store checks, backfills.
 
     davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h;
-                                               # --apply also compacts the change log
+                                               # --apply first thins old versions
+                                               # (`versions_max_age`, `versions_max_count`)
+                                               # and also compacts the change log
                                                # (rows older than `change_retention` days)
     davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
                                                # a bad chunk is listed with the files it damages
@@ -24,6 +26,7 @@ from tqdm import tqdm
 from davserver.app import Services
 from providers.checksum_fill import fill_checksums
 from providers.gc import check_store, collect_garbage
+from providers.operations.retention import DAY, RetentionPolicy, thin_versions
 
 COMMANDS = ("gc", "fsck", "checksums")
 DEFAULT_GRACE = 6 * 3600
@@ -70,6 +73,14 @@ def _progress(items: Sequence[T], label: str) -> Iterable[T]:
 
 
 def _gc(args: argparse.Namespace, services: Services) -> int:
+    if args.apply:  # first, so that the contents it lets go are freed by this run
+        settings = services.settings
+        policy = RetentionPolicy(
+            max_age=settings.versions_max_age * DAY,
+            max_count=settings.versions_max_count or None,
+        )
+        thinned = thin_versions(services.catalog.versions, time.time(), policy)
+        print(f"gc: dropped {thinned} old versions that retention does not keep")
     report = collect_garbage(
         services.catalog,
         services.blobs,

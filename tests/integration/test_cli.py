@@ -156,6 +156,26 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     assert server.dav("HEAD", "kept.bin", auth).status_code == 200
 
 
+def test_gc_apply_thins_old_versions_and_frees_their_chunks(
+    tmp_path: Path, serve: type[Serve]
+) -> None:
+    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    auth = ("admin", "pw")
+    bodies = [random.Random(n).randbytes(50_000) for n in range(4)]
+    for body in bodies:  # three old versions, then the current one
+        assert server.dav("PUT", "doc.bin", auth, data=body).status_code in (201, 204)
+    assert server.stop() == 0
+    before = chunk_files(tmp_path)
+    applied = run_cli(
+        tmp_path, "gc", "--apply", "--grace", "0", env=cli_env(DAVSERVER_VERSIONS_MAX_COUNT="1")
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "dropped 2 old versions that retention does not keep" in applied.stdout
+    assert len(chunk_files(tmp_path)) < len(before)  # the two dropped versions' chunks
+    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    assert server.dav("GET", "doc.bin", auth).content == bodies[-1]
+
+
 @pytest.mark.parametrize("command", [["serve"], ["gc"], ["user", "add", "x"]])
 def test_bad_configuration_is_one_line_on_stderr(tmp_path: Path, command: list[str]) -> None:
     config = tmp_path / "bad.toml"
