@@ -2,15 +2,17 @@
 
 It is the only code that mutates the tree (design invariant 11). Its parts:
 `TreeMutations` (folders, delete, move, copy, properties), `ContentWrites` (file
-content) and `Sharing` (grants and links), over the checks of `OperationsBase`.
+content), `Sharing` (grants and links) and `History` (old versions), over the
+checks of `OperationsBase`.
 """
 
 from __future__ import annotations
 
+from providers.operations.history import History
 from providers.operations.mutations import TreeMutations
 from providers.operations.sharing import Sharing
 from providers.operations.writes import ContentWrites
 
 
-class Operations(TreeMutations, ContentWrites, Sharing):
+class Operations(TreeMutations, ContentWrites, Sharing, History):
     """See the module docstring and each part's."""

@@ -1,0 +1,42 @@
+"""Old versions through the API (`GET /api/v1/versions`) on both stacks: each
+overwrite by WebDAV keeps the previous content, listed newest first with its size,
+SHA-256, mtime and author; a grantee sees the versions of a shared file; folders,
+missing paths and other users' files are refused."""
+
+from __future__ import annotations
+
+import hashlib
+
+from tests.support.api import answer, api, error
+from tests.support.dav import put
+from tests.support.servers import RunningServer
+
+
+def test_overwrites_are_listed_newest_first(server: RunningServer) -> None:
+    admin = server.client()
+    bodies = [f"version {n}\n".encode() * (n + 1) for n in range(3)]
+    for n, body in enumerate(bodies):
+        put(admin, server.url("doc.txt"), body, **{"X-OC-Mtime": str(1_700_000_000 + n)})
+    listed = answer(admin.get(api(server, "versions?path=/doc.txt")), 200)["versions"]
+    assert [(v["size"], v["sha256"]) for v in listed] == [
+        (len(b), hashlib.sha256(b).hexdigest()) for b in reversed(bodies[:2])
+    ]
+    assert [v["mtime"] for v in listed] == [1_700_000_001, 1_700_000_000]
+    assert {v["author"] for v in listed} == {"admin"}
+    assert listed[0]["created"] >= listed[1]["created"] and len({v["id"] for v in listed}) == 2
+
+    server.add_user("bob", "bob-pass")
+    bob = server.client("bob")
+    assert error(bob.get(api(server, "versions?path=/doc.txt")), 404)
+    grant = {"path": "/doc.txt", "to": "bob", "perm": "r"}
+    answer(admin.post(api(server, "grants"), json=grant), 201)
+    shared = answer(bob.get(api(server, "versions?path=/Shared/doc.txt")), 200)["versions"]
+    assert shared == listed
+
+
+def test_folders_and_missing_paths_are_refused(server: RunningServer) -> None:
+    admin = server.client()
+    assert admin.request("MKCOL", server.url("folder")).status_code == 201
+    assert "no versions" in error(admin.get(api(server, "versions?path=/folder")), 409)
+    assert error(admin.get(api(server, "versions?path=/nothing.txt")), 404)
+    assert "path is required" in error(admin.get(api(server, "versions")), 400)
