@@ -52,7 +52,7 @@ def list_grants(request: ApiRequest) -> Reply:
     return Reply(200, [_grant_json(r) for r in records])
 
 
-def _string_fields(body: dict[str, Any], names: Sequence[str]) -> list[str]:
+def string_fields(body: dict[str, Any], names: Sequence[str]) -> list[str]:
     """The values of exactly the fields `names`, each a non-empty string; 400 otherwise."""
     unknown = sorted(set(body) - set(names))
     if unknown:
@@ -70,7 +70,7 @@ def create_grant(request: ApiRequest) -> Reply:
     """`POST /grants` {"path", "to", "perm"}: share a node of the caller's home with a
     user or `@group`. 201 with the new grant; 200 when that grantee already had a grant
     of that node (its perm is now `perm`). Items under Shared/ are others': 403."""
-    path, to, perm = _string_fields(request.json_object(), ("path", "to", "perm"))
+    path, to, perm = string_fields(request.json_object(), ("path", "to", "perm"))
     record, created = request.context.ops.grant(request.user.name, split_path(path), to, perm)
     return Reply(201 if created else 200, _grant_json(record))
 

@@ -116,6 +116,25 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
     return node._replace(rev=seq), found is None
 
 
+def switch_content(
+    conn: Connection, node: NodeRecord, author_id: int | None, path: str
+) -> NodeRecord:
+    """In the caller's write transaction, make an existing file `node` (its fields
+    already naming the content it switches to: content_id, digest, size, mtime) the
+    stored one: charge the owner the difference, point the row at it, add its
+    version row and log `modified` at `path`; return it with its new rev. The content
+    exists already (a version being restored): no chunk is touched."""
+    lock_folder(conn, node.parent_id or 0)
+    before = conn.execute(select(col(Node.size)).where(col(Node.id) == node.id)).scalar()
+    if before is None:
+        raise Conflict("the file is gone")
+    charge_used_bytes(conn, node.owner_id, node.size - before)
+    _store_node(conn, node)
+    _add_version(conn, node, author_id, time.time())
+    seq = log_change(conn, entry(MODIFIED, node, path), bump=[node.id])
+    return node._replace(rev=seq)
+
+
 def lock_folder(conn: Connection, folder_id: int) -> None:
     """Lock a folder's row for the transaction (PostgreSQL; SQLite's writer lock is
     held already); `Conflict` if it is gone or a file."""

@@ -6,14 +6,19 @@ old versions, which retention thins (`providers.operations.retention`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
-from sqlalchemy import bindparam, delete, func, select
-from sqlmodel import col
+from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlmodel import Session, col
 
+from providers.catalog.changes import logged
+from providers.catalog.commit import switch_content
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import VersionRecord
+from providers.catalog.records import NodeRecord, VersionRecord
+from providers.catalog.rows import NODE_BY_ID
 from providers.catalog.schema import Content, Version
+from providers.errors import Conflict, NotFound
 
 _OF_NODE = (
     select(
@@ -87,3 +92,40 @@ class Versions:
                 )
                 gone += conn.execute(query).rowcount
         return gone
+
+    def restore(
+        self, node_id: int, version_id: int, author_id: int | None, path: str
+    ) -> NodeRecord:
+        """Make version `version_id` of file `node_id` its current content again, as a
+        new version (the replaced content stays one too), with that version's mtime;
+        logged as `modified` at `path`. `NotFound` for a file or version that is not
+        there (or a version of another file), `QuotaExceeded` past the owner's quota."""
+
+        def work(s: Session) -> NodeRecord:
+            conn = s.connection()
+            row = conn.execute(NODE_BY_ID, {"id": node_id}).first()
+            if row is None:
+                raise NotFound(path)
+            node = NodeRecord._make(row)
+            if node.is_dir:
+                raise Conflict("a folder has no versions")
+            wanted = [v for v in self._history_in(conn, node_id) if v.id == version_id]
+            if not wanted:
+                raise NotFound("no such version of this file")
+            version = wanted[0]
+            digest = conn.execute(
+                select(col(Content.digest)).where(col(Content.id) == version.content_id)
+            ).scalar_one()
+            restored = node._replace(
+                content_id=version.content_id,
+                digest=digest,
+                size=version.size,
+                mtime=version.mtime if version.mtime is not None else time.time(),
+            )
+            return switch_content(conn, restored, author_id, path)
+
+        return self._db.run(logged(work))
+
+    @staticmethod
+    def _history_in(conn: Connection, node_id: int) -> list[VersionRecord]:
+        return [VersionRecord._make(row) for row in conn.execute(_OF_NODE, {"node": node_id})]

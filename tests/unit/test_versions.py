@@ -58,3 +58,23 @@ def test_thinning_drops_what_retention_does_not_keep_and_gc_frees_it(
     assert thin_versions(catalog.versions, time.time() + 181 * DAY, policy) == 4
     assert [v.size for v in catalog.versions.history(node_id)] == [3004]  # current kept
     assert catalog.contents.purge_unreferenced_contents(dry_run=False) == 4
+
+
+def test_a_restore_is_one_modified_entry_and_charges_the_difference(
+    ops: Operations, catalog: Catalog, alice: UserRecord
+) -> None:
+    write(ops, alice, "doc.txt", b"x" * 100, mtime=5.0)
+    node_id = write(ops, alice, "doc.txt", b"y" * 10, mtime=6.0)
+    actor = Actor(alice)
+    cursor = ops.feed.latest(actor)
+    (old,) = catalog.versions.old(node_id)
+    target = ops.view(actor).locate(["doc.txt"])
+    assert target is not None
+    restored = ops.restore_version(actor, target, old.id)
+    assert (restored.size, restored.mtime) == (100, 5.0)
+    entries = ops.feed.read(actor, cursor, 10).entries
+    assert [(e.op, e.path, e.size, e.sha256) for e in entries] == [
+        ("modified", "/doc.txt", 100, hashlib.sha256(b"x" * 100).hexdigest())
+    ]
+    user = catalog.users.by_id(alice.id)
+    assert user is not None and user.used_bytes == 100
