@@ -49,9 +49,11 @@ from providers.catalog.records import (
     NodeRecord,
     ReceivedGrant,
     ShareLinkRecord,
+    TrashItemRecord,
     UserRecord,
     VersionRecord,
 )
+from providers.catalog.trash import Trash
 from providers.catalog.tree import Tree
 from providers.catalog.uploads import Uploads
 from providers.catalog.users import Users
@@ -60,7 +62,7 @@ from providers.catalog.versions import Versions
 
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
-    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`."""
+    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -76,6 +78,7 @@ class Catalog:
         self.leases = Leases(self.db)
         self.changes = ChangeLog(self.db)
         self.versions = Versions(self.db)
+        self.trash = Trash(self.db)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -132,6 +135,7 @@ __all__ = [
     "SchemaChange",
     "SchemaState",
     "ShareLinkRecord",
+    "TrashItemRecord",
     "UserRecord",
     "VersionRecord",
 ]

@@ -49,6 +49,8 @@ from providers.catalog.schema import Change, Content, Node, Setting
 T = TypeVar("T")
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
 GRANTED, REVOKED = "granted", "revoked"  # rows for one grantee user (`user_id`)
+# a trash item put back: the feed gives it as `created` followed by what it holds
+RESTORED = "restored"
 
 # a fixed key of pg_advisory_xact_lock for the log's order (any 64-bit number that
 # no other lock uses: the migration lock is another)

@@ -213,3 +213,16 @@ class VersionRecord(NamedTuple):
     author_id: int | None
     mtime: float | None
     sha256: str | None
+
+
+class TrashItemRecord(NamedTuple):
+    """An item of a user's trash: the id of its root node, the `path` in the home it
+    was deleted from (and is restored to), its kind, the bytes of the files it holds,
+    when and by whom (user id, None if unknown) it was deleted."""
+
+    id: int
+    path: str
+    kind: str
+    size: int
+    deleted: float
+    deleted_by: int | None
