@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from davserver.api import account, changes, push, shares, versions
+from davserver.api import account, changes, push, shares, trash, versions
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
@@ -223,7 +223,14 @@ def build_app(services: Services) -> WSGIApplication:
         webdav,
         services.limiter,
         nonces,
-        (*account.ROUTES, *shares.ROUTES, *changes.ROUTES, *push.ROUTES, *versions.ROUTES),
+        (
+            *account.ROUTES,
+            *shares.ROUTES,
+            *changes.ROUTES,
+            *push.ROUTES,
+            *versions.ROUTES,
+            *trash.ROUTES,
+        ),
     )
     links = build_share_site(services, free_bytes, options)
     root = RootSite(

@@ -35,7 +35,7 @@ from providers.names import name_key
 
 TRASH_NAME = ".trash"  # the name of a trash root (a root: no folder ever lists it)
 _SUBTREE_BYTES = text(
-    "WITH RECURSIVE t(id) AS (SELECT :root UNION ALL"
+    "WITH RECURSIVE t(id) AS (SELECT id FROM node WHERE id = :root UNION ALL"
     " SELECT n.id FROM node n JOIN t ON n.parent_id = t.id)"
     " SELECT COALESCE(SUM(n.size), 0) FROM node n JOIN t ON n.id = t.id"
     f" WHERE n.kind = '{FILE}'"

@@ -54,13 +54,15 @@ class TreeMutations(OperationsBase):
         return made
 
     def delete(self, actor: Actor, target: Located) -> None:
-        """Delete `target` and everything below it, and drop their locks."""
+        """Delete `target` and everything below it, and drop their locks: it goes to
+        its owner's trash as one row (whoever deleted it, a grantee included), from
+        where it can be restored until purged or expired."""
         node = self._node(target)
         self.require(target.place, removing=True)
         self.check_lock(actor, target.place.parent(), is_dir=True, depth="0")
         self.check_lock(actor, target.place, is_dir=node.is_dir, depth="infinity")
         path = target.place.owner_path
-        self.catalog.tree.delete(node.id, path)
+        self.catalog.trash.put(node.id, path, actor.author_id)
         self.locks.release(target.place, is_dir=node.is_dir)
         self.publish(events.DELETE, actor, node, path)
 

@@ -119,7 +119,9 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     kept, gone = random.Random(1).randbytes(100_000), random.Random(2).randbytes(100_000)
     assert server.dav("PUT", "kept.bin", auth, data=kept).status_code == 201
     assert server.dav("PUT", "gone.bin", auth, data=gone).status_code == 201
-    assert server.dav("DELETE", "gone.bin", auth).status_code == 204
+    assert server.dav("DELETE", "gone.bin", auth).status_code == 204  # into the trash
+    trash = f"http://127.0.0.1:{server.port}/api/v1/trash"
+    assert requests.delete(trash, auth=auth, timeout=30).json() == {"purged": 1}
     assert server.stop() == 0
     before = chunk_files(tmp_path)
     assert len(before) > 10
