@@ -78,6 +78,7 @@ class Settings:
     change_retention: int = 90  # days the change log keeps (`davserver gc --apply` compacts)
     versions_max_age: int = 180  # days an old version is kept at most (`gc --apply` thins)
     versions_max_count: int = 0  # old versions kept per file at most (0: no limit)
+    trash_retention: int = 30  # days a trash item is kept (`davserver gc --apply` purges)
 
     @property
     def catalog_url(self) -> str:
@@ -227,6 +228,7 @@ def validated(settings: Settings) -> Settings:
         "login_failure_window",
         "change_retention",
         "versions_max_age",
+        "trash_retention",
     )
     for name in names:
         if getattr(settings, name) < 1:

@@ -2,7 +2,8 @@
 
     davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h;
                                                # --apply first thins old versions
-                                               # (`versions_max_age`, `versions_max_count`)
+                                               # (`versions_max_age`, `versions_max_count`),
+                                               # purges old trash (`trash_retention`)
                                                # and also compacts the change log
                                                # (rows older than `change_retention` days)
     davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
@@ -81,6 +82,11 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         )
         thinned = thin_versions(services.catalog.versions, time.time(), policy)
         print(f"gc: dropped {thinned} old versions that retention does not keep")
+        cutoff = time.time() - settings.trash_retention * DAY
+        expired = services.catalog.trash.expired(cutoff)
+        for owner_id, item_id in expired:
+            services.catalog.trash.purge(owner_id, item_id)
+        print(f"gc: purged {len(expired)} trash items older than {settings.trash_retention} days")
     report = collect_garbage(
         services.catalog,
         services.blobs,

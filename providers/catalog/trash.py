@@ -116,6 +116,17 @@ class Trash:
 
         return self._db.run(logged(work))
 
+    def expired(self, cutoff: float) -> list[tuple[int, int]]:
+        """(owner id, item id) of every trash item deleted before `cutoff`, oldest first."""
+        query = (
+            select(col(Node.owner_id), col(Node.id))
+            .join(User, col(User.trash_id) == col(Node.parent_id))
+            .where(col(Node.trashed_at) < cutoff)
+            .order_by(col(Node.trashed_at))
+        )
+        with self._db.session() as s:
+            return [(owner, item) for owner, item in s.exec(query).all() if item is not None]
+
     def purge(self, owner_id: int, item_id: int) -> None:
         """Delete trash item `item_id` for good (its bytes are refunded; GC frees the
         chunks nothing else names); `NotFound` if it is not in `owner_id`'s trash."""

@@ -173,6 +173,7 @@ def test_gc_apply_thins_old_versions_and_frees_their_chunks(
     )
     assert applied.returncode == 0, applied.stderr
     assert "dropped 2 old versions that retention does not keep" in applied.stdout
+    assert "purged 0 trash items older than 30 days" in applied.stdout
     assert len(chunk_files(tmp_path)) < len(before)  # the two dropped versions' chunks
     server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
     assert server.dav("GET", "doc.bin", auth).content == bodies[-1]

@@ -6,6 +6,7 @@ its bytes refunded; shares inside it withdrawn."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 
@@ -114,3 +115,16 @@ def test_shares_inside_a_trashed_folder_are_withdrawn(
     catalog.trash.put(project, "/project", alice.id)
     ops.shares.invalidate()
     assert ops.view(Actor(bob)).locate(["Shared", "d1"]) is None
+
+
+def test_expired_items_are_named_oldest_first(
+    ops: Operations, catalog: Catalog, alice: UserRecord, bob: UserRecord, project: int
+) -> None:
+    catalog.trash.put(project, "/project", alice.id)
+    put(ops, bob, ["b.txt"], b"bob's")
+    b_txt = ops.view(Actor(bob)).locate(["b.txt"])
+    assert b_txt is not None and b_txt.node is not None
+    catalog.trash.put(b_txt.node.id, "/b.txt", bob.id)
+    assert catalog.trash.expired(time.time() - 60) == []
+    later = time.time() + 1
+    assert catalog.trash.expired(later) == [(alice.id, project), (bob.id, b_txt.node.id)]
