@@ -14,7 +14,8 @@ restoring logs one `restored` row for the root at its new path (the feed gives i
 constant time too). Grants and share links inside the subtree are withdrawn when it
 is trashed (as a delete did; a restore does not bring them back): the few shared
 nodes are found from the grants and links, not by walking the subtree. Trashed bytes
-stay charged to the owner until purged (`purge`: `remove_subtree` refunds them).
+stay charged to the owner until purged (`purge`: `remove_subtree` refunds them, and
+what history alone keeps is measured again: design invariant 19).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from providers.catalog.changes import DELETED, RESTORED, entry, log_change, logged
 from providers.catalog.db import Database
+from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NodeRecord, TrashItemRecord
 from providers.catalog.rows import find_child, lock_dir, to_record
 from providers.catalog.schema import Content, Grant, Node, ShareLink, User
@@ -133,6 +135,7 @@ class Trash:
 
         def work(s: Session) -> None:
             remove_subtree(s, node_id_of(_item_node(s, owner_id, item_id)))
+            refresh_history(s.connection(), owner_id)
 
         self._db.run(work)
 

@@ -99,7 +99,13 @@ def thin_versions(versions: Versions, now: float, policy: RetentionPolicy) -> in
     how many went. Safe on any instance and concurrently with writes: a file's
     current version is never dropped (`Versions.drop`)."""
     dropped = 0
+    owners: set[int] = set()
     for node_id in versions.files_with_old():
         old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
-        dropped += versions.drop(node_id, versions_to_drop(old, now, policy))
+        gone = versions.drop(node_id, versions_to_drop(old, now, policy), measure=False)
+        owner = versions.owner_of(node_id) if gone else None
+        if owner is not None:
+            owners.add(owner)
+        dropped += gone
+    versions.measure_owners(owners)
     return dropped
