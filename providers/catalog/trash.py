@@ -59,19 +59,7 @@ class Trash:
             node = s.get(Node, node_id)
             if node is None:
                 raise NotFound(path)
-            if node.parent_id is None:
-                raise Conflict("a home cannot be deleted")
-            old_parent = node.parent_id
-            lock_dir(s, old_parent)
-            gone = to_record((node, _digest(s, node.content_id)))
-            withdraw_sharing(s, _shared_within(s, node_id, node.owner_id))
-            log_change(s.connection(), entry(DELETED, gone, path), bump=[old_parent])
-            node.parent_id = _trash_root(s, node.owner_id)
-            node.name = node.name_key = str(node_id)
-            node.trashed_at, node.trashed_by, node.trash_path = time.time(), by_user_id, path
-            s.add(node)
-            s.flush()
-            return to_record((node, gone.digest))
+            return trash_subtree(s, node, path, by_user_id)
 
         return self._db.run(logged(work))
 
@@ -138,6 +126,26 @@ class Trash:
             refresh_history(s.connection(), owner_id)
 
         self._db.run(work)
+
+
+def trash_subtree(s: Session, node: Node, path: str, by_user_id: int | None) -> NodeRecord:
+    """In the caller's transaction: move `node` (at `path` in its owner's home) and what
+    is below it to its owner's trash, logged as `deleted` at `path`; return the item's
+    root as it now is. `Conflict` for a home."""
+    if node.parent_id is None:
+        raise Conflict("a home cannot be deleted")
+    node_id = node_id_of(node)
+    old_parent = node.parent_id
+    lock_dir(s, old_parent)
+    gone = to_record((node, _digest(s, node.content_id)))
+    withdraw_sharing(s, _shared_within(s, node_id, node.owner_id))
+    log_change(s.connection(), entry(DELETED, gone, path), bump=[old_parent])
+    node.parent_id = _trash_root(s, node.owner_id)
+    node.name = node.name_key = str(node_id)
+    node.trashed_at, node.trashed_by, node.trash_path = time.time(), by_user_id, path
+    s.add(node)
+    s.flush()
+    return to_record((node, gone.digest))
 
 
 def node_id_of(node: Node) -> int:
