@@ -12,7 +12,7 @@ deleting and restoring, not writing.
 Storage: a file of `--size-mib` random bytes, then 10 versions of it, each with 10
 small edits (64 bytes at random places) over the previous one, through the
 operations layer on the embedded default (a local blob directory, production
-chunking); prints the bytes under the blob directory after the first version and
+chunking, or `--avg-kib`); prints the bytes under the blob directory after the first version and
 after all, and what the quota is charged for history.
 """
 
@@ -44,9 +44,16 @@ MiB = 1024 * 1024
 
 
 @contextmanager
-def _services(database_url: str = "") -> Iterator[Services]:
+def _services(database_url: str = "", avg_kib: int = 1024) -> Iterator[Services]:
     data = Path(tempfile.mkdtemp(prefix="history-bench-"))
-    settings = Settings(data_dir=data, database_url=database_url, verbose=0, log_level="error")
+    chunking = {
+        "chunk_min_size": avg_kib * 1024 // 4,
+        "chunk_avg_size": avg_kib * 1024,
+        "chunk_max_size": avg_kib * 1024 * 4,
+    }
+    settings = Settings(
+        data_dir=data, database_url=database_url, verbose=0, log_level="error", **chunking
+    )
     services = build_services(settings)
     try:
         yield services
@@ -119,8 +126,8 @@ def _blob_bytes(data_dir: Path) -> int:
     return sum(p.stat().st_size for p in (data_dir / "blobs").rglob("*") if p.is_file())
 
 
-def _storage(size_mib: int) -> None:
-    with _services() as services:
+def _storage(size_mib: int, avg_kib: int) -> None:
+    with _services(avg_kib=avg_kib) as services:
         ops, catalog = services.ops, services.catalog
         user = catalog.users.create("bench", "unused")
         actor = Actor(user)
@@ -143,7 +150,7 @@ def _storage(size_mib: int) -> None:
         total = _blob_bytes(services.settings.data_dir)
         usage = catalog.history_usage.usage(user.id)
         exact = catalog.history_usage.refresh(user.id)
-        print(f"{size_mib} MiB file, 10 versions of 10 small edits each (11 contents):")
+        print(f"{size_mib} MiB file, 10 versions of 10 small edits each, chunks of {avg_kib} KiB")
         print(f"  stored after the first version: {first:,} bytes")
         print(f"  stored after all 11:            {total:,} bytes ({total / first:.3f}x the first)")
         print(f"  quota charge for history: {usage.versions:,} running, {exact:,} exact")
@@ -156,9 +163,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--storage", action="store_true")
     parser.add_argument("--size-mib", type=int, default=100)
+    parser.add_argument("--avg-kib", type=int, default=1024, help="average chunk size")
     args = parser.parse_args()
     if args.storage:
-        _storage(args.size_mib)
+        _storage(args.size_mib, args.avg_kib)
         return
     service = PostgresService() if args.postgres else None
     if service is not None:
