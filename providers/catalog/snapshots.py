@@ -135,7 +135,8 @@ class SnapshotReads:
         """When each change of `owner_id`'s tree the log still holds was made, in order."""
         with self._db.connection() as conn:
             floor = int(conn.execute(_FLOOR).scalar() or 0)
-            return [float(at) for at in conn.execute(_TIMES, {"owner": owner_id, "floor": floor})]
+            times = conn.execute(_TIMES, {"owner": owner_id, "floor": floor}).scalars()
+            return [float(at) for at in times]
 
     def window_start(self) -> float | None:
         """The earliest moment whose snapshot the log still allows: the time of the
