@@ -14,7 +14,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from providers.operations.snapshots import moment_name, parse_moment
 from tests.support.clients import Cadaver, cadaver_binary, rclone_binary
@@ -148,13 +148,14 @@ def test_cadaver_gets_from_a_snapshot(server: RunningServer, tmp_path: Path) -> 
     netrc = home / ".netrc"
     netrc.write_text(f"machine 127.0.0.1\nlogin admin\npassword {server.users['admin']}\n")
     netrc.chmod(0o600)
-    # as the server writes the moment in hrefs (':' escaped): neon compares them raw
-    cadaver = Cadaver(cadaver_binary(), snap(server, quote(moment)), home, work)
-    output = cadaver.run("ls", "get notes.txt", "cd docs/sub", "get b.txt")
+    # opened at /snapshots/ then cd: given a URL with ':' in its path, cadaver's
+    # Digest answer does not match it (neon), while `cd` into it works
+    cadaver = Cadaver(cadaver_binary(), f"{server.base}/snapshots/", home, work)
+    output = cadaver.run(f"cd {moment}", "ls", "get notes.txt", "cd docs/sub", "get b.txt")
     assert "notes.txt" in output and "later.txt" not in output
     assert (work / "notes.txt").read_bytes() == BEFORE["notes.txt"]
     assert (work / "b.txt").read_bytes() == BEFORE["docs/sub/b.txt"]
-    code, refused = cadaver.attempt("put notes.txt again.txt")
+    code, refused = cadaver.attempt(f"cd {moment}", "put notes.txt again.txt")
     assert "403" in refused or "Forbidden" in refused, (code, refused)
 
 
