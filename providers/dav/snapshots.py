@@ -130,9 +130,8 @@ class SnapshotList(_ReadOnly, DAVCollection):
 
     @dav_errors
     def get_member_names(self) -> list[str]:
-        snapshots = self.snapshots.ops.snapshots
-        days = [at for at in snapshots.days(self.user.id) if snapshots.available(int(at) + 1.0)]
-        return [moment_name(at) for at in days]
+        """The days' last changes (all after the log's floor: all in the window)."""
+        return [moment_name(at) for at in self.snapshots.ops.snapshots.days(self.user.id)]
 
     def get_member(self, name: str) -> _DAVResource | None:
         found: _DAVResource | None = self.snapshots.get_resource_inst(

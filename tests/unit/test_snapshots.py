@@ -222,3 +222,19 @@ def now_node(ops: Operations, user: UserRecord, path: str) -> int:
     found = ops.view(Actor(user)).locate(path.strip("/").split("/"))
     assert found is not None and found.node is not None
     return found.node.id
+
+
+def test_a_folder_moved_into_another_owners_share_is_back_in_the_snapshot(
+    ops: Operations, files: FileStore, alice: UserRecord, bob: UserRecord
+) -> None:
+    mkdir(ops, bob, "/team")
+    ops.grant("bob", ["team"], "alice", "rw")
+    mkdir(ops, alice, "/mine")
+    put(ops, alice, "/mine/f.txt", b"mine")
+    before = now()
+    move(ops, alice, "/mine", "/Shared/team/mine")
+    assert files_of(ops.snapshots.state(alice.id, before), files) == {
+        "/mine": None,
+        "/mine/f.txt": b"mine",
+    }
+    assert files_of(ops.snapshots.state(alice.id, now()), files) == {}
