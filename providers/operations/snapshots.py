@@ -15,11 +15,15 @@ How a snapshot at moment T is built (`SnapshotState`), from the catalog's rows
    the path's last name; `moved` re-attaches it at `old_path`; `modified` changes no
    place. A folder moved is one row, so its members follow it for free; a file
    deleted inside a folder later deleted too comes back inside it.
-3. A file's content at T is its newest version row written before the cutoff (the
-   rows thinning kept: if it dropped the exact one, the newest older one it kept).
-   A file in the tree at T none of whose kept rows is that old shows its oldest kept
-   version (the closest to T there is) rather than vanish; a file without any row
-   shows its current content. Sizes, mtimes and ETags are those contents'.
+3. A file's content at T: its current one, unless a `modified` row since names it
+   (a write, a version restore, an mtime or property change); then its newest version
+   row written before the cutoff (the rows thinning kept: if it dropped the exact
+   one, the newest older one it kept; if none is that old, its oldest kept one, the
+   closest to T there is, rather than vanish; without any row, its current content).
+   Version rows are not asked first: a file moved over another one takes over the
+   other's rows and gets its own current row again, dated by the move, so before the
+   move its rows would tell the other file's content. Sizes, mtimes and ETags are
+   those contents'.
 
 Moments have second resolution (`2026-12-01T10:00:00Z`, UTC) and mean the end of
 that second: the cutoff is T + 1 s, exclusive. A moment is in the window while the
@@ -27,8 +31,8 @@ log still holds every row after it: compaction (`change_retention`) raises the f
 below which snapshots are refused, and moments in the future are refused too.
 
 What a snapshot does not show: the virtual `Shared/` (it is the owner's home only),
-dead properties, and what was permanently removed (purged from the trash, or
-replaced by a MOVE or COPY onto it, which removes the old node).
+dead properties, and what was permanently removed (purged from the trash, by hand
+or by `trash_retention`, or to make room under a quota).
 
 Built states are cached briefly per (owner, cutoff) (`Snapshots.state`): WebDAV
 asks many questions per request, and a past moment's state only changes when the
@@ -44,7 +48,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
 from providers.catalog import Catalog, ChangeRecord, ContentThen, NodeRecord
-from providers.catalog.changes import CREATED, DELETED, MOVED, RESTORED
+from providers.catalog.changes import CREATED, DELETED, MODIFIED, MOVED, RESTORED
 from providers.errors import InvalidName
 from providers.names import name_key, split_path
 from providers.operations.access import SHARED_KEY
@@ -86,8 +90,11 @@ class SnapshotState:
         for node in self._nodes.values():
             parent = None if node.parent_id in roots else node.parent_id
             self._attach(node.id, parent, node.name)
-        for row in reversed(source.rows if source else []):
+        rows = source.rows if source else []
+        for row in reversed(rows):
             self._undo(row)
+        # files whose content may have changed since: theirs is read from versions
+        self._rewritten = {row.node_id for row in rows if row.kind == MODIFIED}
 
     def locate(self, names: Sequence[str]) -> NodeRecord | None:
         """The node at `names` below the home (the home for []), as it was."""
@@ -133,7 +140,11 @@ class SnapshotState:
         )
 
     def _load_contents(self, ids: Iterable[int]) -> None:
-        missing = [i for i in ids if i not in self._contents and not self._nodes[i].is_dir]
+        missing = [
+            i
+            for i in ids
+            if i in self._rewritten and i not in self._contents and not self._nodes[i].is_dir
+        ]
         if missing:
             self._contents.update(self._reads.contents_at(missing, self.cutoff))
 

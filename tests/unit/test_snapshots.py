@@ -238,3 +238,19 @@ def test_a_folder_moved_into_another_owners_share_is_back_in_the_snapshot(
         "/mine/f.txt": b"mine",
     }
     assert files_of(ops.snapshots.state(alice.id, now()), files) == {}
+
+
+def test_an_editors_save_by_move_over_the_file_keeps_the_old_file_at_its_moment(
+    ops: Operations, files: FileStore, alice: UserRecord
+) -> None:
+    put(ops, alice, "/f.txt", b"v1")
+    first = now()
+    put(ops, alice, "/f.tmp", b"v2 saved")
+    second = now()
+    move(ops, alice, "/f.tmp", "/f.txt")
+    assert files_of(ops.snapshots.state(alice.id, first), files) == {"/f.txt": b"v1"}
+    assert files_of(ops.snapshots.state(alice.id, second), files) == {
+        "/f.txt": b"v1",
+        "/f.tmp": b"v2 saved",
+    }
+    assert files_of(ops.snapshots.state(alice.id, now()), files) == {"/f.txt": b"v2 saved"}
