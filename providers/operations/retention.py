@@ -27,7 +27,7 @@ about as many versions as thinning once at the end (a test simulates months).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from providers.catalog.versions import Versions
@@ -94,12 +94,20 @@ def step_for(age: float) -> float:
     return STEPS[-1][1]
 
 
-def thin_versions(versions: Versions, now: float, policy: RetentionPolicy) -> int:
+def thin_versions(
+    versions: Versions,
+    now: float,
+    policy: RetentionPolicy,
+    keep: Callable[[], None] | None = None,
+) -> int:
     """Drop, file by file, the old versions the policy does not keep at `now`; return
     how many went. Safe on any instance and concurrently with writes: a file's
-    current version is never dropped (`Versions.drop`)."""
+    current version is never dropped (`Versions.drop`). `keep` (if given) is called
+    before each file; what it raises stops the run there."""
     dropped = 0
     for node_id in versions.files_with_old():
+        if keep is not None:
+            keep()
         old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
         dropped += versions.drop(node_id, versions_to_drop(old, now, policy))
     return dropped
