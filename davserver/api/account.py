@@ -1,6 +1,7 @@
 """The caller's account in the JSON API (see docs/api.md):
 
-GET    /api/v1/me           {"user", "quota_bytes", "used_bytes", "available_bytes"}
+GET    /api/v1/me           {"user", "quota_bytes", "used_bytes", "available_bytes",
+                             "current_bytes", "versions_bytes", "trash_bytes"}
 GET    /api/v1/grants       [{"id", "path", "to", "perm", "created_at"}], oldest first
 POST   /api/v1/grants       {"path", "to", "perm"}: 201 new grant, 200 perm changed
 DELETE /api/v1/grants/<id>  204; 404 unless the caller made that grant
@@ -22,16 +23,22 @@ from providers.operations.feed_view import api_kind
 
 def me(request: ApiRequest) -> Reply:
     """`GET /me`: the caller's name and space; `available_bytes` is what the quota leaves,
-    or the store's free space without a quota (None if unknown), as WebDAV reports."""
+    or the store's free space without a quota (None if unknown), as WebDAV reports.
+    `used_bytes` is what the quota is charged, split into the files (`current_bytes`),
+    what old versions alone keep (`versions_bytes`) and the trash (`trash_bytes`)."""
     user = request.user
-    available = user.available_bytes
+    usage = request.context.ops.catalog.history_usage.usage(user.id)
+    available = None if usage.quota is None else max(0, usage.quota - usage.charged)
     if available is None:
         available = request.context.free_bytes()
     body = {
         "user": user.name,
-        "quota_bytes": user.quota_bytes,
-        "used_bytes": user.used_bytes,
+        "quota_bytes": usage.quota,
+        "used_bytes": usage.charged,
         "available_bytes": available,
+        "current_bytes": usage.current,
+        "versions_bytes": usage.versions,
+        "trash_bytes": usage.trash,
     }
     return Reply(200, body)
 

@@ -21,6 +21,7 @@ from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Con
 from providers.catalog.db import Database
 from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
+from providers.catalog.history_usage import HistoryUsage, OldestHistory, Usage
 from providers.catalog.leases import Leases
 from providers.catalog.links import ShareLinks
 from providers.catalog.migrate import (
@@ -62,7 +63,8 @@ from providers.catalog.versions import Versions
 
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
-    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`."""
+    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
+    `history_usage`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -79,6 +81,7 @@ class Catalog:
         self.changes = ChangeLog(self.db)
         self.versions = Versions(self.db)
         self.trash = Trash(self.db)
+        self.history_usage = HistoryUsage(self.db)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -128,14 +131,17 @@ __all__ = [
     "DigestSecret",
     "ExtentRecord",
     "GrantRecord",
+    "HistoryUsage",
     "LeaseRecord",
     "NewContent",
     "NodeRecord",
+    "OldestHistory",
     "ReceivedGrant",
     "SchemaChange",
     "SchemaState",
     "ShareLinkRecord",
     "TrashItemRecord",
+    "Usage",
     "UserRecord",
     "VersionRecord",
 ]

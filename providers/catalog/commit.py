@@ -23,6 +23,8 @@ from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
 from providers.catalog.db import IN_BATCH
+from providers.catalog.history_usage import add_replaced
+from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
 from providers.catalog.rows import charge_used_bytes, child_record
 from providers.catalog.schema import (
@@ -109,6 +111,8 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
     )
     node = _store_node(conn, node)
     _add_version(conn, node, commit.author_id, now)
+    if found is not None:
+        add_replaced(conn, node.owner_id, found.content_id, content_id)
     logged = commit.path if name == commit.name else f"{commit.path.rsplit('/', 1)[0]}/{name}"
     sha256 = content.checksums.sha256 if content.checksums else None
     change = entry(CREATED if found is None else MODIFIED, node, logged, sha256=sha256)
@@ -123,7 +127,8 @@ def switch_content(
     already naming the content it switches to: content_id, digest, size, mtime) the
     stored one: charge the owner the difference, point the row at it, add its
     version row and log `modified` at `path`; return it with its new rev. The content
-    exists already (a version being restored): no chunk is touched."""
+    exists already (a version being restored): no chunk is touched. What history
+    alone keeps is measured again (design invariant 19)."""
     lock_folder(conn, node.parent_id or 0)
     before = conn.execute(select(col(Node.size)).where(col(Node.id) == node.id)).scalar()
     if before is None:
@@ -131,6 +136,7 @@ def switch_content(
     charge_used_bytes(conn, node.owner_id, node.size - before)
     _store_node(conn, node)
     _add_version(conn, node, author_id, time.time())
+    refresh_history(conn, node.owner_id)
     seq = log_change(conn, entry(MODIFIED, node, path), bump=[node.id])
     return node._replace(rev=seq)
 

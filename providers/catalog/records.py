@@ -68,14 +68,21 @@ class UserRecord:
     quota_bytes: int | None
     used_bytes: int
     digest: DigestSecret | None = None
+    # what old versions alone keep (`User.history_bytes`), charged with `used_bytes`
+    history_bytes: int = 0
+
+    @property
+    def charged_bytes(self) -> int:
+        """What counts toward the quota: files and trash, and what history alone keeps."""
+        return self.used_bytes + self.history_bytes
 
     @property
     def available_bytes(self) -> int | None:
-        """How many more bytes the user may own: quota minus used (0 when at or over
-        the quota), None without a quota."""
+        """How many more bytes the user may own: quota minus charged (0 when at or
+        over the quota), None without a quota."""
         if self.quota_bytes is None:
             return None
-        return max(0, self.quota_bytes - self.used_bytes)
+        return max(0, self.quota_bytes - self.charged_bytes)
 
 
 @dataclass(frozen=True)

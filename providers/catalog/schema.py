@@ -63,6 +63,12 @@ class User(SQLModel, table=True):
     trash_id: int | None = Field(default=None)
     quota_bytes: int | None = Field(default=None, sa_column=_big(nullable=True))
     used_bytes: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    # bytes only old versions keep (chunks no file or trash item of the user names):
+    # an upper bound kept as files are overwritten, made exact when history shrinks
+    # (`providers.catalog.history_usage`); charged to the quota with `used_bytes`
+    history_bytes: int = Field(
+        default=0, sa_column=_big(nullable=False, default=0, server_default="0")
+    )
     created_at: float
 
 

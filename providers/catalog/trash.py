@@ -14,7 +14,8 @@ restoring logs one `restored` row for the root at its new path (the feed gives i
 constant time too). Grants and share links inside the subtree are withdrawn when it
 is trashed (as a delete did; a restore does not bring them back): the few shared
 nodes are found from the grants and links, not by walking the subtree. Trashed bytes
-stay charged to the owner until purged (`purge`: `remove_subtree` refunds them).
+stay charged to the owner until purged (`purge`: `remove_subtree` refunds them, and
+what history alone keeps is measured again: design invariant 19).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from providers.catalog.changes import DELETED, RESTORED, entry, log_change, logged
 from providers.catalog.db import Database
+from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NodeRecord, TrashItemRecord
 from providers.catalog.rows import find_child, lock_dir, to_record
 from providers.catalog.schema import Content, Grant, Node, ShareLink, User
@@ -57,19 +59,7 @@ class Trash:
             node = s.get(Node, node_id)
             if node is None:
                 raise NotFound(path)
-            if node.parent_id is None:
-                raise Conflict("a home cannot be deleted")
-            old_parent = node.parent_id
-            lock_dir(s, old_parent)
-            gone = to_record((node, _digest(s, node.content_id)))
-            withdraw_sharing(s, _shared_within(s, node_id, node.owner_id))
-            log_change(s.connection(), entry(DELETED, gone, path), bump=[old_parent])
-            node.parent_id = _trash_root(s, node.owner_id)
-            node.name = node.name_key = str(node_id)
-            node.trashed_at, node.trashed_by, node.trash_path = time.time(), by_user_id, path
-            s.add(node)
-            s.flush()
-            return to_record((node, gone.digest))
+            return trash_subtree(s, node, path, by_user_id)
 
         return self._db.run(logged(work))
 
@@ -133,8 +123,29 @@ class Trash:
 
         def work(s: Session) -> None:
             remove_subtree(s, node_id_of(_item_node(s, owner_id, item_id)))
+            refresh_history(s.connection(), owner_id)
 
         self._db.run(work)
+
+
+def trash_subtree(s: Session, node: Node, path: str, by_user_id: int | None) -> NodeRecord:
+    """In the caller's transaction: move `node` (at `path` in its owner's home) and what
+    is below it to its owner's trash, logged as `deleted` at `path`; return the item's
+    root as it now is. `Conflict` for a home."""
+    if node.parent_id is None:
+        raise Conflict("a home cannot be deleted")
+    node_id = node_id_of(node)
+    old_parent = node.parent_id
+    lock_dir(s, old_parent)
+    gone = to_record((node, _digest(s, node.content_id)))
+    withdraw_sharing(s, _shared_within(s, node_id, node.owner_id))
+    log_change(s.connection(), entry(DELETED, gone, path), bump=[old_parent])
+    node.parent_id = _trash_root(s, node.owner_id)
+    node.name = node.name_key = str(node_id)
+    node.trashed_at, node.trashed_by, node.trash_path = time.time(), by_user_id, path
+    s.add(node)
+    s.flush()
+    return to_record((node, gone.digest))
 
 
 def node_id_of(node: Node) -> int:

@@ -64,6 +64,7 @@ def _record(user: User | Row[*tuple[Any, ...]]) -> UserRecord:
         quota_bytes=user.quota_bytes,
         used_bytes=user.used_bytes,
         digest=digest,
+        history_bytes=user.history_bytes,
     )
 
 

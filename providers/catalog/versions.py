@@ -15,11 +15,13 @@ from sqlmodel import Session, col
 from providers.catalog.changes import logged
 from providers.catalog.commit import switch_content
 from providers.catalog.db import IN_BATCH, Database
+from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import NodeRecord, VersionRecord
 from providers.catalog.rows import NODE_BY_ID
-from providers.catalog.schema import Content, Version
+from providers.catalog.schema import Content, Node, Version
 from providers.errors import Conflict, NotFound
 
+_OWNER = select(col(Node.owner_id)).where(col(Node.id) == bindparam("node"))
 _OF_NODE = (
     select(
         col(Version.id),
@@ -75,10 +77,12 @@ class Versions:
                 return
             after = ids[-1]
 
-    def drop(self, node_id: int, version_ids: set[int]) -> int:
+    def drop(self, node_id: int, version_ids: set[int], *, measure: bool = True) -> int:
         """Delete these old version rows of the file (never its current one: the newest
         row is kept whatever is asked); return how many went. Their contents become
-        garbage for the next GC if nothing else names them."""
+        garbage for the next GC if nothing else names them. `measure`: make the owner's
+        `history_bytes` exact afterwards (a caller dropping many files' versions does
+        it once per owner: `measure_owners`)."""
         current = self.history(node_id)[:1]
         doomed = sorted(version_ids - {v.id for v in current})
         if not doomed:
@@ -91,7 +95,22 @@ class Versions:
                     col(Version.node_id) == node_id, col(Version.id).in_(batch)
                 )
                 gone += conn.execute(query).rowcount
+            owner = conn.execute(_OWNER, {"node": node_id}).scalar()
+            if measure and owner is not None:
+                refresh_history(conn, owner)
         return gone
+
+    def owner_of(self, node_id: int) -> int | None:
+        """The owner of node `node_id` (None: it is gone)."""
+        with self._db.connection() as conn:
+            owner = conn.execute(_OWNER, {"node": node_id}).scalar()
+        return None if owner is None else int(owner)
+
+    def measure_owners(self, owner_ids: set[int]) -> None:
+        """Make these owners' `history_bytes` exact (design invariant 19)."""
+        for owner_id in sorted(owner_ids):
+            with self._db.connection(write=True) as conn:
+                refresh_history(conn, owner_id)
 
     def restore(
         self, node_id: int, version_id: int, author_id: int | None, path: str

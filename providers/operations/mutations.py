@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from providers.catalog import NodeRecord
-from providers.errors import Forbidden, NotFound
+from providers.errors import Forbidden, NotFound, QuotaExceeded
 from providers.operations import events
 from providers.operations.access import Place
 from providers.operations.actor import Actor
 from providers.operations.base import OperationsBase
+from providers.operations.room import make_room
 from providers.operations.views import Located
 
 
@@ -70,8 +71,10 @@ class TreeMutations(OperationsBase):
         self, actor: Actor, source: Located, parent: Located, name: str, *, overwrite: bool = True
     ) -> Placed:
         """Move or rename `source` to `name` in `parent`, replacing what is there
-        (`Conflict` instead unless `overwrite`). Another spelling of the source's own
-        name only renames it. Locks of the source and of what it replaces are dropped."""
+        (`Conflict` instead unless `overwrite`; what it replaces goes to the trash, and
+        a file replacing a file takes over its versions). Another spelling of the
+        source's own name only renames it. Locks of the source and of what it replaces
+        are dropped."""
         node = self._node(source)
         self.require(source.place, removing=True)
         dest = self._destination(actor, parent, name)
@@ -85,6 +88,7 @@ class TreeMutations(OperationsBase):
             dest.place.owner_path,
             replace=overwrite,
             old_path=source.place.owner_path,
+            author_id=actor.author_id,
         )
         self.locks.release(source.place, is_dir=node.is_dir)
         if replaced:
@@ -107,7 +111,14 @@ class TreeMutations(OperationsBase):
         if node.is_dir and not recursive:
             copied = tree.mkdir(dest.folder.id, dest.name, dest.folder.owner_id, path)
         else:
-            copied = tree.copy(node.id, dest.folder.id, dest.name, path)
+            try:
+                copied = tree.copy(node.id, dest.folder.id, dest.name, path, actor.author_id)
+            except QuotaExceeded:
+                # history goes before a file's copy is refused (design invariant 19)
+                owner = dest.folder.owner_id
+                if node.is_dir or not make_room(self.catalog, owner, node.size):
+                    raise
+                copied = tree.copy(node.id, dest.folder.id, dest.name, path, actor.author_id)
         if dest.existing is not None:
             self.locks.release(dest.place, is_dir=True)
         self.publish(events.COPY, actor, copied, path)

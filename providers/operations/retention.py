@@ -105,9 +105,15 @@ def thin_versions(
     current version is never dropped (`Versions.drop`). `keep` (if given) is called
     before each file; what it raises stops the run there."""
     dropped = 0
+    owners: set[int] = set()
     for node_id in versions.files_with_old():
         if keep is not None:
             keep()
         old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
-        dropped += versions.drop(node_id, versions_to_drop(old, now, policy))
+        gone = versions.drop(node_id, versions_to_drop(old, now, policy), measure=False)
+        owner = versions.owner_of(node_id) if gone else None
+        if owner is not None:
+            owners.add(owner)
+        dropped += gone
+    versions.measure_owners(owners)
     return dropped

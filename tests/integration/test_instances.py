@@ -162,6 +162,7 @@ def test_gc_during_upload_on_other_instance_loses_nothing(
     garbage = _body(8 * MiB, seed=20)
     assert _put(a, "garbage.bin", garbage) == 201
     assert a.client().delete(a.url("garbage.bin")).status_code == 204
+    assert a.client().delete(a.base + "/api/v1/trash").json() == {"purged": 1}
     time.sleep(GRACE + 0.5)  # the garbage's chunks are now older than the grace period
 
     blocks = [_body(MiB, seed=100 + i) for i in range(56)]

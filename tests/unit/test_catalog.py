@@ -112,11 +112,15 @@ def test_move(catalog: Catalog, alice: UserRecord) -> None:
     c = tree.mkdir(b.id, "c", alice.id, "/b2/c")
     with pytest.raises(Conflict):
         tree.move(b.id, c.id, "inside", "/b2/c/inside")
-    # Moving over an existing file replaces it, and its bytes leave the quota.
+    # Moving over an existing file replaces it; the replaced one is in the trash,
+    # charged until purged.
     commit(catalog, alice, home, "g", stored_content(catalog, b"world!"))
     assert used(catalog, "alice") == 11
     tree.move(tree.resolve(home, ["b2", "f"]).id, home, "g", "/g")  # type: ignore[union-attr]
     assert tree.resolve(home, ["g"]).size == 5  # type: ignore[union-attr]
+    assert used(catalog, "alice") == 11
+    (item,) = catalog.trash.items(alice.id)
+    catalog.trash.purge(alice.id, item.id)
     assert used(catalog, "alice") == 5
 
 

@@ -78,3 +78,46 @@ def test_a_restore_is_one_modified_entry_and_charges_the_difference(
     ]
     user = catalog.users.by_id(alice.id)
     assert user is not None and user.used_bytes == 100
+
+
+def _versions_bytes(ops: Operations, files: FileStore, user: UserRecord, name: str) -> list[bytes]:
+    """The contents of file `name`'s history, newest (the current) first."""
+    located = ops.view(Actor(user)).locate([name])
+    assert located is not None and located.node is not None
+    history = ops.catalog.versions.history(located.node.id)
+    return [files.reader(v.content_id, v.size).readall() for v in history]
+
+
+def test_a_move_over_a_file_keeps_what_it_replaced(
+    ops: Operations, catalog: Catalog, files: FileStore, alice: UserRecord
+) -> None:
+    write(ops, alice, "target.txt", b"target 1", mtime=1.0)
+    write(ops, alice, "target.txt", b"target 2", mtime=2.0)
+    write(ops, alice, "source.txt", b"source", mtime=3.0)
+    actor = Actor(alice)
+    view = ops.view(actor)
+    source, home = view.locate(["source.txt"]), view.locate([])
+    assert source is not None and home is not None
+    ops.move(actor, source, home, "target.txt")
+    assert _versions_bytes(ops, files, alice, "target.txt") == [
+        b"source",
+        b"target 2",
+        b"target 1",
+    ]
+    (item,) = catalog.trash.items(alice.id)  # the replaced file is in the trash too
+    assert (item.path, item.size) == ("/target.txt", 8)
+
+
+def test_a_copy_over_a_file_keeps_what_it_replaced(
+    ops: Operations, catalog: Catalog, files: FileStore, alice: UserRecord
+) -> None:
+    write(ops, alice, "target.txt", b"old target", mtime=1.0)
+    write(ops, alice, "source.txt", b"source", mtime=2.0)
+    actor = Actor(alice)
+    view = ops.view(actor)
+    source, home = view.locate(["source.txt"]), view.locate([])
+    assert source is not None and home is not None
+    ops.copy(actor, source, home, "target.txt")
+    assert _versions_bytes(ops, files, alice, "target.txt") == [b"source", b"old target"]
+    assert _versions_bytes(ops, files, alice, "source.txt") == [b"source"]
+    assert [item.path for item in catalog.trash.items(alice.id)] == ["/target.txt"]

@@ -4,7 +4,8 @@
 at each write (retention thins them later), so the rows that exist, one per file (its
 current content), stay as they are and get the node's mtime. `node` gains the trash
 fields of a trashed subtree's root (`trashed_at`, `trashed_by`, `trash_path`), and
-`user` the id of its trash root (`trash_id`), made at the first delete. Nothing is
+`user` the id of its trash root (`trash_id`), made at the first delete, and the bytes
+only its old versions keep (`history_bytes`, 0: there are none yet). Nothing is
 trashed before this revision: every new column starts NULL.
 
 Revision ID: 0004
@@ -40,10 +41,14 @@ def upgrade() -> None:
             batch.add_column(sa.Column(name, type_, nullable=True))
     with op.batch_alter_table("user") as batch:
         batch.add_column(sa.Column("trash_id", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column("history_bytes", sa.BigInteger(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("user") as batch:
+        batch.drop_column("history_bytes")
         batch.drop_column("trash_id")
     with op.batch_alter_table("node") as batch:
         for name, _type in reversed(_NODE_COLUMNS):
