@@ -106,14 +106,16 @@ def thin_versions(
     before each file; what it raises stops the run there."""
     dropped = 0
     owners: set[int] = set()
-    for node_id in versions.files_with_old():
-        if keep is not None:
-            keep()
-        old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
-        gone = versions.drop(node_id, versions_to_drop(old, now, policy), measure=False)
-        owner = versions.owner_of(node_id) if gone else None
-        if owner is not None:
-            owners.add(owner)
-        dropped += gone
-    versions.measure_owners(owners)
+    try:
+        for node_id in versions.files_with_old():
+            if keep is not None:
+                keep()
+            old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
+            gone = versions.drop(node_id, versions_to_drop(old, now, policy), measure=False)
+            owner = versions.owner_of(node_id) if gone else None
+            if owner is not None:
+                owners.add(owner)
+            dropped += gone
+    finally:  # a run stopped by `keep` still measures the owners it already thinned
+        versions.measure_owners(owners)
     return dropped
