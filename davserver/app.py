@@ -4,6 +4,7 @@ Only this module knows the concrete classes. `build_services(settings)` creates 
 catalog, blob store, chunker, filestore, the lock manager and the operations layer over
 them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
+the read-only snapshots of homes under `/snapshots/` (`davserver.dav.snapshots`),
 the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
 (`davserver.links.site`).
 """
@@ -26,7 +27,9 @@ from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
 from davserver.dav import app as dav_app
+from davserver.dav import snapshots as snapshot_dav
 from davserver.dav.app import MOUNT_PATH
+from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
@@ -47,6 +50,7 @@ from providers.catalog import Catalog
 from providers.chunker import FastCDCChunker
 from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
+from providers.dav.snapshots import SnapshotProvider
 from providers.errors import StorageError
 from providers.filestore import FileStore
 from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
@@ -229,6 +233,20 @@ def build_app(services: Services) -> WSGIApplication:
     dav = LoginGate(
         RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
     )
+    snapshots = LoginGate(
+        RequestGuard(
+            snapshot_dav.build(
+                SnapshotProvider(services.ops),
+                services.lock_manager,
+                options,
+                services.catalog.users,
+            ),
+            max_xml_body=settings.max_xml_body,
+        ),
+        services.limiter,
+        REALM,
+        nonces,
+    )
     services.push.start()
     services.history.start()
     context = ApiContext(
@@ -262,6 +280,10 @@ def build_app(services: Services) -> WSGIApplication:
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT_PATH
             environ["PATH_INFO"] = path[len(MOUNT_PATH) :] or "/"
             return dav(environ, start_response)
+        if path == SNAPSHOTS or path.startswith(SNAPSHOTS + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + SNAPSHOTS
+            environ["PATH_INFO"] = path[len(SNAPSHOTS) :] or "/"
+            return snapshots(environ, start_response)
         if path == API_PATH or path.startswith(API_PATH + "/"):
             return api(environ, start_response)
         if path.startswith(SHARE_PATH + "/"):

@@ -7,7 +7,8 @@
 uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, chunk
 states, GC queries), `checksums` (the contents' checksums), `versions` (files'
 history), `leases` (locks shared by every process, e.g. one GC run at a time),
-`changes` (reading and compacting the change log, the sync feed's source).
+`changes` (reading and compacting the change log, the sync feed's source),
+`snapshots` (what a snapshot of a home is built from).
 `prepare_schema` opens a store: it creates, upgrades or refuses its schema
 (`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
 `Unavailable` when the database is down.
@@ -54,6 +55,7 @@ from providers.catalog.records import (
     UserRecord,
     VersionRecord,
 )
+from providers.catalog.snapshots import ContentThen, SnapshotReads, SnapshotSource
 from providers.catalog.trash import Trash
 from providers.catalog.tree import Tree
 from providers.catalog.uploads import Uploads
@@ -64,7 +66,7 @@ from providers.catalog.versions import Versions
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
     `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
-    `history_usage`."""
+    `history_usage`, `snapshots`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -82,6 +84,7 @@ class Catalog:
         self.versions = Versions(self.db)
         self.trash = Trash(self.db)
         self.history_usage = HistoryUsage(self.db)
+        self.snapshots = SnapshotReads(self.db)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -128,6 +131,7 @@ __all__ = [
     "ChangeLog",
     "ChangeRecord",
     "ChunkRecord",
+    "ContentThen",
     "DigestSecret",
     "ExtentRecord",
     "GrantRecord",
@@ -140,6 +144,7 @@ __all__ = [
     "SchemaChange",
     "SchemaState",
     "ShareLinkRecord",
+    "SnapshotSource",
     "TrashItemRecord",
     "Usage",
     "UserRecord",

@@ -141,6 +141,25 @@ def switch_content(
     return node._replace(rev=seq)
 
 
+def place_content(
+    conn: Connection, node: NodeRecord, author_id: int | None, path: str
+) -> NodeRecord:
+    """In the caller's write transaction, add `node` (id 0: a new file in folder
+    `node.parent_id`, its fields naming an existing content) as a stored file: no
+    chunk is written, the owner is charged its size, a version row is added and
+    `created` logged at `path`. `Conflict` if the name is taken."""
+    assert node.parent_id is not None and not node.id
+    lock_folder(conn, node.parent_id)
+    if child_record(conn, node.parent_id, node.name) is not None:
+        raise Conflict(f"{node.name!r} exists")
+    charge_used_bytes(conn, node.owner_id, node.size)
+    node = _store_node(conn, node)
+    _add_version(conn, node, author_id, time.time())
+    refresh_history(conn, node.owner_id)  # what history alone keeps may be current again
+    seq = log_change(conn, entry(CREATED, node, path), bump=[node.id])
+    return node._replace(rev=seq)
+
+
 def lock_folder(conn: Connection, folder_id: int) -> None:
     """Lock a folder's row for the transaction (PostgreSQL; SQLite's writer lock is
     held already); `Conflict` if it is gone or a file."""

@@ -56,6 +56,7 @@ _RECORD_COLUMNS = (
     col(Node.content_type),
     col(Node.rev),
 )
+RECORD_COLUMNS = _RECORD_COLUMNS  # for the catalog's other readers of node records
 NODE_BY_ID = (
     core_select(*_RECORD_COLUMNS)
     .outerjoin(Content, col(Node.content_id) == col(Content.id))

@@ -30,6 +30,7 @@ from providers.catalog.changes import (
     logged,
 )
 from providers.catalog.db import IN_BATCH, Database
+from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.rows import (
     CHILD_PROPS,
@@ -232,10 +233,12 @@ class Tree:
         dest_name: str,
         path: str,
         author_id: int | None = None,
+        keep_replaced: bool = True,
     ) -> NodeRecord:
         """Copy a subtree as new rows sharing the same contents (no chunk is touched),
         replacing whatever sits at the destination (as `move` does: to the trash, and a
-        file copied over a file takes over its history); `Conflict` if that is the source
+        file copied over a file takes over its history; unless not `keep_replaced`:
+        then it is removed for good); `Conflict` if that is the source
         itself (another spelling of its own name). The copies belong to the destination
         folder's owner, who is charged their bytes (less those of what they replace):
         `QuotaExceeded` if that passes their quota, and nothing is copied."""
@@ -247,8 +250,10 @@ class Tree:
             if existing is not None and existing.id == node_id:
                 raise Conflict("cannot copy a resource onto itself")
             replaced = None
-            if existing is not None:
+            if existing is not None and keep_replaced:
                 replaced = _replace_logged(s, existing, path, author_id)
+            elif existing is not None:
+                _remove_logged(s, existing, path)
             made, copied = copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
             _inherit_history(s, replaced, made[0][0], author_id)
             charge_used_bytes(s.connection(), dest.owner_id, copied)
@@ -288,6 +293,17 @@ def _replace_logged(s: Session, existing: Node, path: str, author_id: int | None
     feed then never merges the new node into the old one); return it."""
     trash_subtree(s, existing, path, author_id)
     return existing
+
+
+def _remove_logged(s: Session, existing: Node, path: str) -> None:
+    """Remove what a copy replaces at `path` for good (no room to keep it), logged as
+    `deleted`."""
+    assert existing.id is not None and existing.parent_id is not None
+    gone = to_record((existing, None))
+    remove_subtree(s, existing.id)
+    s.flush()
+    log_change(s.connection(), entry(DELETED, gone, path), bump=[existing.parent_id])
+    refresh_history(s.connection(), gone.owner_id)
 
 
 def _inherit_history(s: Session, replaced: Node | None, node: Node, author_id: int | None) -> None:

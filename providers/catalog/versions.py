@@ -13,12 +13,12 @@ from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlmodel import Session, col
 
 from providers.catalog.changes import logged
-from providers.catalog.commit import switch_content
+from providers.catalog.commit import place_content, settle_chunks, switch_content
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import NodeRecord, VersionRecord
 from providers.catalog.rows import NODE_BY_ID
-from providers.catalog.schema import Content, Node, Version
+from providers.catalog.schema import Content, Extent, Node, Version
 from providers.errors import Conflict, NotFound
 
 _OWNER = select(col(Node.owner_id)).where(col(Node.id) == bindparam("node"))
@@ -142,6 +142,33 @@ class Versions:
                 mtime=version.mtime if version.mtime is not None else time.time(),
             )
             return switch_content(conn, restored, author_id, path)
+
+        return self._db.run(logged(work))
+
+    def reuse(self, node: NodeRecord, author_id: int | None, path: str) -> NodeRecord:
+        """Make the content `node` names (an existing one: `content_id`, `digest`,
+        `size`, with `mtime`) the content of file `node.id`, or of a new file
+        `node.name` in folder `node.parent_id` when `node.id` is 0; logged at `path`
+        as `modified` or `created`. No byte is copied: the chunks are only checked
+        and touched (`ChunkGone` if GC is taking one). `Conflict` when a new file's
+        name is taken or the file became a folder, `QuotaExceeded` past the quota."""
+
+        def work(s: Session) -> NodeRecord:
+            conn = s.connection()
+            hashes = select(col(Extent.chunk_hash)).where(col(Extent.content_id) == node.content_id)
+            settle_chunks(conn, set(conn.execute(hashes).scalars()))
+            if not node.id:
+                return place_content(conn, node, author_id, path)
+            row = conn.execute(NODE_BY_ID, {"id": node.id}).first()
+            if row is None:
+                raise NotFound(path)
+            current = NodeRecord._make(row)
+            if current.is_dir:
+                raise Conflict("a folder is there now")
+            changed = current._replace(
+                content_id=node.content_id, digest=node.digest, size=node.size, mtime=node.mtime
+            )
+            return switch_content(conn, changed, author_id, path)
 
         return self._db.run(logged(work))
 

@@ -10,6 +10,7 @@ from providers.errors import Conflict, Forbidden
 from providers.operations import events
 from providers.operations.actor import Actor
 from providers.operations.base import OperationsBase
+from providers.operations.room import make_room
 from providers.operations.views import Located
 
 
@@ -40,5 +41,6 @@ class History(OperationsBase):
         self.check_lock(actor, target.place, is_dir=False, depth="0")
         path = target.place.owner_path
         restored = self.catalog.versions.restore(node.id, version_id, actor.author_id, path)
+        make_room(self.catalog, node.owner_id, 0)  # the replaced content is history now
         self.publish(events.PUT, actor, restored, path)
         return restored

@@ -8,6 +8,7 @@ Targets are `Located`s from the actor's own view (`OperationsBase.view`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from providers.catalog import NodeRecord
@@ -18,6 +19,8 @@ from providers.operations.actor import Actor
 from providers.operations.base import OperationsBase
 from providers.operations.room import make_room
 from providers.operations.views import Located
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,18 +114,36 @@ class TreeMutations(OperationsBase):
         if node.is_dir and not recursive:
             copied = tree.mkdir(dest.folder.id, dest.name, dest.folder.owner_id, path)
         else:
-            try:
-                copied = tree.copy(node.id, dest.folder.id, dest.name, path, actor.author_id)
-            except QuotaExceeded:
-                # history goes before a file's copy is refused (design invariant 19)
-                owner = dest.folder.owner_id
-                if node.is_dir or not make_room(self.catalog, owner, node.size):
-                    raise
-                copied = tree.copy(node.id, dest.folder.id, dest.name, path, actor.author_id)
+            copied = self._copy_making_room(actor, node, dest)
         if dest.existing is not None:
             self.locks.release(dest.place, is_dir=True)
         self.publish(events.COPY, actor, copied, path)
         return Placed(copied, dest.existing is None)
+
+    def _copy_making_room(self, actor: Actor, node: NodeRecord, dest: _Destination) -> NodeRecord:
+        """Copy `node` to `dest`; past the quota, a file's copy first expires the
+        owner's oldest history, and then, if what it replaces is a file, does not keep
+        that one in the trash (the newest history goes last: design invariant 19)."""
+        path, owner = dest.place.owner_path, dest.folder.owner_id
+
+        def attempt(keep_replaced: bool) -> NodeRecord:
+            return self.catalog.tree.copy(
+                node.id, dest.folder.id, dest.name, path, actor.author_id, keep_replaced
+            )
+
+        try:
+            return attempt(True)
+        except QuotaExceeded:
+            if node.is_dir:
+                raise
+        make_room(self.catalog, owner, node.size)
+        try:
+            return attempt(True)
+        except QuotaExceeded:
+            if dest.existing is None or dest.existing.is_dir:
+                raise
+        log.warning("quota of user %d: %s replaced without keeping the old file", owner, path)
+        return attempt(False)
 
     def check_change(self, actor: Actor, target: Located) -> None:
         """What a property or mtime change checks, alone (a PROPPATCH's dry run)."""

@@ -24,6 +24,11 @@ def make_room(catalog: Catalog, owner_id: int, needed: int) -> int:
     """Expire `owner_id`'s oldest history until `needed` more bytes fit under their
     quota (or none is left); return how many versions and trash items went. An owner
     without a quota, or with room already, loses nothing."""
+    owner = catalog.users.by_id(owner_id)
+    if owner is None or owner.quota_bytes is None:
+        return 0
+    if owner.charged_bytes + needed <= owner.quota_bytes:
+        return 0  # the figures are upper bounds: it fits without measuring
     usage_of = catalog.history_usage
     usage_of.refresh(owner_id)
     expired = 0

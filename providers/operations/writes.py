@@ -138,6 +138,8 @@ class ContentWrites(OperationsBase):
             if not make_room(self.catalog, pending.owner_id, content.size - pending.replaces):
                 raise
             node = commit_once()
+        if pending.exists:  # the replaced content is history now: keep to the quota
+            make_room(self.catalog, pending.owner_id, 0)
         self.publish(events.PUT, actor, node, path)
         return node
 
