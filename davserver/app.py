@@ -55,6 +55,8 @@ from providers.errors import StorageError
 from providers.filestore import FileStore
 from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
 from providers.operations.events import RedisEvents
+from providers.operations.expiry import HistoryKeeper, HistoryRules
+from providers.operations.retention import DAY, RetentionPolicy
 from providers.push import Push
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,9 @@ log = logging.getLogger(__name__)
 class Services:
     """Everything the app and the CLI need, built once per process: the engine, the
     process's one WebDAV lock manager, the operations layer over them, the login
-    limiter, the share-link signer, push (waiting clients; a server starts it) and the
-    metrics (the blob store reports to them)."""
+    limiter, the share-link signer, push (waiting clients; a server starts it), the
+    history keeper (retention in the background; a server starts it) and the metrics
+    (the blob store reports to them)."""
 
     settings: Settings
     catalog: Catalog
@@ -76,6 +79,7 @@ class Services:
     limiter: LoginLimiter
     signer: LinkSigner
     push: Push
+    history: HistoryKeeper
     metrics: Metrics = field(default_factory=Metrics)
 
     def check(self) -> None:
@@ -87,6 +91,7 @@ class Services:
             redis_store.ping(self.settings.redis_url)
 
     def close(self) -> None:
+        self.history.close()
         self.push.close()
         self.ops.events.close()
         self.limiter.close()
@@ -151,9 +156,18 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     signer = share_signer(catalog)
     push = Push(ops.events, ops.feed, capacity=settings.push_waiters)
     metrics.watch_push(push)
+    history = HistoryKeeper(catalog, history_rules(settings), settings.history_interval)
     return Services(
-        settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, metrics
+        settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, history, metrics
     )
+
+
+def history_rules(settings: Settings) -> HistoryRules:
+    """What history the settings keep (`versions_max_*`, `trash_retention`)."""
+    policy = RetentionPolicy(
+        max_age=settings.versions_max_age * DAY, max_count=settings.versions_max_count or None
+    )
+    return HistoryRules(policy, settings.trash_retention * DAY)
 
 
 def build_events(settings: Settings) -> EventPublisher:
@@ -204,7 +218,8 @@ def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
 
 def build_app(services: Services) -> WSGIApplication:
     """The WSGI application for `services` (see the module docstring); starts push
-    (`Services.push`), which its server must close when it stops (`on_stop`)."""
+    (`Services.push`), which its server must close when it stops (`on_stop`), and the
+    history keeper (`Services.history`, closed with the services)."""
     settings = services.settings
     free_bytes = free_bytes_function(settings)
     options = dav_app.DavOptions(
@@ -233,6 +248,7 @@ def build_app(services: Services) -> WSGIApplication:
         nonces,
     )
     services.push.start()
+    services.history.start()
     context = ApiContext(
         services.ops, free_bytes, services.signer, settings.public_base, services.push
     )

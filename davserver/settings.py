@@ -79,6 +79,7 @@ class Settings:
     versions_max_age: int = 180  # days an old version is kept at most (`gc --apply` thins)
     versions_max_count: int = 0  # old versions kept per file at most (0: no limit)
     trash_retention: int = 30  # days a trash item is kept (`davserver gc --apply` purges)
+    history_interval: int = 3600  # seconds between a server's retention runs (0: none)
 
     @property
     def catalog_url(self) -> str:

@@ -24,10 +24,10 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from davserver.app import Services
+from davserver.app import Services, history_rules
 from providers.checksum_fill import fill_checksums
 from providers.gc import check_store, collect_garbage
-from providers.operations.retention import DAY, RetentionPolicy, thin_versions
+from providers.operations.expiry import expire_history
 
 COMMANDS = ("gc", "fsck", "checksums")
 DEFAULT_GRACE = 6 * 3600
@@ -76,17 +76,12 @@ def _progress(items: Sequence[T], label: str) -> Iterable[T]:
 def _gc(args: argparse.Namespace, services: Services) -> int:
     if args.apply:  # first, so that the contents it lets go are freed by this run
         settings = services.settings
-        policy = RetentionPolicy(
-            max_age=settings.versions_max_age * DAY,
-            max_count=settings.versions_max_count or None,
+        expired = expire_history(services.catalog, history_rules(settings), time.time())
+        print(f"gc: dropped {expired.versions} old versions that retention does not keep")
+        print(
+            f"gc: purged {expired.trash_items} trash items older than "
+            f"{settings.trash_retention} days"
         )
-        thinned = thin_versions(services.catalog.versions, time.time(), policy)
-        print(f"gc: dropped {thinned} old versions that retention does not keep")
-        cutoff = time.time() - settings.trash_retention * DAY
-        expired = services.catalog.trash.expired(cutoff)
-        for owner_id, item_id in expired:
-            services.catalog.trash.purge(owner_id, item_id)
-        print(f"gc: purged {len(expired)} trash items older than {settings.trash_retention} days")
     report = collect_garbage(
         services.catalog,
         services.blobs,

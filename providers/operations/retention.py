@@ -27,7 +27,7 @@ about as many versions as thinning once at the end (a test simulates months).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from providers.catalog.versions import Versions
@@ -94,18 +94,28 @@ def step_for(age: float) -> float:
     return STEPS[-1][1]
 
 
-def thin_versions(versions: Versions, now: float, policy: RetentionPolicy) -> int:
+def thin_versions(
+    versions: Versions,
+    now: float,
+    policy: RetentionPolicy,
+    keep: Callable[[], None] | None = None,
+) -> int:
     """Drop, file by file, the old versions the policy does not keep at `now`; return
     how many went. Safe on any instance and concurrently with writes: a file's
-    current version is never dropped (`Versions.drop`)."""
+    current version is never dropped (`Versions.drop`). `keep` (if given) is called
+    before each file; what it raises stops the run there."""
     dropped = 0
     owners: set[int] = set()
-    for node_id in versions.files_with_old():
-        old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
-        gone = versions.drop(node_id, versions_to_drop(old, now, policy), measure=False)
-        owner = versions.owner_of(node_id) if gone else None
-        if owner is not None:
-            owners.add(owner)
-        dropped += gone
-    versions.measure_owners(owners)
+    try:
+        for node_id in versions.files_with_old():
+            if keep is not None:
+                keep()
+            old = [VersionAge(v.id, v.created) for v in versions.old(node_id)]
+            gone = versions.drop(node_id, versions_to_drop(old, now, policy), measure=False)
+            owner = versions.owner_of(node_id) if gone else None
+            if owner is not None:
+                owners.add(owner)
+            dropped += gone
+    finally:  # a run stopped by `keep` still measures the owners it already thinned
+        versions.measure_owners(owners)
     return dropped
