@@ -78,11 +78,18 @@ class Trash:
             return [_item(s, node) for node in nodes]
 
     def get(self, owner_id: int, item_id: int) -> TrashItemRecord:
-        """One item of `owner_id`'s trash; `NotFound` if it is not one of theirs."""
-        found = [item for item in self.items(owner_id) if item.id == item_id]
-        if not found:
-            raise NotFound("no such item in the trash")
-        return found[0]
+        """One item of `owner_id`'s trash, with the bytes it holds (a walk of its
+        subtree); `NotFound` if it is not one of theirs."""
+        with self._db.session() as s:
+            return _item(s, _item_node(s, owner_id, item_id))
+
+    def origin(self, owner_id: int, item_id: int) -> str:
+        """The path in the home that item `item_id` of `owner_id`'s trash was deleted
+        from (one row read, whatever the item holds); `NotFound` if it is not theirs."""
+        with self._db.session() as s:
+            path = _item_node(s, owner_id, item_id).trash_path
+        assert path is not None
+        return path
 
     def restore(
         self, owner_id: int, item_id: int, dest_parent_id: int, name: str, path: str
@@ -138,7 +145,9 @@ def trash_subtree(s: Session, node: Node, path: str, by_user_id: int | None) -> 
     old_parent = node.parent_id
     lock_dir(s, old_parent)
     gone = to_record((node, _digest(s, node.content_id)))
-    withdraw_sharing(s, _shared_within(s, node_id, node.owner_id))
+    shared = _shared_within(s, node_id, node.owner_id)
+    if shared:
+        withdraw_sharing(s, shared)
     log_change(s.connection(), entry(DELETED, gone, path), bump=[old_parent])
     node.parent_id = _trash_root(s, node.owner_id)
     node.name = node.name_key = str(node_id)
@@ -180,15 +189,21 @@ def _trash_root(s: Session, owner_id: int) -> int:
 def _shared_within(s: Session, root_id: int, owner_id: int) -> list[int]:
     """The nodes at or below `root_id` that have grants or share links: the shared
     nodes of the owner, each checked by walking up from it (shares are few; the
-    subtree may be huge)."""
-    granted = select(col(Grant.node_id)).join(Node, col(Node.id) == col(Grant.node_id))
-    linked = select(col(ShareLink.node_id)).join(Node, col(Node.id) == col(ShareLink.node_id))
-    candidates = {
-        *s.exec(granted.where(col(Node.owner_id) == owner_id)).all(),
-        *s.exec(linked.where(col(Node.owner_id) == owner_id)).all(),
-    }
-    inside = []
+    subtree may be huge). Read from the grants and links first and then by primary
+    key, so the owner's many nodes are never scanned."""
+    shared = {*s.exec(select(col(Grant.node_id))).all()}
+    shared.update(s.exec(select(col(ShareLink.node_id))).all())
+    candidates = (
+        s.exec(
+            select(col(Node.id)).where(col(Node.id).in_(shared), col(Node.owner_id) == owner_id)
+        ).all()
+        if shared
+        else []
+    )
+    inside: list[int] = []
     for candidate in candidates:
+        if candidate is None:
+            continue
         current: int | None = candidate
         while current is not None and current != root_id:
             current = s.exec(select(col(Node.parent_id)).where(col(Node.id) == current)).first()

@@ -30,8 +30,7 @@ class TrashOps(OperationsBase):
         name is taken again, or at the top of the home if its folder is gone. Returns
         the path it is at now. `NotFound` for an item not in the caller's trash."""
         user_id = _account(actor)
-        item = self.catalog.trash.get(user_id, item_id)
-        names = split_path(to or item.path)
+        names = split_path(to or self.catalog.trash.origin(user_id, item_id))
         if not names or name_key(names[0]) == SHARED_KEY:
             raise Forbidden("restore into your own files")
         view = self.view(actor)
