@@ -55,16 +55,8 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-# psycopg prepares a statement on the server after its fifth run, and PostgreSQL may
-# then plan it once for any parameters: the recursive ancestor update (`bump_revs`)
-# took 8-24 ms on a tree of 100,000 nodes that way, against 0.2 ms planned for the
-# values at hand (issue 16's delete/restore benchmark). Custom plans every time keep
-# the prepared statements' saved parsing and drop the guess.
-_POSTGRES_ARGS = {"connect_timeout": 5, "options": "-c plan_cache_mode=force_custom_plan"}
-
-
 def _server_engine(url: str) -> Engine:
-    connect_args = _POSTGRES_ARGS if url.startswith("postgresql") else {}
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     return create_engine(
         url,
         pool_pre_ping=True,
