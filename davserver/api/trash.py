@@ -27,17 +27,12 @@ NO_ITEM = "no such item in the trash"
 def list_trash(request: ApiRequest) -> Reply:
     """`GET /trash`: the items, newest first."""
     ops = request.context.ops
-    names: dict[int, str] = {}
+    items = ops.trash_items(Actor(request.user))
+    names = ops.catalog.users.names_by_id(item.deleted_by for item in items)
 
     def name_of(user_id: int | None) -> str | None:
-        if user_id is None:
-            return None
-        if user_id not in names:
-            user = ops.catalog.users.by_id(user_id)
-            names[user_id] = user.name if user is not None else str(user_id)
-        return names[user_id]
+        return None if user_id is None else names.get(user_id, str(user_id))
 
-    items = ops.trash_items(Actor(request.user))
     return Reply(200, {"items": [_item_json(item, name_of(item.deleted_by)) for item in items]})
 
 

@@ -31,17 +31,12 @@ def list_versions(request: ApiRequest) -> Reply:
         raise HttpError(400, "path is required")
     ops, actor = request.context.ops, Actor(request.user)
     target = _located(request, path)
-    authors: dict[int, str] = {}
+    versions = ops.versions(actor, target)
+    names = ops.catalog.users.names_by_id(v.author_id for v in versions)
 
     def author(user_id: int | None) -> str | None:
-        if user_id is None:
-            return None
-        if user_id not in authors:
-            user = ops.catalog.users.by_id(user_id)
-            authors[user_id] = user.name if user is not None else str(user_id)
-        return authors[user_id]
+        return None if user_id is None else names.get(user_id, str(user_id))
 
-    versions = ops.versions(actor, target)
     return Reply(200, {"versions": [_version_json(v, author(v.author_id)) for v in versions]})
 
 

@@ -19,6 +19,7 @@ a path they do not see, an id not theirs) are one line from `davserver.cli.main`
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable
 
 from davserver.app import Services
 from davserver.cli.output import CommandError, format_time, text_table
@@ -94,7 +95,8 @@ def located(ops: Operations, actor: Actor, path: str) -> Located:
 def _versions(args: argparse.Namespace, ops: Operations, actor: Actor) -> None:
     target = located(ops, actor, args.path)
     if args.versions_command == "list":
-        for line in version_table(ops.versions(actor, target), _Names(ops)):
+        versions = ops.versions(actor, target)
+        for line in version_table(versions, _names(ops, (v.author_id for v in versions))):
             print(line)
         return
     node = ops.restore_version(actor, target, args.id)
@@ -104,7 +106,8 @@ def _versions(args: argparse.Namespace, ops: Operations, actor: Actor) -> None:
 def _trash(args: argparse.Namespace, ops: Operations, actor: Actor) -> None:
     command = args.trash_command
     if command == "list":
-        for line in trash_table(ops.trash_items(actor), _Names(ops)):
+        items = ops.trash_items(actor)
+        for line in trash_table(items, _names(ops, (i.deleted_by for i in items))):
             print(line)
     elif command == "restore":
         path = ops.restore_trashed(actor, args.id, args.to)
@@ -117,23 +120,13 @@ def _trash(args: argparse.Namespace, ops: Operations, actor: Actor) -> None:
         print(f"Emptied the trash of {actor.name!r}: purged {count} items")
 
 
-class _Names:
-    """User names by id, each looked up once (`-` for none, the id for a removed user)."""
-
-    def __init__(self, ops: Operations) -> None:
-        self._ops = ops
-        self._known: dict[int, str] = {}
-
-    def __call__(self, user_id: int | None) -> str:
-        if user_id is None:
-            return "-"
-        if user_id not in self._known:
-            user = self._ops.catalog.users.by_id(user_id)
-            self._known[user_id] = user.name if user is not None else str(user_id)
-        return self._known[user_id]
+def _names(ops: Operations, user_ids: Iterable[int | None]) -> Callable[[int | None], str]:
+    """User names by id, read at once (`-` for none, the id for a removed user)."""
+    names = ops.catalog.users.names_by_id(user_ids)
+    return lambda user_id: "-" if user_id is None else names.get(user_id, str(user_id))
 
 
-def version_table(versions: list[VersionRecord], name_of: _Names) -> list[str]:
+def version_table(versions: list[VersionRecord], name_of: Callable[[int | None], str]) -> list[str]:
     """A header and one row per version, in the given order (sizes in bytes)."""
     rows = [("ID", "SIZE", "SHA256", "MTIME", "CREATED", "AUTHOR")]
     rows += [
@@ -150,7 +143,7 @@ def version_table(versions: list[VersionRecord], name_of: _Names) -> list[str]:
     return text_table(rows)
 
 
-def trash_table(items: list[TrashItemRecord], name_of: _Names) -> list[str]:
+def trash_table(items: list[TrashItemRecord], name_of: Callable[[int | None], str]) -> list[str]:
     """A header and one row per item, in the given order; the path last (it may hold
     spaces)."""
     rows = [("ID", "DELETED", "KIND", "SIZE", "BY", "PATH")]

@@ -239,6 +239,11 @@ class DavDispatcher(RequestResolver):
         provider = environ["wsgidav.provider"]
         if provider is None:
             raise DAVError(HTTP_NOT_FOUND, "no provider")
+        server = self.request_server(provider, environ)
+        yield from server(environ, start_response)
+
+    def request_server(self, provider: Any, environ: Environ) -> DavRequestServer:
+        """The request server for one request (`PROPFIND Depth: infinity` as configured)."""
         server = DavRequestServer(provider)
         server.allow_propfind_infinite = environ["wsgidav.config"]["davserver_infinite_depth"]
-        yield from server(environ, start_response)
+        return server

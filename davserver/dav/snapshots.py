@@ -11,10 +11,9 @@ or restore with `davserver restore`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -40,18 +39,12 @@ class SnapshotRequestServer(DavRequestServer):
 
 
 class SnapshotDispatcher(DavDispatcher):
-    """Hands each request to a `SnapshotRequestServer`."""
+    """Hands each request to a `SnapshotRequestServer` (never `Depth: infinity`)."""
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
-        if environ["REQUEST_METHOD"] == "OPTIONS" and environ["PATH_INFO"] == "*":
-            yield from super().__call__(environ, start_response)
-            return
-        provider = environ["wsgidav.provider"]
-        if provider is None:
-            raise DAVError(HTTP_NOT_FOUND, "no provider")
+    def request_server(self, provider: Any, environ: Environ) -> DavRequestServer:
         server = SnapshotRequestServer(provider)
         server.allow_propfind_infinite = False
-        yield from server(environ, start_response)
+        return server
 
 
 def build(

@@ -26,10 +26,10 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _
 
 from providers.catalog import NodeRecord, UserRecord
 from providers.checksums import Checksums
-from providers.dav.errors import dav_error_context, dav_errors
-from providers.dav.files import _DavReader, content_type_of
+from providers.dav.errors import dav_errors
+from providers.dav.files import FileFacts, _DavReader
 from providers.dav.node import last_modified_of
-from providers.dav.provider import USER
+from providers.dav.provider import request_user
 from providers.names import split_path
 from providers.operations import Operations
 from providers.operations.snapshots import SnapshotState, moment_name, parse_moment
@@ -49,15 +49,7 @@ class SnapshotProvider(DAVProvider):
 
     def user(self, environ: dict[str, Any]) -> UserRecord:
         """The account the request logged in as (looked up once per request)."""
-        user = environ.get(USER)
-        if not isinstance(user, UserRecord):
-            name = environ.get("wsgidav.auth.user_name")
-            with dav_error_context():
-                user = self.ops.catalog.users.get(name) if name else None
-            if user is None:
-                raise DAVError(HTTP_FORBIDDEN, "no such user")
-            environ[USER] = user
-        return user
+        return request_user(self.ops, environ)
 
     @dav_errors
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:
@@ -109,7 +101,19 @@ class _ReadOnly(_DAVResource):
         raise DAVError(HTTP_FORBIDDEN, READ_ONLY)
 
 
-class SnapshotList(_ReadOnly, DAVCollection):
+class _Members(DAVCollection):
+    """A snapshot collection's member by name, found as any path is (by the provider)."""
+
+    snapshots: SnapshotProvider
+
+    def get_member(self, name: str) -> _DAVResource | None:
+        found: _DAVResource | None = self.snapshots.get_resource_inst(
+            util.join_uri(self.path, name), self.environ
+        )
+        return found
+
+
+class SnapshotList(_ReadOnly, _Members):
     """`/snapshots/`: one folder per day with changes, named by its last change."""
 
     def __init__(
@@ -133,14 +137,8 @@ class SnapshotList(_ReadOnly, DAVCollection):
         """The days' last changes (all after the log's floor: all in the window)."""
         return [moment_name(at) for at in self.snapshots.ops.snapshots.days(self.user.id)]
 
-    def get_member(self, name: str) -> _DAVResource | None:
-        found: _DAVResource | None = self.snapshots.get_resource_inst(
-            util.join_uri(self.path, name), self.environ
-        )
-        return found
 
-
-class SnapshotFolder(_ReadOnly, DAVCollection):
+class SnapshotFolder(_ReadOnly, _Members):
     """A folder as it was (the home itself at `/<moment>/`)."""
 
     def __init__(
@@ -183,14 +181,8 @@ class SnapshotFolder(_ReadOnly, DAVCollection):
             for node in self.state.members(self.node.id)
         ]
 
-    def get_member(self, name: str) -> _DAVResource | None:
-        found: _DAVResource | None = self.snapshots.get_resource_inst(
-            util.join_uri(self.path, name), self.environ
-        )
-        return found
 
-
-class SnapshotFile(_ReadOnly, DAVNonCollection):
+class SnapshotFile(_ReadOnly, FileFacts, DAVNonCollection):
     """A file as it was: its content then."""
 
     def __init__(
@@ -204,26 +196,11 @@ class SnapshotFile(_ReadOnly, DAVNonCollection):
         super().__init__(path, environ)
         self.snapshots, self.state, self.node = provider, state, node
 
-    def get_content_length(self) -> int:
-        return self.node.size
-
-    def get_content_type(self) -> str:
-        return content_type_of(self.node)
-
     def get_creation_date(self) -> float:
         return self.node.created
 
     def get_last_modified(self) -> float:
         return last_modified_of(self.node)
-
-    def get_etag(self) -> str | None:
-        return self.node.digest
-
-    def support_etag(self) -> bool:
-        return True
-
-    def support_ranges(self) -> bool:
-        return True
 
     @dav_errors
     def get_content(self) -> _DavReader:
