@@ -30,7 +30,10 @@ WRITES = ("PUT", "MKCOL", "DELETE", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK
 
 
 class SnapshotRequestServer(DavRequestServer):
-    """`DavRequestServer` that refuses every write (see the module docstring)."""
+    """`DavRequestServer` that refuses every write (see the module docstring) and
+    offers no REPORT."""
+
+    sync_report = False
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
         if environ.get("REQUEST_METHOD", "").upper() in WRITES:

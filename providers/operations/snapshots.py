@@ -241,6 +241,11 @@ class Snapshots:
                     self._cache.popitem(last=False)
         return state
 
+    def forget(self) -> None:
+        """Drop every cached state (the next question builds its state again)."""
+        with self._lock:
+            self._cache.clear()
+
     def days(self, owner_id: int) -> list[float]:
         """For each UTC day with changes of `owner_id`'s tree in the window, the time
         of its last change, oldest day first."""

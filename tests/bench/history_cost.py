@@ -9,6 +9,10 @@ DELETE through the whole WSGI app (in process, no socket) and put back with
 inserted straight into the catalog (all files share one content): this measures
 deleting and restoring, not writing.
 
+Snapshots (`--snapshot`): PROPFIND Depth 1 of one folder of `/snapshots/<moment>/`
+over the same tree: the first answer builds the snapshot's state, the next finds it
+cached.
+
 Storage: a file of `--size-mib` random bytes, then 10 versions of it, each with 10
 small edits (64 bytes at random places) over the previous one, through the
 operations layer on the embedded default (a local blob directory, production
@@ -114,6 +118,30 @@ def _delete_restore(database_url: str, files: int, rounds: int) -> tuple[float, 
         return statistics.median(deletes), statistics.median(restores)
 
 
+def _snapshot(database_url: str, files: int, rounds: int) -> tuple[float, float]:
+    """PROPFIND Depth 1 of one folder of a snapshot of a home of `files` files: the
+    first answer builds the snapshot's state, the next ones find it cached."""
+    with _services(database_url) as services:
+        user = services.catalog.users.create("bench", hash_password(PASSWORD))
+        _fill(services, user.home_id, user.id, files)
+        time.sleep(1.1)  # the moment's second is over: its state may be cached
+        moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        client = Client(build_app(services))
+        token = base64.b64encode(f"bench:{PASSWORD}".encode()).decode()
+        headers = {"Authorization": f"Basic {token}", "Depth": "1"}
+        url = f"/snapshots/{moment}/big/d000/"
+        built, cached = [], []
+        for _ in range(rounds):
+            services.ops.snapshots.forget()
+            for times in (built, cached):
+                started = time.perf_counter()
+                answer = client.open(url, method="PROPFIND", headers=headers)
+                times.append(time.perf_counter() - started)
+                assert answer.status_code == 207, answer.status_code
+        services.push.close()
+        return statistics.median(built), statistics.median(cached)
+
+
 def _edited(body: bytes, rng: random.Random) -> bytes:
     edited = bytearray(body)
     for _ in range(10):
@@ -162,6 +190,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--storage", action="store_true")
+    parser.add_argument("--snapshot", action="store_true", help="time snapshot listings")
     parser.add_argument("--size-mib", type=int, default=100)
     parser.add_argument("--avg-kib", type=int, default=1024, help="average chunk size")
     args = parser.parse_args()
@@ -174,8 +203,15 @@ def main() -> None:
     try:
         for files in args.files:
             url = service.create_database() if service is not None else ""
-            delete, restore = _delete_restore(url, files, args.rounds)
             kind = "PostgreSQL" if service is not None else "SQLite"
+            if args.snapshot:
+                built, cached = _snapshot(url, files, args.rounds)
+                print(
+                    f"{kind} {files:>7,} files: snapshot folder listing {built * 1000:.1f} ms"
+                    f" building the state, {cached * 1000:.1f} ms cached (medians)"
+                )
+                continue
+            delete, restore = _delete_restore(url, files, args.rounds)
             print(
                 f"{kind} {files:>7,} files: DELETE {delete * 1000:.1f} ms,"
                 f" restore {restore * 1000:.1f} ms (medians of {args.rounds})"

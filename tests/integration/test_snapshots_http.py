@@ -132,6 +132,9 @@ def test_no_write_succeeds_under_snapshots(server: RunningServer) -> None:
         assert answer.status_code == 403, (method, url, answer.status_code)
     assert server_digests(admin, snap(server, moment)) == digests(BEFORE)
     assert server_digests(admin, server.dav) == before_dav
+    allowed = admin.options(folder_url).headers["Allow"].replace(" ", "").split(",")
+    assert "GET" in allowed and "PROPFIND" in allowed
+    assert not {"PUT", "DELETE", "MKCOL", "REPORT", "LOCK"} & set(allowed), allowed
 
 
 PROPPATCH_BODY = (
