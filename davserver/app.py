@@ -4,6 +4,7 @@ Only this module knows the concrete classes. `build_services(settings)` creates 
 catalog, blob store, chunker, filestore, the lock manager and the operations layer over
 them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
+the read-only snapshots of homes under `/snapshots/` (`davserver.dav.snapshots`),
 the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
 (`davserver.links.site`).
 """
@@ -19,14 +20,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from davserver.api import account, changes, push, shares
+from davserver.api import account, changes, push, shares, trash, versions
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
 from davserver.dav import app as dav_app
+from davserver.dav import snapshots as snapshot_dav
 from davserver.dav.app import MOUNT_PATH
+from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
@@ -47,10 +50,13 @@ from providers.catalog import Catalog
 from providers.chunker import FastCDCChunker
 from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
+from providers.dav.snapshots import SnapshotProvider
 from providers.errors import StorageError
 from providers.filestore import FileStore
 from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
 from providers.operations.events import RedisEvents
+from providers.operations.expiry import HistoryKeeper, HistoryRules
+from providers.operations.retention import DAY, RetentionPolicy
 from providers.push import Push
 
 log = logging.getLogger(__name__)
@@ -60,8 +66,9 @@ log = logging.getLogger(__name__)
 class Services:
     """Everything the app and the CLI need, built once per process: the engine, the
     process's one WebDAV lock manager, the operations layer over them, the login
-    limiter, the share-link signer, push (waiting clients; a server starts it) and the
-    metrics (the blob store reports to them)."""
+    limiter, the share-link signer, push (waiting clients; a server starts it), the
+    history keeper (retention in the background; a server starts it) and the metrics
+    (the blob store reports to them)."""
 
     settings: Settings
     catalog: Catalog
@@ -72,6 +79,7 @@ class Services:
     limiter: LoginLimiter
     signer: LinkSigner
     push: Push
+    history: HistoryKeeper
     metrics: Metrics = field(default_factory=Metrics)
 
     def check(self) -> None:
@@ -83,6 +91,7 @@ class Services:
             redis_store.ping(self.settings.redis_url)
 
     def close(self) -> None:
+        self.history.close()
         self.push.close()
         self.ops.events.close()
         self.limiter.close()
@@ -147,9 +156,18 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     signer = share_signer(catalog)
     push = Push(ops.events, ops.feed, capacity=settings.push_waiters)
     metrics.watch_push(push)
+    history = HistoryKeeper(catalog, history_rules(settings), settings.history_interval)
     return Services(
-        settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, metrics
+        settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, history, metrics
     )
+
+
+def history_rules(settings: Settings) -> HistoryRules:
+    """What history the settings keep (`versions_max_*`, `trash_retention`)."""
+    policy = RetentionPolicy(
+        max_age=settings.versions_max_age * DAY, max_count=settings.versions_max_count or None
+    )
+    return HistoryRules(policy, settings.trash_retention * DAY)
 
 
 def build_events(settings: Settings) -> EventPublisher:
@@ -200,7 +218,8 @@ def free_bytes_function(settings: Settings) -> Callable[[], int | None]:
 
 def build_app(services: Services) -> WSGIApplication:
     """The WSGI application for `services` (see the module docstring); starts push
-    (`Services.push`), which its server must close when it stops (`on_stop`)."""
+    (`Services.push`), which its server must close when it stops (`on_stop`), and the
+    history keeper (`Services.history`, closed with the services)."""
     settings = services.settings
     free_bytes = free_bytes_function(settings)
     options = dav_app.DavOptions(
@@ -214,7 +233,22 @@ def build_app(services: Services) -> WSGIApplication:
     dav = LoginGate(
         RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
     )
+    snapshots = LoginGate(
+        RequestGuard(
+            snapshot_dav.build(
+                SnapshotProvider(services.ops),
+                services.lock_manager,
+                options,
+                services.catalog.users,
+            ),
+            max_xml_body=settings.max_xml_body,
+        ),
+        services.limiter,
+        REALM,
+        nonces,
+    )
     services.push.start()
+    services.history.start()
     context = ApiContext(
         services.ops, free_bytes, services.signer, settings.public_base, services.push
     )
@@ -223,7 +257,14 @@ def build_app(services: Services) -> WSGIApplication:
         webdav,
         services.limiter,
         nonces,
-        (*account.ROUTES, *shares.ROUTES, *changes.ROUTES, *push.ROUTES),
+        (
+            *account.ROUTES,
+            *shares.ROUTES,
+            *changes.ROUTES,
+            *push.ROUTES,
+            *versions.ROUTES,
+            *trash.ROUTES,
+        ),
     )
     links = build_share_site(services, free_bytes, options)
     root = RootSite(
@@ -239,6 +280,10 @@ def build_app(services: Services) -> WSGIApplication:
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT_PATH
             environ["PATH_INFO"] = path[len(MOUNT_PATH) :] or "/"
             return dav(environ, start_response)
+        if path == SNAPSHOTS or path.startswith(SNAPSHOTS + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + SNAPSHOTS
+            environ["PATH_INFO"] = path[len(SNAPSHOTS) :] or "/"
+            return snapshots(environ, start_response)
         if path == API_PATH or path.startswith(API_PATH + "/"):
             return api(environ, start_response)
         if path.startswith(SHARE_PATH + "/"):

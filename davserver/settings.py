@@ -76,6 +76,10 @@ class Settings:
     auto_migrate: bool = True
     startup_wait: int = 60
     change_retention: int = 90  # days the change log keeps (`davserver gc --apply` compacts)
+    versions_max_age: int = 180  # days an old version is kept at most (`gc --apply` thins)
+    versions_max_count: int = 0  # old versions kept per file at most (0: no limit)
+    trash_retention: int = 30  # days a trash item is kept (`davserver gc --apply` purges)
+    history_interval: int = 3600  # seconds between a server's retention runs (0: none)
 
     @property
     def catalog_url(self) -> str:
@@ -224,10 +228,14 @@ def validated(settings: Settings) -> Settings:
         "login_failures_per_address",
         "login_failure_window",
         "change_retention",
+        "versions_max_age",
+        "trash_retention",
     )
     for name in names:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
+    if settings.versions_max_count < 0:
+        raise SettingsError("versions_max_count: must be 0 (no limit) or more")
     return settings
 
 

@@ -1,6 +1,7 @@
 """The caller's account in the JSON API (see docs/api.md):
 
-GET    /api/v1/me           {"user", "quota_bytes", "used_bytes", "available_bytes"}
+GET    /api/v1/me           {"user", "quota_bytes", "used_bytes", "available_bytes",
+                             "current_bytes", "versions_bytes", "trash_bytes"}
 GET    /api/v1/grants       [{"id", "path", "to", "perm", "created_at"}], oldest first
 POST   /api/v1/grants       {"path", "to", "perm"}: 201 new grant, 200 perm changed
 DELETE /api/v1/grants/<id>  204; 404 unless the caller made that grant
@@ -22,16 +23,22 @@ from providers.operations.feed_view import api_kind
 
 def me(request: ApiRequest) -> Reply:
     """`GET /me`: the caller's name and space; `available_bytes` is what the quota leaves,
-    or the store's free space without a quota (None if unknown), as WebDAV reports."""
+    or the store's free space without a quota (None if unknown), as WebDAV reports.
+    `used_bytes` is what the quota is charged, split into the files (`current_bytes`),
+    what old versions alone keep (`versions_bytes`) and the trash (`trash_bytes`)."""
     user = request.user
-    available = user.available_bytes
+    usage = request.context.ops.catalog.history_usage.usage(user.id)
+    available = None if usage.quota is None else max(0, usage.quota - usage.charged)
     if available is None:
         available = request.context.free_bytes()
     body = {
         "user": user.name,
-        "quota_bytes": user.quota_bytes,
-        "used_bytes": user.used_bytes,
+        "quota_bytes": usage.quota,
+        "used_bytes": usage.charged,
         "available_bytes": available,
+        "current_bytes": usage.current,
+        "versions_bytes": usage.versions,
+        "trash_bytes": usage.trash,
     }
     return Reply(200, body)
 
@@ -52,7 +59,7 @@ def list_grants(request: ApiRequest) -> Reply:
     return Reply(200, [_grant_json(r) for r in records])
 
 
-def _string_fields(body: dict[str, Any], names: Sequence[str]) -> list[str]:
+def string_fields(body: dict[str, Any], names: Sequence[str]) -> list[str]:
     """The values of exactly the fields `names`, each a non-empty string; 400 otherwise."""
     unknown = sorted(set(body) - set(names))
     if unknown:
@@ -70,7 +77,7 @@ def create_grant(request: ApiRequest) -> Reply:
     """`POST /grants` {"path", "to", "perm"}: share a node of the caller's home with a
     user or `@group`. 201 with the new grant; 200 when that grantee already had a grant
     of that node (its perm is now `perm`). Items under Shared/ are others': 403."""
-    path, to, perm = _string_fields(request.json_object(), ("path", "to", "perm"))
+    path, to, perm = string_fields(request.json_object(), ("path", "to", "perm"))
     record, created = request.context.ops.grant(request.user.name, split_path(path), to, perm)
     return Reply(201 if created else 200, _grant_json(record))
 

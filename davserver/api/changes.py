@@ -23,7 +23,7 @@ from providers.operations.feed import MAX_LIMIT
 DEFAULT_LIMIT = 500
 
 
-def _query(request: ApiRequest, names: tuple[str, ...]) -> dict[str, str]:
+def query_params(request: ApiRequest, names: tuple[str, ...]) -> dict[str, str]:
     """The query parameters `names` given once each; 400 for unknown or repeated ones."""
     raw = parse_qs(request.environ.get("QUERY_STRING", ""), keep_blank_values=True)
     unknown = sorted(set(raw) - set(names))
@@ -48,14 +48,14 @@ def _limit(text: str | None) -> int:
 
 def latest(request: ApiRequest) -> Reply:
     """`GET /changes/latest`: the cursor of now (for `path`, default the root)."""
-    params = _query(request, ("path",))
+    params = query_params(request, ("path",))
     cursor = request.context.ops.feed.latest(Actor(request.user), params.get("path") or "/")
     return Reply(200, {"cursor": cursor})
 
 
 def changes(request: ApiRequest) -> Reply:
     """`GET /changes`: a page of entries after `cursor` (a bootstrap page without)."""
-    params = _query(request, ("cursor", "limit", "path"))
+    params = query_params(request, ("cursor", "limit", "path"))
     cursor = params.get("cursor") or None
     feed = request.context.ops.feed
     page = feed.read(

@@ -11,6 +11,9 @@
     davserver gc [--apply] [--grace SECONDS] | fsck [--deep]         (maintenance)
     davserver checksums [--apply]
     davserver db upgrade|current                                     (db)
+    davserver versions list|restore PATH --owner U [--id ID]         (history)
+    davserver trash list|restore|purge|empty [ID] --owner U [--to P]
+    davserver restore PATH --owner U --at TIME [--to PATH]          (restore)
 
 Every command reads the same settings, so every command finds the same store: the
 config file named by `--config`, else by `DAVSERVER_CONFIG`, else the first of
@@ -31,13 +34,24 @@ from typing import NoReturn
 
 from davserver import __version__
 from davserver.app import build_services
-from davserver.cli import db, grants, groups, maintenance, serve, shares, users
+from davserver.cli import (
+    db,
+    grants,
+    groups,
+    history,
+    maintenance,
+    restore,
+    serve,
+    shares,
+    users,
+)
 from davserver.cli.output import CommandError
 from davserver.settings import Settings, SettingsError, find_config, load
 from providers.errors import StorageError
 
 log = logging.getLogger("davserver.cli")
 GROUPS: tuple[ModuleType, ...] = (serve, users, groups, grants, shares, maintenance, db)
+GROUPS += (history, restore)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,7 +1,10 @@
 """`davserver gc`, `fsck` and `checksums`: garbage collection, store checks, backfills.
 
     davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h;
-                                               # --apply also compacts the change log
+                                               # --apply first thins old versions
+                                               # (`versions_max_age`, `versions_max_count`),
+                                               # purges old trash (`trash_retention`)
+                                               # and also compacts the change log
                                                # (rows older than `change_retention` days)
     davserver fsck [--deep]                    # every chunk a file needs exists (--deep: re-hash);
                                                # a bad chunk is listed with the files it damages
@@ -21,9 +24,10 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from davserver.app import Services
+from davserver.app import Services, history_rules
 from providers.checksum_fill import fill_checksums
 from providers.gc import check_store, collect_garbage
+from providers.operations.expiry import expire_history
 
 COMMANDS = ("gc", "fsck", "checksums")
 DEFAULT_GRACE = 6 * 3600
@@ -70,6 +74,14 @@ def _progress(items: Sequence[T], label: str) -> Iterable[T]:
 
 
 def _gc(args: argparse.Namespace, services: Services) -> int:
+    if args.apply:  # first, so that the contents it lets go are freed by this run
+        settings = services.settings
+        expired = expire_history(services.catalog, history_rules(settings), time.time())
+        print(f"gc: dropped {expired.versions} old versions that retention does not keep")
+        print(
+            f"gc: purged {expired.trash_items} trash items older than "
+            f"{settings.trash_retention} days"
+        )
     report = collect_garbage(
         services.catalog,
         services.blobs,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from wsgidav.dav_provider import DAVProvider
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.lock_man.lock_manager import LockManager
@@ -25,7 +26,6 @@ from davserver.dav.folder_pages import CONFIG_KEY, FolderPages, PlainStatusPages
 from davserver.dav.request_server import DavDispatcher
 from davserver.http.environ import StartResponse, WSGIApplication
 from providers.catalog.users import Users
-from providers.dav import DavProvider
 
 MOUNT_PATH = "/dav"
 
@@ -40,7 +40,7 @@ class DavOptions:
 
 
 def wsgidav_config(
-    provider: DavProvider, mount_path: str, options: DavOptions, *, accounts: Users | None
+    provider: DAVProvider, mount_path: str, options: DavOptions, *, accounts: Users | None
 ) -> dict[str, Any]:
     """WsgiDAV's configuration for `provider` at `mount_path`; with `accounts`, logins
     (Basic and Digest, by `CatalogDomainController`)."""
@@ -88,7 +88,7 @@ def wsgidav_config(
 
 
 def build(
-    provider: DavProvider,
+    provider: DAVProvider,
     lock_manager: LockManager,
     mount_path: str,
     options: DavOptions,

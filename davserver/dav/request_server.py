@@ -68,9 +68,13 @@ def representation(res: Any) -> content.Representation:
 class DavRequestServer(RequestServer):
     """WsgiDAV's request handler with the additions of the module docstring."""
 
+    # whether collections answer the sync-collection REPORT (not a read-only snapshot)
+    sync_report = True
+
     def __init__(self, dav_provider: Any) -> None:
         super().__init__(dav_provider)
-        self._possible_methods.append("REPORT")
+        if self.sync_report:
+            self._possible_methods.append("REPORT")
 
     def do_REPORT(self, environ: Environ, start_response: StartResponse) -> Any:
         return sync_collection.report(self._davProvider, environ, start_response)
@@ -82,7 +86,7 @@ class DavRequestServer(RequestServer):
             res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
 
         def with_report(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
-            if res is not None and res.is_collection:
+            if self.sync_report and res is not None and res.is_collection:
                 headers = [
                     (name, f"{value}, REPORT" if name == "Allow" else value)
                     for name, value in headers
@@ -239,6 +243,11 @@ class DavDispatcher(RequestResolver):
         provider = environ["wsgidav.provider"]
         if provider is None:
             raise DAVError(HTTP_NOT_FOUND, "no provider")
+        server = self.request_server(provider, environ)
+        yield from server(environ, start_response)
+
+    def request_server(self, provider: Any, environ: Environ) -> DavRequestServer:
+        """The request server for one request (`PROPFIND Depth: infinity` as configured)."""
         server = DavRequestServer(provider)
         server.allow_propfind_infinite = environ["wsgidav.config"]["davserver_infinite_depth"]
-        yield from server(environ, start_response)
+        return server

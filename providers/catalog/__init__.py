@@ -5,11 +5,13 @@
 `app_passwords` (per-device passwords), `groups` (groups, memberships), `grants`
 (sharing between users), `links` (public share links), `uploads` (resumable
 uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, chunk
-states, GC queries), `checksums` (the contents' checksums), `leases` (locks shared
-by every process, e.g. one GC run at a time), `changes` (reading and compacting the
-change log, the sync feed's source). `prepare_schema` opens a store: it creates,
-upgrades or refuses its schema (`providers.catalog.migrate`, Alembic). Errors come out
-as `providers.errors` types: `Unavailable` when the database is down.
+states, GC queries), `checksums` (the contents' checksums), `versions` (files'
+history), `leases` (locks shared by every process, e.g. one GC run at a time),
+`changes` (reading and compacting the change log, the sync feed's source),
+`snapshots` (what a snapshot of a home is built from).
+`prepare_schema` opens a store: it creates, upgrades or refuses its schema
+(`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
+`Unavailable` when the database is down.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Con
 from providers.catalog.db import Database
 from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
+from providers.catalog.history_usage import HistoryUsage, OldestHistory, Usage
 from providers.catalog.leases import Leases
 from providers.catalog.links import ShareLinks
 from providers.catalog.migrate import (
@@ -48,16 +51,22 @@ from providers.catalog.records import (
     NodeRecord,
     ReceivedGrant,
     ShareLinkRecord,
+    TrashItemRecord,
     UserRecord,
+    VersionRecord,
 )
+from providers.catalog.snapshots import ContentThen, SnapshotReads, SnapshotSource
+from providers.catalog.trash import Trash
 from providers.catalog.tree import Tree
 from providers.catalog.uploads import Uploads
 from providers.catalog.users import Users
+from providers.catalog.versions import Versions
 
 
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
-    `tree`, `contents`, `checksums`, `leases`, `changes`."""
+    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
+    `history_usage`, `snapshots`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -72,6 +81,10 @@ class Catalog:
         self.uploads = Uploads(self.db, self.contents)
         self.leases = Leases(self.db)
         self.changes = ChangeLog(self.db)
+        self.versions = Versions(self.db)
+        self.trash = Trash(self.db)
+        self.history_usage = HistoryUsage(self.db)
+        self.snapshots = SnapshotReads(self.db)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -118,15 +131,22 @@ __all__ = [
     "ChangeLog",
     "ChangeRecord",
     "ChunkRecord",
+    "ContentThen",
     "DigestSecret",
     "ExtentRecord",
     "GrantRecord",
+    "HistoryUsage",
     "LeaseRecord",
     "NewContent",
     "NodeRecord",
+    "OldestHistory",
     "ReceivedGrant",
     "SchemaChange",
     "SchemaState",
     "ShareLinkRecord",
+    "SnapshotSource",
+    "TrashItemRecord",
+    "Usage",
     "UserRecord",
+    "VersionRecord",
 ]

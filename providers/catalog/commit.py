@@ -9,7 +9,7 @@ SQLAlchemy expressions costs more than SQLite running them.
 What the transaction does, in order: lock the parent folder's row; settle the chunks
 (`settle_chunks`); insert the content (with its checksums) and its extents; find the
 file (or choose a free name); charge the owner (`charge_used_bytes`); insert or update
-the node; replace its version row; log the change (bumping the `rev` of the file and
+the node; add its version row; log the change (bumping the `rev` of the file and
 its folders). Any failure rolls all of it back.
 """
 
@@ -18,11 +18,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
 from providers.catalog.db import IN_BATCH
+from providers.catalog.history_usage import add_replaced
+from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
 from providers.catalog.rows import charge_used_bytes, child_record
 from providers.catalog.schema import (
@@ -61,7 +63,6 @@ _SET_CONTENT = (
         content_type=bindparam("new_type"),
     )
 )
-_DROP_VERSIONS = delete(Version).where(col(Version.node_id) == bindparam("node"))
 _NEW_VERSION = insert(Version)
 
 
@@ -109,12 +110,54 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
         content_type=commit.content_type or node.content_type,
     )
     node = _store_node(conn, node)
-    _replace_version(conn, node, commit.author_id, now)
+    _add_version(conn, node, commit.author_id, now)
+    if found is not None:
+        add_replaced(conn, node.owner_id, found.content_id, content_id)
     logged = commit.path if name == commit.name else f"{commit.path.rsplit('/', 1)[0]}/{name}"
     sha256 = content.checksums.sha256 if content.checksums else None
     change = entry(CREATED if found is None else MODIFIED, node, logged, sha256=sha256)
     seq = log_change(conn, change, bump=[node.id])
     return node._replace(rev=seq), found is None
+
+
+def switch_content(
+    conn: Connection, node: NodeRecord, author_id: int | None, path: str
+) -> NodeRecord:
+    """In the caller's write transaction, make an existing file `node` (its fields
+    already naming the content it switches to: content_id, digest, size, mtime) the
+    stored one: charge the owner the difference, point the row at it, add its
+    version row and log `modified` at `path`; return it with its new rev. The content
+    exists already (a version being restored): no chunk is touched. What history
+    alone keeps is measured again (design invariant 19)."""
+    lock_folder(conn, node.parent_id or 0)
+    before = conn.execute(select(col(Node.size)).where(col(Node.id) == node.id)).scalar()
+    if before is None:
+        raise Conflict("the file is gone")
+    charge_used_bytes(conn, node.owner_id, node.size - before)
+    _store_node(conn, node)
+    _add_version(conn, node, author_id, time.time())
+    refresh_history(conn, node.owner_id)
+    seq = log_change(conn, entry(MODIFIED, node, path), bump=[node.id])
+    return node._replace(rev=seq)
+
+
+def place_content(
+    conn: Connection, node: NodeRecord, author_id: int | None, path: str
+) -> NodeRecord:
+    """In the caller's write transaction, add `node` (id 0: a new file in folder
+    `node.parent_id`, its fields naming an existing content) as a stored file: no
+    chunk is written, the owner is charged its size, a version row is added and
+    `created` logged at `path`. `Conflict` if the name is taken."""
+    assert node.parent_id is not None and not node.id
+    lock_folder(conn, node.parent_id)
+    if child_record(conn, node.parent_id, node.name) is not None:
+        raise Conflict(f"{node.name!r} exists")
+    charge_used_bytes(conn, node.owner_id, node.size)
+    node = _store_node(conn, node)
+    _add_version(conn, node, author_id, time.time())
+    refresh_history(conn, node.owner_id)  # what history alone keeps may be current again
+    seq = log_change(conn, entry(CREATED, node, path), bump=[node.id])
+    return node._replace(rev=seq)
 
 
 def lock_folder(conn: Connection, folder_id: int) -> None:
@@ -195,15 +238,16 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
     return node._replace(id=node_id)
 
 
-def _replace_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:
-    """The node's version row now names its new content (retention: current only)."""
-    conn.execute(_DROP_VERSIONS, {"node": node.id})
+def _add_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:
+    """A version row for the node's new content; the earlier ones stay (history,
+    thinned later by retention)."""
     row = {
         "node_id": node.id,
         "content_id": node.content_id,
         "size": node.size,
         "created_at": now,
         "author_id": author_id,
+        "mtime": node.mtime,
     }
     conn.execute(_NEW_VERSION, row)
 

@@ -68,14 +68,21 @@ class UserRecord:
     quota_bytes: int | None
     used_bytes: int
     digest: DigestSecret | None = None
+    # what old versions alone keep (`User.history_bytes`), charged with `used_bytes`
+    history_bytes: int = 0
+
+    @property
+    def charged_bytes(self) -> int:
+        """What counts toward the quota: files and trash, and what history alone keeps."""
+        return self.used_bytes + self.history_bytes
 
     @property
     def available_bytes(self) -> int | None:
-        """How many more bytes the user may own: quota minus used (0 when at or over
-        the quota), None without a quota."""
+        """How many more bytes the user may own: quota minus charged (0 when at or
+        over the quota), None without a quota."""
         if self.quota_bytes is None:
             return None
-        return max(0, self.quota_bytes - self.used_bytes)
+        return max(0, self.quota_bytes - self.charged_bytes)
 
 
 @dataclass(frozen=True)
@@ -198,3 +205,31 @@ class ShareLinkRecord:
 
     def live(self, now: float) -> bool:
         return self.state(now) == "live"
+
+
+class VersionRecord(NamedTuple):
+    """One content a file had: `id` of its version row, the content and its size,
+    when it was written (`created`), by whom (`author_id`), the file's `mtime` then
+    (None before schema 0004) and the content's SHA-256 (None if never computed)."""
+
+    id: int
+    node_id: int
+    content_id: int
+    size: int
+    created: float
+    author_id: int | None
+    mtime: float | None
+    sha256: str | None
+
+
+class TrashItemRecord(NamedTuple):
+    """An item of a user's trash: the id of its root node, the `path` in the home it
+    was deleted from (and is restored to), its kind, the bytes of the files it holds,
+    when and by whom (user id, None if unknown) it was deleted."""
+
+    id: int
+    path: str
+    kind: str
+    size: int
+    deleted: float
+    deleted_by: int | None

@@ -56,6 +56,7 @@ _RECORD_COLUMNS = (
     col(Node.content_type),
     col(Node.rev),
 )
+RECORD_COLUMNS = _RECORD_COLUMNS  # for the catalog's other readers of node records
 NODE_BY_ID = (
     core_select(*_RECORD_COLUMNS)
     .outerjoin(Content, col(Node.content_id) == col(Content.id))
@@ -129,7 +130,7 @@ def find_user_id(session: Session, name: str) -> int:
 
 
 _OWNER_USAGE = (
-    core_select(col(User.used_bytes), col(User.quota_bytes))
+    core_select(col(User.used_bytes), col(User.history_bytes), col(User.quota_bytes))
     .where(col(User.id) == bindparam("owner"))
     .with_for_update()
 )
@@ -149,10 +150,11 @@ def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
     """Add `delta` bytes to the owner's usage, locking their row for the rest of the
     transaction (so concurrent charges cannot pass the quota together); `QuotaExceeded`
     if a growth (`delta > 0`) would take them past their quota. Shrinking is always
-    allowed, even for an owner already over quota."""
+    allowed, even for an owner already over quota. What history alone keeps
+    (`history_bytes`) counts as used."""
     usage = conn.execute(_OWNER_USAGE, {"owner": owner_id}).first()
     if delta > 0 and usage is not None and usage.quota_bytes is not None:
-        used, quota = usage.used_bytes, usage.quota_bytes
+        used, quota = usage.used_bytes + usage.history_bytes, usage.quota_bytes
         if used + delta > quota:
             raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, quota - used)} left")
     add_used_bytes(conn, owner_id, delta)

@@ -59,8 +59,16 @@ class User(SQLModel, table=True):
     digest_realm: str | None = Field(default=None, max_length=128)
     digest_ha1: str | None = Field(default=None, max_length=64)
     home_id: int | None = Field(default=None)
+    # the root of the user's trash: a node outside the home, made at first delete
+    trash_id: int | None = Field(default=None)
     quota_bytes: int | None = Field(default=None, sa_column=_big(nullable=True))
     used_bytes: int = Field(default=0, sa_column=_big(nullable=False, default=0))
+    # bytes only old versions keep (chunks no file or trash item of the user names):
+    # an upper bound kept as files are overwritten, made exact when history shrinks
+    # (`providers.catalog.history_usage`); charged to the quota with `used_bytes`
+    history_bytes: int = Field(
+        default=0, sa_column=_big(nullable=False, default=0, server_default="0")
+    )
     created_at: float
 
 
@@ -132,6 +140,11 @@ class Node(SQLModel, table=True):
     # the seq of the last change at or below this node (`rows.bump_revs`): a folder's
     # ETag is made of its id and this, so it moves whenever anything inside it changes
     rev: int = Field(default=0, sa_column=_big(nullable=False, default=0, server_default="0"))
+    # set on the root of a trashed subtree (re-parented under its owner's trash root,
+    # renamed to its id): when, by whom, and the path in the home it is restored to
+    trashed_at: float | None = Field(default=None)
+    trashed_by: int | None = Field(default=None)
+    trash_path: str | None = Field(default=None)
 
 
 class Grant(SQLModel, table=True):
@@ -219,7 +232,9 @@ class Chunk(SQLModel, table=True):
 
 
 class Version(SQLModel, table=True):
-    """A node's content at one point in time; the newest is the node's current one."""
+    """A node's content at one point in time, one row per write (every content a
+    file had and retention keeps); the newest is the node's current one. `mtime` is
+    the file's mtime with that content (NULL for rows written before 0004)."""
 
     id: int | None = Field(default=None, primary_key=True)
     node_id: int = Field(foreign_key="node.id", index=True)
@@ -227,6 +242,7 @@ class Version(SQLModel, table=True):
     size: int = Field(sa_column=_big(nullable=False))
     created_at: float
     author_id: int | None = Field(default=None)
+    mtime: float | None = Field(default=None)
 
 
 class Prop(SQLModel, table=True):

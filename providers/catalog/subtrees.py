@@ -159,4 +159,12 @@ def _copy_node_extras(s: Session, old: Node, new: Node, now: float) -> None:
     assert new.id is not None
     s.add_all(Prop(node_id=new.id, name=p.name, value=p.value) for p in props)
     if new.kind == FILE and new.content_id is not None:
-        s.add(Version(node_id=new.id, content_id=new.content_id, size=new.size, created_at=now))
+        s.add(
+            Version(
+                node_id=new.id,
+                content_id=new.content_id,
+                size=new.size,
+                created_at=now,
+                mtime=new.mtime,
+            )
+        )

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, text, update
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import (
@@ -30,7 +30,8 @@ from providers.catalog.changes import (
     logged,
 )
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import DIR, NodeRecord
+from providers.catalog.history_usage import refresh as refresh_history
+from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.rows import (
     CHILD_PROPS,
     CHILDREN,
@@ -43,11 +44,23 @@ from providers.catalog.rows import (
     path_names,
     to_record,
 )
-from providers.catalog.schema import Content, Node, Prop
+from providers.catalog.schema import Content, Node, Prop, Version
 from providers.catalog.sharelog import log_moved_in, walk
 from providers.catalog.subtrees import copy_rows, refuse_cycle, remove_subtree, transfer
+from providers.catalog.trash import trash_subtree
 from providers.errors import Conflict, NotFound
 from providers.names import name_key
+
+# the newest version row of a file that is its current content (to re-add as newest)
+_DROP_CURRENT_ROW = text(
+    "DELETE FROM version WHERE id = (SELECT MAX(id) FROM version"
+    " WHERE node_id = :node AND content_id = :content)"
+)
+_INHERIT_VERSIONS = text(
+    "INSERT INTO version (node_id, content_id, size, created_at, author_id, mtime)"
+    " SELECT :to, content_id, size, created_at, author_id, mtime FROM version"
+    " WHERE node_id = :from"
+)
 
 
 class Tree:
@@ -162,9 +175,12 @@ class Tree:
         *,
         replace: bool = True,
         old_path: str | None = None,
+        author_id: int | None = None,
     ) -> NodeRecord:
         """Rename/move one row, replacing whatever sits at the destination (`Conflict`
-        instead when not `replace`); the node takes the spelling `dest_name`. A
+        instead when not `replace`; what it replaces goes to its owner's trash, deleted
+        by `author_id`, and a file replacing a file takes over its history:
+        `_replace_logged`); the node takes the spelling `dest_name`. A
         destination that is the node itself (a rename that only changes the spelling)
         just renames it. Moving into another owner's tree (through a share) hands the
         subtree to that owner (`subtrees.transfer`). Logged as one `moved` row from
@@ -179,12 +195,14 @@ class Tree:
             refuse_cycle(s, node_id, dest_parent_id)
             source = old_path or "/" + "/".join(path_names(s, node_id))
             existing = find_child(s, dest_parent_id, dest_name)
+            replaced = None
             if existing is not None and existing.id != node_id:
                 if not replace:
                     raise Conflict(f"{dest_name!r} exists")
-                _remove_logged(s, existing, path)
+                replaced = _replace_logged(s, existing, path, author_id)
             node = s.get(Node, node_id)
             assert node is not None
+            _inherit_history(s, replaced, node, author_id)
             old_owner = node.owner_id
             new_owner = s.exec(
                 select(col(Node.owner_id)).where(col(Node.id) == dest_parent_id)
@@ -208,9 +226,19 @@ class Tree:
 
         return self._db.run(logged(work))
 
-    def copy(self, node_id: int, dest_parent_id: int, dest_name: str, path: str) -> NodeRecord:
+    def copy(
+        self,
+        node_id: int,
+        dest_parent_id: int,
+        dest_name: str,
+        path: str,
+        author_id: int | None = None,
+        keep_replaced: bool = True,
+    ) -> NodeRecord:
         """Copy a subtree as new rows sharing the same contents (no chunk is touched),
-        replacing whatever sits at the destination; `Conflict` if that is the source
+        replacing whatever sits at the destination (as `move` does: to the trash, and a
+        file copied over a file takes over its history; unless not `keep_replaced`:
+        then it is removed for good); `Conflict` if that is the source
         itself (another spelling of its own name). The copies belong to the destination
         folder's owner, who is charged their bytes (less those of what they replace):
         `QuotaExceeded` if that passes their quota, and nothing is copied."""
@@ -221,9 +249,13 @@ class Tree:
             existing = find_child(s, dest_parent_id, dest_name)
             if existing is not None and existing.id == node_id:
                 raise Conflict("cannot copy a resource onto itself")
-            if existing is not None:
+            replaced = None
+            if existing is not None and keep_replaced:
+                replaced = _replace_logged(s, existing, path, author_id)
+            elif existing is not None:
                 _remove_logged(s, existing, path)
             made, copied = copy_rows(s, node_id, dest_parent_id, dest_name, dest.owner_id)
+            _inherit_history(s, replaced, made[0][0], author_id)
             charge_used_bytes(s.connection(), dest.owner_id, copied)
             return _log_copies(s, made, path)
 
@@ -255,14 +287,45 @@ class Tree:
         self._db.run(logged(work))
 
 
+def _replace_logged(s: Session, existing: Node, path: str, author_id: int | None) -> Node:
+    """Put what a move or copy replaces at `path` in its owner's trash (nothing an
+    overwrite replaces is lost: issue 16), logged as `deleted` (a client applying the
+    feed then never merges the new node into the old one); return it."""
+    trash_subtree(s, existing, path, author_id)
+    return existing
+
+
 def _remove_logged(s: Session, existing: Node, path: str) -> None:
-    """Remove what a move or copy replaces at `path`, logged as `deleted` (a client
-    applying the feed then never merges the new node into the old one)."""
+    """Remove what a copy replaces at `path` for good (no room to keep it), logged as
+    `deleted`."""
     assert existing.id is not None and existing.parent_id is not None
     gone = to_record((existing, None))
     remove_subtree(s, existing.id)
     s.flush()
     log_change(s.connection(), entry(DELETED, gone, path), bump=[existing.parent_id])
+    refresh_history(s.connection(), gone.owner_id)
+
+
+def _inherit_history(s: Session, replaced: Node | None, node: Node, author_id: int | None) -> None:
+    """When file `node` replaced file `replaced` (a MOVE or COPY over it), the versions
+    of `replaced`, its last content included, become `node`'s old versions too, so the
+    path keeps its history as after a PUT; `node`'s current content is then re-added as
+    its newest version row (the newest row is the current one). The rows are copied:
+    the trashed file keeps its own."""
+    if replaced is None or replaced.kind != FILE or node.kind != FILE:
+        return
+    conn = s.connection()
+    conn.execute(_DROP_CURRENT_ROW, {"node": node.id, "content": node.content_id})
+    conn.execute(_INHERIT_VERSIONS, {"to": node.id, "from": replaced.id})
+    row = {
+        "node_id": node.id,
+        "content_id": node.content_id,
+        "size": node.size,
+        "created_at": time.time(),
+        "author_id": author_id,
+        "mtime": node.mtime,
+    }
+    conn.execute(insert(Version), row)
 
 
 def _log_copies(s: Session, made: list[tuple[Node, tuple[str, ...]]], path: str) -> NodeRecord:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, inspect, update
@@ -64,6 +65,7 @@ def _record(user: User | Row[*tuple[Any, ...]]) -> UserRecord:
         quota_bytes=user.quota_bytes,
         used_bytes=user.used_bytes,
         digest=digest,
+        history_bytes=user.history_bytes,
     )
 
 
@@ -112,6 +114,16 @@ class Users:
         with self._db.session() as s:
             user = s.get(User, user_id)
             return _record(user) if user else None
+
+    def names_by_id(self, user_ids: Iterable[int | None]) -> dict[int, str]:
+        """The names of these users by id, in one query (None ids are skipped; removed
+        users are absent: callers show their id)."""
+        wanted = {uid for uid in user_ids if uid is not None}
+        if not wanted:
+            return {}
+        with self._db.session() as s:
+            rows = s.exec(select(col(User.id), col(User.name)).where(col(User.id).in_(wanted)))
+            return {uid: name for uid, name in rows.all() if uid is not None}
 
     def count(self) -> int:
         with self._db.session() as s:

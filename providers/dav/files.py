@@ -16,7 +16,7 @@ import functools
 import mimetypes
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 from wsgidav import util
@@ -35,7 +35,32 @@ STORED_CHECKSUMS = "davserver.stored_checksums"  # environ: the checksums a PUT 
 _UNKNOWN: Any = object()  # checksums not looked up yet
 
 
-class FileResource(NodeMixin, DAVNonCollection):
+class _HasNode(Protocol):
+    @property
+    def node(self) -> NodeRecord: ...
+
+
+class FileFacts:
+    """What a file resource tells from its record `node`: size, type, its content
+    digest as ETag, and byte ranges (a stored file, or one in a snapshot)."""
+
+    def get_content_length(self: _HasNode) -> int:
+        return self.node.size
+
+    def get_content_type(self: _HasNode) -> str:
+        return content_type_of(self.node)
+
+    def get_etag(self: _HasNode) -> str | None:
+        return self.node.digest
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+
+class FileResource(NodeMixin, FileFacts, DAVNonCollection):
     """A stored file. A pending one (PUT of a new name) has `node.id == 0` until
     commit, and knows the folder it goes into (`parent`)."""
 
@@ -72,21 +97,6 @@ class FileResource(NodeMixin, DAVNonCollection):
         element = etree.Element(OC_CHECKSUMS, nsmap={"oc": OC_NS})
         etree.SubElement(element, f"{{{OC_NS}}}checksum").text = checksums.oc_value
         return element
-
-    def get_content_length(self) -> int:
-        return self.node.size
-
-    def get_content_type(self) -> str:
-        return content_type_of(self.node)
-
-    def get_etag(self) -> str | None:
-        return self.node.digest
-
-    def support_etag(self) -> bool:
-        return True
-
-    def support_ranges(self) -> bool:
-        return True
 
     @dav_errors
     def get_content(self) -> Any:

@@ -15,6 +15,7 @@ from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
 from providers.dav.node import NodeMixin
+from providers.dav.quota import QUOTA_SPLIT, quota_split_value
 from providers.dav.sync import SYNC_LIVE, sync_property_names, sync_property_value
 from providers.names import check_name, name_key
 from providers.operations import SHARED, SHARED_KEY
@@ -33,13 +34,21 @@ class FolderResource(NodeMixin, DAVCollection):
         return True
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
-        """Those of every node, and RFC 6578's (`providers.dav.sync`) when named."""
+        """Those of every node, and RFC 6578's (`providers.dav.sync`) and the quota
+        split (`providers.dav.quota`) when named."""
         names = super().get_property_names(is_allprop=is_allprop)
-        return names + sync_property_names(self.provider, self.environ, is_allprop=is_allprop)
+        names += sync_property_names(self.provider, self.environ, is_allprop=is_allprop)
+        if not is_allprop and self.provider.actor(self.environ).link is None:
+            names += QUOTA_SPLIT
+        return names
 
     def get_property_value(self, name: str) -> Any:
         if name in SYNC_LIVE:
             return sync_property_value(self.provider, self.environ, self.located, name)
+        if name in QUOTA_SPLIT:
+            with dav_error_context():
+                usage = self.provider.ops.catalog.history_usage.usage(self._owner().id)
+            return quota_split_value(usage, name)
         return super().get_property_value(name)
 
     @dav_errors
@@ -119,8 +128,9 @@ class FolderResource(NodeMixin, DAVCollection):
 
     def get_used_bytes(self) -> int:
         """The folder's owner's usage (in `Shared/`, the sharing owner's: it is theirs
-        that writes there count against)."""
-        return self._owner().used_bytes
+        that writes there count against): files, trash and what history alone keeps
+        (design invariant 19)."""
+        return self._owner().charged_bytes
 
     def get_available_bytes(self) -> int | None:
         available = self._owner().available_bytes

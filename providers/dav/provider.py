@@ -68,15 +68,7 @@ class DavProvider(DAVProvider):
 
     def user(self, environ: dict[str, Any]) -> UserRecord:
         """The account the request logged in as (looked up once per request)."""
-        user = environ.get(USER)
-        if not isinstance(user, UserRecord):
-            name = environ.get("wsgidav.auth.user_name")
-            with dav_error_context():
-                user = self.ops.catalog.users.get(name) if name else None
-            if user is None:
-                raise DAVError(HTTP_FORBIDDEN, "no such user")
-            environ[USER] = user
-        return user
+        return request_user(self.ops, environ)
 
     def _link_owner(self, environ: dict[str, Any], link: ShareLinkRecord) -> UserRecord:
         """The owner of the link's node (looked up once per request): what the link
@@ -137,3 +129,17 @@ class DavProvider(DAVProvider):
             return SharedFolder(path, environ, self, located)
         kind = FolderResource if located.node.is_dir else FileResource
         return kind(path, environ, self, located, props)
+
+
+def request_user(ops: Operations, environ: dict[str, Any]) -> UserRecord:
+    """The account the request logged in as, looked up once per request (kept in
+    `environ`); 403 if it is gone."""
+    user = environ.get(USER)
+    if not isinstance(user, UserRecord):
+        name = environ.get("wsgidav.auth.user_name")
+        with dav_error_context():
+            user = ops.catalog.users.get(name) if name else None
+        if user is None:
+            raise DAVError(HTTP_FORBIDDEN, "no such user")
+        environ[USER] = user
+    return user

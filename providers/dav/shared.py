@@ -86,7 +86,7 @@ class SharedFolder(DAVCollection):
         return lock_url(self.located.place, is_dir=True)
 
     def get_used_bytes(self) -> int:
-        return self.provider.actor(self.environ).user.used_bytes
+        return self.provider.actor(self.environ).user.charged_bytes
 
     def get_available_bytes(self) -> int | None:
         return None

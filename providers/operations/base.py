@@ -17,6 +17,7 @@ from providers.operations.actor import Actor
 from providers.operations.events import Event, EventPublisher
 from providers.operations.feed import Feed
 from providers.operations.locks import Depth, LockView
+from providers.operations.snapshots import Snapshots
 from providers.operations.views import HomeView, LinkView, Located, View
 
 SHARED_READ_ONLY = "Shared/ only lists what others shared with you"
@@ -28,7 +29,8 @@ class OperationsBase:
     `catalog` and `files` are the engine; `locks` the lock view; `events` where
     events go; `shares` the cache of what each user received (`SharedSpace`), which
     the operations that change sharing invalidate. `feed` reads the change log for
-    sync clients (`providers.operations.feed`)."""
+    sync clients (`providers.operations.feed`); `snapshots` rebuilds homes as they
+    were (`providers.operations.snapshots`)."""
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class OperationsBase:
         self.events = events
         self.shares = shares
         self.feed = Feed(catalog)
+        self.snapshots = Snapshots(catalog)
 
     def view(self, actor: Actor) -> View:
         """How `actor` names things: its home and `Shared/`, or its link's folder."""

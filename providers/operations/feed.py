@@ -48,7 +48,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from providers.catalog import Catalog, NodeRecord
-from providers.catalog.changes import CREATED, DELETED, GRANTED, REVOKED, folder_etag
+from providers.catalog.changes import (
+    CREATED,
+    DELETED,
+    GRANTED,
+    RESTORED,
+    REVOKED,
+    folder_etag,
+)
 from providers.errors import BadCursor, CursorExpired, Forbidden, NotFound
 from providers.names import split_path
 from providers.operations.access import SHARED
@@ -194,6 +201,8 @@ class Feed:
             rows = changes.rows(user_id, sharers, start, batch)
             for row in rows:
                 made = _under(view.translate(row), position.path, self._moved_in)
+                if row.kind == RESTORED:  # one row for a whole subtree put back
+                    made = [x for e in made for x in (e, *self._moved_in(e))]
                 given = position.skip if row.seq == position.start else 0
                 for index, entry in enumerate(made[given:], start=given + 1):
                     if len(entries) == limit:

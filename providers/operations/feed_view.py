@@ -29,13 +29,14 @@ from providers.catalog.changes import (
     GRANTED,
     MODIFIED,
     MOVED,
+    RESTORED,
     REVOKED,
     folder_etag,
 )
 from providers.catalog.records import DIR
 from providers.operations.access import SHARED, shown_names
 
-OPS = (CREATED, MODIFIED, DELETED, MOVED)
+OPS = (CREATED, MODIFIED, DELETED, MOVED, RESTORED)  # the rows a feed shows
 FILE_KIND, FOLDER_KIND = "file", "folder"  # what the API calls them
 
 
@@ -82,10 +83,11 @@ def api_kind(kind: str | None) -> str:
 
 
 def row_entry(row: ChangeRecord, op: str, path: str, old_path: str | None = None) -> FeedEntry:
-    """The entry of `row` at `path` (the user's); a folder's etag is its id and seq."""
+    """The entry of `row` at `path` (the user's); a folder's etag is its id and seq. A
+    trash item put back (`restored`) is `created` (the feed reader lists what it holds)."""
     is_dir = row.node_kind == DIR
     return FeedEntry(
-        op=op,
+        op=CREATED if op == RESTORED else op,
         path=path,
         kind=api_kind(row.node_kind),
         id=str(row.node_id),

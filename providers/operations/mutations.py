@@ -8,15 +8,19 @@ Targets are `Located`s from the actor's own view (`OperationsBase.view`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from providers.catalog import NodeRecord
-from providers.errors import Forbidden, NotFound
+from providers.errors import Forbidden, NotFound, QuotaExceeded
 from providers.operations import events
 from providers.operations.access import Place
 from providers.operations.actor import Actor
 from providers.operations.base import OperationsBase
+from providers.operations.room import make_room
 from providers.operations.views import Located
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,15 @@ class TreeMutations(OperationsBase):
         return made
 
     def delete(self, actor: Actor, target: Located) -> None:
-        """Delete `target` and everything below it, and drop their locks."""
+        """Delete `target` and everything below it, and drop their locks: it goes to
+        its owner's trash as one row (whoever deleted it, a grantee included), from
+        where it can be restored until purged or expired."""
         node = self._node(target)
         self.require(target.place, removing=True)
         self.check_lock(actor, target.place.parent(), is_dir=True, depth="0")
         self.check_lock(actor, target.place, is_dir=node.is_dir, depth="infinity")
         path = target.place.owner_path
-        self.catalog.tree.delete(node.id, path)
+        self.catalog.trash.put(node.id, path, actor.author_id)
         self.locks.release(target.place, is_dir=node.is_dir)
         self.publish(events.DELETE, actor, node, path)
 
@@ -68,8 +74,10 @@ class TreeMutations(OperationsBase):
         self, actor: Actor, source: Located, parent: Located, name: str, *, overwrite: bool = True
     ) -> Placed:
         """Move or rename `source` to `name` in `parent`, replacing what is there
-        (`Conflict` instead unless `overwrite`). Another spelling of the source's own
-        name only renames it. Locks of the source and of what it replaces are dropped."""
+        (`Conflict` instead unless `overwrite`; what it replaces goes to the trash, and
+        a file replacing a file takes over its versions). Another spelling of the
+        source's own name only renames it. Locks of the source and of what it replaces
+        are dropped."""
         node = self._node(source)
         self.require(source.place, removing=True)
         dest = self._destination(actor, parent, name)
@@ -83,6 +91,7 @@ class TreeMutations(OperationsBase):
             dest.place.owner_path,
             replace=overwrite,
             old_path=source.place.owner_path,
+            author_id=actor.author_id,
         )
         self.locks.release(source.place, is_dir=node.is_dir)
         if replaced:
@@ -105,11 +114,36 @@ class TreeMutations(OperationsBase):
         if node.is_dir and not recursive:
             copied = tree.mkdir(dest.folder.id, dest.name, dest.folder.owner_id, path)
         else:
-            copied = tree.copy(node.id, dest.folder.id, dest.name, path)
+            copied = self._copy_making_room(actor, node, dest)
         if dest.existing is not None:
             self.locks.release(dest.place, is_dir=True)
         self.publish(events.COPY, actor, copied, path)
         return Placed(copied, dest.existing is None)
+
+    def _copy_making_room(self, actor: Actor, node: NodeRecord, dest: _Destination) -> NodeRecord:
+        """Copy `node` to `dest`; past the quota, a file's copy first expires the
+        owner's oldest history, and then, if what it replaces is a file, does not keep
+        that one in the trash (the newest history goes last: design invariant 19)."""
+        path, owner = dest.place.owner_path, dest.folder.owner_id
+
+        def attempt(keep_replaced: bool) -> NodeRecord:
+            return self.catalog.tree.copy(
+                node.id, dest.folder.id, dest.name, path, actor.author_id, keep_replaced
+            )
+
+        try:
+            return attempt(True)
+        except QuotaExceeded:
+            if node.is_dir:
+                raise
+        make_room(self.catalog, owner, node.size)
+        try:
+            return attempt(True)
+        except QuotaExceeded:
+            if dest.existing is None or dest.existing.is_dir:
+                raise
+        log.warning("quota of user %d: %s replaced without keeping the old file", owner, path)
+        return attempt(False)
 
     def check_change(self, actor: Actor, target: Located) -> None:
         """What a property or mtime change checks, alone (a PROPPATCH's dry run)."""

@@ -25,6 +25,7 @@ from providers.operations import events
 from providers.operations.access import Place
 from providers.operations.actor import Actor
 from providers.operations.base import OperationsBase
+from providers.operations.room import make_room
 from providers.operations.views import Located
 
 
@@ -116,16 +117,29 @@ class ContentWrites(OperationsBase):
         else:
             self.check_lock(actor, pending.place.parent(), is_dir=True, depth="0")
         path = pending.place.owner_path
-        node, _created = self.catalog.contents.commit_file(
-            pending.parent_id,
-            pending.name,
-            pending.owner_id,
-            content,
-            mtime=mtime,
-            content_type=content_type,
-            path=path,
-            author_id=actor.author_id,
-        )
+
+        def commit_once() -> NodeRecord:
+            node, _created = self.catalog.contents.commit_file(
+                pending.parent_id,
+                pending.name,
+                pending.owner_id,
+                content,
+                mtime=mtime,
+                content_type=content_type,
+                path=path,
+                author_id=actor.author_id,
+            )
+            return node
+
+        try:
+            node = commit_once()
+        except QuotaExceeded:
+            # history goes before the write is refused (design invariant 19)
+            if not make_room(self.catalog, pending.owner_id, content.size - pending.replaces):
+                raise
+            node = commit_once()
+        if pending.exists:  # the replaced content is history now: keep to the quota
+            make_room(self.catalog, pending.owner_id, 0)
         self.publish(events.PUT, actor, node, path)
         return node
 
@@ -152,6 +166,11 @@ class ContentWrites(OperationsBase):
         too; `replaces` None: a new file."""
         available = self.space_for(actor, owner_id)
         limit = None if available is None else available + (replaces or 0)
+        too_big = limit is not None and announced is not None and announced > limit
+        # history goes before the write is refused (design invariant 19)
+        if too_big and make_room(self.catalog, owner_id, (announced or 0) - (replaces or 0)):
+            available = self.catalog.users.available_bytes(owner_id)
+            limit = None if available is None else available + (replaces or 0)
         if limit is not None and announced is not None and announced > limit:
             raise QuotaExceeded(f"quota exceeded: {announced} bytes announced, {limit} allowed")
         wanted = {a: v.lower() for a, v in (expected or {}).items() if a in VERIFIABLE}

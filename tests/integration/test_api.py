@@ -52,7 +52,15 @@ def test_me_and_how_to_log_in(server: RunningServer) -> None:
     assert schemes(anonymous) == schemes(dav_anonymous) == ["Digest", "Basic"]
 
     me = answer(server.client("bob").get(api(server, "me")), 200)
-    assert set(me) == {"user", "quota_bytes", "used_bytes", "available_bytes"}
+    assert set(me) == {
+        "user",
+        "quota_bytes",
+        "used_bytes",
+        "available_bytes",
+        "current_bytes",
+        "versions_bytes",
+        "trash_bytes",
+    }
     assert me["user"] == "bob" and me["quota_bytes"] is None and me["used_bytes"] == 0
     assert isinstance(me["available_bytes"], int) and me["available_bytes"] > 0
 

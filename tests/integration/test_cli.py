@@ -119,7 +119,9 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     kept, gone = random.Random(1).randbytes(100_000), random.Random(2).randbytes(100_000)
     assert server.dav("PUT", "kept.bin", auth, data=kept).status_code == 201
     assert server.dav("PUT", "gone.bin", auth, data=gone).status_code == 201
-    assert server.dav("DELETE", "gone.bin", auth).status_code == 204
+    assert server.dav("DELETE", "gone.bin", auth).status_code == 204  # into the trash
+    trash = f"http://127.0.0.1:{server.port}/api/v1/trash"
+    assert requests.delete(trash, auth=auth, timeout=30).json() == {"purged": 1}
     assert server.stop() == 0
     before = chunk_files(tmp_path)
     assert len(before) > 10
@@ -154,6 +156,27 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
     server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
     assert server.dav("GET", "gone.bin", auth).status_code == 404
     assert server.dav("HEAD", "kept.bin", auth).status_code == 200
+
+
+def test_gc_apply_thins_old_versions_and_frees_their_chunks(
+    tmp_path: Path, serve: type[Serve]
+) -> None:
+    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    auth = ("admin", "pw")
+    bodies = [random.Random(n).randbytes(50_000) for n in range(4)]
+    for body in bodies:  # three old versions, then the current one
+        assert server.dav("PUT", "doc.bin", auth, data=body).status_code in (201, 204)
+    assert server.stop() == 0
+    before = chunk_files(tmp_path)
+    applied = run_cli(
+        tmp_path, "gc", "--apply", "--grace", "0", env=cli_env(DAVSERVER_VERSIONS_MAX_COUNT="1")
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "dropped 2 old versions that retention does not keep" in applied.stdout
+    assert "purged 0 trash items older than 30 days" in applied.stdout
+    assert len(chunk_files(tmp_path)) < len(before)  # the two dropped versions' chunks
+    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    assert server.dav("GET", "doc.bin", auth).content == bodies[-1]
 
 
 @pytest.mark.parametrize("command", [["serve"], ["gc"], ["user", "add", "x"]])

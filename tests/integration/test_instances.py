@@ -162,6 +162,7 @@ def test_gc_during_upload_on_other_instance_loses_nothing(
     garbage = _body(8 * MiB, seed=20)
     assert _put(a, "garbage.bin", garbage) == 201
     assert a.client().delete(a.url("garbage.bin")).status_code == 204
+    assert a.client().delete(a.base + "/api/v1/trash").json() == {"purged": 1}
     time.sleep(GRACE + 0.5)  # the garbage's chunks are now older than the grace period
 
     blocks = [_body(MiB, seed=100 + i) for i in range(56)]
@@ -260,3 +261,55 @@ def _seconds_until(condition: Callable[[], bool], limit: float = 5.0) -> float:
         assert time.monotonic() - started < limit, "never happened"
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def test_gc_keeps_what_history_keeps_and_frees_what_it_let_go(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    """Old versions and trash items written through A survive a GC (their chunks are
+    older than the grace) and read back byte for byte through B; once retention drops
+    a version and the trash is emptied, the next GC frees their chunks, and nothing
+    still kept is touched (design invariant 21)."""
+    a, b = pair
+    settings: Settings = a.settings
+    bodies = [_body(MiB, seed=40 + i) for i in range(3)]
+    for body in bodies:
+        assert _put(a, "doc.bin", body) in (201, 204)
+    folder = {f"f{i}.bin": _body(MiB // 2, seed=50 + i) for i in range(3)}
+    assert a.client().request("MKCOL", a.url("dir")).status_code == 201
+    for name, body in folder.items():
+        assert _put(a, f"dir/{name}", body) == 201
+    assert a.client().delete(a.url("dir")).status_code == 204
+    time.sleep(1.5)
+    gc = run_cli(settings, "gc", "--apply", "--grace", "1")
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert _deleted_chunks(gc.stdout) == 0
+
+    api, client = b.base + "/api/v1", b.client()
+    versions = client.get(api + "/versions", params={"path": "/doc.bin"}).json()["versions"]
+    assert len(versions) == 2
+    oldest = {"path": "/doc.bin", "id": versions[-1]["id"]}
+    assert client.post(api + "/versions/restore", json=oldest).status_code == 200
+    _assert_content(b, "doc.bin", bodies[0])
+    (item,) = client.get(api + "/trash").json()["items"]
+    assert client.post(api + "/trash/restore", json={"id": item["id"]}).status_code == 200
+    for name, body in folder.items():
+        _assert_content(b, f"dir/{name}", body)
+
+    # let go: only the newest old version stays, the folder is deleted and purged
+    assert client.delete(b.url("dir")).status_code == 204
+    assert client.delete(api + "/trash").json() == {"purged": 1}
+    time.sleep(1.5)
+    keep_one = {"DAVSERVER_VERSIONS_MAX_COUNT": "1"}
+    gc = run_cli(settings, "gc", "--apply", "--grace", "1", extra_env=keep_one)
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert _deleted_chunks(gc.stdout) > 0
+    left = client.get(api + "/versions", params={"path": "/doc.bin"}).json()["versions"]
+    assert [v["sha256"] for v in left] == [hashlib.sha256(bodies[2]).hexdigest()]
+    _assert_content(a, "doc.bin", bodies[0])
+    again = {"path": "/doc.bin", "id": left[0]["id"]}
+    assert client.post(api + "/versions/restore", json=again).status_code == 200
+    _assert_content(a, "doc.bin", bodies[2])
+    fsck = run_cli(settings, "fsck", "--deep")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert re.search(r"checked \d+ chunks: 0 missing, 0 wrong size, 0 corrupt", fsck.stdout)

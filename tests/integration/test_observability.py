@@ -284,6 +284,7 @@ def test_metrics_show_the_last_gc_report(start: Start) -> None:
     client = server.client()
     assert client.put(server.url("gone.bin"), data=b"q" * 10_000).status_code == 201
     assert client.delete(server.url("gone.bin")).status_code == 204
+    assert client.delete(server.base + "/api/v1/trash").json() == {"purged": 1}
     collect_garbage(server.services.catalog, server.services.blobs, grace=0, apply=True)
     assert metric(server, "davserver_last_gc_chunks") == 1
     assert metric(server, "davserver_last_gc_applied") == 1

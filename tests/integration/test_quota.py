@@ -264,3 +264,34 @@ def test_no_quota_is_unlimited(server: RunningServer) -> None:
         assert available == server.settings.s3_capacity_bytes
     else:
         assert available > 0
+
+
+def test_history_counts_and_is_expired_oldest_first(server: RunningServer) -> None:
+    """Old versions cost what they alone keep and the trash its files' sizes, reported
+    apart by `/api/v1/me` and the davserver quota properties; a write that would not
+    fit expires the oldest history first (design invariant 19)."""
+    client = server.client()
+    first, second = _payload(2 * MIB, seed=11), _payload(2 * MIB, seed=12)
+    put(client, server.url("doc.bin"), first)
+    put(client, server.url("doc.bin"), second)  # the first is a version now
+    put(client, server.url("gone.bin"), _payload(MIB, seed=13))
+    assert client.delete(server.url("gone.bin")).status_code == 204
+    me = client.get(server.base + "/api/v1/me").json()
+    split = (me["current_bytes"], me["versions_bytes"], me["trash_bytes"])
+    assert split == (2 * MIB, 2 * MIB, MIB) and me["used_bytes"] == 5 * MIB
+    names = ("quota-current-bytes", "quota-versions-bytes", "quota-trash-bytes")
+    body = (
+        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:d="http://davserver/ns">'
+        "<D:prop><D:quota-used-bytes/>" + "".join(f"<d:{n}/>" for n in names) + "</D:prop>"
+        "</D:propfind>"
+    )
+    answer = client.request("PROPFIND", server.dav, data=body, headers={"Depth": "0"})
+    assert answer.status_code == 207
+    for name, value in zip(names, split, strict=True):
+        assert f">{value}</" in answer.text.split(name)[1]
+    _set_quota(server, 6 * MIB)  # 1 MiB free; a 3 MiB file fits once history goes
+    put(client, server.url("new.bin"), _payload(3 * MIB, seed=14))
+    me = client.get(server.base + "/api/v1/me").json()
+    assert (me["current_bytes"], me["versions_bytes"], me["trash_bytes"]) == (5 * MIB, 0, MIB)
+    versions = client.get(server.base + "/api/v1/versions", params={"path": "/doc.bin"})
+    assert versions.json()["versions"] == []  # the oldest history went first

@@ -18,7 +18,7 @@ from providers.catalog import (
     NewContent,
     UserRecord,
 )
-from providers.catalog.schema import Chunk, User, Version
+from providers.catalog.schema import Chunk, User
 from providers.errors import ChunkGone, Conflict, NotFound, QuotaExceeded
 
 
@@ -112,11 +112,15 @@ def test_move(catalog: Catalog, alice: UserRecord) -> None:
     c = tree.mkdir(b.id, "c", alice.id, "/b2/c")
     with pytest.raises(Conflict):
         tree.move(b.id, c.id, "inside", "/b2/c/inside")
-    # Moving over an existing file replaces it, and its bytes leave the quota.
+    # Moving over an existing file replaces it; the replaced one is in the trash,
+    # charged until purged.
     commit(catalog, alice, home, "g", stored_content(catalog, b"world!"))
     assert used(catalog, "alice") == 11
     tree.move(tree.resolve(home, ["b2", "f"]).id, home, "g", "/g")  # type: ignore[union-attr]
     assert tree.resolve(home, ["g"]).size == 5  # type: ignore[union-attr]
+    assert used(catalog, "alice") == 11
+    (item,) = catalog.trash.items(alice.id)
+    catalog.trash.purge(alice.id, item.id)
     assert used(catalog, "alice") == 5
 
 
@@ -156,7 +160,9 @@ def test_copy_shares_contents_and_charges_quota(catalog: Catalog, alice: UserRec
         tree.delete(copy.id, "/dst")
 
 
-def test_commit_replaces_content(catalog: Catalog, alice: UserRecord) -> None:
+def test_commit_replaces_content_and_keeps_the_old_as_a_version(
+    catalog: Catalog, alice: UserRecord
+) -> None:
     home = alice.home_id
     first, created = commit(catalog, alice, home, "f", stored_content(catalog, b"one", b"two"))
     assert created and first.size == 6 and first.digest == hashlib.sha256(b"onetwo").hexdigest()
@@ -166,9 +172,8 @@ def test_commit_replaces_content(catalog: Catalog, alice: UserRecord) -> None:
     assert second.content_id != first.content_id
     assert catalog.tree.resolve(home, ["f"]) == second
     assert [e.size for e in catalog.contents.extents(second.content_id)] == [5]  # type: ignore[arg-type]
-    with catalog.db.session() as s:
-        versions = s.exec(select(Version.content_id).where(Version.node_id == first.id)).all()
-    assert [v[0] for v in versions] == [second.content_id]
+    history = catalog.versions.history(first.id)  # the old content stays, as a version
+    assert [v.content_id for v in history] == [second.content_id, first.content_id]
     assert used(catalog, "alice") == 5
     catalog.tree.mkdir(home, "d", alice.id, "/d")
     with pytest.raises(Conflict):

@@ -109,12 +109,18 @@ def test_copy_over_quota_is_refused_and_leaves_nothing(
     assert used(catalog, "bob") == 12
 
 
-def test_copy_onto_a_file_charges_the_difference(catalog: Catalog, alice: UserRecord) -> None:
+def test_copy_onto_a_file_charges_the_copy(catalog: Catalog, alice: UserRecord) -> None:
     home = alice.home_id
     put(catalog, home, "small", alice.id, b"s" * 4, alice.id)
     big = put(catalog, home, "big", alice.id, b"b" * 5, alice.id)
     catalog.users.set_quota("alice", 10)  # 9 used: only 1 byte left
-    catalog.tree.copy(big.id, home, "small", "/small")  # replaces 4 bytes by 5: +1
+    with pytest.raises(QuotaExceeded):  # the 4 bytes replaced would stay in the trash
+        catalog.tree.copy(big.id, home, "small", "/small")
+    catalog.users.set_quota("alice", 14)
+    catalog.tree.copy(big.id, home, "small", "/small")
+    assert used(catalog, "alice") == 14  # the replaced 4 bytes are in the trash
+    (item,) = catalog.trash.items(alice.id)
+    catalog.trash.purge(alice.id, item.id)
     assert used(catalog, "alice") == 10
     with pytest.raises(QuotaExceeded):
         catalog.tree.copy(big.id, home, "third", "/third")
