@@ -230,22 +230,18 @@ def build_app(services: Services) -> WSGIApplication:
         provider, services.lock_manager, MOUNT_PATH, options, accounts=services.catalog.users
     )
     nonces = _digest_nonces(services)
-    dav = LoginGate(
-        RequestGuard(webdav, max_xml_body=settings.max_xml_body), services.limiter, REALM, nonces
-    )
-    snapshots = LoginGate(
-        RequestGuard(
-            snapshot_dav.build(
-                SnapshotProvider(services.ops),
-                services.lock_manager,
-                options,
-                services.catalog.users,
-            ),
-            max_xml_body=settings.max_xml_body,
-        ),
-        services.limiter,
-        REALM,
-        nonces,
+
+    def gated(wsgi: WSGIApplication) -> WSGIApplication:
+        """A WebDAV mount behind the XML body bound and the account logins."""
+        guarded = RequestGuard(wsgi, max_xml_body=settings.max_xml_body)
+        return LoginGate(guarded, services.limiter, REALM, nonces)
+
+    dav = gated(webdav)
+    snapshot_provider = SnapshotProvider(services.ops)
+    snapshots = gated(
+        snapshot_dav.build(
+            snapshot_provider, services.lock_manager, options, services.catalog.users
+        )
     )
     services.push.start()
     services.history.start()
@@ -276,14 +272,11 @@ def build_app(services: Services) -> WSGIApplication:
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == MOUNT_PATH or path.startswith(MOUNT_PATH + "/"):
-            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT_PATH
-            environ["PATH_INFO"] = path[len(MOUNT_PATH) :] or "/"
-            return dav(environ, start_response)
-        if path == SNAPSHOTS or path.startswith(SNAPSHOTS + "/"):
-            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + SNAPSHOTS
-            environ["PATH_INFO"] = path[len(SNAPSHOTS) :] or "/"
-            return snapshots(environ, start_response)
+        for mount, mounted in ((MOUNT_PATH, dav), (SNAPSHOTS, snapshots)):
+            if path == mount or path.startswith(mount + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + mount
+                environ["PATH_INFO"] = path[len(mount) :] or "/"
+                return mounted(environ, start_response)
         if path == API_PATH or path.startswith(API_PATH + "/"):
             return api(environ, start_response)
         if path.startswith(SHARE_PATH + "/"):

@@ -50,8 +50,17 @@ from davserver.settings import Settings, SettingsError, find_config, load
 from providers.errors import StorageError
 
 log = logging.getLogger("davserver.cli")
-GROUPS: tuple[ModuleType, ...] = (serve, users, groups, grants, shares, maintenance, db)
-GROUPS += (history, restore)
+GROUPS: tuple[ModuleType, ...] = (
+    serve,
+    users,
+    groups,
+    grants,
+    shares,
+    maintenance,
+    db,
+    history,
+    restore,
+)
 
 
 class _Parser(argparse.ArgumentParser):
