@@ -110,7 +110,7 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
         content_type=commit.content_type or node.content_type,
     )
     node = _store_node(conn, node)
-    _add_version(conn, node, commit.author_id, now)
+    add_version(conn, node, commit.author_id, now)
     if found is not None:
         add_replaced(conn, node.owner_id, found.content_id, content_id)
     logged = commit.path if name == commit.name else f"{commit.path.rsplit('/', 1)[0]}/{name}"
@@ -134,11 +134,7 @@ def switch_content(
     if before is None:
         raise Conflict("the file is gone")
     charge_used_bytes(conn, node.owner_id, node.size - before)
-    _store_node(conn, node)
-    _add_version(conn, node, author_id, time.time())
-    refresh_history(conn, node.owner_id)
-    seq = log_change(conn, entry(MODIFIED, node, path), bump=[node.id])
-    return node._replace(rev=seq)
+    return _store_existing_content(conn, node, author_id, path, MODIFIED)
 
 
 def place_content(
@@ -153,10 +149,19 @@ def place_content(
     if child_record(conn, node.parent_id, node.name) is not None:
         raise Conflict(f"{node.name!r} exists")
     charge_used_bytes(conn, node.owner_id, node.size)
+    return _store_existing_content(conn, node, author_id, path, CREATED)
+
+
+def _store_existing_content(
+    conn: Connection, node: NodeRecord, author_id: int | None, path: str, kind: str
+) -> NodeRecord:
+    """The common tail of `switch_content` and `place_content` (the owner charged
+    already): store the row, add its version row, measure what history alone keeps
+    (an old content may be current again: design invariant 19), log `kind` at `path`."""
     node = _store_node(conn, node)
-    _add_version(conn, node, author_id, time.time())
-    refresh_history(conn, node.owner_id)  # what history alone keeps may be current again
-    seq = log_change(conn, entry(CREATED, node, path), bump=[node.id])
+    add_version(conn, node, author_id, time.time())
+    refresh_history(conn, node.owner_id)
+    seq = log_change(conn, entry(kind, node, path), bump=[node.id])
     return node._replace(rev=seq)
 
 
@@ -238,7 +243,7 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
     return node._replace(id=node_id)
 
 
-def _add_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:
+def add_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:
     """A version row for the node's new content; the earlier ones stay (history,
     thinned later by retention)."""
     row = {

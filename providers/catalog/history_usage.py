@@ -15,15 +15,12 @@ a 507 is only ever answered on the exact figure.
 
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple
 
 from sqlalchemy import Connection, text
 
 from providers.catalog.db import Database
-from providers.catalog.records import FILE
-
-log = logging.getLogger(__name__)
+from providers.catalog.rows import SUBTREE_FILE_BYTES
 
 _REPLACED_ONLY = text(
     "SELECT COALESCE(SUM(c.size), 0) FROM chunk c WHERE c.hash IN"
@@ -43,11 +40,6 @@ _HISTORY_ONLY = text(
 _SET_HISTORY = text('UPDATE "user" SET history_bytes = :bytes WHERE id = :owner')
 _ADD_HISTORY = text('UPDATE "user" SET history_bytes = history_bytes + :bytes WHERE id = :owner')
 _USAGE = text('SELECT used_bytes, history_bytes, quota_bytes, trash_id FROM "user" WHERE id = :o')
-_TRASH_BYTES = text(
-    "WITH RECURSIVE t(id) AS (SELECT id FROM node WHERE parent_id = :trash"
-    " UNION ALL SELECT n.id FROM node n JOIN t ON n.parent_id = t.id)"
-    f" SELECT COALESCE(SUM(n.size), 0) FROM node n JOIN t ON n.id = t.id WHERE n.kind = '{FILE}'"
-)
 # an old version: any row but the newest of its file (the newest is the current)
 _OLDEST_VERSION = text(
     "SELECT v.id, v.node_id, v.created_at FROM version v JOIN node n ON n.id = v.node_id"
@@ -93,7 +85,8 @@ def refresh(conn: Connection, owner_id: int) -> int:
 
 
 class HistoryUsage:
-    """Measure an owner's space, and expire their oldest history to make room."""
+    """Measure an owner's space and find their oldest history (what
+    `providers.operations.room` expires to make room)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -104,7 +97,8 @@ class HistoryUsage:
             used, history, quota, trash_id = conn.execute(_USAGE, {"o": owner_id}).one()
             trash = 0
             if trash_id is not None:
-                trash = int(conn.execute(_TRASH_BYTES, {"trash": trash_id}).scalar_one())
+                # the trash root is a folder: its subtree's files are the items'
+                trash = int(conn.execute(SUBTREE_FILE_BYTES, {"root": trash_id}).scalar_one())
         return Usage(int(used) - trash, int(history), trash, quota)
 
     def refresh(self, owner_id: int) -> int:

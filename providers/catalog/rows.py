@@ -13,12 +13,12 @@ types.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from providers.catalog.records import DIR, NodeRecord
+from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.schema import (
     Content,
     Counter,
@@ -182,6 +182,15 @@ def path_names(session: Session, node_id: int) -> tuple[str, ...]:
         names.append(node.name)
         node = session.get(Node, node.parent_id)
     return tuple(reversed(names))
+
+
+# the bytes of the files at and below node :root (one statement, whatever the size)
+SUBTREE_FILE_BYTES = text(
+    "WITH RECURSIVE t(id) AS (SELECT id FROM node WHERE id = :root UNION ALL"
+    " SELECT n.id FROM node n JOIN t ON n.parent_id = t.id)"
+    " SELECT COALESCE(SUM(n.size), 0) FROM node n JOIN t ON n.id = t.id"
+    f" WHERE n.kind = '{FILE}'"
+)
 
 
 def subtree_ids(session: Session, root_id: int) -> list[int]:

@@ -22,26 +22,19 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import DELETED, RESTORED, entry, log_change, logged
 from providers.catalog.db import Database
 from providers.catalog.history_usage import refresh as refresh_history
-from providers.catalog.records import DIR, FILE, NodeRecord, TrashItemRecord
-from providers.catalog.rows import find_child, lock_dir, to_record
+from providers.catalog.records import DIR, NodeRecord, TrashItemRecord
+from providers.catalog.rows import SUBTREE_FILE_BYTES, find_child, lock_dir, to_record
 from providers.catalog.schema import Content, Grant, Node, ShareLink, User
 from providers.catalog.subtrees import remove_subtree, withdraw_sharing
 from providers.errors import Conflict, NotFound
 from providers.names import name_key
 
 TRASH_NAME = ".trash"  # the name of a trash root (a root: no folder ever lists it)
-_SUBTREE_BYTES = text(
-    "WITH RECURSIVE t(id) AS (SELECT id FROM node WHERE id = :root UNION ALL"
-    " SELECT n.id FROM node n JOIN t ON n.parent_id = t.id)"
-    " SELECT COALESCE(SUM(n.size), 0) FROM node n JOIN t ON n.id = t.id"
-    f" WHERE n.kind = '{FILE}'"
-)
 
 
 class Trash:
@@ -76,12 +69,6 @@ class Trash:
                 .order_by(col(Node.trashed_at).desc(), col(Node.id).desc())
             ).all()
             return [_item(s, node) for node in nodes]
-
-    def get(self, owner_id: int, item_id: int) -> TrashItemRecord:
-        """One item of `owner_id`'s trash, with the bytes it holds (a walk of its
-        subtree); `NotFound` if it is not one of theirs."""
-        with self._db.session() as s:
-            return _item(s, _item_node(s, owner_id, item_id))
 
     def origin(self, owner_id: int, item_id: int) -> str:
         """The path in the home that item `item_id` of `owner_id`'s trash was deleted
@@ -216,7 +203,7 @@ def _item(s: Session, node: Node) -> TrashItemRecord:
     assert node.id is not None and node.trash_path is not None and node.trashed_at is not None
     size = node.size
     if node.kind == DIR:
-        size = int(s.connection().execute(_SUBTREE_BYTES, {"root": node.id}).scalar() or 0)
+        size = int(s.connection().execute(SUBTREE_FILE_BYTES, {"root": node.id}).scalar() or 0)
     return TrashItemRecord(
         node.id, node.trash_path, node.kind, size, node.trashed_at, node.trashed_by
     )

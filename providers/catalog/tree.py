@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, text, update
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import (
@@ -29,6 +29,7 @@ from providers.catalog.changes import (
     log_change,
     logged,
 )
+from providers.catalog.commit import add_version
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NodeRecord
@@ -44,7 +45,7 @@ from providers.catalog.rows import (
     path_names,
     to_record,
 )
-from providers.catalog.schema import Content, Node, Prop, Version
+from providers.catalog.schema import Content, Node, Prop
 from providers.catalog.sharelog import log_moved_in, walk
 from providers.catalog.subtrees import copy_rows, refuse_cycle, remove_subtree, transfer
 from providers.catalog.trash import trash_subtree
@@ -317,15 +318,7 @@ def _inherit_history(s: Session, replaced: Node | None, node: Node, author_id: i
     conn = s.connection()
     conn.execute(_DROP_CURRENT_ROW, {"node": node.id, "content": node.content_id})
     conn.execute(_INHERIT_VERSIONS, {"to": node.id, "from": replaced.id})
-    row = {
-        "node_id": node.id,
-        "content_id": node.content_id,
-        "size": node.size,
-        "created_at": time.time(),
-        "author_id": author_id,
-        "mtime": node.mtime,
-    }
-    conn.execute(insert(Version), row)
+    add_version(conn, to_record((node, None)), author_id, time.time())
 
 
 def _log_copies(s: Session, made: list[tuple[Node, tuple[str, ...]]], path: str) -> NodeRecord:

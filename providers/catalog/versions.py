@@ -59,7 +59,7 @@ class Versions:
     def history(self, node_id: int) -> list[VersionRecord]:
         """Every version row of the file, newest (its current content) first."""
         with self._db.connection() as conn:
-            return [VersionRecord._make(row) for row in conn.execute(_OF_NODE, {"node": node_id})]
+            return self._history_in(conn, node_id)
 
     def old(self, node_id: int) -> list[VersionRecord]:
         """The file's old versions, newest first: its history without the current."""
