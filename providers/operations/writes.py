@@ -34,7 +34,9 @@ class PendingWrite:
     """An upload that passed its checks: the file is `name` in folder `parent_id`
     (owned by `owner_id`), at `place`; `replaces` is the size of the content it
     replaces (0 for a new file); `writer` receives the body; `expected` are the
-    checksums the client announced (hashlib name -> hex), checked at the commit."""
+    checksums the client announced (hashlib name -> hex), checked at the commit;
+    `limited`: the owner had a quota when it started (only then can the history an
+    overwrite makes need expiring: design invariant 19)."""
 
     parent_id: int
     name: str
@@ -44,6 +46,7 @@ class PendingWrite:
     exists: bool
     writer: FileWriter
     expected: Mapping[str, str] = field(default_factory=dict)
+    limited: bool = True
 
 
 class ContentWrites(OperationsBase):
@@ -138,7 +141,7 @@ class ContentWrites(OperationsBase):
             if not make_room(self.catalog, pending.owner_id, content.size - pending.replaces):
                 raise
             node = commit_once()
-        if pending.exists:  # the replaced content is history now: keep to the quota
+        if pending.exists and pending.limited:  # the replaced content is history now
             make_room(self.catalog, pending.owner_id, 0)
         self.publish(events.PUT, actor, node, path)
         return node
@@ -176,7 +179,17 @@ class ContentWrites(OperationsBase):
         wanted = {a: v.lower() for a, v in (expected or {}).items() if a in VERIFIABLE}
         writer = self.files.writer(limit, extra=wanted)
         exists = replaces is not None
-        return PendingWrite(parent_id, name, owner_id, place, replaces or 0, exists, writer, wanted)
+        return PendingWrite(
+            parent_id,
+            name,
+            owner_id,
+            place,
+            replaces or 0,
+            exists,
+            writer,
+            wanted,
+            limit is not None,
+        )
 
     def checksums(self, node: NodeRecord) -> Checksums | None:
         """The stored checksums of file `node`'s content (None: a folder, or a content
