@@ -89,6 +89,18 @@ class OperationsBase:
             raise Forbidden("'Shared' is reserved for shares")
         return name
 
+    def new_member_place(
+        self, actor: Actor, parent: Located, name: str
+    ) -> tuple[NodeRecord, str, Place]:
+        """The checks before a new member `name` (a file or a folder) of `parent`: a
+        folder the actor may add to, a valid name, and its locks; returns the folder,
+        the name and the new member's place."""
+        folder = self.folder(parent)
+        self.require(parent.place, adding=True)
+        name = self.new_name(folder, name)
+        self.check_lock(actor, parent.place, is_dir=True, depth="0")
+        return folder, name, parent.place.child(name)
+
     def check_lock(self, actor: Actor, place: Place, *, is_dir: bool, depth: Depth) -> None:
         """`Locked` unless the locks on `place` let the actor write (`LockView.check`)."""
         self.locks.check(actor, place, is_dir=is_dir, depth=depth)

@@ -48,11 +48,8 @@ class TreeMutations(OperationsBase):
 
     def mkdir(self, actor: Actor, parent: Located, name: str) -> NodeRecord:
         """A new empty folder `name` in `parent`; `Conflict` if the name is taken."""
-        folder = self.folder(parent)
-        self.require(parent.place, adding=True)
-        name = self.new_name(folder, name)
-        self.check_lock(actor, parent.place, is_dir=True, depth="0")
-        path = parent.place.child(name).owner_path
+        folder, name, place = self.new_member_place(actor, parent, name)
+        path = place.owner_path
         made = self.catalog.tree.mkdir(folder.id, name, folder.owner_id, path)
         self.publish(events.MKDIR, actor, made, path)
         return made

@@ -124,11 +124,8 @@ class SnapshotRestore(TreeMutations):
     ) -> None:
         if parent is None:
             raise NotFound("its folder could not be restored")
-        folder = self.folder(parent)
-        self.require(parent.place, adding=True)
-        name = self.new_name(folder, names[-1])
-        self.check_lock(actor, parent.place, is_dir=True, depth="0")
-        path = parent.place.child(name).owner_path
+        folder, name, place = self.new_member_place(actor, parent, names[-1])
+        path = place.owner_path
         new = NodeRecord(
             0,
             folder.id,

@@ -64,11 +64,7 @@ class ContentWrites(OperationsBase):
         """Start writing a new file `name` in `parent` (`announced`: the body's size
         if the client said it; `expected`: checksums it announced, hashlib name -> hex;
         algorithms outside `VERIFIABLE` are ignored)."""
-        folder = self.folder(parent)
-        self.require(parent.place, adding=True)
-        name = self.new_name(folder, name)
-        self.check_lock(actor, parent.place, is_dir=True, depth="0")
-        place = parent.place.child(name)
+        folder, name, place = self.new_member_place(actor, parent, name)
         return self._pending(
             actor, folder.id, name, folder.owner_id, place, None, announced, expected
         )
