@@ -20,8 +20,7 @@ from davserver.api.app import ApiRequest, Reply, Route, route
 from davserver.api.changes import query_params
 from davserver.http.errors import HttpError
 from providers.catalog import VersionRecord
-from providers.names import split_path
-from providers.operations import Actor, Located
+from providers.operations import Actor
 
 
 def list_versions(request: ApiRequest) -> Reply:
@@ -30,7 +29,7 @@ def list_versions(request: ApiRequest) -> Reply:
     if not path:
         raise HttpError(400, "path is required")
     ops, actor = request.context.ops, Actor(request.user)
-    target = _located(request, path)
+    target = request.context.ops.locate_path(Actor(request.user), path)
     versions = ops.versions(actor, target)
     names = ops.catalog.users.names_by_id(v.author_id for v in versions)
 
@@ -45,17 +44,9 @@ def restore_version(request: ApiRequest) -> Reply:
     path, version_id = string_fields(request.json_object(), ("path", "id"))
     if not version_id.isdigit():
         raise HttpError(404, "no such version of this file")
-    target = _located(request, path)
+    target = request.context.ops.locate_path(Actor(request.user), path)
     node = request.context.ops.restore_version(Actor(request.user), target, int(version_id))
     return Reply(200, {"etag": node.digest, "size": node.size})
-
-
-def _located(request: ApiRequest, path: str) -> Located:
-    """The caller's node at `path`; 404 if they do not see one there."""
-    target = request.context.ops.view(Actor(request.user)).locate(split_path(path))
-    if target is None:
-        raise HttpError(404, f"{path}: not found")
-    return target
 
 
 def _version_json(version: VersionRecord, author: str | None) -> dict[str, Any]:

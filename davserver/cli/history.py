@@ -24,9 +24,7 @@ from collections.abc import Callable, Iterable
 from davserver.app import Services
 from davserver.cli.output import CommandError, format_time, text_table
 from providers.catalog import TrashItemRecord, VersionRecord
-from providers.errors import NotFound
-from providers.names import split_path
-from providers.operations import Actor, Located, Operations
+from providers.operations import Actor, Operations
 from providers.operations.feed_view import api_kind
 
 COMMANDS = ("versions", "trash")
@@ -84,16 +82,8 @@ def owner_actor(services: Services, name: str) -> Actor:
     return Actor(user)
 
 
-def located(ops: Operations, actor: Actor, path: str) -> Located:
-    """The node at `path` in the actor's view; `NotFound` if they see none there."""
-    target = ops.view(actor).locate(split_path(path))
-    if target is None:
-        raise NotFound(f"{path}: no such file or folder of {actor.name!r}")
-    return target
-
-
 def _versions(args: argparse.Namespace, ops: Operations, actor: Actor) -> None:
-    target = located(ops, actor, args.path)
+    target = ops.locate_path(actor, args.path)
     if args.versions_command == "list":
         versions = ops.versions(actor, target)
         for line in version_table(versions, _names(ops, (v.author_id for v in versions))):

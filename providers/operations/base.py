@@ -9,9 +9,9 @@ before it touches the catalog: rights (`require`), names (`new_name`), locks
 from __future__ import annotations
 
 from providers.catalog import Catalog, NodeRecord
-from providers.errors import Conflict, Forbidden
+from providers.errors import Conflict, Forbidden, NotFound
 from providers.filestore import FileStore
-from providers.names import check_name, name_key
+from providers.names import check_name, name_key, split_path
 from providers.operations.access import SHARED_KEY, Place, SharedSpace
 from providers.operations.actor import Actor
 from providers.operations.events import Event, EventPublisher
@@ -88,6 +88,13 @@ class OperationsBase:
         if parent.parent_id is None and name_key(name) == SHARED_KEY:
             raise Forbidden("'Shared' is reserved for shares")
         return name
+
+    def locate_path(self, actor: Actor, path: str) -> Located:
+        """What the actor sees at `path` (`/a/b`, validated); `NotFound` if nothing."""
+        found = self.view(actor).locate(split_path(path))
+        if found is None:
+            raise NotFound(f"{path}: no such file or folder")
+        return found
 
     def new_member_place(
         self, actor: Actor, parent: Located, name: str
