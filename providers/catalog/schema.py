@@ -286,29 +286,39 @@ class Change(SQLModel, table=True):
 
 
 class Upload(SQLModel, table=True):
-    """A resumable upload (TUS) through share link `link_id` into folder `folder_id`
-    (and the sub-folders `folder_path` below it, '/'-separated, created at the commit).
+    """A resumable upload (TUS) into folder `folder_id` (and the sub-folders
+    `folder_path` below it, '/'-separated, created at the commit), made through share
+    link `link_id` or by account `user_id` (exactly one of the two is set).
 
     `offset` bytes of `length` are stored so far, as the `UploadExtent` rows below the
-    upload: those rows are what keeps the chunks alive for GC until the commit. Once
+    upload: those rows are what keeps the chunks alive for GC until the commit. A NULL
+    `length` is deferred (TUS `Upload-Defer-Length`): a later PATCH declares it. A
+    `partial` upload (TUS concatenation) never commits a file: a final upload joins
+    the extents of its finished partials. `mtime` and `checksum` (the whole file's,
+    "<algorithm> <hex>", checked at the commit) come from the creation's metadata. Once
     committed, the extents are gone and the row stays as a receipt (`finished_at`,
     `finished_name`: the name given after an automatic rename) until it expires like
-    an abandoned upload, `touched_at` + the uploads' time to live. `link_id` and
-    `folder_id` are plain columns, not foreign keys: deleting a link or a folder must
-    not be blocked by an upload to it (that upload just fails and expires).
+    an abandoned upload, `touched_at` + the uploads' time to live. `link_id`,
+    `user_id` and `folder_id` are plain columns, not foreign keys: deleting a link, a
+    user or a folder must not be blocked by an upload to it (that upload just fails
+    and expires).
     """
 
     id: str = Field(primary_key=True, max_length=64)
-    link_id: int = Field(index=True)
+    link_id: int | None = Field(default=None, index=True)
+    user_id: int | None = Field(default=None, index=True)
     folder_id: int
     folder_path: str = Field(default="")
     name: str = Field(max_length=1024)
-    length: int = Field(sa_column=_big(nullable=False))
+    length: int | None = Field(default=None, sa_column=_big(nullable=True))
     offset: int = Field(default=0, sa_column=_big(nullable=False, default=0))
     created_at: float
     touched_at: float = Field(index=True)
     finished_at: float | None = Field(default=None)
     finished_name: str | None = Field(default=None, max_length=1024)
+    mtime: float | None = Field(default=None)
+    checksum: str | None = Field(default=None, max_length=200)
+    partial: bool = Field(default=False)
 
 
 class UploadExtent(SQLModel, table=True):
@@ -319,3 +329,21 @@ class UploadExtent(SQLModel, table=True):
     offset: int = Field(sa_column=_big(primary_key=True, nullable=False))
     size: int
     chunk_hash: str = Field(max_length=64, index=True)
+
+
+class StagedBlock(SQLModel, table=True):
+    """A block (one chunk) that account `user_id` sent through the delta API and no
+    file of theirs names yet: received and hash-checked by the server (`token` NULL),
+    or announced for a direct PUT to the object store whose presigned request signs
+    `x-amz-meta-davserver-stage: <token>` (it counts as sent once the stored object
+    carries that token). GC counts staged chunks as referenced (like upload extents)
+    until the row expires, `staged_at` + the uploads' time to live. Whether a block is
+    already present for a caller is decided from these rows and what the caller can
+    read, never from the chunk table alone (no confirmation of another user's file).
+    """
+
+    user_id: int = Field(primary_key=True)
+    chunk_hash: str = Field(primary_key=True, max_length=64, index=True)
+    size: int
+    token: str | None = Field(default=None, max_length=64)
+    staged_at: float = Field(index=True)
