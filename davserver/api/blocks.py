@@ -113,8 +113,10 @@ def commit(request: ApiRequest) -> Reply:
             if_match=if_match,
             parents=parents,
         )
-    except BadBlocks as e:  # the answer names the blocks to send
-        return Reply(400, {"error": str(e), "missing": list(e.missing)})
+    except BadBlocks as e:
+        if not e.missing:
+            raise
+        return Reply(400, {"error": str(e), "missing": list(e.missing)})  # what to send
     sums = done.checksums
     checksums = {"sha256": sums.sha256, "sha1": sums.sha1, "md5": sums.md5} if sums else {}
     node = done.node
