@@ -208,9 +208,14 @@ class BlockTransfers:
         the direct PUTs whose stored object carries the actor's stage token."""
         presence = self.ops.catalog.blocks.present_for(actor.user.id, hashes)
         found = dict(presence.present)
-        if self.direct is not None:
+        direct = self.direct
+        if direct is not None:
+            # one HEAD per block, on the file store's pool: a push's commit asks for
+            # all of its blocks at once
+            files = self.ops.files
+            asked = {h: files.submit(direct.object_token, self._key(h)) for h in presence.direct}
             for chunk_hash, token in presence.direct.items():
-                stored = self.direct.object_token(self._key(chunk_hash))
+                stored = asked[chunk_hash].result()
                 if stored is not None and stored[1] == token:
                     found[chunk_hash] = stored[0]
         return found

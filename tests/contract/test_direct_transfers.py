@@ -42,6 +42,10 @@ def test_a_presigned_put_takes_only_the_named_bytes(
     assert stored.status_code == 200, stored.text
     assert direct.object_token(KEY) == (len(BLOCK), "tok-1")
     assert store.get(KEY) == BLOCK
+    # other bytes sent again for the same key leave the stored object as it was
+    url, headers = direct.presign_put(KEY, len(BLOCK), HASH, "tok-3", 60)
+    assert requests.put(url, data=bytes(other), headers=headers, timeout=30).status_code == 400
+    assert direct.object_token(KEY) == (len(BLOCK), "tok-1") and store.get(KEY) == BLOCK
 
 
 def test_a_presigned_url_expires(s3_store_factory: Callable[[], S3BlobStore]) -> None:
