@@ -125,6 +125,10 @@ def test_block_urls_need_no_login_and_refuse_tampering(server: RunningServer) ->
     )
     assert requests.get(url[:-1] + ("0" if url[-1] != "0" else "1"), timeout=30).status_code == 403
     assert error(admin.get(api(server, "files/blocks?path=/nothing")), 404)
+    unsigned = requests.get(f"{server.base}/blocks/{listed['blocks'][0]['sha256']}", timeout=30)
+    assert unsigned.status_code == 403
+    assert error(requests.get(api(server, "files/blocks?path=/f.bin"), timeout=30), 401)
+    assert error(requests.put(api(server, f"blocks/{other}"), data=b"x", timeout=30), 401)
 
 
 def test_block_urls_expire(make_server: Any) -> None:
