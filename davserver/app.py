@@ -5,6 +5,8 @@ catalog, blob store, chunker, filestore, the lock manager and the operations lay
 them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
 the read-only snapshots of homes under `/snapshots/` (`davserver.dav.snapshots`),
+accounts' resumable (TUS) uploads under `/tus/` (`davserver.dav.tus`, created by a
+POST to a `/dav/` collection, behind `/dav/`'s logins),
 the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
 (`davserver.links.site`).
 """
@@ -28,8 +30,10 @@ from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
 from davserver.dav import app as dav_app
 from davserver.dav import snapshots as snapshot_dav
+from davserver.dav import tus as tus_dav
 from davserver.dav.app import MOUNT_PATH
 from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
+from davserver.dav.tus import MOUNT_PATH as TUS
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
@@ -243,6 +247,7 @@ def build_app(services: Services) -> WSGIApplication:
             snapshot_provider, services.lock_manager, options, services.catalog.users
         )
     )
+    uploads = gated(dav_app.authenticated(webdav, tus_dav.TusMount(provider)))
     services.push.start()
     services.history.start()
     context = ApiContext(
@@ -272,7 +277,7 @@ def build_app(services: Services) -> WSGIApplication:
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        for mount, mounted in ((MOUNT_PATH, dav), (SNAPSHOTS, snapshots)):
+        for mount, mounted in ((MOUNT_PATH, dav), (SNAPSHOTS, snapshots), (TUS, uploads)):
             if path == mount or path.startswith(mount + "/"):
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + mount
                 environ["PATH_INFO"] = path[len(mount) :] or "/"

@@ -80,6 +80,7 @@ class Settings:
     versions_max_count: int = 0  # old versions kept per file at most (0: no limit)
     trash_retention: int = 30  # days a trash item is kept (`davserver gc --apply` purges)
     history_interval: int = 3600  # seconds between a server's retention runs (0: none)
+    upload_expiry: int = 86400  # seconds an idle resumable upload is kept (then GC frees it)
 
     @property
     def catalog_url(self) -> str:
@@ -230,6 +231,7 @@ def validated(settings: Settings) -> Settings:
         "change_retention",
         "versions_max_age",
         "trash_retention",
+        "upload_expiry",
     )
     for name in names:
         if getattr(settings, name) < 1:
