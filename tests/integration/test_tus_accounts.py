@@ -277,3 +277,26 @@ def test_an_upload_is_its_account_s_only(server: RunningServer, tmp_path: Path) 
     assert requests.head(up.url, headers=TUS).status_code == 401
     assert requests.delete(up.url, headers={**TUS, **auth(server)}).status_code == 204
     assert requests.head(up.url, headers={**TUS, **auth(server)}).status_code == 404
+
+
+LOCK_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
+<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>
+<D:locktype><D:write/></D:locktype><D:owner>tus</D:owner></D:lockinfo>"""
+
+
+def test_a_locked_file_takes_an_upload_only_with_its_token(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    client = server.client()
+    assert client.put(server.url("locked.bin"), data=b"v1").status_code == 201
+    locked = client.request("LOCK", server.url("locked.bin"), data=LOCK_BODY)
+    assert locked.status_code == 200
+    token = locked.headers["Lock-Token"]
+    source = payload(tmp_path, MIB, "locked.bin")
+    with pytest.raises(TusCommunicationError) as refused:
+        uploader(server, source).upload()
+    assert refused.value.status_code == 423
+    with_token = TusClient(server.dav, headers={**auth(server), "If": f"({token})"})
+    up = with_token.uploader(str(source), chunk_size=4 * MIB, metadata={"filename": "locked.bin"})
+    up.upload()
+    assert client.get(server.url("locked.bin")).content == source.read_bytes()
