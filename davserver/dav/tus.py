@@ -127,6 +127,8 @@ class _Creator:
             partial=partial,
         )
         headers = [self._location(upload.id)]
+        if upload.length == 0:  # complete at its creation (tuspy sends no PATCH then)
+            return 201, headers + self.upload_url.written(self.engine.write(self.actor, upload, []))
         if declared_length(self.environ) or is_chunked(self.environ):
             return 201, headers + self.upload_url.receive(self.environ, self.actor, upload)
         return 201, headers + self.upload_url.state(upload)

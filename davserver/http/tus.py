@@ -294,9 +294,10 @@ class UploadUrl:
             result = self.engine.write(actor, upload, blocks, piece_checksum=piece)
         except BodyTooLong as e:
             raise HttpError(413, f"{left} bytes left") from e
-        return self._written(result)
+        return self.written(result)
 
-    def _written(self, result: PartResult) -> Headers:
+    def written(self, result: PartResult) -> Headers:
+        """Where the upload stands after a piece (the file's name once committed)."""
         upload = result.upload
         if result.node is None:
             return self.state(upload)

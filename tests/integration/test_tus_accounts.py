@@ -264,6 +264,42 @@ def test_an_overwrite_keeps_a_version_and_makes_one_feed_entry(
     assert [(c["op"], c["path"]) for c in feed["changes"]] == [("modified", "/doc.bin")]
 
 
+def test_an_empty_file_is_committed_at_its_creation(server: RunningServer, tmp_path: Path) -> None:
+    source = payload(tmp_path, 0, "empty.txt")
+    uploader(server, source).upload()  # tuspy sends only the POST for an empty file
+    got = server.client().get(server.url("empty.txt"))
+    assert got.status_code == 200 and got.content == b""
+
+
+def test_creation_with_upload_and_parallel_parts(server: RunningServer) -> None:
+    headers = {**PIECE, **auth(server)}
+    name = base64.b64encode(b"joined.bin").decode()
+    parts, urls = [os.urandom(MIB + n) for n in range(3)], []
+    for part in parts:  # each a partial upload sent with its creation
+        made = requests.post(
+            server.dav,
+            data=part,
+            headers={**headers, "Upload-Concat": "partial", "Upload-Length": str(len(part))},
+        )
+        assert made.status_code == 201, made.text
+        assert made.headers["Upload-Offset"] == str(len(part))
+        urls.append(made.headers["Location"])
+    final = requests.post(
+        server.dav,
+        headers={
+            **TUS,
+            **auth(server),
+            "Upload-Concat": "final;" + " ".join([server.base + urls[0], *urls[1:]]),
+            "Upload-Metadata": f"filename {name}",
+        },
+    )
+    assert final.status_code == 201, final.text
+    assert final.headers["Upload-Offset"] == str(sum(map(len, parts)))
+    assert server.client().get(server.url("joined.bin")).content == b"".join(parts)
+    gone = requests.head(server.base + urls[0], headers={**TUS, **auth(server)})
+    assert gone.status_code == 404  # the partials were consumed
+
+
 def test_an_upload_is_its_account_s_only(server: RunningServer, tmp_path: Path) -> None:
     server.add_user("bob", "bob-pass")
     source = payload(tmp_path, 5 * MIB)
