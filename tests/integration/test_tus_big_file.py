@@ -24,7 +24,7 @@ from tests.support.subprocess_server import ServeProcess
 MIB = 1024 * 1024
 SIZE = 6 * 1024 * MIB + 7 * MIB + 321  # past 6 GiB, not a multiple of anything
 CUT = SIZE // 2 + 12345  # where the first PATCH's connection breaks
-PEAK_RSS = 400 * MIB  # the whole server's, against a 6 GiB file
+PEAK_RSS = 300 * MIB  # the whole server's, against a 6 GiB file (measured: 165 MiB)
 
 
 def blocks(start: int, end: int) -> Iterator[bytes]:
