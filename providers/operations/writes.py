@@ -10,10 +10,16 @@ invariants 2 and 10), after checking the locks again (an upload can be long) and
 checksums the client announced (`expected`: a mismatch is `ChecksumMismatch`, 400), and
 publishes the event. A write that is not committed leaves the previous version as it
 was; its chunks are left for GC.
+
+Writes whose bytes are stored before the commit (a resumable upload's parts,
+`providers.operations.uploads`) take the same checks as a `WriteTarget`
+(`plan_create`, `plan_overwrite`) and the same commit (`commit_content`, which every
+PUT's `commit` ends in): one commit path for every door.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -214,8 +220,8 @@ class ContentWrites(OperationsBase):
         binding one) computing the checksums to verify too."""
         wanted = {a: v.lower() for a, v in (expected or {}).items() if a in VERIFIABLE}
         writer = self.files.writer(target.limit, extra=wanted)
-        fields = {f: getattr(target, f) for f in WriteTarget.__dataclass_fields__}
-        return PendingWrite(**fields, writer=writer, expected=wanted)
+        planned = {f.name: getattr(target, f.name) for f in dataclasses.fields(WriteTarget)}
+        return PendingWrite(**planned, writer=writer, expected=wanted)
 
     def checksums(self, node: NodeRecord) -> Checksums | None:
         """The stored checksums of file `node`'s content (None: a folder, or a content
