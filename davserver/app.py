@@ -5,9 +5,10 @@ catalog, blob store, chunker, filestore, the lock manager and the operations lay
 them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
 the read-only snapshots of homes under `/snapshots/` (`davserver.dav.snapshots`),
-the JSON API under `/api/v1/` (`davserver.api.app`), share links under `/s/`
-(`davserver.links.site`) and the delta API's signed block URLs under `/blocks/`
-(`davserver.api.block_urls`).
+the JSON API under `/api/v1/` (`davserver.api.app`), accounts' resumable (TUS) uploads
+under `/tus/` (`davserver.dav.tus`, created by a POST to a `/dav/` collection, behind
+`/dav/`'s logins), share links under `/s/` (`davserver.links.site`) and the delta API's
+signed block URLs under `/blocks/` (`davserver.api.block_urls`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
 from davserver.dav import app as dav_app
 from davserver.dav import snapshots as snapshot_dav
+from davserver.dav import tus as tus_dav
 from davserver.dav.app import MOUNT_PATH
 from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
+from davserver.dav.tus import MOUNT_PATH as TUS
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
@@ -272,6 +275,7 @@ def build_app(services: Services) -> WSGIApplication:
             snapshot_provider, services.lock_manager, options, services.catalog.users
         )
     )
+    uploads = gated(dav_app.authenticated(webdav, tus_dav.TusMount(provider)))
     services.push.start()
     services.history.start()
     block_urls = BlockUrls(block_url_key(services.catalog))
@@ -310,7 +314,7 @@ def build_app(services: Services) -> WSGIApplication:
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        for mount, mounted in ((MOUNT_PATH, dav), (SNAPSHOTS, snapshots)):
+        for mount, mounted in ((MOUNT_PATH, dav), (SNAPSHOTS, snapshots), (TUS, uploads)):
             if path == mount or path.startswith(mount + "/"):
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + mount
                 environ["PATH_INFO"] = path[len(mount) :] or "/"

@@ -83,6 +83,7 @@ class Settings:
     direct_transfers: bool = False  # delta API: blocks go straight to and from S3
     transfer_url_ttl: int = 600  # seconds a block URL (presigned or ours) stays valid
     s3_public_url: str = ""  # where clients reach S3 for direct transfers (default: s3_endpoint)
+    upload_expiry: int = 86400  # seconds an idle resumable upload is kept (then GC frees it)
 
     @property
     def catalog_url(self) -> str:
@@ -251,6 +252,7 @@ def validated(settings: Settings) -> Settings:
         "change_retention",
         "versions_max_age",
         "trash_retention",
+        "upload_expiry",
     )
     for name in names:
         if getattr(settings, name) < 1:

@@ -35,7 +35,7 @@ def open_catalog(
     upgrade = purpose == "upgrade" or (purpose == "serve" and settings.auto_migrate)
     if create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(settings.catalog_url, upload_expiry=settings.upload_expiry)
     try:
         change = catalog.prepare_schema(create=create, upgrade=upgrade, on_step=on_step)
     except BaseException as e:
@@ -58,7 +58,7 @@ def open_catalog(
 def current_state(settings: Settings) -> SchemaState:
     """The schema state of the store of `settings` (`StoreMissing` if there is none);
     creates and changes nothing."""
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(settings.catalog_url, upload_expiry=settings.upload_expiry)
     try:
         return catalog.schema_state(must_exist=True)
     except StoreMissing as e:

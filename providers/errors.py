@@ -100,6 +100,21 @@ class PreconditionFailed(StorageError):
     http_status = 412
 
 
+class InvalidUpload(StorageError):
+    """A resumable upload request the engine cannot take as asked (a concatenation of
+    partial uploads that are not finished, a part past the upload's length...)."""
+
+    http_status = 400
+
+
+class UploadChecksumMismatch(ChecksumMismatch):
+    """A resumable upload's piece, or its whole file, does not match the checksum the
+    client gave (TUS `Upload-Checksum`, or the `checksum` metadata): the piece was not
+    recorded, the file not committed. TUS's own status for it."""
+
+    http_status = 460
+
+
 class Forbidden(StorageError):
     """The actor may not do this here (a read-only grant or link, the root of a
     share, the reserved `Shared` name...)."""

@@ -16,7 +16,9 @@
   rendered without WsgiDAV's per-property machinery (`davserver.dav.propfind`);
 - rights checked before a body is read (PUT, PROPPATCH, LOCK, UNLOCK);
 - REPORT, for RFC 6578's sync-collection (`davserver.dav.sync_collection`), which
-  OPTIONS lists for the collections of an account.
+  OPTIONS lists for the collections of an account;
+- TUS (resumable uploads, `davserver.dav.tus`) on an account's collections: OPTIONS
+  lists its capabilities, a POST with `Tus-Resumable` creates an upload.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wsgidav import util
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_METHOD_NOT_ALLOWED,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.request_server import RequestServer
 
-from davserver.dav import propfind, sync_collection
+from davserver.dav import propfind, sync_collection, tus
 from davserver.http import content
 from davserver.http.digests import MalformedChecksum, announced_checksums, put_headers
 from davserver.http.environ import (
@@ -68,7 +76,8 @@ def representation(res: Any) -> content.Representation:
 class DavRequestServer(RequestServer):
     """WsgiDAV's request handler with the additions of the module docstring."""
 
-    # whether collections answer the sync-collection REPORT (not a read-only snapshot)
+    # whether an account's collections answer the sync-collection REPORT and take TUS
+    # uploads (not in a read-only snapshot)
     sync_report = True
 
     def __init__(self, dav_provider: Any) -> None:
@@ -80,7 +89,8 @@ class DavRequestServer(RequestServer):
         return sync_collection.report(self._davProvider, environ, start_response)
 
     def do_OPTIONS(self, environ: Environ, start_response: StartResponse) -> Any:
-        """WsgiDAV's answer, with REPORT in `Allow` for an account's collections."""
+        """WsgiDAV's answer, with REPORT in `Allow` and TUS's capabilities for an
+        account's collections."""
         res = None
         if environ.get(LINK) is None:
             res = self._davProvider.get_resource_inst(environ["PATH_INFO"], environ)
@@ -91,9 +101,17 @@ class DavRequestServer(RequestServer):
                     (name, f"{value}, REPORT" if name == "Allow" else value)
                     for name, value in headers
                 ]
+                headers += tus.options_headers()
             return start_response(status, headers, *args)
 
         return super().do_OPTIONS(environ, with_report)
+
+    def do_POST(self, environ: Environ, start_response: StartResponse) -> Any:
+        """A TUS creation on an account's collection (`davserver.dav.tus`); any other
+        POST is WsgiDAV's (405)."""
+        if self.sync_report and environ.get(LINK) is None and tus.wants_tus(environ):
+            return tus.create(self._davProvider, environ, start_response)
+        raise DAVError(HTTP_METHOD_NOT_ALLOWED)
 
     def _require_write(self, environ: Environ, *, may_create: bool) -> None:
         """403 unless the request may write its resource (or, when it does not exist

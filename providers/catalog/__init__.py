@@ -20,7 +20,7 @@ from __future__ import annotations
 from providers.catalog.blocks import Presence, StagedBlocks
 from providers.catalog.changes import ChangeLog
 from providers.catalog.checksums import ContentChecksums
-from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
+from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, CommitStep, Contents
 from providers.catalog.db import Database
 from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
@@ -60,7 +60,7 @@ from providers.catalog.records import (
 from providers.catalog.snapshots import ContentThen, SnapshotReads, SnapshotSource
 from providers.catalog.trash import Trash
 from providers.catalog.tree import Tree
-from providers.catalog.uploads import Uploads
+from providers.catalog.uploads import DEFAULT_EXPIRY, Uploads
 from providers.catalog.users import Users
 from providers.catalog.versions import Versions
 
@@ -70,7 +70,7 @@ class Catalog:
     `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
     `history_usage`, `snapshots`, `blocks`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, upload_expiry: float = DEFAULT_EXPIRY) -> None:
         self.db = Database(url)
         self.users = Users(self.db)
         self.app_passwords = self.users.app_passwords
@@ -80,8 +80,8 @@ class Catalog:
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
         self.checksums = ContentChecksums(self.db)
-        self.uploads = Uploads(self.db, self.contents)
-        self.blocks = StagedBlocks(self.db)
+        self.uploads = Uploads(self.db, upload_expiry)
+        self.blocks = StagedBlocks(self.db, upload_expiry)
         self.leases = Leases(self.db)
         self.changes = ChangeLog(self.db)
         self.versions = Versions(self.db)
@@ -130,6 +130,7 @@ __all__ = [
     "CLAIM_BUSY",
     "CLAIM_DEDUP",
     "CLAIM_UPLOAD",
+    "CommitStep",
     "Catalog",
     "ChangeLog",
     "ChangeRecord",

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.schema import Extent, Grant, Membership, Node, StagedBlock, Version
-from providers.catalog.uploads import UPLOAD_TTL
+from providers.catalog.uploads import DEFAULT_EXPIRY
 
 # Nodes naming a content with one of :hashes (as current or old content), then their
 # ancestors: the hashes found at a node granted to the user are readable through it.
@@ -62,7 +62,7 @@ class Presence:
 class StagedBlocks:
     """Presence of blocks for a user, and their staged blocks (module docstring)."""
 
-    def __init__(self, db: Database, ttl: float = UPLOAD_TTL) -> None:
+    def __init__(self, db: Database, ttl: float = DEFAULT_EXPIRY) -> None:
         self._db = db
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self.ttl = ttl

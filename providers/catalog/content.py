@@ -50,6 +50,8 @@ from providers.catalog.schema import (
 
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
+# A step a caller runs first inside a commit's transaction (`Contents.commit_file`)
+CommitStep = Callable[[Session], None]
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 
 
@@ -118,7 +120,7 @@ class Contents:
         path: str,
         author_id: int | None,
         rename_on_clash: bool = False,
-        before: Callable[[Session], None] | None = None,
+        before: CommitStep | None = None,
     ) -> tuple[NodeRecord, bool]:
         """Make `content` the current content of file `name` in one transaction.
 

@@ -1,8 +1,11 @@
 """Resumable uploads (TUS) in the catalog: an `Upload` row and the extents of its parts.
 
-An upload is created with its target (a share link, a folder, names of sub-folders to
-create below it, a file name) and its length. Each part (the body of one PATCH) is
-appended by `append` in one transaction that
+An upload is created with its owner (a share link or an account: `UploadOwner`), its
+target (a folder, names of sub-folders to create below it, a file name), its length
+(or none yet: deferred, declared later by `declare_length`), and what the creation's
+metadata said (`mtime`, the whole file's `checksum`, whether it is a `partial` of a
+concatenation). Each part (the body of one PATCH) is appended by `append` in one
+transaction that
 
 1. advances `offset` only if it still equals the part's start, so of two requests
    racing for one offset one wins and the other gets `Conflict`;
@@ -11,79 +14,127 @@ appended by `append` in one transaction that
 3. inserts the part's extents, shifted to offsets from the upload's start.
 
 From then on GC counts those chunks as referenced (`Contents.collectable`, `condemn`),
-so an unfinished upload keeps them. The last part is never appended: `finish` commits
-the whole content through `Contents.commit_file` (with automatic renaming) and retires
-the upload in that same transaction, so a file is committed once or not at all. The
-retired row stays as a receipt (offset = length, the name used) for clients whose
-last answer was lost, until it expires.
+so an unfinished upload keeps them. The last part of a file's upload is never
+appended: the operations layer commits the whole content with `Contents.commit_file`
+and passes it `retiring(upload)`, which retires the upload (and deletes the partial
+uploads a concatenation consumed) inside the commit's transaction, so a file is
+committed once or not at all. The retired row stays as a receipt (offset = length,
+then `record_name`: the name used) for clients whose last answer was lost, until it
+expires. The last part of a partial upload is appended with `complete=True`: the
+partial is finished and keeps its extents for the final upload that joins it.
 
-Uploads idle for `UPLOAD_TTL` are gone for every caller; `expire` (run by GC) deletes
-their rows, after which their chunks are ordinary garbage.
+Uploads idle for `expiry` seconds (the `upload_expiry` setting) are gone for every
+caller; `expire` (run by GC) deletes their rows, after which their chunks are
+ordinary garbage.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from providers.catalog.commit import settle_chunks
-from providers.catalog.content import Contents
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import ExtentRecord, NewContent, NodeRecord
+from providers.catalog.records import ExtentRecord
 from providers.catalog.schema import Upload, UploadExtent
 from providers.errors import Conflict, NotFound
 
-UPLOAD_TTL = 24 * 3600.0  # an upload nobody touched for this long is abandoned
+DEFAULT_EXPIRY = 24 * 3600.0  # the `upload_expiry` setting's default
+
+
+@dataclass(frozen=True)
+class UploadOwner:
+    """Who an upload belongs to: the share link `link_id` it was made through, or the
+    account `user_id` that made it (exactly one is set). Only its owner finds it."""
+
+    link_id: int | None = None
+    user_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.link_id is None) == (self.user_id is None):
+            raise ValueError("an upload belongs to a link or to an account")
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses matching this owner's uploads only."""
+        return [
+            col(Upload.link_id).is_(None)
+            if self.link_id is None
+            else col(Upload.link_id) == self.link_id,
+            col(Upload.user_id).is_(None)
+            if self.user_id is None
+            else col(Upload.user_id) == self.user_id,
+        ]
 
 
 @dataclass(frozen=True)
 class UploadRecord:
-    """An upload as stored: `offset` of `length` bytes received; once `finished`, the
-    file was committed as `finished_name` (None only if the process died between the
-    commit and recording the name)."""
+    """An upload as stored: `offset` of `length` bytes received (`length` None: not
+    declared yet); once `finished`, a file's upload was committed as `finished_name`
+    (None only if the process died between the commit and recording the name), a
+    partial one holds its whole part for a final upload to join."""
 
     id: str
-    link_id: int | None
+    owner: UploadOwner
     folder_id: int
     folder_path: tuple[str, ...]
     name: str
-    length: int
+    length: int | None
     offset: int
     touched_at: float
     finished: bool
     finished_name: str | None
+    mtime: float | None = None
+    checksum: str | None = None
+    partial: bool = False
+
+    @property
+    def link_id(self) -> int | None:
+        return self.owner.link_id
 
 
 class Uploads:
-    """Create, find, extend, finish, cancel and expire resumable uploads."""
+    """Create, find, extend, retire, cancel and expire resumable uploads."""
 
-    def __init__(self, db: Database, contents: Contents, ttl: float = UPLOAD_TTL) -> None:
+    def __init__(self, db: Database, expiry: float = DEFAULT_EXPIRY) -> None:
         self._db = db
-        self._contents = contents
-        self.ttl = ttl
+        self.ttl = expiry
 
     def create(
-        self, link_id: int, folder_id: int, folder_path: Sequence[str], name: str, length: int
+        self,
+        owner: UploadOwner,
+        folder_id: int,
+        folder_path: Sequence[str],
+        name: str,
+        length: int | None,
+        *,
+        mtime: float | None = None,
+        checksum: str | None = None,
+        partial: bool = False,
     ) -> UploadRecord:
         """A new, empty upload with a random id (`secrets.token_urlsafe`, unguessable:
-        the id and the link together are what grants access to it)."""
+        the id and the owner together are what grants access to it)."""
         now = time.time()
         row = Upload(
             id=secrets.token_urlsafe(24),
-            link_id=link_id,
+            link_id=owner.link_id,
+            user_id=owner.user_id,
             folder_id=folder_id,
             folder_path="/".join(folder_path),
             name=name,
             length=length,
             created_at=now,
             touched_at=now,
+            mtime=mtime,
+            checksum=checksum,
+            partial=partial,
         )
 
         def work(s: Session) -> UploadRecord:
@@ -92,11 +143,11 @@ class Uploads:
 
         return self._db.run(work)
 
-    def get(self, upload_id: str, link_id: int) -> UploadRecord | None:
-        """The upload `upload_id` made through link `link_id`, or None if there is none,
-        it belongs to another link, or it has been idle past the time to live."""
+    def get(self, upload_id: str, owner: UploadOwner) -> UploadRecord | None:
+        """The upload `upload_id` of `owner`, or None if there is none, it belongs to
+        someone else, or it has been idle past the time to live."""
         with self._db.session() as s:
-            row = s.exec(self._live(upload_id, link_id)).first()
+            row = s.exec(self._live(upload_id, owner)).first()
             return _record(row) if row is not None else None
 
     def extents(self, upload_id: str) -> list[ExtentRecord]:
@@ -111,22 +162,49 @@ class Uploads:
             ).all()
         return [ExtentRecord(offset=o, size=n, chunk_hash=h) for o, n, h in rows]
 
+    def declare_length(self, upload: UploadRecord, length: int) -> UploadRecord:
+        """Set the length of a deferred upload (TUS `Upload-Length` on a PATCH);
+        `Conflict` if it is shorter than what is stored or another length was
+        declared, `NotFound` if the upload is gone."""
+        if length < upload.offset:
+            raise Conflict(f"{upload.offset} bytes are stored already")
+
+        def work(s: Session) -> UploadRecord:
+            row = s.exec(self._live(upload.id, upload.owner).with_for_update()).first()
+            if row is None or row.finished_at is not None:
+                raise NotFound("no such upload")
+            if row.length is not None and row.length != length:
+                raise Conflict(f"the upload's length is {row.length}")
+            row.length, row.touched_at = length, time.time()
+            s.add(row)
+            return _record(row)
+
+        return self._db.run(work)
+
     def append(
-        self, upload: UploadRecord, extents: Sequence[ExtentRecord], size: int
+        self,
+        upload: UploadRecord,
+        extents: Sequence[ExtentRecord],
+        size: int,
+        *,
+        complete: bool = False,
     ) -> UploadRecord:
         """Record a part of `size` bytes at `upload.offset` (its `extents` count from the
         part's start) and advance the offset (see the module docstring); return the
-        upload as it is now. The part must not complete the upload (that is `finish`'s
-        job). `Conflict` if the offset moved since `upload` was read, `NotFound` if the
-        upload is gone, `ChunkGone` if GC took a chunk of the part."""
-        start = upload.offset
-        if size <= 0 or start + size >= upload.length:
-            raise ValueError("a part must be non-empty and leave the upload unfinished")
+        upload as it is now. A file's part must not complete the upload (the commit
+        retires it); a partial upload's last part is appended with `complete`, which
+        finishes it. `Conflict` if the offset moved since `upload` was read, `NotFound`
+        if the upload is gone, `ChunkGone` if GC took a chunk of the part."""
+        start, end = upload.offset, upload.offset + size
+        if complete != (end == upload.length) or size < 0 or (size == 0 and not complete):
+            raise ValueError("a part must be non-empty and end the upload only if `complete`")
+        if upload.length is not None and end > upload.length:
+            raise ValueError("a part must not pass the upload's length")
 
         def work(s: Session) -> UploadRecord:
-            self._advance(s, upload, start + size)
-            # The upload row is locked first, then the chunks: `finish` takes them in the
-            # same order, so two requests on one upload cannot deadlock.
+            self._advance(s, upload, end, finish=complete)
+            # The upload row is locked first, then the chunks: a commit takes them in
+            # the same order (`retiring`), so two requests on one upload cannot deadlock.
             settle_chunks(s.connection(), {e.chunk_hash for e in extents})
             s.add_all(
                 UploadExtent(
@@ -143,54 +221,52 @@ class Uploads:
 
         return self._db.run(work)
 
-    def finish(
-        self,
-        upload: UploadRecord,
-        parent_id: int,
-        owner_id: int,
-        content: NewContent,
-        *,
-        path: str,
-        mtime: float,
-    ) -> NodeRecord:
-        """Commit `content` (the whole upload) as a new file in `parent_id`, renamed
-        "name (2).ext"... if the name is taken, and retire the upload in the same
-        transaction (only if its offset is still `upload.offset`: `Conflict`
-        otherwise). Raises what `Contents.commit_file` raises (`QuotaExceeded`,
-        `ChunkGone`, `Conflict`); then nothing changed and the upload can go on."""
+    def retiring(
+        self, upload: UploadRecord, consumed: Sequence[UploadRecord] = ()
+    ) -> Callable[[Session], None]:
+        """The step a commit of `upload`'s file runs first in its transaction
+        (`Contents.commit_file(before=...)`): mark it finished at its length (only if
+        its offset is still `upload.offset`: `Conflict`, or `NotFound`, otherwise),
+        drop its extents, and delete the finished partial uploads `consumed` (a
+        concatenation), each of which must still exist (`NotFound` otherwise)."""
 
         def retire(s: Session) -> None:
+            assert upload.length is not None
             self._advance(s, upload, upload.length, finish=True)
             s.exec(delete(UploadExtent).where(col(UploadExtent.upload_id) == upload.id))
+            if consumed:
+                ids = [p.id for p in consumed]
+                found = s.exec(
+                    select(func.count())
+                    .select_from(Upload)
+                    .where(
+                        col(Upload.id).in_(ids),
+                        col(Upload.partial),
+                        col(Upload.finished_at).is_not(None),
+                        *upload.owner.clauses(),
+                    )
+                ).one()
+                if found != len(set(ids)):
+                    raise NotFound("a partial upload is gone")
+                _delete_uploads(s, ids)
 
-        node, _created = self._contents.commit_file(
-            parent_id,
-            upload.name,
-            owner_id,
-            content,
-            mtime=mtime,
-            content_type=None,  # guessed from the name when served, never the sender's say
-            path=path,
-            author_id=None,
-            rename_on_clash=True,
-            before=retire,
-        )
+        return retire
 
-        def record_name(s: Session) -> None:
-            s.exec(
-                update(Upload).where(col(Upload.id) == upload.id).values(finished_name=node.name)
-            )
+    def record_name(self, upload_id: str, name: str) -> None:
+        """Keep the name a committed upload's file got (the receipt of HEAD)."""
 
-        self._db.run(record_name)
-        return node
+        def work(s: Session) -> None:
+            s.exec(update(Upload).where(col(Upload.id) == upload_id).values(finished_name=name))
 
-    def cancel(self, upload_id: str, link_id: int) -> bool:
-        """Delete the upload and its parts (their chunks become garbage); False if link
-        `link_id` has no such live upload. A finished upload's receipt goes too; the
+        self._db.run(work)
+
+    def cancel(self, upload_id: str, owner: UploadOwner) -> bool:
+        """Delete the upload and its parts (their chunks become garbage); False if
+        `owner` has no such live upload. A finished upload's receipt goes too; the
         committed file stays."""
 
         def work(s: Session) -> bool:
-            found = s.exec(self._live(upload_id, link_id).with_for_update()).first()
+            found = s.exec(self._live(upload_id, owner).with_for_update()).first()
             if found is None:
                 return False
             _delete_uploads(s, [upload_id])
@@ -213,11 +289,11 @@ class Uploads:
 
         return self._db.run(work, write=not dry_run)
 
-    def _live(self, upload_id: str, link_id: int | None) -> SelectOfScalar[Upload]:
-        """SELECT of the upload if it belongs to the link and is not past its time."""
+    def _live(self, upload_id: str, owner: UploadOwner) -> SelectOfScalar[Upload]:
+        """SELECT of the upload if it belongs to `owner` and is not past its time."""
         return select(Upload).where(
             col(Upload.id) == upload_id,
-            col(Upload.link_id) == link_id,
+            *owner.clauses(),
             col(Upload.touched_at) >= time.time() - self.ttl,
         )
 
@@ -235,7 +311,7 @@ class Uploads:
             update(Upload)
             .where(
                 col(Upload.id) == upload.id,
-                col(Upload.link_id) == upload.link_id,
+                *upload.owner.clauses(),
                 col(Upload.offset) == upload.offset,
                 col(Upload.finished_at).is_(None),
                 col(Upload.touched_at) >= now - self.ttl,
@@ -247,9 +323,11 @@ class Uploads:
 
     def _explain_refusal(self, s: Session, upload: UploadRecord) -> None:
         """Raise why a conditional update of `upload` matched no row."""
-        row = s.exec(self._live(upload.id, upload.link_id)).first()
+        row = s.exec(self._live(upload.id, upload.owner)).first()
         if row is None:
             raise NotFound("no such upload")
+        if row.finished_at is not None:
+            raise Conflict("the upload is finished")
         raise Conflict(f"the upload is at offset {row.offset}, not {upload.offset}")
 
 
@@ -263,16 +341,19 @@ def _delete_uploads(s: Session, ids: list[str]) -> None:
 def _record(row: Upload) -> UploadRecord:
     return UploadRecord(
         id=row.id,
-        link_id=row.link_id,
+        owner=UploadOwner(row.link_id, row.user_id),
         folder_id=row.folder_id,
         folder_path=tuple(name for name in row.folder_path.split("/") if name),
         name=row.name,
-        length=row.length if row.length is not None else -1,  # deferred: not used by links yet
+        length=row.length,
         offset=row.offset,
         touched_at=row.touched_at,
         finished=row.finished_at is not None,
         finished_name=row.finished_name,
+        mtime=row.mtime,
+        checksum=row.checksum,
+        partial=row.partial,
     )
 
 
-__all__ = ["UPLOAD_TTL", "UploadRecord", "Uploads"]
+__all__ = ["DEFAULT_EXPIRY", "UploadOwner", "UploadRecord", "Uploads"]

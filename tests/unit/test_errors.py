@@ -25,6 +25,8 @@ EXPECTED = {
     "LeaseLost": 409,
     "InvalidName": 400,
     "ChecksumMismatch": 400,
+    "UploadChecksumMismatch": 460,
+    "InvalidUpload": 400,
     "Forbidden": 403,
     "BadCursor": 400,
     "CursorExpired": 410,

@@ -34,7 +34,7 @@ LIBRARIES = {
 MUTATORS = {
     "tree": {"mkdir", "delete", "move", "copy", "set_prop", "set_mtime"},
     "contents": {"commit_file"},
-    "uploads": {"create", "append", "finish", "cancel"},
+    "uploads": {"create", "append", "declare_length", "retiring", "record_name", "cancel"},
     "grants": {"grant", "revoke", "revoke_by_id"},
     "links": {"create", "revoke"},
 }

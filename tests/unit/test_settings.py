@@ -29,6 +29,7 @@ def test_defaults() -> None:
     assert settings.local_fsync is True
     assert not settings.uses_s3
     assert settings.history_interval == 3600
+    assert settings.upload_expiry == 86400
 
 
 def test_file_then_env_then_overrides(tmp_path: Path) -> None:
@@ -179,6 +180,7 @@ def test_good_database_urls(url: str) -> None:
         ({"DAVSERVER_READ_AHEAD": "-2"}, "read_ahead"),
         ({"DAVSERVER_S3_CAPACITY_BYTES": "-5"}, "s3_capacity_bytes"),
         ({"DAVSERVER_HISTORY_INTERVAL": "-1"}, "history_interval"),
+        ({"DAVSERVER_UPLOAD_EXPIRY": "0"}, "upload_expiry"),
     ],
 )
 def test_invalid_values_name_the_key(env: dict[str, str], named: str) -> None:

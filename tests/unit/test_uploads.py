@@ -10,7 +10,7 @@ import pytest
 
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NodeRecord, UserRecord
-from providers.catalog.uploads import UploadRecord
+from providers.catalog.uploads import UploadOwner, UploadRecord
 from providers.errors import ChunkGone, Conflict, QuotaExceeded
 from providers.filestore import FileStore, content_digest
 from providers.gc import check_store, collect_garbage
@@ -60,7 +60,7 @@ class Drop:
         return Actor(user, link)
 
     def create(self, root: Located, subfolders: list[str], name: str, length: int) -> UploadRecord:
-        return self.engine.create(self.actor, root, subfolders, name, length)
+        return self.engine.create(self.actor, root, name, length, subfolders=subfolders)
 
     def write(self, upload: UploadRecord, blocks: list[bytes]) -> PartResult:
         return self.engine.write(self.actor, upload, blocks)
@@ -281,9 +281,10 @@ def test_an_idle_upload_is_gone_before_gc_runs(
     catalog: Catalog, folder: NodeRecord, actor: Actor
 ) -> None:
     assert actor.link is not None
-    upload = catalog.uploads.create(actor.link.id, folder.id, [], "a.txt", 5)
+    owner = UploadOwner(link_id=actor.link.id)
+    upload = catalog.uploads.create(owner, folder.id, [], "a.txt", 5)
     catalog.uploads.ttl = 0.0
-    assert catalog.uploads.get(upload.id, actor.link.id) is None
+    assert catalog.uploads.get(upload.id, owner) is None
 
 
 @pytest.mark.parametrize("parts", [1, 3])
