@@ -45,7 +45,6 @@ from providers.filestore import content_digest
 from providers.names import split_path
 from providers.operations.actor import Actor
 from providers.operations.core import Operations
-from providers.operations.views import Located
 from providers.operations.writes import PendingWrite
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -265,22 +264,8 @@ class BlockTransfers:
                 raise PreconditionFailed("the file is not the one if_match names")
         if target is not None:
             return self.ops.overwrite(actor, target, announced=size)
-        folder = self._folder(actor, names[:-1], parents)
-        return self.ops.create_file(actor, folder, names[-1], announced=size)
-
-    def _folder(self, actor: Actor, names: Sequence[str], parents: bool) -> Located:
-        """The folder at `names`, made (with `parents`) where missing; `Conflict`
-        when one is missing without `parents`, or is a file."""
-        view = self.ops.view(actor)
-        folder = view.locate([])
-        if folder is None:
+        home = self.ops.view(actor).locate([])
+        if home is None:
             raise NotFound("no home")
-        for name in names:
-            child = view.locate([*folder.shown, name])
-            if child is None and parents:
-                self.ops.mkdir(actor, folder, name)
-                child = view.locate([*folder.shown, name])
-            if child is None or not child.is_dir:
-                raise Conflict(f"{name!r} is not a folder (use parents to make it)")
-            folder = child
-        return folder
+        folder = self.ops.descend(actor, home, names[:-1], make=parents)
+        return self.ops.create_file(actor, folder, names[-1], announced=size)

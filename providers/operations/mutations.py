@@ -8,11 +8,13 @@ Targets are `Located`s from the actor's own view (`OperationsBase.view`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from providers.catalog import NodeRecord
-from providers.errors import Forbidden, NotFound, QuotaExceeded
+from providers.errors import Conflict, Forbidden, NotFound, QuotaExceeded
 from providers.operations import events
 from providers.operations.access import Place
 from providers.operations.actor import Actor
@@ -53,6 +55,23 @@ class TreeMutations(OperationsBase):
         made = self.catalog.tree.mkdir(folder.id, name, folder.owner_id, path)
         self.publish(events.MKDIR, actor, made, path)
         return made
+
+    def descend(self, actor: Actor, root: Located, names: Sequence[str], *, make: bool) -> Located:
+        """The folder `names` below `root` as the actor sees it; with `make`, the
+        missing ones are made on the way (`mkdir -p`: one made meanwhile by another
+        request is taken as it is). `Conflict` when one is a file, or missing without
+        `make`."""
+        view, folder = self.view(actor), root
+        for name in names:
+            child = view.locate([*folder.shown, name])
+            if child is None and make:
+                with contextlib.suppress(Conflict):  # made meanwhile by another request
+                    self.mkdir(actor, folder, name)
+                child = view.locate([*folder.shown, name])
+            if child is None or not child.is_dir:
+                raise Conflict(f"{name!r} is not a folder")
+            folder = child
+        return folder
 
     def delete(self, actor: Actor, target: Located) -> None:
         """Delete `target` and everything below it, and drop their locks: it goes to

@@ -50,7 +50,6 @@ content-defined chunker realigns within a chunk after each boundary, so dedup ho
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Iterable, Sequence
@@ -277,7 +276,8 @@ class ResumableUploads:
         retire = self.ops.catalog.uploads.retiring(upload, consumed)
         is_link = actor.link is not None
         if is_link:
-            folder = self._subfolder(actor, self._link_root(actor, upload), upload.folder_path)
+            root = self._link_root(actor, upload)
+            folder = self.ops.descend(actor, root, upload.folder_path, make=True)
             target = self.ops.plan_create(actor, folder, upload.name)
         else:
             target = self._account_target(actor, self._account_folder(actor, upload), upload.name)
@@ -334,21 +334,6 @@ class ResumableUploads:
         if existing.is_dir:
             raise Conflict(f"{name!r} is a folder")
         return self.ops.plan_overwrite(actor, existing, announced=announced)
-
-    def _subfolder(self, actor: Actor, root: Located, names: Sequence[str]) -> Located:
-        """The folder `names` below `root`, making what is missing (`Conflict` if a
-        file is in the way)."""
-        view, folder = self.ops.view(actor), root
-        for name in names:
-            child = view.locate([*folder.shown, name])
-            if child is None:
-                with contextlib.suppress(Conflict):  # made meanwhile by another upload
-                    self.ops.mkdir(actor, folder, name)
-                child = view.locate([*folder.shown, name])
-            if child is None or not child.is_dir:
-                raise Conflict(f"{name!r} is a file, not a folder")
-            folder = child
-        return folder
 
     def _link_root(self, actor: Actor, upload: UploadRecord) -> Located:
         """The folder a link's upload was created for, as the link reaches it now;
