@@ -5,8 +5,9 @@ catalog, blob store, chunker, filestore, the lock manager and the operations lay
 them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
 the read-only snapshots of homes under `/snapshots/` (`davserver.dav.snapshots`),
-the JSON API under `/api/v1/` (`davserver.api.app`) and share links under `/s/`
-(`davserver.links.site`).
+the JSON API under `/api/v1/` (`davserver.api.app`), share links under `/s/`
+(`davserver.links.site`) and the delta API's signed block URLs under `/blocks/`
+(`davserver.api.block_urls`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
+from urllib.parse import urlsplit
 
-from davserver.api import account, changes, push, shares, trash, versions
+from davserver.api import account, blocks, changes, push, shares, trash, versions
 from davserver.api.app import API_PATH, ApiContext, build_api
+from davserver.api.block_urls import BLOCKS_PATH, BlockSite, BlockUrls
 from davserver.auth import initial_password, passwords
 from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
@@ -44,6 +47,7 @@ from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
 from providers import redis_store
 from providers.blobstore.base import BlobStore
+from providers.blobstore.direct import DirectTransfers
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
 from providers.catalog import Catalog
@@ -54,6 +58,7 @@ from providers.dav.snapshots import SnapshotProvider
 from providers.errors import StorageError
 from providers.filestore import FileStore
 from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
+from providers.operations.blocks import BlockTransfers
 from providers.operations.events import RedisEvents
 from providers.operations.expiry import HistoryKeeper, HistoryRules
 from providers.operations.retention import DAY, RetentionPolicy
@@ -81,6 +86,7 @@ class Services:
     push: Push
     history: HistoryKeeper
     metrics: Metrics = field(default_factory=Metrics)
+    direct: DirectTransfers | None = None
 
     def check(self) -> None:
         """`Unavailable` unless the catalog, the blob store and Redis (when configured:
@@ -113,6 +119,17 @@ def build_blobstore(settings: Settings) -> BlobStore:
     return LocalDirBlobStore(settings.data_dir / "blobs", fsync=settings.local_fsync)
 
 
+def build_direct(settings: Settings, store: BlobStore) -> DirectTransfers | None:
+    """Direct transfers on the S3 store when `direct_transfers` is on, presigned for
+    `s3_public_url` when clients reach S3 there rather than at `s3_endpoint`."""
+    if not settings.direct_transfers or not isinstance(store, S3BlobStore):
+        return None
+    public = urlsplit(settings.s3_public_url) if settings.s3_public_url else None
+    if public is None:
+        return store.direct()
+    return store.direct(public.netloc, secure=public.scheme == "https")
+
+
 def build_chunker(settings: Settings, catalog: Catalog) -> FastCDCChunker:
     """The chunker recorded at first start wins over later settings (dedup stays exact)."""
     wanted = FastCDCChunker(
@@ -135,7 +152,8 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     catalog, _ = open_catalog(settings, purpose)
     metrics = Metrics()
     metrics.watch_catalog(catalog)
-    blobs = TimedBlobStore(build_blobstore(settings), metrics)
+    store = build_blobstore(settings)
+    blobs = TimedBlobStore(store, metrics)
     files = FileStore(
         catalog,
         blobs,
@@ -158,7 +176,18 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     metrics.watch_push(push)
     history = HistoryKeeper(catalog, history_rules(settings), settings.history_interval)
     return Services(
-        settings, catalog, blobs, files, lock_manager, ops, limiter, signer, push, history, metrics
+        settings,
+        catalog,
+        blobs,
+        files,
+        lock_manager,
+        ops,
+        limiter,
+        signer,
+        push,
+        history,
+        metrics,
+        build_direct(settings, store),
     )
 
 
@@ -245,8 +274,15 @@ def build_app(services: Services) -> WSGIApplication:
     )
     services.push.start()
     services.history.start()
+    block_urls = BlockUrls(block_url_key(services.catalog))
     context = ApiContext(
-        services.ops, free_bytes, services.signer, settings.public_base, services.push
+        services.ops,
+        free_bytes,
+        services.signer,
+        settings.public_base,
+        services.push,
+        BlockTransfers(services.ops, services.direct, settings.transfer_url_ttl),
+        block_urls,
     )
     api = build_api(
         context,
@@ -260,8 +296,10 @@ def build_app(services: Services) -> WSGIApplication:
             *push.ROUTES,
             *versions.ROUTES,
             *trash.ROUTES,
+            *blocks.ROUTES,
         ),
     )
+    block_site = BlockSite(block_urls, services.files)
     links = build_share_site(services, free_bytes, options)
     root = RootSite(
         services.check,
@@ -281,6 +319,8 @@ def build_app(services: Services) -> WSGIApplication:
             return api(environ, start_response)
         if path.startswith(SHARE_PATH + "/"):
             return links(environ, start_response)
+        if path.startswith(BLOCKS_PATH + "/"):  # signed URLs: no login (a CDN sends none)
+            return block_site(environ, start_response)
         return root(environ, start_response)
 
     # ProxyHeaders: every layer below must see the client's address, scheme and host.
@@ -314,6 +354,12 @@ def share_signer(catalog: Catalog) -> LinkSigner:
     first use), so every instance and the CLI make and accept the same tokens."""
     key = catalog.users.ensure_setting("share_link_key", secrets.token_hex(32))
     return LinkSigner(bytes.fromhex(key))
+
+
+def block_url_key(catalog: Catalog) -> bytes:
+    """The key of signed block URLs, kept in the catalog (made on first use), so every
+    instance makes and accepts the same URLs."""
+    return bytes.fromhex(catalog.users.ensure_setting("block_url_key", secrets.token_hex(32)))
 
 
 def _digest_nonces(services: Services) -> DigestNonces | None:

@@ -85,6 +85,9 @@ class Settings:
     versions_max_count: int = 0  # old versions kept per file at most (0: no limit)
     trash_retention: int = 30  # days a trash item is kept (`davserver gc --apply` purges)
     history_interval: int = 3600  # seconds between a server's retention runs (0: none)
+    direct_transfers: bool = False  # delta API: blocks go straight to and from S3
+    transfer_url_ttl: int = 600  # seconds a block URL (presigned or ours) stays valid
+    s3_public_url: str = ""  # where clients reach S3 for direct transfers (default: s3_endpoint)
 
     @property
     def catalog_url(self) -> str:
@@ -195,6 +198,23 @@ def _check_public_url(url: str) -> None:
         raise SettingsError(f"public_url: {url!r} must not have a query or fragment")
 
 
+def _check_direct(settings: Settings) -> None:
+    """`direct_transfers` needs S3; URLs live 1 s to 7 days (SigV4's bound);
+    `s3_public_url` is `http(s)://host[:port]`, nothing more."""
+    if settings.direct_transfers and not settings.uses_s3:
+        raise SettingsError("direct_transfers: needs the S3 blob store (s3_endpoint)")
+    if not 1 <= settings.transfer_url_ttl <= 7 * 24 * 3600:
+        raise SettingsError("transfer_url_ttl: must be 1 to 604800 seconds")
+    url = settings.s3_public_url
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"s3_public_url: {url!r} is not an absolute http(s) URL")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise SettingsError(f"s3_public_url: {url!r} must be scheme://host[:port] only")
+
+
 def _check_choices(settings: Settings) -> None:
     """Keys with a fixed set of values, and ints that cannot be negative."""
     if settings.log_format not in LOG_FORMATS:
@@ -212,6 +232,7 @@ def validated(settings: Settings) -> Settings:
     _check_choices(settings)
     _check_database_url(settings.database_url)
     _check_public_url(settings.public_url)
+    _check_direct(settings)
     if not 0 <= settings.port <= 65535:
         raise SettingsError("port: must be 0..65535")
     if not 64 <= settings.chunk_min_size <= settings.chunk_avg_size <= settings.chunk_max_size:

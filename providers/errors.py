@@ -83,6 +83,23 @@ class ChecksumMismatch(StorageError):
     http_status = 400
 
 
+class BadBlocks(StorageError):
+    """A delta-API request names blocks it may not use: `missing` are not present for
+    the caller (send them, then ask again), or their sizes do not add up."""
+
+    http_status = 400
+
+    def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+
+
+class PreconditionFailed(StorageError):
+    """The file is not (or no longer) the one the client expected (`If-Match`)."""
+
+    http_status = 412
+
+
 class Forbidden(StorageError):
     """The actor may not do this here (a read-only grant or link, the root of a
     share, the reserved `Shared` name...)."""

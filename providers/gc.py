@@ -2,7 +2,9 @@
 
 `collect_garbage` is mark-and-sweep with a grace period (DESIGN invariant 3): it drops
 resumable uploads abandoned for their time to live (`providers.catalog.uploads`; the
-chunks of uploads in progress count as referenced) and contents no file uses, then
+chunks of uploads in progress count as referenced) and blocks staged through the delta
+API as long ago (`providers.catalog.blocks`; staged ones count as referenced too) and
+contents no file uses, then
 deletes chunks no content names and nobody touched for `grace` seconds, then objects
 the catalog does not know at all (left by crashed uploads) that are older than
 `grace`. Every deletion goes through the `deleting`
@@ -52,6 +54,7 @@ class GcReport:
 
     applied: bool
     uploads: int = 0  # abandoned resumable uploads dropped (their chunks become garbage)
+    staged: int = 0  # staged delta-API blocks expired (the same)
     contents: int = 0
     chunks: int = 0
     chunk_bytes: int = 0
@@ -150,7 +153,8 @@ def collect_garbage(
     upload_ttl: float | None = None,
 ) -> GcReport:
     """Find (and with `apply`, delete) what nothing references (see the module docstring).
-    Uploads idle for `upload_ttl` seconds (default: the catalog's, 24 h) are dropped first.
+    Uploads idle for `upload_ttl` seconds (default: the catalog's, 24 h) are dropped first,
+    and blocks staged as long ago.
 
     With `apply` the run holds the catalog's GC lease throughout: raises `LeaseHeld` at
     once if another run holds it, `LeaseLost` (having stopped) if it lost it midway. A
@@ -162,6 +166,7 @@ def collect_garbage(
     try:
         ttl = catalog.uploads.ttl if upload_ttl is None else upload_ttl
         report.uploads = catalog.uploads.expire(time.time() - ttl, dry_run=not apply)
+        report.staged = catalog.blocks.expire(time.time() - ttl, dry_run=not apply)
         report.contents = catalog.contents.purge_unreferenced_contents(dry_run=not apply)
         if apply:
             # Rows a crashed or lease-less run left `deleting`. We hold the lease, so no

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from davserver.api.block_urls import BlockUrls
 from davserver.auth.domain import REALM
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter
@@ -38,6 +39,7 @@ from davserver.links.signer import LinkSigner
 from providers.catalog import UserRecord
 from providers.errors import StorageError
 from providers.operations import Operations
+from providers.operations.blocks import BlockTransfers
 from providers.push import Push
 
 log = logging.getLogger(__name__)
@@ -52,13 +54,16 @@ class ApiContext:
     without a quota (the same function WebDAV's quota properties use), and the signer
     of share-link tokens, and the configured public URL ('' when unset: links are
     then on the address each request came in by), and push (waiting for changes;
-    None: not served)."""
+    None: not served), and the delta API's engine and block URL signer (None: not
+    served)."""
 
     ops: Operations
     free_bytes: Callable[[], int | None]
     signer: LinkSigner
     public_url: str = ""
     push: Push | None = None
+    blocks: BlockTransfers | None = None
+    block_urls: BlockUrls | None = None
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,11 @@ class ApiRequest:
     user: UserRecord
     params: dict[str, str] = field(default_factory=dict)
 
-    def json_object(self) -> dict[str, Any]:
-        """The body as a JSON object; `HttpError` 413 over `MAX_BODY` bytes, 400 when it
+    def json_object(self, limit: int = MAX_BODY) -> dict[str, Any]:
+        """The body as a JSON object; `HttpError` 413 over `limit` bytes, 400 when it
         is not a JSON object."""
         try:
-            value = json.loads(read_body(self.environ, MAX_BODY))
+            value = json.loads(read_body(self.environ, limit))
         except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
             raise HttpError(400, "the body is not valid JSON") from e
         if not isinstance(value, dict):

@@ -1,9 +1,11 @@
 """A `BlobStore` on an S3-compatible object store (AWS, MinIO, SeaweedFS...).
 
-This is the only module that imports `minio`. Every error the client can raise is
-translated here: a missing object (`NoSuchKey`) becomes `BlobNotFound`; anything else
-(connection refused, timeouts, 5xx after retries, a missing bucket, refused credentials,
-a garbled answer) becomes `Unavailable`, chained from the original error.
+This is the only module that imports `minio`. `S3DirectTransfers` (made by
+`S3BlobStore.direct`) is its `DirectTransfers`, presigned with `providers.blobstore.sigv4`.
+Every error the client can raise is translated here: a missing object (`NoSuchKey`)
+becomes `BlobNotFound`; anything else (connection refused, timeouts, 5xx after
+retries, a missing bucket, refused credentials, a garbled answer) becomes
+`Unavailable`, chained from the original error.
 
 The HTTP pool uses short timeouts (connect 3 s, read 30 s) and two retries with a small
 backoff, so an endpoint that refuses connections fails within a second or two and one
@@ -14,6 +16,7 @@ Object mtimes come from S3 `Last-Modified` and so have one-second resolution.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import logging
@@ -28,6 +31,8 @@ from minio.helpers import check_bucket_name
 from urllib3.util import Retry, Timeout
 
 from providers.blobstore.base import BlobInfo, BlobStore, validate_key
+from providers.blobstore.direct import IMMUTABLE, STAGE_META
+from providers.blobstore.sigv4 import Credentials, presign
 from providers.errors import BlobNotFound, Unavailable
 
 CONNECT_TIMEOUT = 3.0
@@ -81,6 +86,7 @@ class S3BlobStore(BlobStore):
         create_bucket: bool = True,
     ) -> None:
         check_bucket_name(bucket, strict=True)
+        self._creds = Credentials(endpoint, access_key, secret_key, region or "us-east-1", secure)
         self._bucket = bucket
         self._region = region
         self._create_bucket = create_bucket
@@ -130,6 +136,39 @@ class S3BlobStore(BlobStore):
         except BlobNotFound:
             return None
         return BlobInfo(key, obj.size or 0, _timestamp(obj.last_modified))
+
+    def metadata(self, key: str) -> tuple[int, dict[str, str]] | None:
+        """HEAD the object: its size and user metadata (lowercase names without the
+        `x-amz-meta-` prefix), or None."""
+        validate_key(key)
+        self._ensure_bucket()
+        try:
+            with self._translated("stat", key):
+                obj = self._client.stat_object(self._bucket, key)
+        except BlobNotFound:
+            return None
+        prefix = "x-amz-meta-"
+        meta = {
+            k.lower().removeprefix(prefix): str(v)
+            for k, v in (obj.metadata or {}).items()
+            if k.lower().startswith(prefix)
+        }
+        return obj.size or 0, meta
+
+    def direct(self, endpoint: str = "", secure: bool | None = None) -> S3DirectTransfers:
+        """Direct transfers to this bucket, presigned for clients that reach the store
+        at `endpoint` (`host:port`; default: the one this store uses) over https when
+        `secure` (default: as this store)."""
+        creds = self._creds
+        if endpoint:
+            creds = Credentials(
+                endpoint,
+                creds.access_key,
+                creds.secret_key,
+                creds.region,
+                creds.secure if secure is None else secure,
+            )
+        return S3DirectTransfers(self, creds)
 
     def delete(self, key: str) -> None:
         """Remove the object; S3 already treats a missing key as success."""
@@ -200,3 +239,42 @@ class S3BlobStore(BlobStore):
             raise Unavailable(f"S3 {action} {name!r} failed: {e.code}: {e.message}") from e
         except _CLIENT_ERRORS as e:
             raise Unavailable(f"S3 {action} {name!r} failed: {e}") from e
+
+
+class S3DirectTransfers:
+    """`DirectTransfers` (`providers.blobstore.direct`) on an `S3BlobStore`'s bucket.
+
+    A PUT signs `content-length`, `x-amz-checksum-sha256` (base64 of the SHA-256) and
+    `x-amz-meta-davserver-stage` (the token); S3 then answers 400 BadDigest to other
+    bytes and 403 to another length, header or an expired URL. (`x-amz-content-sha256`
+    is not enough: SeaweedFS ignores it.) A GET signs `response-cache-control`, which
+    the store echoes as the answer's `Cache-Control`.
+    """
+
+    def __init__(self, store: S3BlobStore, creds: Credentials) -> None:
+        self._store = store
+        self._creds = creds
+
+    def presign_put(
+        self, key: str, size: int, sha256: str, token: str, ttl: int
+    ) -> tuple[str, dict[str, str]]:
+        validate_key(key)
+        headers = {
+            "Content-Length": str(size),
+            "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode("ascii"),
+            f"x-amz-meta-{STAGE_META}": token,
+        }
+        url = presign(self._creds, "PUT", self._store.bucket, key, expires=ttl, headers=headers)
+        return url, headers
+
+    def presign_get(self, key: str, ttl: int) -> str:
+        validate_key(key)
+        query = {"response-cache-control": IMMUTABLE}
+        return presign(self._creds, "GET", self._store.bucket, key, expires=ttl, query=query)
+
+    def object_token(self, key: str) -> tuple[int, str | None] | None:
+        found = self._store.metadata(key)
+        if found is None:
+            return None
+        size, meta = found
+        return size, meta.get(STAGE_META)

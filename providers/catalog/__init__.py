@@ -8,7 +8,8 @@ uploads in progress), `tree` (nodes, props, change log), `contents` (manifests, 
 states, GC queries), `checksums` (the contents' checksums), `versions` (files'
 history), `leases` (locks shared by every process, e.g. one GC run at a time),
 `changes` (reading and compacting the change log, the sync feed's source),
-`snapshots` (what a snapshot of a home is built from).
+`snapshots` (what a snapshot of a home is built from), `blocks` (presence and
+staged blocks of the delta API).
 `prepare_schema` opens a store: it creates, upgrades or refuses its schema
 (`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
 `Unavailable` when the database is down.
@@ -16,6 +17,7 @@ history), `leases` (locks shared by every process, e.g. one GC run at a time),
 
 from __future__ import annotations
 
+from providers.catalog.blocks import Presence, StagedBlocks
 from providers.catalog.changes import ChangeLog
 from providers.catalog.checksums import ContentChecksums
 from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, Contents
@@ -66,7 +68,7 @@ from providers.catalog.versions import Versions
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
     `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
-    `history_usage`, `snapshots`."""
+    `history_usage`, `snapshots`, `blocks`."""
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
@@ -79,6 +81,7 @@ class Catalog:
         self.contents = Contents(self.db)
         self.checksums = ContentChecksums(self.db)
         self.uploads = Uploads(self.db, self.contents)
+        self.blocks = StagedBlocks(self.db)
         self.leases = Leases(self.db)
         self.changes = ChangeLog(self.db)
         self.versions = Versions(self.db)
@@ -140,11 +143,13 @@ __all__ = [
     "NewContent",
     "NodeRecord",
     "OldestHistory",
+    "Presence",
     "ReceivedGrant",
     "SchemaChange",
     "SchemaState",
     "ShareLinkRecord",
     "SnapshotSource",
+    "StagedBlocks",
     "TrashItemRecord",
     "Usage",
     "UserRecord",

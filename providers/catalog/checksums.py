@@ -50,6 +50,25 @@ class ContentChecksums:
         """The checksums of one content, None if it has none (yet) or is None."""
         return self.of([content_id]).get(content_id) if content_id else None
 
+    def of_digest(self, digest: str, size: int) -> Checksums | None:
+        """The checksums of some content with this digest and size that has them: the
+        same bytes (`content_digest` names them), so the same checksums."""
+        query = (
+            select(col(Content.sha1), col(Content.md5), col(Content.sha256))
+            .where(
+                col(Content.digest) == digest,
+                col(Content.size) == size,
+                col(Content.sha256).is_not(None),
+            )
+            .limit(1)
+        )
+        with self._db.session() as s:
+            row = s.exec(query).first()
+        if row is None or not all(row):
+            return None
+        sha1, md5, sha256 = row
+        return Checksums(sha1=str(sha1), md5=str(md5), sha256=str(sha256))
+
     def fill(self, content_id: int, checksums: Checksums) -> bool:
         """Store the checksums of a content that has none; True if this call stored
         them (False: someone did before, or the content is gone)."""

@@ -42,6 +42,7 @@ from providers.catalog.schema import (
     Content,
     Extent,
     Node,
+    StagedBlock,
     UploadExtent,
     User,
     Version,
@@ -192,8 +193,10 @@ class Contents:
 
     def collectable(self, cutoff: float, *, live_only: bool = False) -> list[ChunkRecord]:
         """Chunks no extent names, untouched since `cutoff` (GC candidates). The parts
-        of resumable uploads (`UploadExtent`) count as extents: an upload in progress
-        keeps its chunks until it is committed, cancelled or expired.
+        of resumable uploads (`UploadExtent`) and the blocks staged through the delta
+        API (`StagedBlock`) count as extents: an upload in progress keeps its chunks
+        until it is committed, cancelled or expired, a staged block until it is
+        committed or its row expires.
 
         With `live_only`, extents of contents no node or version uses do not count: the
         answer `purge_unreferenced_contents` would lead to (for dry runs). Uploads a run
@@ -206,6 +209,7 @@ class Contents:
                 | exists().where(col(Version.content_id) == col(Extent.content_id))
             )
         in_upload = exists().where(col(UploadExtent.chunk_hash) == col(Chunk.hash))
+        staged = exists().where(col(StagedBlock.chunk_hash) == col(Chunk.hash))
         with self._db.session() as s:
             rows = s.exec(
                 select(Chunk).where(
@@ -213,13 +217,15 @@ class Contents:
                     col(Chunk.touched_at) < cutoff,
                     ~named,
                     ~in_upload,
+                    ~staged,
                 )
             )
             return [_chunk_record(c) for c in rows]
 
     def condemn(self, chunk_hash: str, cutoff: float) -> bool:
         """Atomically move a still-collectable chunk to `deleting`; True if it moved.
-        A chunk a file's or an unfinished upload's extent names never moves."""
+        A chunk a file's or an unfinished upload's extent names, or a staged block
+        row, never moves."""
 
         def work(s: Session) -> bool:
             result = s.exec(
@@ -230,6 +236,7 @@ class Contents:
                     col(Chunk.touched_at) < cutoff,
                     ~exists().where(col(Extent.chunk_hash) == chunk_hash),
                     ~exists().where(col(UploadExtent.chunk_hash) == chunk_hash),
+                    ~exists().where(col(StagedBlock.chunk_hash) == chunk_hash),
                 )
                 .values(state=CHUNK_DELETING, touched_at=time.time())
             )
