@@ -90,8 +90,10 @@ class Transfers:
 
     # -- push ----------------------------------------------------------------------
 
-    def push_file(self, local: Path, path: str, *, parents: bool = False) -> Tally:
-        """Make `path` on the server the content (and mtime) of the file `local`."""
+    def push_file(self, local: Path, path: str) -> Tally:
+        """Make `path` on the server the content (and mtime) of the file `local`;
+        missing folders on the way are made (`parents`: the commit comes after the
+        bytes, so refusing then would waste the whole transfer)."""
         mtime = local.stat().st_mtime
         tally, hashes, first = Tally(files=1), list[str](), dict[str, Block]()
         fd = os.open(local, os.O_RDONLY)
@@ -106,7 +108,7 @@ class Transfers:
                     self._send_missing(pool, fd, new)
                 pool.wait()
                 body = {"path": path, "blocks": hashes, "size": tally.size, "mtime": mtime}
-                self._commit({**body, "parents": parents}, pool, fd, first)
+                self._commit({**body, "parents": True}, pool, fd, first)
                 tally.moved, tally.moved_bytes = pool.count, pool.bytes
         finally:
             os.close(fd)
@@ -178,7 +180,7 @@ class Transfers:
         for local in _files_below(root):
             relative = local.relative_to(root).as_posix()
             try:
-                tally.add(self.push_file(local, _join(path, relative), parents=True))
+                tally.add(self.push_file(local, _join(path, relative)))
             except FILE_ERRORS as e:
                 _unless_fatal(e)
                 failed(relative, e)
