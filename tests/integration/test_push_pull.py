@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,26 @@ def test_the_command_line_pushes_and_pulls(delta_server: RunningServer, tmp_path
     assert refused.stderr.splitlines() == [refused.stderr.strip()]
     assert "401" in refused.stderr and "wrong user or password" in refused.stderr
     assert "wrong" not in refused.stderr.replace("wrong user", "")
+
+
+@pytest.mark.slow
+def test_a_1_gib_file_with_1_mib_changed_moves_under_8_mib(
+    make_server: Any, tmp_path: Path
+) -> None:
+    """The issue's case, once (embedded stack): push 1 GiB, change 1 MiB in the middle,
+    push again; then change 1 MiB remotely (WebDAV PUT) and pull into a local copy."""
+    server: RunningServer = make_server("embedded")
+    server.add_user(USER, PASSWORD)
+    client = Transfers(Remote(server.base, Login(USER, PASSWORD)))
+    local = write_data(tmp_path / "mine" / "big.iso", 1024 * MIB)
+    assert client.push_file(local, "/docs/big.iso").moved_bytes == 1024 * MIB
+    edit_middle(local)
+    assert client.push_file(local, "/docs/big.iso").moved_bytes < 8 * MIB
+    assert dav_sha256(server, "/docs/big.iso") == sha256_file(local)
+    theirs = tmp_path / "theirs.iso"
+    shutil.copyfile(local, theirs)
+    edit_middle(theirs, seed="their edit")
+    with theirs.open("rb") as body:
+        assert server.client(USER).put(server.url("/docs/big.iso"), data=body).status_code == 204
+    assert client.pull_file("/docs/big.iso", local).moved_bytes < 8 * MIB
+    assert sha256_file(local) == sha256_file(theirs)
