@@ -131,8 +131,12 @@ class AtomicFile:
         self.target = target
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         self.fd, self._temp = fd, Path(name)
-        os.ftruncate(fd, size)
-        self._done = False
+        self._closed = self._done = False
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            self.__exit__(None, None, None)
+            raise
 
     def write_at(self, offset: int, data: bytes) -> None:
         written = 0
@@ -144,8 +148,9 @@ class AtomicFile:
         if mtime is not None:
             os.utime(self.fd, (mtime, mtime))
         os.close(self.fd)
-        self._done = True
+        self._closed = True
         os.replace(self._temp, self.target)
+        self._done = True
         _fsync_dir(self.target.parent)
 
     def __enter__(self) -> AtomicFile:
@@ -157,8 +162,9 @@ class AtomicFile:
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._done:
+        if not self._closed:
             os.close(self.fd)
+        if not self._done:
             self._temp.unlink(missing_ok=True)
 
 

@@ -86,7 +86,10 @@ class Transfers:
         if not isinstance(params, dict):
             raise CommandError("the server's /api/v1/blocks/params is not an object")
         self.chunker = chunker_of(params)
-        self.batch = max(1, int(params.get("max_blocks_per_check") or 1000))
+        batch = params.get("max_blocks_per_check")
+        if not isinstance(batch, int) or batch < 1:
+            raise CommandError(f"the server's max_blocks_per_check is not a count: {batch!r}")
+        self.batch = batch
 
     # -- push ----------------------------------------------------------------------
 
@@ -154,8 +157,10 @@ class Transfers:
             if upload.auth or e.status != 403:
                 raise
             again = self._check([block]).get(block.sha256)
-            if again is not None:
-                self.remote.send_block(again, data)
+            if again is None:  # it arrived after all
+                self.progress(block.size, False)
+                return 0
+            self.remote.send_block(again, data)
         self.progress(block.size, True)
         return block.size
 
@@ -177,7 +182,7 @@ class Transfers:
         """Push every regular file below `root` to the same place below `path`
         (folders are made as needed)."""
         tally = Tally()
-        for local in _files_below(root):
+        for local in files_below(root):
             relative = local.relative_to(root).as_posix()
             try:
                 tally.add(self.push_file(local, _join(path, relative)))
@@ -351,7 +356,7 @@ def _unless_fatal(error: Exception) -> None:
         raise error
 
 
-def _files_below(root: Path) -> Iterator[Path]:
+def files_below(root: Path) -> Iterator[Path]:
     """The regular files below `root`, in path order (symbolic links are not followed)."""
     for folder, folders, files in os.walk(root):
         folders.sort()

@@ -31,7 +31,7 @@ from typing import Never
 from tqdm import tqdm
 
 from davserver.cli.output import CommandError, format_size
-from davserver.cli.sync import Tally, Transfers
+from davserver.cli.sync import Tally, Transfers, files_below
 from davserver.cli.transfer_http import Login, Remote, TransferError
 from davserver.settings import CLIENT_PASSWORD_ENV, CLIENT_URL_ENV, CLIENT_USER_ENV
 
@@ -132,7 +132,7 @@ def _connect(remote: Remote, workers: int, bar: _Bar) -> Transfers:
 
 def _push(transfers: Transfers, local: Path, remote: str, bar: _Bar) -> tuple[str, Tally, int]:
     if local.is_dir():
-        bar.open("push", sum(p.stat().st_size for p in local.rglob("*") if p.is_file()))
+        bar.open("push", sum(path.stat().st_size for path in files_below(local)))
         failures = _Failures("push")
         return remote, transfers.push_tree(local, remote, failures), failures.count
     if not local.is_file():
@@ -149,6 +149,8 @@ def _pull(transfers: Transfers, remote: str, local: Path, bar: _Bar) -> tuple[st
     if item is not None and item.kind == "file":
         if local.is_dir():
             local = local / PurePosixPath(remote).name
+        if not local.parent.is_dir():
+            raise CommandError(f"no such folder: {local.parent}")
         bar.open("pull", item.size or 0)
         return remote, transfers.pull_file(remote, local), 0
     below = [entry for entry in entries if entry is not item]

@@ -187,3 +187,27 @@ def test_a_1_gib_file_with_1_mib_changed_moves_under_8_mib(
         assert server.client(USER).put(server.url("/docs/big.iso"), data=body).status_code == 204
     assert client.pull_file("/docs/big.iso", local).moved_bytes < 8 * MIB
     assert sha256_file(local) == sha256_file(theirs)
+
+
+def test_a_tree_on_the_command_line_and_one_file_that_fails(
+    delta_server: RunningServer, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    build_tree(tree, big_bytes=MIB, small_files=3)
+    env = cli_env(DAVSERVER_URL=delta_server.base, DAVSERVER_USER=USER)
+    env["DAVSERVER_PASSWORD"] = PASSWORD
+    pushed = run_cli(tmp_path, "push", "tree", "/t", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    files = sum(1 for p in tree.rglob("*") if p.is_file())
+    assert pushed.stdout.startswith(f"pushed /t: {files} files, "), pushed.stdout
+    blocked = tmp_path / "back" / "sizes" / "size-1.bin"
+    blocked.mkdir(parents=True)  # a folder where the tree has a file: that file fails
+    pulled = run_cli(tmp_path, "pull", "/t", "back", env=env)
+    assert pulled.returncode == 1, pulled.stderr
+    assert [line.split(":")[:3] for line in pulled.stderr.splitlines()] == [
+        ["davserver", " error", " pull sizes/size-1.bin"]
+    ]
+    assert pulled.stdout.startswith(f"pulled /t: {files - 1} files, "), pulled.stdout
+    blocked.rmdir()
+    got, want = set(local_digests(tmp_path / "back")), set(local_digests(tree))
+    assert (got - want, want - got) == (set(), {"sizes/size-1.bin"})

@@ -146,3 +146,11 @@ def test_atomic_file_left_without_commit_leaves_the_target_and_no_temp(tmp_path:
         raise RuntimeError("cut off")
     assert sha256_file(target) == old
     assert [p.name for p in tmp_path.iterdir()] == ["t"]
+
+
+def test_atomic_file_that_cannot_replace_its_target_leaves_no_temp(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()  # a folder where the file should go
+    with pytest.raises(OSError), AtomicFile(tmp_path / "t", 3) as out:
+        out.write_at(0, b"new")
+        out.commit(None)
+    assert [p.name for p in tmp_path.iterdir()] == ["t"]
