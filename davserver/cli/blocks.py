@@ -64,11 +64,15 @@ def cut(path: Path, chunker: FastCDCChunker) -> Iterator[Block]:
             offset += len(chunk)
 
 
-def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """`items` in lists of at most `size`, in order."""
+def batches(items: Iterable[T], size: int, first: int | None = None) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`, in order; with `first`, the lists start at
+    that length and grow fourfold up to `size` (so the first blocks of a big file are
+    checked and sent while the rest is still being cut)."""
     iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
+    length = min(first or size, size)
+    while batch := list(itertools.islice(iterator, length)):
         yield batch
+        length = min(length * 4, size)
 
 
 def read_at(fd: int, offset: int, size: int) -> bytes:

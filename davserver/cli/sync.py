@@ -43,6 +43,7 @@ Progress = Callable[[int, bool], None]
 # A failure of one file of a tree: reported, and the tree carries on (exit status 1).
 FileFailed = Callable[[str, Exception], None]
 FILE_ERRORS = (TransferError, CommandError, OSError)
+FIRST_BATCH = 16  # blocks in the first check of a file; later checks grow to the maximum
 
 
 @dataclass
@@ -102,7 +103,7 @@ class Transfers:
         fd = os.open(local, os.O_RDONLY)
         try:
             with _Pool(self.workers) as pool:
-                for batch in batches(cut(local, self.chunker), self.batch):
+                for batch in batches(cut(local, self.chunker), self.batch, FIRST_BATCH):
                     hashes.extend(block.sha256 for block in batch)
                     tally.blocks += len(batch)
                     tally.size += sum(block.size for block in batch)
@@ -325,17 +326,29 @@ class _Pool:
     def __init__(self, workers: int) -> None:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="transfer")
         self._futures: list[Future[int]] = []
+        self._failed: Future[int] | None = None
         self.count = self.bytes = 0
 
     def submit(self, task: Callable[..., int], *args: Any) -> None:
-        self._futures.append(self._executor.submit(task, *args))
+        """Queue `task(*args)`; raises the failure of an earlier task instead, so no
+        more is queued after one failed."""
+        if self._failed is not None:
+            self._failed.result()
+        future = self._executor.submit(task, *args)
+        future.add_done_callback(self._note)
+        self._futures.append(future)
+
+    def _note(self, future: Future[int]) -> None:
+        if self._failed is None and _failed(future):
+            self._failed = future
 
     def wait(self) -> None:
         futures, self._futures = self._futures, []
         concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        for future in futures:  # the first failure, before waiting for anything else
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                future.result()
+        # the first failure, before waiting for the rest (its callback may still run)
+        failed = self._failed or next(filter(_failed, futures), None)
+        if failed is not None:
+            failed.result()
         for future in futures:
             moved = future.result()
             if moved:
@@ -347,6 +360,10 @@ class _Pool:
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
         self._executor.shutdown(wait=True, cancel_futures=value is not None)
+
+
+def _failed(future: Future[int]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is not None
 
 
 def _unless_fatal(error: Exception) -> None:

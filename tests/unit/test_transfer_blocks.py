@@ -113,6 +113,7 @@ def test_no_local_file_reuses_nothing(tmp_path: Path) -> None:
 def test_batches_keep_order_and_bound() -> None:
     assert list(batches(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(batches([], 3)) == []
+    assert [len(b) for b in batches(range(100), 40, first=2)] == [2, 8, 32, 40, 18]
 
 
 def test_a_file_shorter_than_its_blocks_is_reported(tmp_path: Path) -> None:
