@@ -48,7 +48,7 @@ from tests.bench.bench import (
     settle,
 )
 from tests.services.processes import free_port
-from tests.support.delta import edit_middle
+from tests.support.delta_files import edit_middle
 
 ACCESS = re.compile(r" in=(\d+) out=(\d+) ")
 BYTES = re.compile(r"\bbytes_(?:sent|received):(\d+)")

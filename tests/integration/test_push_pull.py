@@ -22,7 +22,7 @@ import pytest
 from davserver.cli.sync import Transfers
 from davserver.cli.transfer_http import Login, Remote
 from tests.support.cli import cli_env, run_cli
-from tests.support.delta import MIB, edit_middle, sha256_file, write_data
+from tests.support.delta_files import MIB, edit_middle, sha256_file, write_data
 from tests.support.servers import RunningServer
 from tests.support.tree import assert_same_tree, build_tree, local_digests
 

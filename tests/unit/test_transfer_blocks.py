@@ -22,7 +22,7 @@ from davserver.cli.blocks import (
 )
 from davserver.cli.output import CommandError
 from providers.chunker import FastCDCChunker
-from tests.support.delta import MIB, edit_middle, sha256_file, write_data
+from tests.support.delta_files import MIB, edit_middle, sha256_file, write_data
 
 SERVER = FastCDCChunker(256 * 1024, MIB, 4 * MIB)  # the server's default chunking
 PARAMS = {
