@@ -269,8 +269,15 @@ class TimedBlobStore(BlobStore):
 
 
 def door_of(path: str) -> str:
-    """The door a request path belongs to: dav, snapshots, api, links or web."""
-    doors = (("/dav", "dav"), ("/snapshots", "snapshots"), ("/api/", "api"), ("/s/", "links"))
+    """The door a request path belongs to: dav, snapshots, api (the delta API's signed
+    block URLs included), links or web."""
+    doors = (
+        ("/dav", "dav"),
+        ("/snapshots", "snapshots"),
+        ("/api/", "api"),
+        ("/blocks/", "api"),
+        ("/s/", "links"),
+    )
     for prefix, door in doors:
         if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
             return door

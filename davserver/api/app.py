@@ -1,6 +1,7 @@
 """The JSON API under `/api/v1/`: a router of endpoints behind /dav/'s logins (see
-docs/api.md). Endpoints: `davserver.api.account` (me, grants, shared) and
-`davserver.api.shares` (share links).
+docs/api.md). Endpoints: `davserver.api.account` (me, grants, shared),
+`davserver.api.shares` (share links), `changes`, `push`, `versions`, `trash` and
+`blocks` (the delta API).
 
 Authentication is WebDAV's, not a copy of it: WsgiDAV's `HTTPAuthenticator` with the
 very domain controller of /dav/ (Basic with the account or an app password, Digest),

@@ -17,6 +17,7 @@ are `davserver.api.block_urls`. Bodies have their own bounds: a check's list
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from davserver.api.app import ApiRequest, Reply, Route, route
@@ -24,6 +25,7 @@ from davserver.api.changes import query_params
 from davserver.api.shares import base_url
 from davserver.http.body import declared_length, read_body
 from davserver.http.errors import HttpError
+from providers.catalog import NodeRecord
 from providers.errors import BadBlocks
 from providers.operations import Actor
 from providers.operations.blocks import BlockTransfers
@@ -82,50 +84,63 @@ def put_block(request: ApiRequest) -> Reply:
     return Reply(201, {"sha256": chunk_hash, "size": size})
 
 
+@dataclass(frozen=True)
+class CommitRequest:
+    """The fields of a commit's body, checked."""
+
+    path: str
+    blocks: list[str]
+    size: int
+    mtime: float | None
+    if_match: str | None
+    parents: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> CommitRequest:
+        """The fields of `body`; `HttpError` 400 naming the first bad one."""
+        unknown = sorted(set(body) - set(COMMIT_FIELDS))
+        if unknown:
+            raise HttpError(400, f"unknown field {unknown[0]!r}")
+        path, blocks, size = body.get("path"), body.get("blocks"), body.get("size")
+        mtime, if_match = body.get("mtime"), body.get("if_match")
+        parents = body.get("parents", False)
+        if not isinstance(path, str) or not path:
+            raise HttpError(400, "'path' must be a non-empty string")
+        if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
+            raise HttpError(400, "'blocks' must be a list of SHA-256 hex strings")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise HttpError(400, "'size' must be a number of bytes")
+        if mtime is not None and (not isinstance(mtime, int | float) or isinstance(mtime, bool)):
+            raise HttpError(400, "'mtime' must be seconds since the epoch")
+        if if_match is not None and not isinstance(if_match, str):
+            raise HttpError(400, "'if_match' must be an ETag")
+        if not isinstance(parents, bool):
+            raise HttpError(400, "'parents' must be true or false")
+        when = None if mtime is None else float(mtime)
+        return cls(path, blocks, size, when, if_match, parents)
+
+
 def commit(request: ApiRequest) -> Reply:
     """`POST /files/commit`: the file as the list of its blocks."""
     engine = _engine(request)
-    body = request.json_object(COMMIT_BODY)
-    unknown = sorted(set(body) - set(COMMIT_FIELDS))
-    if unknown:
-        raise HttpError(400, f"unknown field {unknown[0]!r}")
-    path, blocks, size = body.get("path"), body.get("blocks"), body.get("size")
-    mtime, if_match, parents = body.get("mtime"), body.get("if_match"), body.get("parents", False)
-    if not isinstance(path, str) or not path:
-        raise HttpError(400, "'path' must be a non-empty string")
-    if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
-        raise HttpError(400, "'blocks' must be a list of SHA-256 hex strings")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise HttpError(400, "'size' must be a number of bytes")
-    if mtime is not None and (not isinstance(mtime, int | float) or isinstance(mtime, bool)):
-        raise HttpError(400, "'mtime' must be seconds since the epoch")
-    if if_match is not None and not isinstance(if_match, str):
-        raise HttpError(400, "'if_match' must be an ETag")
-    if not isinstance(parents, bool):
-        raise HttpError(400, "'parents' must be true or false")
+    asked = CommitRequest.of(request.json_object(COMMIT_BODY))
     try:
         done = engine.commit(
             Actor(request.user),
-            path,
-            blocks,
-            size,
-            mtime=None if mtime is None else float(mtime),
-            if_match=if_match,
-            parents=parents,
+            asked.path,
+            asked.blocks,
+            asked.size,
+            mtime=asked.mtime,
+            if_match=asked.if_match,
+            parents=asked.parents,
         )
-    except BadBlocks as e:  # the answer names the blocks to send
-        return Reply(400, {"error": str(e), "missing": list(e.missing)})
+    except BadBlocks as e:
+        if not e.missing:
+            raise
+        return Reply(400, {"error": str(e), "missing": list(e.missing)})  # what to send
     sums = done.checksums
     checksums = {"sha256": sums.sha256, "sha1": sums.sha1, "md5": sums.md5} if sums else {}
-    node = done.node
-    answer = {
-        "path": path,
-        "size": node.size,
-        "etag": f'"{node.digest}"',
-        "mtime": node.mtime,
-        "checksums": checksums,
-    }
-    return Reply(201, answer)
+    return Reply(201, {**_file_json(asked.path, done.node), "checksums": checksums})
 
 
 def file_blocks(request: ApiRequest) -> Reply:
@@ -145,14 +160,12 @@ def file_blocks(request: ApiRequest) -> Reply:
         blocks.append(
             {"sha256": extent.chunk_hash, "offset": extent.offset, "size": extent.size, "url": url}
         )
-    answer = {
-        "path": path,
-        "size": node.size,
-        "etag": f'"{node.digest}"',
-        "mtime": node.mtime,
-        "blocks": blocks,
-    }
-    return Reply(200, answer)
+    return Reply(200, {**_file_json(path, node), "blocks": blocks})
+
+
+def _file_json(path: str, node: NodeRecord) -> dict[str, Any]:
+    """What both file endpoints say of the file first."""
+    return {"path": path, "size": node.size, "etag": f'"{node.digest}"', "mtime": node.mtime}
 
 
 def _block(item: Any) -> tuple[str, int]:

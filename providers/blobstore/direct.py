@@ -11,8 +11,8 @@ Contract (checked by `tests/contract/test_direct_transfers.py` against a real S3
   differs, or the URL expired; nothing is stored then. A stored object carries
   `token`, which `object_token` reads back.
 - `presign_get(key, ttl)` returns a URL that GETs object `key` for `ttl` seconds
-  without credentials; its answer carries `Cache-Control: IMMUTABLE` (the object is
-  a chunk: it never changes).
+  without credentials; its answer carries `Cache-Control: public, max-age=31536000,
+  immutable` (`IMMUTABLE`: the object is a chunk, it never changes).
 - `object_token(key)` returns `(size, token)` of the stored object (token None if it
   carries none), or None if there is no object. `Unavailable` when the store cannot
   be reached.

@@ -34,6 +34,18 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
+def _signature(creds: Credentials, canonical: str, amz_date: str, day: str) -> str:
+    """The signature of a canonical request: the string to sign over its SHA-256,
+    HMAC'd under the key derived from the secret for that day, region and S3."""
+    scope = f"{day}/{creds.region}/s3/aws4_request"
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+    signing_key = ("AWS4" + creds.secret_key).encode("utf-8")
+    for part in (day, creds.region, "s3", "aws4_request"):
+        signing_key = _hmac(signing_key, part)
+    return hmac.new(signing_key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Where and as whom to sign: `endpoint` is `host[:port]` as clients reach it,
@@ -89,11 +101,6 @@ def presign(
             UNSIGNED_PAYLOAD,
         )
     )
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-    signing_key = ("AWS4" + creds.secret_key).encode("utf-8")
-    for part in (day, creds.region, "s3", "aws4_request"):
-        signing_key = _hmac(signing_key, part)
-    signature = hmac.new(signing_key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    signature = _signature(creds, canonical, amz_date, day)
     scheme = "https" if creds.secure else "http"
     return f"{scheme}://{creds.endpoint}{path}?{canonical_query}&X-Amz-Signature={signature}"

@@ -113,13 +113,14 @@ class BlockTransfers:
         `BadBlocks` for a malformed list, `QuotaExceeded` if the actor's quota cannot
         take the missing bytes."""
         sizes = self._validated(blocks)
-        present = self._present(actor, list(sizes))
+        present, staged = self._present(actor, list(sizes))
         missing = [h for h in sizes if h not in present]
         needed = sum(sizes[h] for h in missing)
         available = self.ops.space_for(actor, actor.user.id)
         if available is not None and needed > available:
             raise QuotaExceeded(f"{needed} missing bytes do not fit in the {available} left")
-        return CheckResult(missing, self._direct_puts(actor, {h: sizes[h] for h in missing}))
+        puts = self._direct_puts(actor, {h: sizes[h] for h in missing}, staged)
+        return CheckResult(missing, puts)
 
     def put_block(self, actor: Actor, sha256: str, data: bytes) -> int:
         """Store `data` as block `sha256` for the actor; return its size."""
@@ -157,7 +158,7 @@ class BlockTransfers:
         for chunk_hash in hashes:
             if not SHA256_HEX.fullmatch(chunk_hash):
                 raise BadBlocks("a block is named by its SHA-256: 64 lowercase hex digits")
-        present = self._present(actor, hashes)
+        present, _ = self._present(actor, hashes)
         missing = list(dict.fromkeys(h for h in hashes if h not in present))
         if missing:
             raise BadBlocks(f"{len(missing)} blocks are not present", missing)
@@ -203,30 +204,45 @@ class BlockTransfers:
                 raise BadBlocks(f"block {chunk_hash}: a size of 1 to {self.max_size} bytes")
         return sizes
 
-    def _present(self, actor: Actor, hashes: Sequence[str]) -> dict[str, int]:
-        """hash -> size of the blocks present for the actor: the catalog's answer, and
-        the direct PUTs whose stored object carries the actor's stage token."""
+    def _present(
+        self, actor: Actor, hashes: Sequence[str]
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        """hash -> size of the blocks present for the actor (the catalog's answer, and
+        the direct PUTs whose stored object carries the actor's stage token), and hash
+        -> token of the direct PUTs staged that have not arrived (yet)."""
         presence = self.ops.catalog.blocks.present_for(actor.user.id, hashes)
         found = dict(presence.present)
-        if self.direct is not None:
+        direct = self.direct
+        if direct is not None:
+            # one HEAD per block, on the file store's pool: a push's commit asks for
+            # all of its blocks at once
+            files = self.ops.files
+            asked = {h: files.submit(direct.object_token, self._key(h)) for h in presence.direct}
             for chunk_hash, token in presence.direct.items():
-                stored = self.direct.object_token(self._key(chunk_hash))
+                stored = asked[chunk_hash].result()
                 if stored is not None and stored[1] == token:
                     found[chunk_hash] = stored[0]
-        return found
+        return found, {h: t for h, t in presence.direct.items() if h not in found}
 
-    def _direct_puts(self, actor: Actor, missing: dict[str, int]) -> dict[str, DirectPut]:
+    def _direct_puts(
+        self, actor: Actor, missing: dict[str, int], staged: dict[str, str]
+    ) -> dict[str, DirectPut]:
         """Claim, stage and presign the missing blocks (module docstring); a block GC
-        is deleting right now goes through the server instead (which waits for GC)."""
+        is deleting right now goes through the server instead (which waits for GC). A
+        block already staged for a direct PUT keeps its token (`staged`), so the URLs
+        of two checks naming it (a client checking batches in parallel) both count;
+        the others get a new one."""
         if self.direct is None or not missing:
             return {}
         claims = self.ops.catalog.contents.claim_many(missing)
-        chosen = {h: n for h, n in missing.items() if claims[h] != CLAIM_BUSY}
-        token = secrets.token_hex(16)
-        self.ops.catalog.blocks.stage(actor.user.id, chosen, token)
+        fresh = secrets.token_hex(16)
+        tokens = {h: staged.get(h, fresh) for h in missing if claims[h] != CLAIM_BUSY}
+        for token in set(tokens.values()):
+            chosen = {h: missing[h] for h, t in tokens.items() if t == token}
+            self.ops.catalog.blocks.stage(actor.user.id, chosen, token)
         puts = {}
-        for chunk_hash, size in chosen.items():
-            key = self._key(chunk_hash)
+        for chunk_hash, token in tokens.items():
+            key, size = self._key(chunk_hash), missing[chunk_hash]
             url, headers = self.direct.presign_put(key, size, chunk_hash, token, self.url_ttl)
             puts[chunk_hash] = DirectPut(url, headers)
         return puts

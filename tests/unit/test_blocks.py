@@ -99,3 +99,17 @@ def test_gc_keeps_staged_blocks_until_they_expire(
     report = collect_garbage(catalog, blobs, grace=0, apply=True, upload_ttl=0)
     assert report.staged == 1 and report.chunks == 1 and not blobs.exists(key)
     assert engine.check(Actor(alice), [(sha(block), len(block))]).missing == [sha(block)]
+
+
+def test_old_versions_and_trash_keep_blocks_present_for_their_owner(
+    engine: BlockTransfers, ops: Operations, alice: UserRecord
+) -> None:
+    first, second = random.Random(5).randbytes(30 * KIB), random.Random(6).randbytes(30 * KIB)
+    push(engine, alice, "/v.bin", first)
+    push(engine, alice, "/v.bin", second)  # `first` is an old version now
+    push(engine, alice, "/t.bin", first + second)
+    ops.delete(Actor(alice), ops.locate_path(Actor(alice), "/t.bin"))  # to the trash
+    ops.delete(Actor(alice), ops.locate_path(Actor(alice), "/v.bin"))
+    listed = [(sha(b), len(b)) for b in blocks_of(ops.files, first + second)]
+    listed += [(sha(b), len(b)) for b in blocks_of(ops.files, first)]
+    assert engine.check(Actor(alice), listed).missing == []

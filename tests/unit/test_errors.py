@@ -34,6 +34,8 @@ EXPECTED = {
     "StoreMissing": 503,
     "SchemaMismatch": 503,
     "TooBusy": 503,
+    "BadBlocks": 400,
+    "PreconditionFailed": 412,
 }
 
 

@@ -217,3 +217,22 @@ def test_data_dir_in_a_config_file_is_relative_to_the_file(tmp_path: Path) -> No
     assert load(config, environ={"DAVSERVER_DATA_DIR": "here"}).data_dir == Path("here")
     config.write_text(f'data_dir = "{tmp_path}/abs"\n', encoding="utf-8")
     assert load(config, environ={}).data_dir == tmp_path / "abs"
+
+
+def test_direct_transfers_need_s3_and_sane_urls() -> None:
+    with pytest.raises(SettingsError, match="direct_transfers"):
+        load(environ={"DAVSERVER_DIRECT_TRANSFERS": "true"})
+    s3 = {
+        "DAVSERVER_S3_ENDPOINT": "s3:8333",
+        "DAVSERVER_S3_ACCESS_KEY": "k",
+        "DAVSERVER_S3_SECRET_KEY": "s",
+        "DAVSERVER_DIRECT_TRANSFERS": "true",
+    }
+    assert load(environ=s3).direct_transfers
+    with pytest.raises(SettingsError, match="transfer_url_ttl"):
+        load(environ={**s3, "DAVSERVER_TRANSFER_URL_TTL": "0"})
+    for bad in ("s3.example.com", "https://s3.example.com/bucket", "ftp://s3"):
+        with pytest.raises(SettingsError, match="s3_public_url"):
+            load(environ={**s3, "DAVSERVER_S3_PUBLIC_URL": bad})
+    public = load(environ={**s3, "DAVSERVER_S3_PUBLIC_URL": "https://s3.example.com"})
+    assert public.s3_public_url == "https://s3.example.com"
