@@ -58,7 +58,11 @@ def add_parsers(
             help=f"read the password from stdin (else ${CLIENT_PASSWORD_ENV}, else a prompt)",
         )
         cmd.add_argument(
-            "--workers", type=_workers, default=DEFAULT_WORKERS, help="blocks moved at once"
+            "--workers",
+            type=_workers,
+            default=DEFAULT_WORKERS,
+            metavar="N",
+            help=f"blocks moved at once (default {DEFAULT_WORKERS})",
         )
 
 
