@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,33 @@ def test_a_tree_on_the_command_line_and_one_file_that_fails(
     blocked.rmdir()
     got, want = set(local_digests(tmp_path / "back")), set(local_digests(tree))
     assert (got - want, want - got) == (set(), {"sizes/size-1.bin"})
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_urls_that_expire_during_a_transfer_are_asked_for_again(
+    make_server: Any, stack: str, tmp_path: Path
+) -> None:
+    """With 1 s URLs and a client that pauses after its first block, every later URL
+    it holds has expired: a push asks `check` again for a direct one, a pull lists
+    the blocks again, and both finish."""
+    server: RunningServer = make_server(stack.split("-")[0], transfer_url_ttl=1, **STACKS[stack])
+    server.add_user(USER, PASSWORD)
+    moved: list[int] = []
+
+    def slow_start(size: int, was_moved: bool) -> None:
+        if was_moved:
+            moved.append(size)
+            if len(moved) == 1:
+                time.sleep(1.5)
+
+    remote = Remote(server.base, Login(USER, PASSWORD), workers=1)
+    client = Transfers(remote, workers=1, progress=slow_start)
+    local = write_data(tmp_path / "mine" / "f.bin", 8 * MIB)
+    pushed = client.push_file(local, "/f.bin")
+    assert (pushed.moved, pushed.moved_bytes) == (pushed.blocks, 8 * MIB)
+    assert dav_sha256(server, "/f.bin") == sha256_file(local)
+    moved.clear()
+    copy = tmp_path / "copy.bin"
+    pulled = client.pull_file("/f.bin", copy)
+    assert (pulled.moved, pulled.moved_bytes) == (pulled.blocks, 8 * MIB)
+    assert sha256_file(copy) == sha256_file(local)
