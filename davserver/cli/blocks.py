@@ -129,7 +129,8 @@ class AtomicFile:
     """A new file for `target`, written at offsets into a temporary file beside it.
     `commit(mtime)` makes it durable (fsync), sets its mtime and renames it over
     `target` in one step; leaving the `with` block without a commit removes it, so
-    `target` is either what it was or the whole new file, never a part."""
+    `target` is either what it was or the whole new file, never a part (design
+    invariant 2, on this side: a failed pull leaves the previous copy intact)."""
 
     def __init__(self, target: Path, size: int) -> None:
         self.target = target

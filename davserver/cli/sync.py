@@ -2,15 +2,16 @@
 the client's steps for one file or a tree, on a `Remote` (all HTTP,
 `davserver.cli.transfer_http`) and the local cutting (`davserver.cli.blocks`).
 
-Push: cut the file as it is read, `check` the blocks in batches of
-`max_blocks_per_check`, send the missing ones from a bounded pool of workers (each
-re-reads its block from the file by offset, so memory is `workers x max_size`), then
-commit the list. Run again after an interruption, it sends only what did not arrive:
-the server's `check` counts the blocks the caller sent within `upload_expiry` as
-present. Pull: list the remote blocks, cut the local file (if any) to find those it
-already has, copy them from it and fetch the others from their signed URLs (no login;
-each checked against its SHA-256), into a temporary file renamed over the target once
-complete. Every block moved or skipped is reported to `progress(size, moved)`.
+Push: cut the file as it is read, `check` the blocks in batches (growing to
+`max_blocks_per_check`), send the missing ones from a bounded pool of workers (each
+re-reads its block from the file by offset, so memory is `workers x max_size`: the
+client keeps design invariant 6 as the server does), then commit the list. Run again
+after an interruption, it sends only what did not arrive: the server's `check`
+counts the blocks the caller sent within `upload_expiry` as present. Pull: list the
+remote blocks, cut the local file (if any) to find those it already has, copy them
+from it and fetch the others from their signed URLs (no login; each checked against
+its SHA-256), into a temporary file renamed over the target once complete. Every
+block moved or skipped is reported to `progress(size, moved)`.
 """
 
 from __future__ import annotations
