@@ -114,13 +114,15 @@ def plan_pull(remote: Sequence[Block], local: Mapping[str, Block]) -> PullPlan:
     return plan
 
 
-def index(path: Path, chunker: FastCDCChunker) -> dict[str, Block]:
-    """The blocks of the local file at `path` by hash (the first of equal ones); empty
-    when there is no such file."""
-    if not path.is_file():
-        return {}
+def local_blocks(path: Path, chunker: FastCDCChunker) -> list[Block]:
+    """The blocks of the local file at `path`; none when there is no such file."""
+    return list(cut(path, chunker)) if path.is_file() else []
+
+
+def index(blocks: Iterable[Block]) -> dict[str, Block]:
+    """`blocks` by hash (the first of equal ones), for `plan_pull`."""
     found: dict[str, Block] = {}
-    for block in cut(path, chunker):
+    for block in blocks:
         found.setdefault(block.sha256, block)
     return found
 

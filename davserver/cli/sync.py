@@ -33,6 +33,7 @@ from davserver.cli.blocks import (
     chunker_of,
     cut,
     index,
+    local_blocks,
     plan_pull,
     read_at,
     sha256_of,
@@ -199,8 +200,14 @@ class Transfers:
         """Make the file `local` the content (and mtime) of `path` on the server."""
         urls = _BlockUrls(self.remote, path)
         size, mtime = int(urls.answer["size"]), urls.answer.get("mtime")
-        plan = plan_pull(urls.blocks, index(local, self.chunker))
+        mine = local_blocks(local, self.chunker)
         tally = Tally(1, size, len(urls.blocks))
+        if local.is_file() and mine == urls.blocks:  # the same bytes already: keep them
+            if mtime is not None:
+                os.utime(local, (float(mtime), float(mtime)))
+            self.progress(size, False)
+            return tally
+        plan = plan_pull(urls.blocks, index(mine))
         old = os.open(local, os.O_RDONLY) if plan.reuse else None
         try:
             with AtomicFile(local, size) as out, _Pool(self.workers) as pool:

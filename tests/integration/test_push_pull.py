@@ -134,8 +134,10 @@ def test_a_tree_goes_and_comes_back(
     pulled = client.pull_tree("/backup/tree", back, entries, lambda path, e: failed.append(path))
     assert failed == [] and (pulled.files, pulled.size) == (pushed.files, pushed.size)
     assert local_digests(back) == local_digests(tree)
+    inode = (back / "big" / "big.bin").stat().st_ino
     again = client.pull_tree("/backup/tree", back, entries, lambda path, e: failed.append(path))
     assert failed == [] and again.moved == 0  # every block was there already
+    assert (back / "big" / "big.bin").stat().st_ino == inode  # and no file was rewritten
 
 
 SUMMARY = re.compile(

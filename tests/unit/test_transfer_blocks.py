@@ -16,6 +16,7 @@ from davserver.cli.blocks import (
     chunker_of,
     cut,
     index,
+    local_blocks,
     plan_pull,
     read_at,
     sha256_of,
@@ -88,7 +89,7 @@ def test_pull_reuses_the_local_copy_and_fetches_only_the_edit(tmp_path: Path) ->
     local = write_data(tmp_path / "local", 32 * MIB)
     remote = write_data(tmp_path / "remote", 32 * MIB)
     edit_middle(remote)
-    plan = plan_pull(list(cut(remote, SERVER)), index(local, SERVER))
+    plan = plan_pull(list(cut(remote, SERVER)), index(local_blocks(local, SERVER)))
     fetched = sum(copies[0].size for copies in plan.fetch.values())
     assert 0 < fetched < 8 * MIB
     assert sum(b.size for b, _ in plan.reuse) + fetched == 32 * MIB
@@ -107,7 +108,7 @@ def test_a_local_block_of_another_size_is_not_reused() -> None:
 
 
 def test_no_local_file_reuses_nothing(tmp_path: Path) -> None:
-    assert index(tmp_path / "absent", SERVER) == {}
+    assert index(local_blocks(tmp_path / "absent", SERVER)) == {}
 
 
 def test_batches_keep_order_and_bound() -> None:
