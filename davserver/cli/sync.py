@@ -114,7 +114,8 @@ class Transfers:
                     self._send_missing(pool, fd, new)
                 pool.wait()
                 body = {"path": path, "blocks": hashes, "size": tally.size, "mtime": mtime}
-                self._commit({**body, "parents": True}, pool, fd, first)
+                if pool.count or not self._same_there(body):
+                    self._commit({**body, "parents": True}, pool, fd, first)
                 tally.moved, tally.moved_bytes = pool.count, pool.bytes
         finally:
             os.close(fd)
@@ -166,6 +167,23 @@ class Transfers:
             self.remote.send_block(again, data)
         self.progress(block.size, True)
         return block.size
+
+    def _same_there(self, body: dict[str, Any]) -> bool:
+        """Whether the file at `body["path"]` already has these blocks and mtime (a
+        commit would only add a version of the same bytes). Asked only when no block
+        had to be sent: a changed file always lacks one."""
+        try:
+            there = self.remote.get_json("files/blocks", path=body["path"])
+        except TransferError as e:
+            if e.status in (400, 404, 409):  # nothing there, or a folder: commit says
+                return False
+            raise
+        try:
+            blocks = [str(block["sha256"]) for block in there["blocks"]]
+            same_time = abs(float(there["mtime"]) - body["mtime"]) < 0.001
+            return bool(blocks == body["blocks"] and there["size"] == body["size"] and same_time)
+        except (KeyError, TypeError, ValueError):
+            return False
 
     def _commit(self, body: dict[str, Any], pool: _Pool, fd: int, first: dict[str, Block]) -> None:
         """`files/commit`; when the server names blocks it lacks (e.g. their staging

@@ -22,6 +22,7 @@ import pytest
 
 from davserver.cli.sync import Transfers
 from davserver.cli.transfer_http import Login, Remote
+from tests.support.api import answer, api
 from tests.support.cli import cli_env, run_cli
 from tests.support.delta_files import MIB, edit_middle, sha256_file, write_data
 from tests.support.servers import RunningServer
@@ -59,6 +60,11 @@ def dav_sha256(server: RunningServer, path: str) -> str:
     return digest.hexdigest()
 
 
+def old_versions(server: RunningServer, path: str) -> list[Any]:
+    response = server.client(USER).get(api(server, "versions"), params={"path": path})
+    return list(answer(response, 200)["versions"])
+
+
 def test_push_then_a_1_mib_edit_sends_little(
     delta_server: RunningServer, client: Transfers, tmp_path: Path
 ) -> None:
@@ -70,6 +76,13 @@ def test_push_then_a_1_mib_edit_sends_little(
     second = client.push_file(local, "/big.bin")
     assert 0 < second.moved_bytes < 8 * MIB
     assert dav_sha256(delta_server, "/big.bin") == sha256_file(local)
+    versions = answer(
+        delta_server.client(USER).get(api(delta_server, "versions"), params=WHICH), 200
+    )
+    assert len(versions["versions"]) == 1  # the first push's content
+    assert client.push_file(local, "/big.bin").moved == 0
+    again = answer(delta_server.client(USER).get(api(delta_server, "versions"), params=WHICH), 200)
+    assert again == versions  # nothing changed, so no new version
 
 
 def test_pull_after_a_remote_1_mib_edit_fetches_little(
