@@ -76,13 +76,10 @@ def test_push_then_a_1_mib_edit_sends_little(
     second = client.push_file(local, "/big.bin")
     assert 0 < second.moved_bytes < 8 * MIB
     assert dav_sha256(delta_server, "/big.bin") == sha256_file(local)
-    versions = answer(
-        delta_server.client(USER).get(api(delta_server, "versions"), params=WHICH), 200
-    )
-    assert len(versions["versions"]) == 1  # the first push's content
+    versions = old_versions(delta_server, "/big.bin")
+    assert len(versions) == 1  # the first push's content
     assert client.push_file(local, "/big.bin").moved == 0
-    again = answer(delta_server.client(USER).get(api(delta_server, "versions"), params=WHICH), 200)
-    assert again == versions  # nothing changed, so no new version
+    assert old_versions(delta_server, "/big.bin") == versions  # nothing changed: no version
 
 
 def test_pull_after_a_remote_1_mib_edit_fetches_little(
