@@ -21,6 +21,11 @@ from urllib.parse import urlsplit
 ENV_PREFIX = "DAVSERVER_"
 TEST_ENV_PREFIX = "DAVSERVER_TEST_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"  # names the config file; not a setting itself
+# The server and login of `davserver push`/`pull` (a client of a server): no settings.
+CLIENT_URL_ENV = ENV_PREFIX + "URL"
+CLIENT_USER_ENV = ENV_PREFIX + "USER"
+CLIENT_PASSWORD_ENV = ENV_PREFIX + "PASSWORD"
+CLIENT_ENV = (CLIENT_URL_ENV, CLIENT_USER_ENV, CLIENT_PASSWORD_ENV)
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
@@ -297,9 +302,10 @@ def find_config(
 def _check_environment(environ: Mapping[str, str], known: Mapping[str, Any]) -> None:
     """Refuse a `DAVSERVER_*` variable that names no key: a misspelt one would
     otherwise be ignored in silence. `DAVSERVER_TEST_*` belong to the test suite (README),
-    which a developer may keep exported while running the server."""
+    which a developer may keep exported while running the server; nor are the
+    client's `CLIENT_ENV`, which a user may keep exported for `davserver push`."""
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name in (CONFIG_ENV, *CLIENT_ENV):
             continue
         if name.startswith(TEST_ENV_PREFIX):
             continue

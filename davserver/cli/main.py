@@ -14,8 +14,11 @@
     davserver versions list|restore PATH --owner U [--id ID]         (history)
     davserver trash list|restore|purge|empty [ID] --owner U [--to P]
     davserver restore PATH --owner U --at TIME [--to PATH]          (restore)
+    davserver push LOCAL REMOTE_PATH | pull REMOTE_PATH LOCAL       (transfer)
+              [--server URL] [--user U] [--password-stdin]
 
-Every command reads the same settings, so every command finds the same store: the
+Every command but `push` and `pull` (clients of a running server, see
+`davserver.cli.transfer`) reads the same settings, so every command finds the same store: the
 config file named by `--config`, else by `DAVSERVER_CONFIG`, else the first of
 `./davserver.toml`, `~/.config/davserver/davserver.toml`, `/etc/davserver/davserver.toml`
 that exists; then the `DAVSERVER_*` environment; then flags (`--config` and
@@ -43,6 +46,7 @@ from davserver.cli import (
     restore,
     serve,
     shares,
+    transfer,
     users,
 )
 from davserver.cli.output import CommandError
@@ -60,6 +64,7 @@ GROUPS: tuple[ModuleType, ...] = (
     db,
     history,
     restore,
+    transfer,
 )
 
 
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     group = next(g for g in GROUPS if args.command in g.COMMANDS)
     try:
+        if group is transfer:  # a client of a running server: no settings, no store
+            return transfer.run(args)
         config = config_file(args)
         log.info("config file: %s", config or "none (defaults and environment)")
         settings = _settings(args, config)

@@ -20,7 +20,7 @@ LIBRARIES = {
     "argon2": ("davserver/auth/passwords.py",),
     "redis": ("providers/redis_store.py",),
     "minio": ("providers/blobstore/s3.py",),
-    "urllib3": ("providers/blobstore/s3.py",),
+    "urllib3": ("providers/blobstore/s3.py", "davserver/cli/transfer_http.py"),
     "sqlmodel": ("providers/catalog/",),
     "sqlalchemy": ("providers/catalog/",),
     "alembic": ("providers/catalog/migrate.py", "providers/catalog/migrations/"),
