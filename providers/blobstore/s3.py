@@ -26,6 +26,7 @@ from datetime import datetime
 
 import urllib3
 from minio import Minio
+from minio.datatypes import Object
 from minio.error import MinioException, S3Error
 from minio.helpers import check_bucket_name
 from urllib3.util import Retry, Timeout
@@ -128,24 +129,14 @@ class S3BlobStore(BlobStore):
 
     def stat(self, key: str) -> BlobInfo | None:
         """HEAD the object: its size and Last-Modified time, or None."""
-        validate_key(key)
-        self._ensure_bucket()
-        try:
-            with self._translated("stat", key):
-                obj = self._client.stat_object(self._bucket, key)
-        except BlobNotFound:
-            return None
-        return BlobInfo(key, obj.size or 0, _timestamp(obj.last_modified))
+        obj = self._head(key)
+        return None if obj is None else BlobInfo(key, obj.size or 0, _timestamp(obj.last_modified))
 
     def metadata(self, key: str) -> tuple[int, dict[str, str]] | None:
         """HEAD the object: its size and user metadata (lowercase names without the
         `x-amz-meta-` prefix), or None."""
-        validate_key(key)
-        self._ensure_bucket()
-        try:
-            with self._translated("stat", key):
-                obj = self._client.stat_object(self._bucket, key)
-        except BlobNotFound:
+        obj = self._head(key)
+        if obj is None:
             return None
         prefix = "x-amz-meta-"
         meta = {
@@ -154,6 +145,16 @@ class S3BlobStore(BlobStore):
             if k.lower().startswith(prefix)
         }
         return obj.size or 0, meta
+
+    def _head(self, key: str) -> Object | None:
+        """HEAD the object (None if there is none)."""
+        validate_key(key)
+        self._ensure_bucket()
+        try:
+            with self._translated("stat", key):
+                return self._client.stat_object(self._bucket, key)
+        except BlobNotFound:
+            return None
 
     def direct(self, endpoint: str = "", secure: bool | None = None) -> S3DirectTransfers:
         """Direct transfers to this bucket, presigned for clients that reach the store
