@@ -52,12 +52,27 @@ class Checksums:
 
 class Hasher:
     """The stored algorithms, plus `extra` ones (of `VERIFIABLE`), over bytes fed in
-    order. Not thread-safe: one writer feeds it."""
+    order. Not thread-safe: one writer feeds it.
 
-    def __init__(self, extra: Iterable[str] = ()) -> None:
-        names = [*STORED, *(a for a in sorted(set(extra)) if a in VERIFIABLE and a not in STORED)]
-        # MD5 is a checksum here, not a security measure (FIPS builds refuse it otherwise)
-        self._hashes = [hashlib.new(name, usedforsecurity=False) for name in names]
+    `resume`: continue another hasher's stored algorithms (a resumable upload's
+    earlier pieces), so `checksums` covers those bytes and these. The `extra` ones
+    then start afresh, whatever their name, and `hexdigests` gives only them: it is
+    what this write's own bytes are verified against.
+    """
+
+    _hashes: list[hashlib._Hash]
+
+    def __init__(self, extra: Iterable[str] = (), *, resume: Hasher | None = None) -> None:
+        wanted = sorted(a for a in set(extra) if a in VERIFIABLE)
+        stored: list[hashlib._Hash]
+        if resume is None:
+            # MD5 is a checksum here, not a security measure (FIPS builds refuse it otherwise)
+            stored = [hashlib.new(name, usedforsecurity=False) for name in STORED]
+            wanted = [a for a in wanted if a not in STORED]  # the stored ones cover them
+        else:
+            stored = [h.copy() for h in resume._hashes[: len(STORED)]]
+        self._resumed = resume is not None
+        self._hashes = [*stored, *(hashlib.new(a, usedforsecurity=False) for a in wanted)]
 
     def update(self, data: bytes | memoryview) -> None:
         """Feed the next bytes to every algorithm."""
@@ -73,11 +88,14 @@ class Hasher:
         self._hashes[algorithm].update(data)
 
     def hexdigests(self) -> dict[str, str]:
-        """Every algorithm's digest of the bytes fed so far."""
-        return {h.name: h.hexdigest() for h in self._hashes}
+        """Every algorithm's digest of the bytes fed to this hasher (when resumed: the
+        `extra` ones only, the stored ones covering more)."""
+        own = self._hashes[len(STORED) :] if self._resumed else self._hashes
+        return {h.name: h.hexdigest() for h in own}
 
     def checksums(self) -> Checksums:
-        found = self.hexdigests()
+        """The stored algorithms' digests (of the resumed bytes too)."""
+        found = {h.name: h.hexdigest() for h in self._hashes[: len(STORED)]}
         return Checksums(sha1=found["sha1"], md5=found["md5"], sha256=found["sha256"])
 
 

@@ -79,11 +79,14 @@ class FileStore:
         self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
 
-    def writer(self, limit: int | None = None, *, extra: Iterable[str] = ()) -> FileWriter:
+    def writer(
+        self, limit: int | None = None, *, extra: Iterable[str] = (), resume: Hasher | None = None
+    ) -> FileWriter:
         """A new upload; `limit` (bytes, None: none) makes it refuse a longer body;
         `extra`: checksum algorithms to compute besides the stored ones (to verify
-        what a client announced, `FileWriter.hexdigests`)."""
-        return FileWriter(self, limit, Hasher(extra))
+        what a client announced, `FileWriter.hexdigests`); `resume`: the hasher of the
+        bytes before these (`Hasher`), so the content's checksums cover both."""
+        return FileWriter(self, limit, Hasher(extra, resume=resume))
 
     def reader(self, content_id: int | None, size: int) -> ChunkReader:
         extents = self.catalog.contents.extents(content_id) if content_id else []
@@ -189,6 +192,11 @@ class FileWriter:
         digest = content_digest(e.chunk_hash for e in self._extents)
         checksums = self._hasher.checksums()
         return NewContent(self.size, digest, list(self._extents), checksums)
+
+    @property
+    def hasher(self) -> Hasher:
+        """The writer's hasher, complete once `finish` returned (to resume from)."""
+        return self._hasher
 
     def hexdigests(self) -> dict[str, str]:
         """Every checksum computed over the body (the stored ones and the `extra` ones

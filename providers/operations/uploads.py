@@ -38,10 +38,11 @@ upload (TUS concatenation) commits nothing: its last part finishes it, and
 `concatenate` joins finished partials (their extents, offsets shifted) into one file,
 committed at once; the partials are deleted in that commit's transaction.
 
-Checksums (`providers.checksums`): an upload sent in one part is checksummed as it
-streams, like a PUT. A hash's state cannot be kept in the catalog between requests
-(and the next part may reach another instance), so an upload resumed after a break is
-read back from its chunks once, at the commit, to checksum it whole.
+Checksums (`providers.checksums`): an upload is checksummed as it streams, like a PUT:
+each part continues the hash state of the parts before it when this process received
+them (`providers.operations.upload_hashes`). A hash's state cannot be kept in the
+catalog, so when it is missing (a part reached another instance, a restart) the
+upload is read back from its chunks once, at the commit, to checksum it whole.
 
 Part boundaries are chunk boundaries, so a file sent this way may be cut into chunks
 a little differently from the same file sent by PUT (and get another digest); the
@@ -70,6 +71,7 @@ from providers.filestore import content_digest
 from providers.names import check_name
 from providers.operations.actor import Actor
 from providers.operations.core import Operations
+from providers.operations.upload_hashes import PROCESS_HASHES, UploadHashes
 from providers.operations.views import Located
 from providers.operations.writes import WriteTarget
 
@@ -96,8 +98,9 @@ def owner_of(actor: Actor) -> UploadOwner:
 class ResumableUploads:
     """See the module docstring."""
 
-    def __init__(self, ops: Operations) -> None:
+    def __init__(self, ops: Operations, hashes: UploadHashes = PROCESS_HASHES) -> None:
         self.ops = ops
+        self.hashes = hashes
 
     def create(
         self,
@@ -185,7 +188,9 @@ class ResumableUploads:
             raise Conflict("the upload is finished")
         self._check(actor, upload, upload.length or upload.offset)  # before the body
         extra = [] if piece_checksum is None else [piece_checksum[0]]
-        writer = self.ops.files.writer(extra=extra)
+        resume = self.hashes.at(upload.id, upload.offset)
+        whole = upload.offset == 0 or resume is not None  # the hasher covers the file so far
+        writer = self.ops.files.writer(extra=extra, resume=resume)
         try:
             writer.writelines(blocks)
             part = writer.finish()
@@ -201,10 +206,14 @@ class ResumableUploads:
         if end == upload.length and upload.partial:
             return PartResult(uploads.append(upload, part.extents, part.size, complete=True))
         if end == upload.length:
-            return PartResult(upload, self._finish(actor, upload, part))
+            self.hashes.forget(upload.id)
+            return PartResult(upload, self._finish(actor, upload, part, whole))
         if part.size == 0:
             return PartResult(upload)
-        return PartResult(uploads.append(upload, part.extents, part.size))
+        recorded = uploads.append(upload, part.extents, part.size)
+        if whole:
+            self.hashes.keep(upload.id, end, writer.hasher)
+        return PartResult(recorded)
 
     def concatenate(
         self,
@@ -240,15 +249,19 @@ class ResumableUploads:
 
     def cancel(self, actor: Actor, upload_id: str) -> bool:
         """Forget the upload and its parts (GC collects their chunks); False if none."""
+        self.hashes.forget(upload_id)
         return self.ops.catalog.uploads.cancel(upload_id, owner_of(actor))
 
-    def _finish(self, actor: Actor, upload: UploadRecord, last: NewContent) -> NodeRecord:
+    def _finish(
+        self, actor: Actor, upload: UploadRecord, last: NewContent, whole: bool
+    ) -> NodeRecord:
         """Concatenate the recorded parts and `last` and commit them (see the module
-        docstring). The parts cannot change meanwhile: the commit retires the upload
-        only if its offset is still the one the parts were read at."""
+        docstring); `whole`: `last.checksums` cover the whole file (else it is read
+        back). The parts cannot change meanwhile: the commit retires the upload only
+        if its offset is still the one the parts were read at."""
         extents = self.ops.catalog.uploads.extents(upload.id)
         extents += _shifted(last.extents, upload.offset)
-        sums = last.checksums if upload.offset == 0 else None
+        sums = last.checksums if whole else None
         return self._commit(actor, upload, self._content(upload, extents, sums))
 
     def _content(

@@ -11,9 +11,11 @@ import time
 
 import pytest
 
+from providers.blobstore.base import chunk_key
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, UserRecord
 from providers.catalog.uploads import UploadRecord
+from providers.checksums import checksums_of
 from providers.errors import (
     Conflict,
     InvalidUpload,
@@ -24,6 +26,7 @@ from providers.errors import (
 from providers.filestore import FileStore
 from providers.gc import collect_garbage
 from providers.operations import Actor, Located, Operations
+from providers.operations.upload_hashes import UploadHashes
 from providers.operations.uploads import ResumableUploads
 
 KIB = 1024
@@ -123,6 +126,34 @@ def test_a_piece_unlike_its_checksum_records_nothing(
     assert current is not None and current.offset == 0
     piece = ("sha1", hashlib.sha1(b"x" * 50).hexdigest())
     assert engine.write(actor, current, [b"x" * 50], piece_checksum=piece).upload.offset == 50
+
+
+def test_parts_received_here_are_checksummed_without_reading_them_back(
+    ops: Operations, actor: Actor, home: Located
+) -> None:
+    engine = ResumableUploads(ops, UploadHashes())
+    data = os.urandom(300 * KIB)
+    upload = engine.create(actor, home, "h.bin", len(data))
+    upload = send(engine, actor, upload, data[: 100 * KIB])
+    upload = send(engine, actor, upload, data[100 * KIB : 200 * KIB])
+    for extent in ops.catalog.uploads.extents(upload.id):  # a read-back would now fail
+        ops.files.blobs.delete(chunk_key(extent.chunk_hash, ops.files.key_prefix))
+    piece = ("sha1", hashlib.sha1(data[200 * KIB :]).hexdigest())
+    node = engine.write(actor, upload, [data[200 * KIB :]], piece_checksum=piece).node
+    assert node is not None and node.content_id is not None
+    assert ops.catalog.checksums.get(node.content_id) == checksums_of([data])
+
+
+def test_an_upload_continued_by_another_process_is_read_back(
+    ops: Operations, actor: Actor, home: Located
+) -> None:
+    data = os.urandom(200 * KIB)
+    engine_a = ResumableUploads(ops, UploadHashes())
+    upload = send(engine_a, actor, engine_a.create(actor, home, "r.bin", len(data)), data[:70_000])
+    node = ResumableUploads(ops, UploadHashes()).write(actor, upload, [data[70_000:]]).node
+    assert node is not None and node.content_id is not None
+    assert ops.catalog.checksums.get(node.content_id) == checksums_of([data])
+    assert read(ops, actor, "r.bin") == data
 
 
 def test_partials_join_into_one_file_and_are_consumed(

@@ -65,6 +65,17 @@ def test_the_hasher_gives_hashlibs_digests_over_pieces() -> None:
     )
 
 
+def test_a_resumed_hasher_covers_both_and_verifies_its_own_bytes() -> None:
+    first, second = DATA[:7], DATA[7:]
+    before = Hasher()
+    before.update(first)
+    hasher = Hasher(extra=["sha1"], resume=before)
+    hasher.update(second)
+    assert hasher.checksums() == sums_of(DATA)  # the stored ones continue
+    assert hasher.hexdigests() == {"sha1": hashlib.sha1(second).hexdigest()}  # the piece's
+    assert before.checksums() == sums_of(first)  # resuming copies, never changes it
+
+
 def test_verify_refuses_a_mismatch_and_skips_what_was_not_computed() -> None:
     computed = Hasher()
     computed.update(DATA)
