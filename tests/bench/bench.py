@@ -329,21 +329,23 @@ class Target:
     start: Callable[[Path], Server]
 
 
-def ours_target(stack: str, full: FullStack | None) -> Target:
-    def start(workdir: Path) -> Server:
-        port = free_port()
-        extra = {"DAVSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD}
-        if stack == "full":
-            assert full is not None
-            extra.update(full.environment())
-        argv = [sys.executable, "-m", "davserver", "serve", "--host", HOST, "--port", str(port)]
-        argv += ["--data-dir", str(workdir / "data")]
-        env = clean_env(**extra)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
-        dav = f"http://{HOST}:{port}/dav/"
-        return launch(f"ours/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
+def start_ours(stack: str, workdir: Path, full: FullStack | None, **settings: str) -> Server:
+    """davserver on `stack` with its data in `workdir` and the `DAVSERVER_*` `settings`."""
+    port = free_port()
+    extra = {"DAVSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, **settings}
+    if stack == "full":
+        assert full is not None
+        extra.update(full.environment())
+    argv = [sys.executable, "-m", "davserver", "serve", "--host", HOST, "--port", str(port)]
+    argv += ["--data-dir", str(workdir / "data")]
+    env = clean_env(**extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+    dav = f"http://{HOST}:{port}/dav/"
+    return launch(f"ours/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
 
-    return Target(f"ours/{stack}", True, start)
+
+def ours_target(stack: str, full: FullStack | None) -> Target:
+    return Target(f"ours/{stack}", True, lambda workdir: start_ours(stack, workdir, full))
 
 
 def wsgidav_target(exe: str) -> Target:

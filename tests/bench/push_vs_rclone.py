@@ -36,7 +36,6 @@ from pathlib import Path
 from davserver.cli.sync import Transfers
 from davserver.cli.transfer_http import Login, Remote
 from tests.bench.bench import (
-    ADMIN_PASSWORD,
     HOST,
     MIB,
     FullStack,
@@ -46,6 +45,7 @@ from tests.bench.bench import (
     launch,
     make_payload,
     settle,
+    start_ours,
 )
 from tests.services.processes import free_port
 from tests.support.delta_files import edit_middle
@@ -124,18 +124,10 @@ class Watch:
         return Row(target, operation, sent, seconds, http_in, http_out, tcp)
 
 
-def start_ours(stack: str, workdir: Path, full: FullStack | None) -> Server:
-    port = free_port()
-    extra = {"DAVSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, "DAVSERVER_LOG_LEVEL": "info"}
-    if stack == "full":
-        assert full is not None
-        extra.update(full.environment(), DAVSERVER_DIRECT_TRANSFERS="true")
-    argv = [sys.executable, "-m", "davserver", "serve", "--host", HOST, "--port", str(port)]
-    argv += ["--data-dir", str(workdir / "data")]
-    env = clean_env(**extra)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
-    dav = f"http://{HOST}:{port}/dav/"
-    return launch(f"ours/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
+def start_ours_for_push(stack: str, workdir: Path, full: FullStack | None) -> Server:
+    """Ours with info logs (the access log's byte counts) and, on `full`, direct transfers."""
+    direct = {"DAVSERVER_DIRECT_TRANSFERS": "true"} if stack == "full" else {}
+    return start_ours(stack, workdir, full, DAVSERVER_LOG_LEVEL="info", **direct)
 
 
 def start_rclone_serve(exe: str, workdir: Path) -> Server:
@@ -195,7 +187,7 @@ def measure_ours(
     target = f"ours/{stack}" + (" (direct)" if stack == "full" else "")
     for client in ("push", "rclone") if args.rclone else ("push",):
         workdir = Path(tempfile.mkdtemp(prefix=f"{stack}-{client}-", dir=tmp))
-        server = start_ours(stack, workdir, full)
+        server = start_ours_for_push(stack, workdir, full)
         try:
             for label, source in zip(LABELS, files, strict=True):
                 settle(source)  # read from the page cache, as in tests.bench.bench
