@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from wsgidav.wsgidav_app import WsgiDAVApp
+
 from davserver.api import account, blocks, changes, push, shares, trash, versions
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.api.block_urls import BLOCKS_PATH, BlockSite, BlockUrls
@@ -45,6 +47,9 @@ from davserver.links import dav as link_dav
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
+from davserver.nextcloud import site as nextcloud_site
+from davserver.nextcloud.files import FilesMounts
+from davserver.nextcloud.ocs import Capabilities
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
@@ -53,7 +58,8 @@ from providers.blobstore.base import BlobStore
 from providers.blobstore.direct import DirectTransfers
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
-from providers.catalog import Catalog
+from providers.catalog import Catalog, UserRecord
+from providers.catalog.history_usage import Usage
 from providers.chunker import FastCDCChunker
 from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
@@ -276,6 +282,7 @@ def build_app(services: Services) -> WSGIApplication:
         )
     )
     uploads = gated(dav_app.authenticated(webdav, tus_dav.TusMount(provider)))
+    nextcloud = build_nextcloud(services, free_bytes, options, webdav, gated)
     services.push.start()
     services.history.start()
     block_urls = BlockUrls(block_url_key(services.catalog))
@@ -325,6 +332,8 @@ def build_app(services: Services) -> WSGIApplication:
             return links(environ, start_response)
         if path.startswith(BLOCKS_PATH + "/"):  # signed URLs: no login (a CDN sends none)
             return block_site(environ, start_response)
+        if nextcloud_site.handles(path):
+            return nextcloud(environ, start_response)
         return root(environ, start_response)
 
     # ProxyHeaders: every layer below must see the client's address, scheme and host.
@@ -332,6 +341,31 @@ def build_app(services: Services) -> WSGIApplication:
     # the client address the proxy layer leaves in the shared environ.
     proxied = ProxyHeaders(app, settings.trusted_networks, settings.public_base)
     return Observe(proxied, settings.trusted_networks, services.metrics)
+
+
+def build_nextcloud(
+    services: Services,
+    free_bytes: Callable[[], int | None],
+    options: dav_app.DavOptions,
+    webdav: WsgiDAVApp,
+    gated: Callable[[WSGIApplication], WSGIApplication],
+) -> WSGIApplication:
+    """The Nextcloud door (`davserver.nextcloud`), behind the logins of `/dav/`."""
+    ops = services.ops
+    files = FilesMounts(ops, free_bytes, services.lock_manager, options)
+    users = services.catalog.users
+
+    def usage_of(user: UserRecord) -> tuple[Usage, int | None]:
+        return services.catalog.history_usage.usage(user.id), free_bytes()
+
+    return nextcloud_site.NextcloudSite(
+        capabilities=Capabilities(),
+        signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
+        user_of=users.get,
+        usage_of=usage_of,
+        legacy=files.legacy,
+        dav_doors={"files": files},
+    )
 
 
 def build_share_site(

@@ -22,8 +22,8 @@ from typing import Any
 
 from davserver.api.app import ApiRequest, Reply, Route, route
 from davserver.api.changes import query_params
-from davserver.api.shares import base_url
 from davserver.http.body import declared_length, read_body
+from davserver.http.environ import base_url
 from davserver.http.errors import HttpError
 from providers.catalog import NodeRecord
 from providers.errors import BadBlocks

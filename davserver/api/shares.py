@@ -20,22 +20,13 @@ from typing import Any
 
 from davserver.api.app import MAX_ID, ApiRequest, Reply, Route, path_id, route
 from davserver.auth.passwords import hash_password
+from davserver.http.environ import base_url
 from davserver.http.errors import HttpError
 from davserver.links.signer import LinkSigner
 from providers.catalog import DEFAULT_LINK_PERM, ShareLinkRecord
 from providers.names import split_path
 
 FIELDS = ("path", "perm", "expires_in", "expires_at", "password", "max_downloads")
-
-
-def base_url(environ: dict[str, Any], public_url: str = "") -> str:
-    """`public_url` when configured, else `scheme://host[:port]` the request came in by
-    (after trusted proxy headers)."""
-    if public_url:
-        return public_url
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-    return f"{scheme}://{host}"
 
 
 def link_json(signer: LinkSigner, link: ShareLinkRecord, base: str) -> dict[str, Any]:

@@ -40,10 +40,16 @@ class DavOptions:
 
 
 def wsgidav_config(
-    provider: DAVProvider, mount_path: str, options: DavOptions, *, accounts: Users | None
+    provider: DAVProvider,
+    mount_path: str,
+    options: DavOptions,
+    *,
+    accounts: Users | None,
+    signed_in: bool = False,
 ) -> dict[str, Any]:
     """WsgiDAV's configuration for `provider` at `mount_path`; with `accounts`, logins
-    (Basic and Digest, by `CatalogDomainController`)."""
+    (Basic and Digest, by `CatalogDomainController`); `signed_in` when an account
+    logged in before the app runs (`authenticated`): its folder pages are a home's."""
     middleware: list[Any] = [
         PlainStatusPages,
         ErrorPrinter,
@@ -63,7 +69,9 @@ def wsgidav_config(
         "logging": {"enable": False},
         "suppress_version_info": True,
         "dir_browser": {"enable": False},
-        CONFIG_KEY: {"root": "Shared folder", "signed_in": False},
+        CONFIG_KEY: {"root": "Home", "signed_in": True}
+        if signed_in
+        else {"root": "Shared folder", "signed_in": False},
         "hotfixes": {"emulate_win32_lastmod": True},
     }
     if accounts is not None:
@@ -94,9 +102,11 @@ def build(
     options: DavOptions,
     *,
     accounts: Users | None = None,
+    signed_in: bool = False,
 ) -> WsgiDAVApp:
     """A WsgiDAV app (see `wsgidav_config`) using the process's `lock_manager`."""
-    app = WsgiDAVApp(wsgidav_config(provider, mount_path, options, accounts=accounts))
+    config = wsgidav_config(provider, mount_path, options, accounts=accounts, signed_in=signed_in)
+    app = WsgiDAVApp(config)
     app.lock_manager = lock_manager
     provider.set_lock_manager(lock_manager)
     return app

@@ -6,6 +6,7 @@ import this package) and re-exported here, so this module lists every key.
 
 from __future__ import annotations
 
+from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from providers.dav import ANNOUNCED_CHECKSUMS, DEST_CREATED, LINK, STORED_CHECKSUMS, USER
@@ -26,4 +27,15 @@ __all__ = [
     "StartResponse",
     "WSGIApplication",
     "WSGIEnvironment",
+    "base_url",
 ]
+
+
+def base_url(environ: dict[str, Any], public_url: str = "") -> str:
+    """`public_url` when configured, else `scheme://host[:port]` the request came in by
+    (after trusted proxy headers)."""
+    if public_url:
+        return public_url
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{scheme}://{host}"
