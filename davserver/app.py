@@ -20,10 +20,8 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
-
-from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.api import account, blocks, changes, push, shares, trash, versions
 from davserver.api.app import API_PATH, ApiContext, build_api
@@ -347,7 +345,7 @@ def build_nextcloud(
     services: Services,
     free_bytes: Callable[[], int | None],
     options: dav_app.DavOptions,
-    webdav: WsgiDAVApp,
+    webdav: Any,
     gated: Callable[[WSGIApplication], WSGIApplication],
 ) -> WSGIApplication:
     """The Nextcloud door (`davserver.nextcloud`), behind the logins of `/dav/`."""
