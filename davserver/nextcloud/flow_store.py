@@ -26,7 +26,9 @@ MAX_ENTRIES = 10_000  # in memory: anyone may start flows, so the table is bound
 class FlowStore(Protocol):
     """Values that expire, shared by whoever serves the flow (see the module docstring).
 
-    `put(key, value, ttl)` stores `value` for `ttl` seconds, replacing what was there;
+    `put(key, value, ttl)` stores `value` for `ttl` seconds (Redis rounds a shorter
+    life up to 1 s: a value carrying its own end time must be checked against it),
+    replacing what was there;
     `get(key)` reads it (None when absent or expired); `take(key)` reads and removes it
     at once: of concurrent takers exactly one gets the value, the others None. Errors
     of the storage are `providers.errors.Unavailable`."""
