@@ -42,11 +42,13 @@ from davserver.http.observe import Observe
 from davserver.http.proxy import ProxyHeaders
 from davserver.links import archive, edit, pages, password, uploads
 from davserver.links import dav as link_dav
-from davserver.links.signer import SHARE_PATH, LinkSigner
+from davserver.links.signer import SHARE_PATH, FormTokens, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
 from davserver.nextcloud import site as nextcloud_site
 from davserver.nextcloud.files import FilesMounts
+from davserver.nextcloud.flow_store import build_flow_store
+from davserver.nextcloud.login_flow import GRANT_SALT, LoginFlow
 from davserver.nextcloud.ocs import Capabilities
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
@@ -356,6 +358,16 @@ def build_nextcloud(
     def usage_of(user: UserRecord) -> tuple[Usage, int | None]:
         return services.catalog.history_usage.usage(user.id), free_bytes()
 
+    # Login Flow v2: flows in Redis when configured (shared by every instance), the
+    # grant form's key in the catalog (every instance signs alike).
+    flow_key = bytes.fromhex(users.ensure_setting("login_flow_key", secrets.token_hex(32)))
+    login_flow = LoginFlow(
+        users,
+        services.limiter,
+        build_flow_store(services.settings.redis_url),
+        FormTokens(flow_key, GRANT_SALT),
+        services.settings.public_base,
+    )
     return nextcloud_site.NextcloudSite(
         capabilities=Capabilities(),
         signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
@@ -363,6 +375,7 @@ def build_nextcloud(
         usage_of=usage_of,
         legacy=files.legacy,
         dav_doors={"files": files},
+        public=login_flow.routes(),
     )
 
 

@@ -7,7 +7,8 @@ becomes `providers.errors.Unavailable` where it is raised (`translated`), so cal
 never see redis' own exception types. Users: WebDAV lock storage
 (`providers.dav.locks`), failed-login counters (`Counters`, for the login limiter), the
 events channel that wakes other instances (`Channel`, for
-`providers.operations.events.RedisEvents`).
+`providers.operations.events.RedisEvents`), short-lived values taken once
+(`ExpiringValues`, for the Nextcloud Login Flow v2's state).
 """
 
 from __future__ import annotations
@@ -92,6 +93,41 @@ class Counters:
                 pipe.set(self._prefix + key, 0, ex=window, nx=True)
                 pipe.incr(self._prefix + key)
             pipe.execute()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class ExpiringValues:
+    """Values that expire, shared by every instance; `take` hands a value out at most
+    once.
+
+    `put(key, value, ttl)` stores `value` (bytes) for `ttl` seconds (at least 1),
+    replacing what was there; `get(key)` reads it (None when absent or expired);
+    `take(key)` reads and deletes it in one MULTI/EXEC, so of concurrent takers on any
+    instances exactly one gets the value.
+    """
+
+    def __init__(self, url: str, prefix: str, *, timeout: float = 2.0) -> None:
+        self._client = connect(url, timeout=timeout)
+        self._prefix = prefix
+
+    def put(self, key: str, value: bytes, ttl: float) -> None:
+        with translated("redis"):
+            self._client.set(self._prefix + key, value, px=max(1000, int(ttl * 1000)))
+
+    def get(self, key: str) -> bytes | None:
+        with translated("redis"):
+            value = self._client.get(self._prefix + key)
+        return None if value is None else bytes(value)
+
+    def take(self, key: str) -> bytes | None:
+        with translated("redis"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.get(self._prefix + key)
+            pipe.delete(self._prefix + key)
+            value, _deleted = pipe.execute()
+        return None if value is None else bytes(value)
 
     def close(self) -> None:
         self._client.close()

@@ -20,6 +20,10 @@ import time
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from providers.catalog.app_passwords import AppPasswords
+from providers.catalog.records import AppPasswordRecord
+from providers.errors import Conflict
+
 # OWASP's argon2id setting (m = 19 MiB, t = 2, p = 1; Password Storage Cheat Sheet)
 # rather than the library default of 64 MiB: each login in flight holds that memory, and
 # 64 MiB put the server over its 150 MiB budget. Stored hashes carry their own
@@ -74,6 +78,22 @@ def generate_app_password() -> tuple[str, str]:
     """A new app password and its key id (its first group)."""
     groups = ["".join(secrets.choice(_APP_ALPHABET) for _ in range(5)) for _ in range(5)]
     return groups[0], "-".join(groups)
+
+
+def issue_app_password(
+    apps: AppPasswords, user_name: str, label: str
+) -> tuple[AppPasswordRecord, str]:
+    """A new app password of `user_name` named `label`, stored as its argon2id hash:
+    the row and the password (to show once; it is kept nowhere). `NotFound` if there is
+    no such user; a key id the user already has is drawn again."""
+    for attempt in range(5):
+        key_id, password = generate_app_password()
+        try:
+            return apps.add(user_name, key_id, hash_password(password), label), password
+        except Conflict:  # the user already has this key id (1 in 33 million)
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def app_password_key(password: str) -> str | None:

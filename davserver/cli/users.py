@@ -23,7 +23,6 @@ from davserver.auth import initial_password, passwords
 from davserver.auth.domain import account_secrets
 from davserver.cli.output import CommandError, format_size, format_time, parse_size
 from providers.catalog import DigestSecret
-from providers.errors import Conflict
 
 COMMANDS = ("user",)
 REMOVE_HELP = (
@@ -141,14 +140,7 @@ def _app_password(args: argparse.Namespace, services: Services) -> None:
         apps.revoke(args.name, args.revoke)
         print(f"Revoked app password {args.revoke} of {args.name!r}")
         return
-    for attempt in range(5):
-        key_id, password = passwords.generate_app_password()
-        try:
-            app = apps.add(args.name, key_id, passwords.hash_password(password), args.label)
-            break
-        except Conflict:  # the user already has this key id (1 in 33 million)
-            if attempt == 4:
-                raise
+    app, password = passwords.issue_app_password(apps, args.name, args.label)
     label = f", {app.label}" if app.label else ""
     print(f"App password {app.id} for {args.name!r}{label} (shown once): {password}")
     print("It works with HTTP Basic authentication only; revoke it with --revoke.")

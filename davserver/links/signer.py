@@ -1,4 +1,5 @@
-"""Signed share-link tokens and unlock cookies: the only user of itsdangerous.
+"""Signed share-link tokens and unlock cookies, and signed form tokens (`FormTokens`,
+for Login Flow v2's grant form): the only user of itsdangerous.
 
 A link is `/s/<token>`, the token an itsdangerous signature over the link row's id
 with its own salt; a password link, once unlocked, sets a cookie signed with another
@@ -9,6 +10,8 @@ instance signs and verifies alike.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
@@ -50,3 +53,22 @@ class LinkSigner:
         except BadData:
             return False
         return isinstance(value, int) and value == link_id
+
+
+class FormTokens:
+    """Timed tokens signed under `key` with `salt` (one salt per use): `make(value)`
+    signs a JSON-able value with the time; `value(token, max_age)` gives it back if we
+    signed it under this salt less than `max_age` seconds ago, else None. A page puts
+    one in a form it serves, so a POST carrying it is known to come from that form."""
+
+    def __init__(self, key: bytes, salt: str) -> None:
+        self._tokens = URLSafeTimedSerializer(key, salt=salt)
+
+    def make(self, value: Any) -> str:
+        return str(self._tokens.dumps(value))
+
+    def value(self, token: str, max_age: int) -> Any:
+        try:
+            return self._tokens.loads(token, max_age=max_age)
+        except BadData:
+            return None

@@ -10,7 +10,8 @@
   `trashbin`), which gets SCRIPT_NAME `/remote.php/dav/<kind>` and the rest as
   PATH_INFO.
 - `public`: further (prefix, app) pairs served without a login (Login Flow v2's pages
-  and its polling endpoint), given PATH_INFO unchanged.
+  and its polling endpoint, under `/index.php/login/v2` and `/login/v2`), given
+  PATH_INFO unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from providers.catalog.history_usage import Usage
 STATUS_PATHS = ("/status.php", "/nextcloud/status.php")
 OCS_PREFIXES = ("/ocs/v1.php", "/ocs/v2.php")
 DAV_PATH = "/remote.php/dav"
-PREFIXES = ("/status.php", "/nextcloud/", "/ocs/", "/remote.php/", "/index.php/")
+PREFIXES = ("/status.php", "/nextcloud/", "/ocs/", "/remote.php/", "/index.php/", "/login/v2")
 
 
 def handles(path: str) -> bool:

@@ -4,7 +4,8 @@ Autoescaping is on for every template, so text from users (file and folder names
 file contents shown as previews, errors) is escaped wherever it lands, and no Python
 code builds markup. Pages link their stylesheet and scripts from `/static/`
 (`static_url`, versioned by content so they are cached for a year), and carry
-`PAGE_CSP`: nothing runs or loads but our own files.
+`PAGE_CSP` (`UNFRAMED_PAGE_CSP` for pages that grant access): nothing runs or loads
+but our own files.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from davserver.formats import human_size
 from davserver.web.assets import static_url
 
-PAGE_CSP = (
+_PAGE_SOURCES = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
     "media-src 'self'; frame-src 'self'; connect-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'self'"
+    "base-uri 'none'"
 )
+PAGE_CSP = _PAGE_SOURCES + "; frame-ancestors 'self'"
+# Pages whose buttons grant access (Login Flow v2) may not be framed at all: a framing
+# page could trick a click onto them.
+UNFRAMED_PAGE_CSP = _PAGE_SOURCES + "; frame-ancestors 'none'"
 
 
 def _iso_time(mtime: float) -> str:
