@@ -47,6 +47,7 @@ from davserver.links import dav as link_dav
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
+from davserver.nextcloud import history as nextcloud_history
 from davserver.nextcloud import site as nextcloud_site
 from davserver.nextcloud.files import FilesMounts
 from davserver.nextcloud.ocs import Capabilities
@@ -359,12 +360,16 @@ def build_nextcloud(
         return services.catalog.history_usage.usage(user.id), free_bytes()
 
     return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(),
+        capabilities=Capabilities(versions=True, trash=True),
         signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
         user_of=users.get,
         usage_of=usage_of,
         legacy=files.legacy,
-        dav_doors={"files": files},
+        dav_doors={
+            "files": files,
+            "versions": nextcloud_history.versions_door(ops, options),
+            "trashbin": nextcloud_history.trashbin_door(ops, options),
+        },
     )
 
 
