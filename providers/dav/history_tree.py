@@ -22,10 +22,8 @@ from wsgidav import util
 from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVProvider, _DAVResource
 
-from providers.catalog import NodeRecord, UserRecord
-from providers.checksums import Checksums
+from providers.catalog import UserRecord
 from providers.dav.errors import dav_errors
-from providers.dav.files import FileFacts, _DavReader
 from providers.dav.provider import request_user
 from providers.names import split_path
 from providers.operations import Actor, Operations
@@ -127,28 +125,6 @@ class Fixed(Refusing, DAVCollection):
 
     def get_member(self, name: str) -> _DAVResource | None:
         return self.history.member(self, name) if name in self._names else None
-
-
-class StoredBytes(FileFacts):
-    """A file resource whose bytes are a stored content (`node.content_id`, `size`):
-    GET and Range are answered by the door as any file's, with its checksums."""
-
-    history: HistoryProvider
-    node: NodeRecord
-
-    @dav_errors
-    def get_content(self) -> _DavReader:
-        return _DavReader(self.history.ops.files.reader(self.node.content_id, self.node.size))
-
-    @dav_errors
-    def checksums(self) -> Checksums | None:
-        """The content's stored checksums (None: none yet)."""
-        return self.history.ops.checksums(self.node)
-
-    @dav_errors
-    def learn_checksums(self, checksums: Checksums) -> None:
-        """Keep checksums a full GET computed (of the content: not a change of a file)."""
-        self.history.ops.learn_checksums(self.node, checksums)
 
 
 def nc_name(local: str) -> str:

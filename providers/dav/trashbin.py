@@ -28,7 +28,8 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, _DAVResource
 
 from providers.catalog import NodeRecord, TrashItemRecord
 from providers.dav.errors import dav_error_context, dav_errors
-from providers.dav.history_tree import HistoryProvider, Refusing, StoredBytes, nc_name
+from providers.dav.files import StoredContent
+from providers.dav.history_tree import HistoryProvider, Refusing, nc_name
 from providers.dav.node import DEST_CREATED, OC_FILEID, OC_NS, last_modified_of
 from providers.errors import NotFound
 from providers.names import name_key
@@ -125,8 +126,7 @@ class TrashEntry(Refusing):
     """What items and what they hold share: the Nextcloud properties; MOVE (restore)
     and DELETE (purge) of an item itself."""
 
-    history: HistoryProvider
-    trashbin: TrashbinProvider
+    history: TrashbinProvider
     environ: dict[str, Any]
 
     def __init__(
@@ -139,7 +139,7 @@ class TrashEntry(Refusing):
         inner: tuple[str, ...],
     ) -> None:
         super().__init__(path, environ)  # type: ignore[call-arg]  # the WsgiDAV base
-        self.history = self.trashbin = provider
+        self.history, self.ops = provider, provider.ops
         self.item, self.inner = item, inner
         # an item's root lies in the trash named by its id: show the name it had
         self.node = node if inner else node._replace(name=self.original_name)
@@ -199,7 +199,7 @@ class TrashEntry(Refusing):
         return True
 
 
-class TrashFile(TrashEntry, StoredBytes, DAVNonCollection):
+class TrashFile(TrashEntry, StoredContent, DAVNonCollection):
     """A trashed file (an item, or a file inside a trashed folder)."""
 
 
@@ -216,7 +216,7 @@ class TrashFolder(TrashEntry, DAVCollection):
     def get_member_list(self) -> list[_DAVResource]:
         base = self.path.rstrip("/")
         return [
-            self.trashbin.entry(
+            self.history.entry(
                 f"{base}/{child.name}", self.environ, self.item, child, (*self.inner, child.name)
             )
             for child in self.history.ops.catalog.tree.children(self.node.id)

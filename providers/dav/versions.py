@@ -26,7 +26,8 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, _DAVResource
 
 from providers.catalog import NodeRecord, VersionRecord
 from providers.dav.errors import dav_error_context, dav_errors
-from providers.dav.history_tree import HistoryProvider, Refusing, StoredBytes, nc_name
+from providers.dav.files import StoredContent
+from providers.dav.history_tree import HistoryProvider, Refusing, nc_name
 from providers.dav.node import DEST_CREATED, last_modified_of
 from providers.errors import NotFound
 from providers.operations import Located
@@ -109,7 +110,7 @@ class VersionFolder(Refusing, DAVCollection):
         return VersionFile(path, self.environ, self, version, author)
 
 
-class VersionFile(Refusing, StoredBytes, DAVNonCollection):
+class VersionFile(Refusing, StoredContent, DAVNonCollection):
     """One old version: the file as it was (see the module docstring)."""
 
     def __init__(
@@ -121,7 +122,7 @@ class VersionFile(Refusing, StoredBytes, DAVNonCollection):
         author: str | None,
     ) -> None:
         super().__init__(path, environ)
-        self.history = folder.history
+        self.history, self.ops = folder.history, folder.history.ops
         self.folder = folder
         self.version = version
         self.author = author
