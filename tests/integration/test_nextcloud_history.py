@@ -146,6 +146,7 @@ def test_versions_of_what_the_caller_does_not_see_are_not_found(server: RunningS
     assert admin.get(server.url("mine.txt")).content == b"two"
     # every write but MOVE and DELETE is refused, and a MOVE elsewhere than restore/
     assert admin.put(server.base + quote(href), data=b"x").status_code == 403
+    assert admin.delete(server.base + quote(href)).status_code == 403
     elsewhere = admin.request(
         "MOVE", server.base + quote(href), headers={"Destination": remote(server, "versions/x")}
     )
@@ -196,6 +197,7 @@ def test_trash_list_get_restore_purge_and_empty(server: RunningServer) -> None:
     assert notes[f"{D}getcontentlength"] == str(len(b"some notes"))
     assert admin.get(server.base + quote(notes_href)).content == b"some notes"
     assert admin.get(server.base + quote(href) + "sub/b.txt").content == b"bravo!"
+    assert admin.delete(server.base + quote(href) + "sub/b.txt").status_code == 403
 
     server.add_user("bob", "bob-pass")
     bob = server.client("bob")
