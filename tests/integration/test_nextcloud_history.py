@@ -87,6 +87,9 @@ def latest(server: RunningServer) -> str:
 
 def test_versions_list_get_and_restore_by_move(server: RunningServer) -> None:
     admin = server.client()
+    capabilities = requests.get(f"{server.base}/ocs/v1.php/cloud/capabilities?format=json")
+    files = capabilities.json()["ocs"]["data"]["capabilities"]["files"]
+    assert files["versioning"] is True and files["undelete"] is True
     bodies = [f"version {n}\n".encode() * (n + 5) for n in range(3)]
     for n, body in enumerate(bodies):
         put(admin, server.url("doc.txt"), body, **{"X-OC-Mtime": str(1_700_000_000 + n)})
