@@ -24,7 +24,7 @@ from wsgidav.dav_provider import DAVCollection, DAVProvider, _DAVResource
 
 from providers.catalog import UserRecord
 from providers.dav.errors import dav_errors
-from providers.dav.provider import request_user
+from providers.dav.provider import request_user, submitted_tokens
 from providers.names import split_path
 from providers.operations import Actor, Operations
 
@@ -53,10 +53,7 @@ class HistoryProvider(DAVProvider):
 
     def actor(self, environ: dict[str, Any]) -> Actor:
         """The caller, with the lock tokens its `If:` header submits."""
-        if "wsgidav.conditions.if" not in environ:
-            util.parse_if_header_dict(environ)  # fills wsgidav.ifLockTokenList
-        tokens = tuple(environ.get("wsgidav.ifLockTokenList") or ())
-        return Actor(self.user(environ), None, tokens)
+        return Actor(self.user(environ), None, submitted_tokens(environ))
 
     @dav_errors
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _DAVResource | None:

@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 import requests
 
 from tests.support.api import answer, api
-from tests.support.dav import put
+from tests.support.dav import LOCK_BODY, put
 from tests.support.servers import RunningServer
 
 NC = "{http://nextcloud.org/ns}"
@@ -122,6 +122,15 @@ def test_versions_list_get_and_restore_by_move(server: RunningServer) -> None:
     sizes = [int(p[f"{D}getcontentlength"]) for p in members(after, base).values()]
     assert sizes[0] == len(bodies[2])  # the replaced content is the newest version
     assert len(sizes) == 3
+
+    # a locked file is restored only with the lock's token, tagged with the file's URL
+    # (design invariant 12)
+    locked = admin.request("LOCK", server.url("doc.txt"), data=LOCK_BODY)
+    token = locked.headers["Lock-Token"]
+    refused = admin.request("MOVE", version_url, headers={"Destination": target})
+    assert refused.status_code == 423
+    with_token = {"Destination": target, "If": f"<{server.url('doc.txt')}> ({token})"}
+    assert admin.request("MOVE", version_url, headers=with_token).status_code == 201
 
 
 def test_versions_of_what_the_caller_does_not_see_are_not_found(server: RunningServer) -> None:
