@@ -45,6 +45,7 @@ from davserver.links import dav as link_dav
 from davserver.links.signer import SHARE_PATH, FormTokens, LinkSigner
 from davserver.links.site import ShareSite
 from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
+from davserver.nextcloud import history as nextcloud_history
 from davserver.nextcloud import site as nextcloud_site
 from davserver.nextcloud.files import FilesMounts
 from davserver.nextcloud.flow_store import build_flow_store
@@ -369,12 +370,16 @@ def build_nextcloud(
         services.settings.public_base,
     )
     return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(),
+        capabilities=Capabilities(versions=True, trash=True),
         signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
         user_of=users.get,
         usage_of=usage_of,
         legacy=files.legacy,
-        dav_doors={"files": files},
+        dav_doors={
+            "files": files,
+            "versions": nextcloud_history.versions_door(ops, options),
+            "trashbin": nextcloud_history.trashbin_door(ops, options),
+        },
         public=login_flow.routes(),
     )
 

@@ -210,7 +210,8 @@ class ShareLinkRecord:
 class VersionRecord(NamedTuple):
     """One content a file had: `id` of its version row, the content and its size,
     when it was written (`created`), by whom (`author_id`), the file's `mtime` then
-    (None before schema 0004) and the content's SHA-256 (None if never computed)."""
+    (None before schema 0004), the content's SHA-256 (None if never computed) and its
+    digest (the file's ETag while that content is current)."""
 
     id: int
     node_id: int
@@ -220,6 +221,7 @@ class VersionRecord(NamedTuple):
     author_id: int | None
     mtime: float | None
     sha256: str | None
+    digest: str
 
 
 class TrashItemRecord(NamedTuple):

@@ -176,12 +176,25 @@ def read_counter(session: Session, name: str) -> int:
 
 def path_names(session: Session, node_id: int) -> tuple[str, ...]:
     """The names from the home root down to `node_id` (empty for a home)."""
+    return _lineage(session, node_id)[1]
+
+
+def names_below(session: Session, node_id: int, root_id: int | None) -> tuple[str, ...] | None:
+    """The names from root `root_id` down to `node_id`; None if the node is gone or
+    hangs from another root (a home's node that was trashed hangs from the trash)."""
+    top, names = _lineage(session, node_id)
+    return names if top is not None and top == root_id else None
+
+
+def _lineage(session: Session, node_id: int) -> tuple[int | None, tuple[str, ...]]:
+    """(the id of the root `node_id` hangs from, the names from it down to the node);
+    root None if the node is gone."""
     names: list[str] = []
     node = session.get(Node, node_id)
     while node is not None and node.parent_id is not None:
         names.append(node.name)
         node = session.get(Node, node.parent_id)
-    return tuple(reversed(names))
+    return (None if node is None else node.id), tuple(reversed(names))
 
 
 # the bytes of the files at and below node :root (one statement, whatever the size)

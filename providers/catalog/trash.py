@@ -70,6 +70,11 @@ class Trash:
             ).all()
             return [_item(s, node) for node in nodes]
 
+    def item(self, owner_id: int, item_id: int) -> TrashItemRecord:
+        """Item `item_id` of `owner_id`'s trash; `NotFound` if it is not theirs."""
+        with self._db.session() as s:
+            return _item(s, _item_node(s, owner_id, item_id))
+
     def origin(self, owner_id: int, item_id: int) -> str:
         """The path in the home that item `item_id` of `owner_id`'s trash was deleted
         from (one row read, whatever the item holds); `NotFound` if it is not theirs."""

@@ -41,11 +41,12 @@ from providers.catalog.rows import (
     child_record,
     find_child,
     lock_dir,
+    names_below,
     node_select,
     path_names,
     to_record,
 )
-from providers.catalog.schema import Content, Node, Prop
+from providers.catalog.schema import Content, Node, Prop, User
 from providers.catalog.sharelog import log_moved_in, walk
 from providers.catalog.subtrees import copy_rows, refuse_cycle, remove_subtree, transfer
 from providers.catalog.trash import trash_subtree
@@ -96,6 +97,18 @@ class Tree:
                 if node is not None:
                     stored.append(node.name)
             return (node, stored) if node else None
+
+    def in_home(self, node_id: int) -> tuple[NodeRecord, tuple[str, ...]] | None:
+        """Node `node_id` and the stored names of its path in its owner's home; None
+        if it is gone or lies outside the home (in the trash). One query per level."""
+        with self._db.session() as s:
+            row = s.connection().execute(NODE_BY_ID, {"id": node_id}).first()
+            if row is None:
+                return None
+            node = NodeRecord._make(row)
+            home = s.exec(select(col(User.home_id)).where(col(User.id) == node.owner_id)).first()
+            names = names_below(s, node_id, home)
+        return None if names is None else (node, names)
 
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""

@@ -32,6 +32,7 @@ _OF_NODE = (
         col(Version.author_id),
         col(Version.mtime),
         col(Content.sha256),
+        col(Content.digest),
     )
     .join(Content, col(Content.id) == col(Version.content_id))
     .where(col(Version.node_id) == bindparam("node"))
@@ -132,12 +133,9 @@ class Versions:
             if not wanted:
                 raise NotFound("no such version of this file")
             version = wanted[0]
-            digest = conn.execute(
-                select(col(Content.digest)).where(col(Content.id) == version.content_id)
-            ).scalar_one()
             restored = node._replace(
                 content_id=version.content_id,
-                digest=digest,
+                digest=version.digest,
                 size=version.size,
                 mtime=version.mtime if version.mtime is not None else time.time(),
             )

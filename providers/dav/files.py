@@ -28,7 +28,7 @@ from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.node import OC_CHECKSUMS, OC_NS, NodeMixin
 from providers.filestore import ChunkReader, FileWriter
-from providers.operations import Located, PendingWrite
+from providers.operations import Located, Operations, PendingWrite
 
 ANNOUNCED_CHECKSUMS = "davserver.announced_checksums"  # environ: what a PUT says its body is
 STORED_CHECKSUMS = "davserver.stored_checksums"  # environ: the checksums a PUT committed
@@ -58,6 +58,30 @@ class FileFacts:
 
     def support_ranges(self) -> bool:
         return True
+
+
+class StoredContent(FileFacts):
+    """A read-only file whose bytes are its record's stored content (`node`), read
+    with `ops`: a file in a snapshot, an old version, a trashed file. GET and Range
+    are answered by the door as any file's, with the content's checksums."""
+
+    ops: Operations
+    node: NodeRecord
+
+    @dav_errors
+    def get_content(self) -> _DavReader:
+        """The bytes, read as any file's (engine errors become DAVErrors)."""
+        return _DavReader(self.ops.files.reader(self.node.content_id, self.node.size))
+
+    @dav_errors
+    def checksums(self) -> Checksums | None:
+        """The content's stored checksums (None: none yet)."""
+        return self.ops.checksums(self.node)
+
+    @dav_errors
+    def learn_checksums(self, checksums: Checksums) -> None:
+        """Keep checksums a full GET computed (of the content: not a change of a file)."""
+        self.ops.learn_checksums(self.node, checksums)
 
 
 class FileResource(NodeMixin, FileFacts, DAVNonCollection):

@@ -53,9 +53,7 @@ class DavProvider(DAVProvider):
 
     def actor(self, environ: dict[str, Any]) -> Actor:
         link = environ.get(LINK)
-        if "wsgidav.conditions.if" not in environ:
-            util.parse_if_header_dict(environ)  # fills wsgidav.ifLockTokenList
-        tokens = tuple(environ.get("wsgidav.ifLockTokenList") or ())
+        tokens = submitted_tokens(environ)
         if isinstance(link, ShareLinkRecord):
             return Actor(self._link_owner(environ, link), link, tokens)
         return Actor(self.user(environ), None, tokens)
@@ -129,6 +127,13 @@ class DavProvider(DAVProvider):
             return SharedFolder(path, environ, self, located)
         kind = FolderResource if located.node.is_dir else FileResource
         return kind(path, environ, self, located, props)
+
+
+def submitted_tokens(environ: dict[str, Any]) -> tuple[str, ...]:
+    """The lock tokens the request's `If:` header submits."""
+    if "wsgidav.conditions.if" not in environ:
+        util.parse_if_header_dict(environ)  # fills wsgidav.ifLockTokenList
+    return tuple(environ.get("wsgidav.ifLockTokenList") or ())
 
 
 def request_user(ops: Operations, environ: dict[str, Any]) -> UserRecord:

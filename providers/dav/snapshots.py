@@ -25,9 +25,8 @@ from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
 from providers.catalog import NodeRecord, UserRecord
-from providers.checksums import Checksums
 from providers.dav.errors import dav_errors
-from providers.dav.files import FileFacts, _DavReader
+from providers.dav.files import StoredContent
 from providers.dav.node import last_modified_of
 from providers.dav.provider import request_user
 from providers.names import split_path
@@ -182,7 +181,7 @@ class SnapshotFolder(_ReadOnly, _Members):
         ]
 
 
-class SnapshotFile(_ReadOnly, FileFacts, DAVNonCollection):
+class SnapshotFile(_ReadOnly, StoredContent, DAVNonCollection):
     """A file as it was: its content then."""
 
     def __init__(
@@ -195,24 +194,10 @@ class SnapshotFile(_ReadOnly, FileFacts, DAVNonCollection):
     ) -> None:
         super().__init__(path, environ)
         self.snapshots, self.state, self.node = provider, state, node
+        self.ops = provider.ops
 
     def get_creation_date(self) -> float:
         return self.node.created
 
     def get_last_modified(self) -> float:
         return last_modified_of(self.node)
-
-    @dav_errors
-    def get_content(self) -> _DavReader:
-        """The bytes of then, read as any file's (engine errors become DAVErrors)."""
-        return _DavReader(self.snapshots.ops.files.reader(self.node.content_id, self.node.size))
-
-    @dav_errors
-    def checksums(self) -> Checksums | None:
-        """The content's stored checksums (None: none yet)."""
-        return self.snapshots.ops.checksums(self.node)
-
-    @dav_errors
-    def learn_checksums(self, checksums: Checksums) -> None:
-        """Keep checksums a full GET computed (of the content: not a change of a file)."""
-        self.snapshots.ops.learn_checksums(self.node, checksums)

@@ -6,8 +6,10 @@ same lock rules as a PUT).
 from __future__ import annotations
 
 from providers.catalog import NodeRecord, VersionRecord
-from providers.errors import Conflict, Forbidden
+from providers.errors import Conflict, Forbidden, NotFound
+from providers.names import split_path
 from providers.operations import events
+from providers.operations.access import Access, Place
 from providers.operations.actor import Actor
 from providers.operations.base import OperationsBase
 from providers.operations.room import make_room
@@ -16,6 +18,21 @@ from providers.operations.views import Located
 
 class History(OperationsBase):
     """Old versions of files, for whoever can read the file."""
+
+    def locate_id(self, actor: Actor, node_id: int) -> Located:
+        """Node `node_id` (an `oc:fileid`) as the actor sees it: in its home, under
+        `Shared/` through the grant covering it, or in its link's folder, with the rights
+        it has there. `NotFound` if the actor does not see it (someone else's, trashed,
+        gone)."""
+        found = self.catalog.tree.in_home(node_id)
+        view = self.view(actor)
+        if found is not None:
+            node, owner_names = found
+            key = Place(node.owner_id, owner_names, Access.READ).lock_path
+            located = view.locate(split_path(view.path_of_lock(key)))
+            if located is not None and located.node is not None and located.node.id == node_id:
+                return located
+        raise NotFound(f"file {node_id}: no such file")
 
     def versions(self, actor: Actor, target: Located) -> list[VersionRecord]:
         """The old versions of the file at `target`, newest first (its current content

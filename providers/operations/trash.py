@@ -5,7 +5,9 @@ caller's own trash only (a grantee's delete lands in the owner's, whom it belong
 
 from __future__ import annotations
 
-from providers.catalog import TrashItemRecord
+from collections.abc import Sequence
+
+from providers.catalog import NodeRecord, TrashItemRecord
 from providers.errors import Conflict, Forbidden, NotFound
 from providers.names import name_key, split_path
 from providers.operations import events
@@ -23,6 +25,29 @@ class TrashOps(OperationsBase):
     def trash_items(self, actor: Actor) -> list[TrashItemRecord]:
         """The items of the caller's trash, newest first."""
         return self.catalog.trash.items(_account(actor))
+
+    def trash_entries(self, actor: Actor) -> list[tuple[TrashItemRecord, NodeRecord]]:
+        """The items of the caller's trash, newest first, each with its root node (as
+        it lies in the trash: named by its id; the name it had is the last of
+        `item.path`). One query per item besides the listing: trashes are short."""
+        entries = []
+        for item in self.trash_items(actor):
+            node = self.catalog.tree.get(item.id)
+            if node is not None:  # purged meanwhile
+                entries.append((item, node))
+        return entries
+
+    def trash_item(self, actor: Actor, item_id: int) -> TrashItemRecord:
+        """Item `item_id` of the caller's trash; `NotFound` if it is not theirs."""
+        return self.catalog.trash.item(_account(actor), item_id)
+
+    def trashed_node(self, actor: Actor, item_id: int, names: Sequence[str]) -> NodeRecord | None:
+        """The node at `names` inside item `item_id` of the caller's trash (the item's
+        root for none), or None if nothing is there; `NotFound` for an item that is
+        not theirs. Its members are the catalog's listing of it (`Tree.children`)."""
+        item = self.trash_item(actor, item_id)
+        found = self.catalog.tree.resolve_path(item.id, list(names))
+        return None if found is None else found[0]
 
     def restore_trashed(self, actor: Actor, item_id: int, to: str | None = None) -> str:
         """Put item `item_id` back: at `to` (a path in the caller's home, which must be
