@@ -50,6 +50,7 @@ from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
 from davserver.nextcloud import site as nextcloud_site
 from davserver.nextcloud.files import FilesMounts
 from davserver.nextcloud.ocs import Capabilities
+from davserver.nextcloud.uploads import ChunkedUploads
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
@@ -359,12 +360,12 @@ def build_nextcloud(
         return services.catalog.history_usage.usage(user.id), free_bytes()
 
     return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(),
+        capabilities=Capabilities(chunking=True),
         signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
         user_of=users.get,
         usage_of=usage_of,
         legacy=files.legacy,
-        dav_doors={"files": files},
+        dav_doors={"files": files, "uploads": ChunkedUploads(DavProvider(ops, free_bytes))},
     )
 
 
