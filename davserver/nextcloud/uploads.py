@@ -46,7 +46,7 @@ from davserver.nextcloud import upload_requests as requests
 from providers.catalog.upload_folders import UploadFolder
 from providers.dav import DavProvider
 from providers.dav.node import oc_ids
-from providers.errors import Conflict, NotFound, StorageError
+from providers.errors import NotFound, StorageError
 from providers.operations.actor import Actor
 from providers.operations.upload_folders import UploadFolders
 from providers.operations.views import Located
@@ -142,14 +142,13 @@ class _Request:
 
     def _open(self, names: list[str]) -> Answer:
         actor = self.actor()
+        if self.engine.find(actor, names[0]) is not None:
+            raise HttpError(405, "the upload folder exists", [("Allow", _DAV_ALLOW)])
         length = requests.total_length(self.environ)
         target = None
         if self.environ.get("HTTP_DESTINATION"):
             target = self._target(actor)[0]
-        try:
-            self.engine.open(actor, names[0], length, target)
-        except Conflict as e:
-            raise HttpError(405, "the upload folder exists", [("Allow", _DAV_ALLOW)]) from e
+        self.engine.open(actor, names[0], length, target)
         return 201, [], b""
 
     def _list(self, names: list[str]) -> Answer:

@@ -180,7 +180,9 @@ def test_a_wrong_total_length_or_checksum_commits_nothing(server: RunningServer)
     refused = upload.move("c.bin", len(data), **wrong)
     assert refused.status_code == 400 and "request id" in refused.text
     assert server.client().get(server.url("c.bin")).status_code == 404
-    assert upload.move("c.bin", **{"OC-Total-File-Length": str(len(data))}).status_code == 201
+    legacy = {"Destination": "/remote.php/webdav/c.bin", "OC-Total-File-Length": str(len(data))}
+    assert upload.move("c.bin", **legacy).status_code == 201
+    assert read(server, "c.bin") == data
 
 
 def test_if_etag_and_lock_guard_the_destination(server: RunningServer) -> None:
@@ -253,6 +255,9 @@ def test_unknown_requests_get_clean_errors(server: RunningServer) -> None:
     bad = upload.move("x.bin", Destination="/elsewhere/x.bin")
     assert bad.status_code == 400 and "request id" in bad.text
     assert upload.move("no/such/dir/x.bin").status_code == 409
+    assert server.client().request("MKCOL", server.url("dir")).status_code == 201
+    v2 = Upload(server, "v2-onto-a-folder")
+    assert v2.mkcol(Destination=f"{server.base}{FILES}/dir").status_code == 409
 
 
 def test_the_commit_finishes_on_another_instance(
