@@ -63,8 +63,8 @@ class ChunkedUploads:
     `/dav/`'s, for the request's actor (its account and the lock tokens of `If:`)."""
 
     def __init__(self, provider: DavProvider) -> None:
-        self._provider = provider
-        self._engine = UploadFolders(provider.ops)
+        self.provider = provider
+        self.engine = UploadFolders(provider.ops)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         user = environ.get("wsgidav.auth.user_name", "")
@@ -88,7 +88,7 @@ class _Request:
 
     def __init__(self, door: ChunkedUploads, environ: dict[str, Any]) -> None:
         self.door = door
-        self.engine = door._engine
+        self.engine = door.engine
         self.environ = environ
         self.method = str(environ.get("REQUEST_METHOD", "")).upper()
         self.dest_path = ""  # the Destination's path as sent, once read
@@ -121,7 +121,7 @@ class _Request:
             if user is None:
                 raise HttpError(403, "no such user")
             self.environ[USER] = user
-        return self.door._provider.actor(self.environ)
+        return self.door.provider.actor(self.environ)
 
     def folder(self, actor: Actor, transfer: str) -> UploadFolder:
         found = self.engine.find(actor, transfer)

@@ -126,8 +126,11 @@ def test_rclone_nextcloud_vendor_copies_and_checks_in_chunks(
     assert_chunked(caplog, 13)
     checked = rclone(env, "check", str(source), "nc:up")  # SHA-1 from oc:checksums
     assert checked.returncode == 0, checked.stderr[-3000:]
-    assert "0 differences found" in checked.stderr
-    assert "hashes could not be checked" not in checked.stderr
+    assert "0 differences found" in checked.stderr, checked.stderr[-3000:]
+    assert "7 matching files" in checked.stderr, checked.stderr[-3000:]
+    assert "hashes could not be checked" not in checked.stderr, checked.stderr[-3000:]
+    listed = rclone(env, "lsjson", "--hash", "nc:up/hundred.bin")
+    assert hashlib.sha1((source / "hundred.bin").read_bytes()).hexdigest() in listed.stdout
 
 
 def test_rclone_upload_killed_and_restarted_finishes_equal(
