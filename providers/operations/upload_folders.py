@@ -50,6 +50,7 @@ from providers.operations.uploads import ResumableUploads, read_back
 from providers.operations.views import Located
 
 MAX_CHUNKS = 10_000  # chunks per upload folder (Nextcloud's own limit)
+MAX_TRANSFER = 255  # characters of an upload folder's name (`Upload.transfer`)
 _FIRST_NUMBER = re.compile(r"\d{1,20}")
 _CHUNK_NAME = re.compile(r"\d{1,20}(-\d{1,20})?")
 
@@ -83,7 +84,10 @@ class UploadFolders:
         """Make the upload folder `transfer` for a file of `length` bytes (None: not
         said). With `destination` (folder, name: Nextcloud's v2), the checks of a PUT
         there run now (rights, locks, its owner's quota); else the caller's own room.
-        `Conflict` if it exists, `QuotaExceeded`, `Forbidden`, `Locked`."""
+        `Conflict` if it exists, `QuotaExceeded`, `Forbidden`, `Locked`,
+        `InvalidUpload` for a name over `MAX_TRANSFER` characters."""
+        if not 0 < len(transfer) <= MAX_TRANSFER:
+            raise InvalidUpload(f"an upload folder's name has 1 to {MAX_TRANSFER} characters")
         if destination is not None:
             self._uploads.account_target(actor, *destination, announced=length)
         elif length is not None:
@@ -201,4 +205,4 @@ def _order(chunk: ChunkRecord) -> int:
     return chunk_number(chunk.name)
 
 
-__all__ = ["MAX_CHUNKS", "UploadFolders", "chunk_number"]
+__all__ = ["MAX_CHUNKS", "MAX_TRANSFER", "UploadFolders", "chunk_number"]

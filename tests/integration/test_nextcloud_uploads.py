@@ -247,6 +247,7 @@ def test_unknown_requests_get_clean_errors(server: RunningServer) -> None:
     upload = Upload(server, "odd")
     assert upload.mkcol().status_code == 201
     assert upload.mkcol().status_code == 405  # exists
+    assert Upload(server, "x" * 256).mkcol().status_code == 400
     assert upload.client.get(upload.url).status_code == 405
     assert upload.put("not-a-chunk", b"x").status_code == 400
     assert upload.client.get(f"{upload.url}/0000000000000000").status_code == 405
