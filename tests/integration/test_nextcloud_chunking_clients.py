@@ -2,7 +2,8 @@
 nextcloudcmd and owncloudcmd with small chunks, and rclone's `nextcloud` vendor
 (copy, check with hashes, an upload killed and restarted). Each asserts from the
 access log that the file went through `/remote.php/dav/uploads/` (MKCOL, chunk PUTs,
-MOVE .file), and reads it back through `/dav/` by SHA-256."""
+MOVE .file), and reads it back through `/dav/` by SHA-256; a sync client killed
+mid-file resumes its upload folder (PROPFIND) instead of starting over."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from tests.support.clients import rclone_binary
 from tests.support.servers import RunningServer
-from tests.support.sync_clients import SMALL_CHUNKS, sync_ok
+from tests.support.sync_clients import SMALL_CHUNKS, sync_command, sync_ok
 
 MIB = 1024 * 1024
 UPLOADS = "/remote.php/dav/uploads/admin/"
@@ -71,6 +72,41 @@ def test_sync_clients_upload_20_mib_in_chunks(
     sync_ok(kind, local, server.base, "admin", password, home=tmp_path / "home", env=SMALL_CHUNKS)
     assert served_sha256(server, "big/twenty.bin") == digest
     assert_chunked(caplog, 10)
+
+
+@pytest.mark.parametrize("kind", ["nextcloud", "owncloud"])
+def test_sync_clients_resume_a_killed_upload_by_propfind(
+    make_server: object, tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="davserver.access")
+    server: RunningServer = make_server("embedded")  # type: ignore[operator]
+    local, home = tmp_path / "local", tmp_path / "home"
+    digest = random_file(local / "twenty.bin", 20 * MIB)  # 10 chunks of 2 MiB
+    password = server.users["admin"]
+    slow = ("--uplimit", "4000")  # KB/s: the kill comes mid-file
+    command, env = sync_command(
+        kind, local, server.base, "admin", password, home=home, env=SMALL_CHUNKS, options=slow
+    )
+    running = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _puts(chunked_requests(caplog)) < 3:
+        time.sleep(0.05)
+    running.send_signal(signal.SIGKILL)
+    running.wait(timeout=30)
+    folder = next(line.split()[1] for line in chunked_requests(caplog) if line.startswith("MKCOL"))
+    caplog.clear()
+    sync_ok(kind, local, server.base, "admin", password, home=home, env=SMALL_CHUNKS)
+    resumed = chunked_requests(caplog)
+    assert f"PROPFIND {folder}" in resumed and not any(r.startswith("MKCOL") for r in resumed)
+    assert f"PUT {folder}/{0:016d}" not in resumed  # what the server had is not sent again
+    assert resumed[-1] == f"MOVE {folder}/.file"
+    assert served_sha256(server, "twenty.bin") == digest
+
+
+def _puts(requests: list[str]) -> int:
+    return sum(line.startswith("PUT ") for line in requests)
 
 
 def rclone_env(server: RunningServer, scratch: Path) -> dict[str, str]:
@@ -145,9 +181,7 @@ def test_rclone_upload_killed_and_restarted_finishes_equal(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(
-        line.startswith("PUT ") for line in chunked_requests(caplog)
-    ):
+    while time.monotonic() < deadline and _puts(chunked_requests(caplog)) < 1:
         time.sleep(0.1)
     running.send_signal(signal.SIGKILL)  # mid-transfer: a chunk stored, the file not
     running.wait(timeout=30)
