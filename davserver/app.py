@@ -51,6 +51,7 @@ from davserver.nextcloud.files import FilesMounts
 from davserver.nextcloud.flow_store import build_flow_store
 from davserver.nextcloud.login_flow import GRANT_SALT, LoginFlow
 from davserver.nextcloud.ocs import Capabilities
+from davserver.nextcloud.uploads import ChunkedUploads
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
@@ -370,13 +371,14 @@ def build_nextcloud(
         services.settings.public_base,
     )
     return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(versions=True, trash=True),
+        capabilities=Capabilities(chunking=True, versions=True, trash=True),
         signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
         user_of=users.get,
         usage_of=usage_of,
         legacy=files.legacy,
         dav_doors={
             "files": files,
+            "uploads": ChunkedUploads(DavProvider(ops, free_bytes)),
             "versions": nextcloud_history.versions_door(ops, options),
             "trashbin": nextcloud_history.trashbin_door(ops, options),
         },

@@ -60,6 +60,7 @@ from providers.catalog.records import (
 from providers.catalog.snapshots import ContentThen, SnapshotReads, SnapshotSource
 from providers.catalog.trash import Trash
 from providers.catalog.tree import Tree
+from providers.catalog.upload_folders import UploadFolders
 from providers.catalog.uploads import DEFAULT_EXPIRY, Uploads
 from providers.catalog.users import Users
 from providers.catalog.versions import Versions
@@ -68,7 +69,7 @@ from providers.catalog.versions import Versions
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
     `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
-    `history_usage`, `snapshots`, `blocks`."""
+    `history_usage`, `snapshots`, `blocks`, `uploads`, `upload_folders`."""
 
     def __init__(self, url: str, *, upload_expiry: float = DEFAULT_EXPIRY) -> None:
         self.db = Database(url)
@@ -81,6 +82,7 @@ class Catalog:
         self.contents = Contents(self.db)
         self.checksums = ContentChecksums(self.db)
         self.uploads = Uploads(self.db, upload_expiry)
+        self.upload_folders = UploadFolders(self.db, upload_expiry)
         self.blocks = StagedBlocks(self.db, upload_expiry)
         self.leases = Leases(self.db)
         self.changes = ChangeLog(self.db)

@@ -302,6 +302,12 @@ class Upload(SQLModel, table=True):
     `user_id` and `folder_id` are plain columns, not foreign keys: deleting a link, a
     user or a folder must not be blocked by an upload to it (that upload just fails
     and expires).
+
+    A Nextcloud chunked upload is a folder row and one row per chunk: the folder row
+    has `transfer` (the client's name for the upload folder, unique per account while
+    it lives) and expires like any upload; a chunk row has `parent_id` (its folder
+    row's id), `name` (the chunk's name), is finished at its length, and lives and dies
+    with its folder (`providers.catalog.upload_folders`). TUS never sees either.
     """
 
     id: str = Field(primary_key=True, max_length=64)
@@ -319,6 +325,8 @@ class Upload(SQLModel, table=True):
     mtime: float | None = Field(default=None)
     checksum: str | None = Field(default=None, max_length=200)
     partial: bool = Field(default=False)
+    transfer: str | None = Field(default=None, max_length=255)
+    parent_id: str | None = Field(default=None, index=True, max_length=64)
 
 
 class UploadExtent(SQLModel, table=True):

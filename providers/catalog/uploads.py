@@ -24,8 +24,8 @@ expires. The last part of a partial upload is appended with `complete=True`: the
 partial is finished and keeps its extents for the final upload that joins it.
 
 Uploads idle for `expiry` seconds (the `upload_expiry` setting) are gone for every
-caller; `expire` (run by GC) deletes their rows, after which their chunks are
-ordinary garbage.
+caller; `expire` (run by GC) deletes their rows (an upload folder's with its chunks'),
+after which their chunks are ordinary garbage.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ class Uploads:
                 ).one()
                 if found != len(set(ids)):
                     raise NotFound("a partial upload is gone")
-                _delete_uploads(s, ids)
+                delete_uploads(s, ids)
 
         return retire
 
@@ -269,7 +269,7 @@ class Uploads:
             found = s.exec(self._live(upload_id, owner).with_for_update()).first()
             if found is None:
                 return False
-            _delete_uploads(s, [upload_id])
+            delete_uploads(s, [upload_id])
             return True
 
         return self._db.run(work)
@@ -281,18 +281,23 @@ class Uploads:
         before (and the upload is no longer expired) or finds the upload gone."""
 
         def work(s: Session) -> int:
-            query = select(col(Upload.id)).where(col(Upload.touched_at) < before)
+            query = select(col(Upload.id)).where(
+                col(Upload.touched_at) < before, col(Upload.parent_id).is_(None)
+            )
             ids = list(s.exec(query if dry_run else query.with_for_update()))
             if not dry_run:
-                _delete_uploads(s, ids)
+                delete_uploads(s, ids)
             return len(ids)
 
         return self._db.run(work, write=not dry_run)
 
     def _live(self, upload_id: str, owner: UploadOwner) -> SelectOfScalar[Upload]:
-        """SELECT of the upload if it belongs to `owner` and is not past its time."""
+        """SELECT of the TUS upload if it belongs to `owner` and is not past its time
+        (an upload folder or its chunks are `UploadFolders`', never found here)."""
         return select(Upload).where(
             col(Upload.id) == upload_id,
+            col(Upload.transfer).is_(None),
+            col(Upload.parent_id).is_(None),
             *owner.clauses(),
             col(Upload.touched_at) >= time.time() - self.ttl,
         )
@@ -331,7 +336,13 @@ class Uploads:
         raise Conflict(f"the upload is at offset {row.offset}, not {upload.offset}")
 
 
-def _delete_uploads(s: Session, ids: list[str]) -> None:
+def delete_uploads(s: Session, ids: list[str]) -> None:
+    """Delete uploads `ids` with their extents, and the chunks of those that are
+    upload folders (`providers.catalog.upload_folders`) with theirs."""
+    parents, ids = ids, list(ids)
+    for begin in range(0, len(parents), IN_BATCH):
+        batch = parents[begin : begin + IN_BATCH]
+        ids += s.exec(select(col(Upload.id)).where(col(Upload.parent_id).in_(batch)))
     for begin in range(0, len(ids), IN_BATCH):
         batch = ids[begin : begin + IN_BATCH]
         s.exec(delete(UploadExtent).where(col(UploadExtent.upload_id).in_(batch)))

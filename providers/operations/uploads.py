@@ -270,7 +270,7 @@ class ResumableUploads:
         """The whole file of `extents`, checksummed (read back unless `sums`), and
         checked against the upload's `checksum` metadata."""
         if sums is None:
-            sums = self._read_back(extents)
+            sums = read_back(self.ops, extents)
         if upload.checksum is not None:
             algorithm, _, value = upload.checksum.partition(" ")
             _verify({algorithm: value}, dataclasses.asdict(sums), "the file")
@@ -293,21 +293,13 @@ class ResumableUploads:
             folder = self.ops.descend(actor, root, upload.folder_path, make=True)
             target = self.ops.plan_create(actor, folder, upload.name)
         else:
-            target = self._account_target(actor, self._account_folder(actor, upload), upload.name)
+            target = self.account_target(actor, self._account_folder(actor, upload), upload.name)
         mtime = upload.mtime if upload.mtime is not None else time.time()
         node = self.ops.commit_content(
             actor, target, content, mtime=mtime, rename_on_clash=is_link, before=retire
         )
         self.ops.catalog.uploads.record_name(upload.id, node.name)
         return node
-
-    def _read_back(self, extents: list[ExtentRecord]) -> Checksums:
-        """The checksums of a resumed upload's whole content, read from its chunks."""
-        reader = self.ops.files.extents_reader(extents)
-        try:
-            return checksums_of(iter(lambda: reader.read(), b""))
-        finally:
-            reader.close()
 
     def _check(
         self, actor: Actor, upload: UploadRecord, length: int, folder: Located | None = None
@@ -321,7 +313,7 @@ class ResumableUploads:
         if folder is None:
             folder = self._account_folder(actor, upload)
         if not upload.partial:
-            self._account_target(actor, folder, upload.name, announced=length)
+            self.account_target(actor, folder, upload.name, announced=length)
             return
         node = self.ops.folder(folder)  # a part of a file to come: its owner's room
         available = self.ops.space_for(actor, node.owner_id)
@@ -336,11 +328,12 @@ class ResumableUploads:
             raise NotFound("the folder of this upload is gone")
         return folder
 
-    def _account_target(
+    def account_target(
         self, actor: Actor, folder: Located, name: str, *, announced: int | None = None
     ) -> WriteTarget:
         """The checks of a PUT of `name` in `folder`: an overwrite of the file there, or
-        a new file (`Conflict` if a folder has the name)."""
+        a new file (`Conflict` if a folder has the name). Upload folders
+        (`providers.operations.upload_folders`) commit through it too."""
         existing = self.ops.view(actor).locate([*folder.shown, name])
         if existing is None:
             return self.ops.plan_create(actor, folder, name, announced=announced)
@@ -371,6 +364,15 @@ class ResumableUploads:
         available = self.ops.space_for(actor, node.owner_id)
         if available is not None and length > available:
             raise QuotaExceeded(f"{length} bytes do not fit in the {available} bytes left")
+
+
+def read_back(ops: Operations, extents: list[ExtentRecord]) -> Checksums:
+    """The checksums of a resumed upload's whole content, read from its chunks."""
+    reader = ops.files.extents_reader(extents)
+    try:
+        return checksums_of(iter(lambda: reader.read(), b""))
+    finally:
+        reader.close()
 
 
 def len_of(extents: Sequence[ExtentRecord]) -> int:

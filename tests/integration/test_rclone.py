@@ -8,9 +8,9 @@ the test instead of being hidden by a retry. With the vendors that read `oc:chec
 
 rclone's `nextcloud` vendor uploads files over `--webdav-nextcloud-chunk-size` (10 MiB)
 through Nextcloud's chunked-upload endpoint, and refuses to start at all unless the URL
-ends in `/dav/files/USER` (to derive `/dav/uploads/USER/` from it); davserver has no such
-endpoint, so it runs with the chunk size 0 (every file one PUT), as a user of davserver
-would configure it.
+ends in `/dav/files/USER` (to derive `/dav/uploads/USER/` from it); here the URL is
+`/dav/`, so it runs with the chunk size 0 (every file one PUT). Its chunked uploads at
+`/remote.php/dav/files/USER` are tested in `test_nextcloud_chunking_clients.py`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Rclone:
             f"RCLONE_CONFIG_{REMOTE}_USER": "admin",
             f"RCLONE_CONFIG_{REMOTE}_PASS": obscured,
         }
-        if vendor == "nextcloud":  # no Nextcloud chunked-upload endpoint (module docstring)
+        if vendor == "nextcloud":  # a URL that is not /dav/files/USER (module docstring)
             env[f"RCLONE_CONFIG_{REMOTE}_NEXTCLOUD_CHUNK_SIZE"] = "0"
         return cls(binary, env)
 

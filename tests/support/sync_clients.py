@@ -52,6 +52,39 @@ def client_binary(kind: str) -> str:
     return binary
 
 
+def sync_command(
+    kind: str,
+    local: Path,
+    base_url: str,
+    user: str,
+    password: str,
+    *,
+    home: Path,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one sync (see `run_sync`); `options` go
+    before the folder and URL (e.g. `--uplimit`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    local.mkdir(parents=True, exist_ok=True)
+    command = [
+        client_binary(kind),
+        "--non-interactive",
+        "--exclude",
+        str(EXCLUDE_LIST),
+        "-u",
+        user,
+        "-p",
+        password,
+        *options,
+        str(local),
+        base_url.rstrip("/") + "/",
+    ]
+    environment = {**os.environ, "HOME": str(home), "QT_QPA_PLATFORM": "offscreen", **(env or {})}
+    environment.pop("DISPLAY", None)
+    return command, environment
+
+
 def run_sync(
     kind: str,
     local: Path,
@@ -65,22 +98,7 @@ def run_sync(
 ) -> SyncRun:
     """One sync of `local` with the server at `base_url` (its root URL) as `user`;
     `env` adds variables (e.g. `SMALL_CHUNKS`). Fails the test on a timeout."""
-    home.mkdir(parents=True, exist_ok=True)
-    local.mkdir(parents=True, exist_ok=True)
-    command = [
-        client_binary(kind),
-        "--non-interactive",
-        "--exclude",
-        str(EXCLUDE_LIST),
-        "-u",
-        user,
-        "-p",
-        password,
-        str(local),
-        base_url.rstrip("/") + "/",
-    ]
-    environment = {**os.environ, "HOME": str(home), "QT_QPA_PLATFORM": "offscreen", **(env or {})}
-    environment.pop("DISPLAY", None)
+    command, environment = sync_command(kind, local, base_url, user, password, home=home, env=env)
     try:
         done = subprocess.run(
             command,

@@ -35,6 +35,7 @@ MUTATORS = {
     "tree": {"mkdir", "delete", "move", "copy", "set_prop", "set_mtime"},
     "contents": {"commit_file"},
     "uploads": {"create", "append", "declare_length", "retiring", "record_name", "cancel"},
+    "upload_folders": {"open", "add_chunk", "drop_chunk", "retiring", "cancel"},
     "grants": {"grant", "revoke", "revoke_by_id"},
     "links": {"create", "revoke"},
 }
