@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import requests
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from davserver.auth.passwords import generate_app_password, hash_password
 from tests.support.dav import put
-from tests.support.servers import RunningServer
+from tests.support.servers import ADMIN_PASSWORD, RunningServer, embedded_settings
+from tests.support.subprocess_server import ServeProcess
 
 DELIVERY = 2.0  # seconds from a commit to its notification, on any instance
 QUIET = 2.5  # seconds a socket must stay silent to show it was not told
@@ -25,14 +28,16 @@ OC = "http://owncloud.org/ns"
 FILEID = f'<d:propfind xmlns:d="DAV:" xmlns:oc="{OC}"><d:prop><oc:fileid/></d:prop></d:propfind>'
 
 
-def endpoints(server: RunningServer) -> dict[str, str]:
-    url = f"{server.base}/ocs/v2.php/cloud/capabilities?format=json"
+def endpoints(server: RunningServer | str) -> dict[str, str]:
+    """The notify_push endpoints the capabilities of `server` (or a base URL) give."""
+    base = server if isinstance(server, str) else server.base
+    url = f"{base}/ocs/v2.php/cloud/capabilities?format=json"
     capabilities = requests.get(url, timeout=30).json()["ocs"]["data"]["capabilities"]
     assert capabilities["notify_push"]["type"] == ["files"]
     return dict(capabilities["notify_push"]["endpoints"])
 
 
-def log_in(server: RunningServer, user: str, password: str) -> tuple[ClientConnection, str]:
+def log_in(server: RunningServer | str, user: str, password: str) -> tuple[ClientConnection, str]:
     """A socket to the advertised URL after the two login messages, and the answer."""
     socket = connect(endpoints(server)["websocket"], open_timeout=10)
     socket.send(user)
@@ -141,6 +146,41 @@ def test_another_users_change_is_not_notified(server: RunningServer) -> None:
         assert message_within(socket, DELIVERY) == "notify_file"
     finally:
         socket.close()
+
+
+def test_failed_logins_count_with_those_of_dav(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    server = make_server("embedded", login_failures_per_user=2)
+    for _ in range(2):
+        assert log_in(server, "admin", "wrong")[1] == "err: Invalid credentials"
+    refused = log_in(server, "admin", ADMIN_PASSWORD)[1]
+    assert refused == "err: Too many failed logins, try again later"
+    assert server.client().request("PROPFIND", server.dav).status_code == 429
+
+
+def test_sockets_are_bounded(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server("embedded", push_waiters=1)
+    first = signed_in(server)
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(endpoints(server)["websocket"], open_timeout=10)
+        assert refused.value.response.status_code == 503
+    finally:
+        first.close()
+
+
+def test_davserver_serve_starts_the_listener(tmp_path: Path) -> None:
+    process = ServeProcess(embedded_settings(tmp_path / "data"), tmp_path / "serve.log")
+    try:
+        base = f"http://127.0.0.1:{process.port}"
+        assert f"notify_push on {endpoints(base)['websocket']}" in process.log_tail()
+        socket, answer = log_in(base, "admin", ADMIN_PASSWORD)
+        assert answer == "authenticated"
+        assert process.stop() == 0
+        assert closed_with(socket) == 1001
+    finally:
+        process.kill()
 
 
 def test_stopping_the_server_closes_sockets(server: RunningServer) -> None:
