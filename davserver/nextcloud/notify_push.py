@@ -88,6 +88,7 @@ class NotifyPushServer:
         self._lock = threading.Lock()
         self._open = 0  # sockets past the handshake
         self._per_user: dict[int, int] = {}  # logged-in sockets per account id
+        self._sessions = 0  # their sum
 
     @property
     def port(self) -> int:
@@ -97,7 +98,7 @@ class NotifyPushServer:
     @property
     def sessions(self) -> int:
         """Logged-in sockets now."""
-        return sum(self._per_user.values())
+        return self._sessions
 
     def start(self, host: str, port: int, certfile: str = "", keyfile: str = "") -> int:
         """Listen on (host, port) (0: a free port), TLS with `certfile`/`keyfile`, and
@@ -224,10 +225,12 @@ class NotifyPushServer:
             if self._per_user.get(user_id, 0) >= USER_LIMIT:
                 return False
             self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
+            self._sessions += 1
         return True
 
     def _leave(self, user_id: int) -> None:
         with self._lock:
+            self._sessions -= 1
             left = self._per_user.get(user_id, 1) - 1
             if left:
                 self._per_user[user_id] = left
