@@ -7,6 +7,7 @@ a PUT on B reaches a socket on A within 2 s, through Redis."""
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from davserver.auth.passwords import generate_app_password, hash_password
+from tests.integration.test_tls_proxy import serve_https
 from tests.support.dav import put
 from tests.support.servers import ADMIN_PASSWORD, RunningServer, embedded_settings
 from tests.support.subprocess_server import ServeProcess
+from tests.support.tls import make_certificate
 
 DELIVERY = 2.0  # seconds from a commit to its notification, on any instance
 QUIET = 2.5  # seconds a socket must stay silent to show it was not told
@@ -181,6 +184,21 @@ def test_davserver_serve_starts_the_listener(tmp_path: Path) -> None:
         assert closed_with(socket) == 1001
     finally:
         process.kill()
+
+
+def test_the_socket_speaks_tls_with_the_servers_certificate(tmp_path: Path) -> None:
+    (tmp_path / "tls").mkdir()
+    cert, key = make_certificate(tmp_path / "tls")
+    with serve_https(tmp_path, cert, key) as (_process, port):
+        base = f"https://127.0.0.1:{port}"
+        url = f"{base}/ocs/v2.php/cloud/capabilities?format=json"
+        found = requests.get(url, verify=str(cert), timeout=30).json()["ocs"]["data"]
+        websocket = found["capabilities"]["notify_push"]["endpoints"]["websocket"]
+        assert websocket.startswith("wss://127.0.0.1:")
+        with connect(websocket, ssl=ssl.create_default_context(cafile=str(cert))) as socket:
+            socket.send("admin")
+            socket.send(ADMIN_PASSWORD)
+            assert socket.recv(timeout=10) == "authenticated"
 
 
 def test_stopping_the_server_closes_sockets(server: RunningServer) -> None:
