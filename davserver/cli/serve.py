@@ -143,14 +143,14 @@ def run(args: argparse.Namespace, services: Services) -> int:
     def ready(port: int) -> None:
         if settings.public_url:  # first: "listening" is the last line of a start
             print(f"davserver public URL: {settings.public_base}/dav/", flush=True)
-        _start_notify_push(services, port)
+        _start_notify_push(services)
         print(f"davserver listening on {scheme}://{settings.host}:{port}/dav/", flush=True)
 
     serve_forever(server, ready)
     return 0
 
 
-def _start_notify_push(services: Services, http_port: int) -> None:
+def _start_notify_push(services: Services) -> None:
     """Start the notify_push listener (`notify_push_port`; port + 1 by default, a free
     port when the HTTP port was 0) and say where it listens; `CommandError` when it
     cannot bind."""
