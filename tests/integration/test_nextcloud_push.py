@@ -42,10 +42,10 @@ def endpoints(server: RunningServer | str) -> dict[str, str]:
 
 def log_in(server: RunningServer | str, user: str, password: str) -> tuple[ClientConnection, str]:
     """A socket to the advertised URL after the two login messages, and the answer."""
-    socket = connect(endpoints(server)["websocket"], open_timeout=10)
+    socket = connect(endpoints(server)["websocket"], open_timeout=30)
     socket.send(user)
     socket.send(password)
-    return socket, str(socket.recv(timeout=10))
+    return socket, str(socket.recv(timeout=30))
 
 
 def signed_in(server: RunningServer, user: str = "admin") -> ClientConnection:
@@ -77,7 +77,7 @@ def file_id(server: RunningServer, user: str, path: str) -> int:
 def closed_with(socket: ClientConnection) -> int | None:
     """The close code once the server closed `socket` (it sends nothing more)."""
     with pytest.raises(ConnectionClosed):
-        socket.recv(timeout=10)
+        socket.recv(timeout=30)
     return socket.close_code
 
 
@@ -167,7 +167,7 @@ def test_sockets_are_bounded(make_server: Callable[..., RunningServer]) -> None:
     first = signed_in(server)
     try:
         with pytest.raises(InvalidStatus) as refused:
-            connect(endpoints(server)["websocket"], open_timeout=10)
+            connect(endpoints(server)["websocket"], open_timeout=30)
         assert refused.value.response.status_code == 503
     finally:
         first.close()
@@ -195,10 +195,11 @@ def test_the_socket_speaks_tls_with_the_servers_certificate(tmp_path: Path) -> N
         found = requests.get(url, verify=str(cert), timeout=30).json()["ocs"]["data"]
         websocket = found["capabilities"]["notify_push"]["endpoints"]["websocket"]
         assert websocket.startswith("wss://127.0.0.1:")
-        with connect(websocket, ssl=ssl.create_default_context(cafile=str(cert))) as socket:
+        context = ssl.create_default_context(cafile=str(cert))
+        with connect(websocket, ssl=context, open_timeout=30) as socket:
             socket.send("admin")
             socket.send(ADMIN_PASSWORD)
-            assert socket.recv(timeout=10) == "authenticated"
+            assert socket.recv(timeout=30) == "authenticated"
 
 
 def test_stopping_the_server_closes_sockets(server: RunningServer) -> None:
