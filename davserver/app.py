@@ -27,6 +27,7 @@ from davserver.api import account, blocks, changes, push, shares, trash, version
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.api.block_urls import BLOCKS_PATH, BlockSite, BlockUrls
 from davserver.auth import initial_password, passwords
+from davserver.auth.credentials import PasswordLogins
 from davserver.auth.domain import REALM, account_secrets
 from davserver.auth.login_gate import DigestNonces, LoginGate
 from davserver.auth.ratelimit import LoginLimiter, build_limiter
@@ -36,7 +37,7 @@ from davserver.dav import tus as tus_dav
 from davserver.dav.app import MOUNT_PATH
 from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
 from davserver.dav.tus import MOUNT_PATH as TUS
-from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
+from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment, base_url
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
 from davserver.http.proxy import ProxyHeaders
@@ -50,7 +51,14 @@ from davserver.nextcloud import site as nextcloud_site
 from davserver.nextcloud.files import FilesMounts
 from davserver.nextcloud.flow_store import build_flow_store
 from davserver.nextcloud.login_flow import GRANT_SALT, LoginFlow
-from davserver.nextcloud.ocs import Capabilities
+from davserver.nextcloud.notify_push import NotifyPushServer
+from davserver.nextcloud.ocs import Capabilities, PushEndpoints
+from davserver.nextcloud.pre_auth import (
+    PRE_AUTH_PATH,
+    PRE_AUTH_PREFIX,
+    PreAuthEndpoint,
+    PreAuthTokens,
+)
 from davserver.nextcloud.uploads import ChunkedUploads
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
@@ -98,6 +106,14 @@ class Services:
     history: HistoryKeeper
     metrics: Metrics = field(default_factory=Metrics)
     direct: DirectTransfers | None = None
+    notify_push: NotifyPushServer | None = None
+
+    def stop_waiters(self) -> None:
+        """What a server does when it starts to stop: end every wait (push) and close
+        the notify_push sockets."""
+        self.push.close()
+        if self.notify_push is not None:
+            self.notify_push.stop()
 
     def check(self) -> None:
         """`Unavailable` unless the catalog, the blob store and Redis (when configured:
@@ -109,7 +125,7 @@ class Services:
 
     def close(self) -> None:
         self.history.close()
-        self.push.close()
+        self.stop_waiters()
         self.ops.events.close()
         self.limiter.close()
         self.files.close()
@@ -199,6 +215,27 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
         history,
         metrics,
         build_direct(settings, store),
+        build_notify_push(settings, catalog, push, limiter),
+    )
+
+
+def build_notify_push(
+    settings: Settings, catalog: Catalog, push: Push, limiter: LoginLimiter
+) -> NotifyPushServer | None:
+    """The notify_push listener (not started: a server starts it), None when the
+    `notify_push` setting is off; its pre-auth key is kept in the catalog, so a token
+    from one instance opens a socket on another."""
+    if not settings.notify_push:
+        return None
+    key = bytes.fromhex(catalog.users.ensure_setting("notify_push_key", secrets.token_hex(32)))
+    return NotifyPushServer(
+        push,
+        PasswordLogins(catalog.users, limiter),
+        PreAuthTokens(key),
+        catalog.users.by_id,
+        capacity=settings.push_waiters,
+        trusted=settings.trusted_networks,
+        url=settings.notify_push_url,
     )
 
 
@@ -360,6 +397,9 @@ def build_nextcloud(
     def usage_of(user: UserRecord) -> tuple[Usage, int | None]:
         return services.catalog.history_usage.usage(user.id), free_bytes()
 
+    def signed_in(app: WSGIApplication) -> WSGIApplication:
+        return gated(dav_app.authenticated(webdav, app))
+
     # Login Flow v2: flows in Redis when configured (shared by every instance), the
     # grant form's key in the catalog (every instance signs alike).
     flow_key = bytes.fromhex(users.ensure_setting("login_flow_key", secrets.token_hex(32)))
@@ -370,9 +410,13 @@ def build_nextcloud(
         FormTokens(flow_key, GRANT_SALT),
         services.settings.public_base,
     )
+    notify_push, public = services.notify_push, list(login_flow.routes())
+    if notify_push is not None:
+        public.append((PRE_AUTH_PREFIX, signed_in(PreAuthEndpoint(notify_push.pre_auth))))
+    push = push_endpoints(notify_push, services.settings.public_base)
     return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(chunking=True, versions=True, trash=True),
-        signed_in=lambda app: gated(dav_app.authenticated(webdav, app)),
+        capabilities=Capabilities(chunking=True, versions=True, trash=True, push=push),
+        signed_in=signed_in,
         user_of=users.get,
         usage_of=usage_of,
         legacy=files.legacy,
@@ -382,7 +426,18 @@ def build_nextcloud(
             "versions": nextcloud_history.versions_door(ops, options),
             "trashbin": nextcloud_history.trashbin_door(ops, options),
         },
-        public=login_flow.routes(),
+        public=public,
+    )
+
+
+def push_endpoints(notify_push: NotifyPushServer | None, public_url: str) -> PushEndpoints | None:
+    """What the capabilities say of notify_push: its WebSocket URL, and the pre-auth
+    URL on `public_url` or else the address the client used."""
+    if notify_push is None:
+        return None
+    return PushEndpoints(
+        websocket=notify_push.websocket_url,
+        pre_auth=lambda environ: base_url(environ, public_url) + PRE_AUTH_PATH,
     )
 
 

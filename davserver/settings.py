@@ -89,6 +89,9 @@ class Settings:
     transfer_url_ttl: int = 600  # seconds a block URL (presigned or ours) stays valid
     s3_public_url: str = ""  # where clients reach S3 for direct transfers (default: s3_endpoint)
     upload_expiry: int = 86400  # seconds an idle resumable upload is kept (then GC frees it)
+    notify_push: bool = True  # the Nextcloud clients' push WebSocket (a second listener)
+    notify_push_port: int = 0  # its port; 0: `port` + 1 (a free port when `port` is 0)
+    notify_push_url: str = ""  # the ws(s):// URL clients are told (behind a proxy)
 
     @property
     def catalog_url(self) -> str:
@@ -99,6 +102,13 @@ class Settings:
     def public_base(self) -> str:
         """`public_url` without a trailing slash ('' when unset): links append paths."""
         return self.public_url.rstrip("/")
+
+    @property
+    def notify_push_listen_port(self) -> int:
+        """The port the notify_push listener binds (0: any free port)."""
+        if self.notify_push_port:
+            return self.notify_push_port
+        return self.port + 1 if self.port else 0
 
     @property
     def uses_s3(self) -> bool:
@@ -216,6 +226,25 @@ def _check_direct(settings: Settings) -> None:
         raise SettingsError(f"s3_public_url: {url!r} must be scheme://host[:port] only")
 
 
+def _check_notify_push(settings: Settings) -> None:
+    """A port of its own (not the HTTP one), and `notify_push_url` empty or an
+    absolute ws(s) URL without query or fragment."""
+    if not 0 <= settings.notify_push_port <= 65535:
+        raise SettingsError("notify_push_port: must be 0..65535")
+    if settings.notify_push and settings.notify_push_listen_port > 65535:
+        raise SettingsError("notify_push_port: port + 1 is past 65535; give a port")
+    if settings.port and settings.notify_push_listen_port == settings.port:
+        raise SettingsError("notify_push_port: must differ from port")
+    url = settings.notify_push_url
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise SettingsError(f"notify_push_url: {url!r} is not an absolute ws:// or wss:// URL")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"notify_push_url: {url!r} must not have a query or fragment")
+
+
 def _check_choices(settings: Settings) -> None:
     """Keys with a fixed set of values, and ints that cannot be negative."""
     if settings.log_format not in LOG_FORMATS:
@@ -234,6 +263,7 @@ def validated(settings: Settings) -> Settings:
     _check_database_url(settings.database_url)
     _check_public_url(settings.public_url)
     _check_direct(settings)
+    _check_notify_push(settings)
     if not 0 <= settings.port <= 65535:
         raise SettingsError("port: must be 0..65535")
     if not 64 <= settings.chunk_min_size <= settings.chunk_avg_size <= settings.chunk_max_size:

@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, services: Services) -> int:
             threads=settings.server_threads + settings.push_waiters,
             certfile=settings.certfile,
             keyfile=settings.keyfile,
-            on_stop=services.push.close,
+            on_stop=services.stop_waiters,
         )
     except ssl.SSLError as e:
         raise CommandError(
@@ -143,10 +143,29 @@ def run(args: argparse.Namespace, services: Services) -> int:
     def ready(port: int) -> None:
         if settings.public_url:  # first: "listening" is the last line of a start
             print(f"davserver public URL: {settings.public_base}/dav/", flush=True)
+        _start_notify_push(services)
         print(f"davserver listening on {scheme}://{settings.host}:{port}/dav/", flush=True)
 
     serve_forever(server, ready)
     return 0
+
+
+def _start_notify_push(services: Services) -> None:
+    """Start the notify_push listener (`notify_push_port`; port + 1 by default, a free
+    port when the HTTP port was 0) and say where it listens; `CommandError` when it
+    cannot bind."""
+    settings, listener = services.settings, services.notify_push
+    if listener is None:
+        return
+    wanted = settings.notify_push_listen_port
+    try:
+        port = listener.start(settings.host, wanted, settings.certfile, settings.keyfile)
+    except OSError as e:
+        raise CommandError(
+            f"notify_push_port: cannot listen on {settings.host}:{wanted}: {_reason(e)}"
+        ) from e
+    scheme = "wss" if settings.uses_tls else "ws"
+    print(f"davserver notify_push on {scheme}://{settings.host}:{port}/ws", flush=True)
 
 
 def _remind_initial_password(services: Services) -> None:

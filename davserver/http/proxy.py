@@ -189,6 +189,14 @@ class ProxyHeaders:
         if chain:
             environ["REMOTE_ADDR"] = self._client(environ["REMOTE_ADDR"], chain)
 
+    def client_address(self, peer: str, chain: str) -> str:
+        """The client of a connection from `peer` that carries X-Forwarded-For `chain`
+        (for a listener that is not behind this middleware: the notify_push socket):
+        `peer` itself unless it is a trusted proxy."""
+        if not chain or not self.is_trusted(parse_address(peer)):
+            return peer
+        return self._client(peer, chain)
+
     def _client(self, peer: str, chain: str) -> str:
         """The rightmost address of `peer`'s forwarding `chain` not a trusted proxy."""
         address = parse_address(peer)

@@ -226,6 +226,7 @@ class Follow:
         self._waiter = waiter
         self._path = path
         self._page: Page | None = first
+        self._due_at = time.monotonic()
         self.cursor = first.cursor
 
     def next(self, within: float) -> list[FeedEntry] | None:
@@ -251,6 +252,21 @@ class Follow:
             if left <= 0:
                 return []
             waiter.woken.wait(min(left, push.recheck))
+
+    def due(self, within: float) -> bool:
+        """Wait up to `within` seconds for a reason to read (`next(0)`) again: True
+        once woken (a change may have committed; the wake-up is taken), push is
+        closing, or `recheck` seconds passed since `due` last said True; else False.
+        For a reader that reads on its own schedule (debounced notifications) rather
+        than at every wake-up, as `next` does."""
+        push, woken = self._push, self._waiter.woken
+        recheck_left = self._due_at + push.recheck - time.monotonic()
+        if woken.wait(max(0.0, min(within, recheck_left))) or push.closing:
+            woken.clear()  # a commit after this sets it again; `next` reads after it
+        elif time.monotonic() < self._due_at + push.recheck:
+            return False
+        self._due_at = time.monotonic()
+        return True
 
     def close(self) -> None:
         self._push.release(self._waiter)

@@ -149,9 +149,11 @@ def start_server(
     ensure_admin(services)
     app = build_app(services)
     background = BackgroundServer(
-        app, threads=threads + settings.push_waiters, on_stop=services.push.close
+        app, threads=threads + settings.push_waiters, on_stop=services.stop_waiters
     )
     port = background.start()
+    if services.notify_push is not None:  # as `davserver serve` does, on a free port
+        services.notify_push.start("127.0.0.1", 0)
     listening = getattr(services.ops.events, "wait_listening", None)
     if listening is not None and not listening(10):  # other instances' events reach it
         background.stop()

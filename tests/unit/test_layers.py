@@ -28,6 +28,7 @@ LIBRARIES = {
     "pyfastcdc": ("providers/chunker.py",),
     "tqdm": ("davserver/cli/",),
     "prometheus_client": ("davserver/metrics.py",),
+    "websockets": ("davserver/nextcloud/notify_push.py",),
 }
 # catalog parts and the calls on them that change what users see: only the operations
 # layer (and the catalog itself) may make them

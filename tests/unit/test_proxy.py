@@ -188,3 +188,10 @@ def test_destination_on_the_public_url_needs_no_forwarded_host() -> None:
     }
     ProxyHeaders(app, (), "https://dav.example.com")(request, lambda *a: None)
     assert seen["HTTP_DESTINATION"] == "/dav/b.txt"
+
+
+def test_client_address_of_a_connection_outside_wsgi() -> None:
+    proxy = ProxyHeaders(lambda environ, start_response: [], parse_networks("10.0.0.0/8"))
+    assert proxy.client_address("10.0.0.5", "203.0.113.7, 10.0.0.9") == "203.0.113.7"
+    assert proxy.client_address("198.51.100.2", "203.0.113.7") == "198.51.100.2"  # untrusted
+    assert proxy.client_address("10.0.0.5", "") == "10.0.0.5"

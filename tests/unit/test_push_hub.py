@@ -29,6 +29,7 @@ class MemoryFeed:
         self.rows: list[tuple[int, FeedEntry]] = []
         self.received: dict[int, set[int]] = {}  # user -> owners of what they received
         self.checks = 0
+        self.reads = 0
         self._lock = threading.Lock()
 
     def add(self, user_id: int, path: str) -> None:
@@ -62,6 +63,7 @@ class MemoryFeed:
         return bool(self._mine(actor, cursor)[0])
 
     def read(self, actor: Actor, cursor: str | None, limit: int, path: str = "/") -> Page:
+        self.reads += 1
         mine, end = self._mine(actor, cursor)
         if len(mine) > limit:
             return Page(mine[:limit], mine[limit - 1].cursor, True)
@@ -231,6 +233,27 @@ def test_a_stream_gives_what_is_there_then_each_commit(
     finally:
         follow.close()
     assert push.waiting == 0
+
+
+def test_due_says_when_to_read_without_reading(
+    push: Push, feed: MemoryFeed, events: InProcessEvents
+) -> None:
+    follow = push.follow(actor(1), "0")
+    try:
+        assert follow.next(0) == []  # the page read at admission
+        reads = feed.reads
+        assert follow.due(0.1) is False  # nothing woke it
+        commit(feed, events, 1, "/a")
+        assert follow.due(5) is True
+        assert follow.due(0.1) is False  # the wake-up was taken
+        assert feed.reads == reads  # `due` itself never reads the feed
+        assert pairs(follow.next(0)) == [("1", "/a")]
+        push.recheck = 0.2
+        assert follow.due(1) is True  # recheck time passed since it last said so
+        push.close()
+        assert follow.due(5) is True and follow.next(0) is None
+    finally:
+        follow.close()
 
 
 def test_a_stream_reads_long_backlogs_page_by_page(push: Push, feed: MemoryFeed) -> None:

@@ -238,3 +238,21 @@ def test_direct_transfers_need_s3_and_sane_urls() -> None:
             load(environ={**s3, "DAVSERVER_S3_PUBLIC_URL": bad})
     public = load(environ={**s3, "DAVSERVER_S3_PUBLIC_URL": "https://s3.example.com"})
     assert public.s3_public_url == "https://s3.example.com"
+
+
+def test_notify_push_port_and_url() -> None:
+    assert load(environ={}).notify_push_listen_port == 8081  # the HTTP port + 1
+    assert load(environ={"DAVSERVER_PORT": "0"}).notify_push_listen_port == 0  # a free one
+    given = load(environ={"DAVSERVER_NOTIFY_PUSH_PORT": "7867"})
+    assert given.notify_push_listen_port == 7867
+    bad = {
+        "DAVSERVER_NOTIFY_PUSH_PORT": "8080",
+        "DAVSERVER_PORT": "65535",
+        "DAVSERVER_NOTIFY_PUSH_URL": "https://cloud.example.com/push/ws",
+    }
+    for key, value in bad.items():
+        with pytest.raises(SettingsError, match="notify_push"):
+            load(environ={key: value})
+    assert load(environ={"DAVSERVER_PORT": "65535", "DAVSERVER_NOTIFY_PUSH": "false"}).port
+    url = "wss://cloud.example.com/push/ws"
+    assert load(environ={"DAVSERVER_NOTIFY_PUSH_URL": url}).notify_push_url == url
