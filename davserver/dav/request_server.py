@@ -23,7 +23,7 @@
   MKCOL, COPY and MOVE answer the target's `OC-FileId` and `OC-ETag` (a PUT also
   `X-OC-MTime: accepted` when its `X-OC-Mtime` was applied), GET and HEAD `OC-ETag`;
   a PUT with `OC-Chunked` (ownCloud's old chunking, which we do not implement) is
-  refused with 400 before its body is read, never stored as a file named like a
+  refused with 400 (its body read and dropped), never stored as a file named like a
   chunk (the clients would then believe the whole file uploaded).
 """
 
@@ -153,7 +153,7 @@ class DavRequestServer(RequestServer):
         checksums the request announces are read before the body (400 if malformed),
         and the answer carries those stored."""
         if environ.get("HTTP_OC_CHUNKED"):
-            raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED)
+            _refuse_oc_chunked(environ)
         try:
             environ[ANNOUNCED_CHECKSUMS] = announced_checksums(environ)
         except MalformedChecksum as e:
@@ -261,6 +261,27 @@ class DavRequestServer(RequestServer):
 
 
 OC_CHUNKED_REFUSED = "OC-Chunked uploads are not supported: use chunking 1.0"
+# An OC-Chunked piece up to this size is read and dropped before the 400: answered
+# before its body, the connection closes under the client's upload, which the clients
+# take for a network error that aborts their whole sync instead of failing one file.
+OC_CHUNK_DRAIN = 64 * 1024 * 1024
+
+
+def _refuse_oc_chunked(environ: Environ) -> None:
+    """400 for a PUT with `OC-Chunked` (module docstring); nothing of it is stored."""
+    length = util.get_content_length(environ)
+    if 0 < length <= OC_CHUNK_DRAIN:
+        body, left = environ["wsgi.input"], length
+        try:
+            while left > 0:
+                block = body.read(min(left, 1024 * 1024))
+                if not block:
+                    break
+                left -= len(block)
+        except Exception as e:  # the client gave up: it gets the same answer
+            raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED) from e
+        environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
+    raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED)
 
 
 def oc_headers(

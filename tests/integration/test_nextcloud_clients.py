@@ -234,6 +234,7 @@ def test_oc_chunked_put_is_refused_and_stores_nothing(server: RunningServer) -> 
         answer = session.put(url, data=b"x" * 1000, headers={"OC-Chunked": "1"})
         assert answer.status_code == 400
         assert "OC-Chunked" in answer.text
+        assert "close" not in answer.headers.get("Connection", "")  # the body was read
         assert session.get(url).status_code == 404
         assert session.get(base + "big.bin").status_code == 404
 
