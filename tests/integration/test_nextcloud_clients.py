@@ -15,6 +15,7 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -161,6 +162,7 @@ def test_client_syncs_both_ways(server: RunningServer, kind: str, tmp_path: Path
     assert writes(again) == [], "a second sync wrote:\n" + "\n".join(writes(again))
 
     server_side_changes(sides)
+    local_renames(sides)
     edited_on_both_sides(sides)
     read_only_share_is_not_written(sides)
 
@@ -181,6 +183,22 @@ def server_side_changes(sides: Sides) -> None:
     assert (local / "nested/renamed/b/c/leaf.txt").read_bytes() == b"leaf, edited"
     assert not (local / "nested/a").exists()
     assert not (local / "many/small-007.txt").exists()
+    sides.converged()
+
+
+def local_renames(sides: Sides) -> None:
+    """A folder and a file renamed locally go up as MOVEs (201), keeping their ids."""
+    before = propfind(sides.dav, sides.files + "names/", "1")
+    ids = {href.rstrip("/").rsplit("/", 1)[-1]: props["id"] for href, props in before.items()}
+    (sides.local / "deep").rename(sides.local / "deep renamed")
+    special = "with spaces #%+& and more.txt"
+    (sides.local / "names" / special).rename(sides.local / "names/renamed #%+&.txt")
+    run = sides.sync()
+    moves = [line for line in writes(run) if '"MOVE"' in line]
+    assert len(moves) == 2 and len(writes(run)) == 2, writes(run)
+    after = propfind(sides.dav, sides.files + "names/", "1")
+    renamed = f"/remote.php/dav/files/{sides.user}/names/renamed%20%23%25%2B%26.txt"
+    assert after[renamed]["id"] == ids[quote(special)]
     sides.converged()
 
 
