@@ -14,6 +14,7 @@ import time
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -153,9 +154,13 @@ def test_client_syncs_both_ways(server: RunningServer, kind: str, tmp_path: Path
     sides = Sides(server, kind, tmp_path)
     build_client_tree(sides.local)
     uploaded = synced_files(sides.local)
-    sides.sync()
+    first = sides.sync()
+    assert "does not support X-OC-MTime" not in first.log
     on_server = sides.converged()
     assert uploaded.items() <= on_server.items()
+    leaf = sides.dav.head(sides.server.url("nested/a/b/c/leaf.txt"))
+    mtime = int((sides.local / "nested/a/b/c/leaf.txt").stat().st_mtime)
+    assert parsedate_to_datetime(leaf.headers["Last-Modified"]).timestamp() == mtime
     assert on_server["Shared/ro/doc.txt"] == synced_files(sides.local)["Shared/ro/doc.txt"]
 
     again = sides.sync()
@@ -287,6 +292,10 @@ def test_client_properties_and_headers(server: RunningServer) -> None:
     assert shared["/remote.php/webdav/Shared/"]["permissions"] == "G"
     assert shared["/remote.php/webdav/Shared/"]["getetag"]
     assert shared["/remote.php/webdav/Shared/ro/"]["permissions"] == "SG"
+    owner = server.client(OWNER)
+    assert owner.put(server.url("ro/from-olga.txt"), data=b"more").status_code == 201
+    again = propfind(session, base + "Shared/", "0")["/remote.php/webdav/Shared/"]
+    assert again["getetag"] != shared["/remote.php/webdav/Shared/"]["getetag"]
     moved = session.request(
         "MOVE", base + "props/f.txt", headers={"Destination": base + "props/g.txt"}
     )
