@@ -28,7 +28,6 @@ from tests.support.tree import MIB, local_digests, server_digests, tree_diff
 KINDS = ("nextcloud", "owncloud")
 USERS = {"nextcloud": "ncuser", "owncloud": "ocuser"}
 OWNER = "olga"
-OC = "{http://owncloud.org/ns}"
 DAV = "{DAV:}"
 WRITES = re.compile(r'"(PUT|MKCOL|DELETE|MOVE|COPY)" "http')
 CAFE_NFC = unicodedata.normalize("NFC", "café")
