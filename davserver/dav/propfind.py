@@ -48,12 +48,16 @@ from providers.dav import (
     OC_FILEID,
     OC_ID,
     OC_NS,
+    OC_PERMISSIONS,
+    OC_SIZE,
     FileResource,
     FolderResource,
     content_type_of,
     last_modified_of,
     oc_ids,
+    oc_permissions,
 )
+from providers.dav.oc_props import OC_EMPTY
 
 Resource = _DAVResource  # any WsgiDAV resource; plain files need no resource at all
 # What WsgiDAV's get_href leaves unquoted: no XML-special character, so hrefs (all
@@ -92,12 +96,26 @@ def parse_request(body: bytes) -> list[str] | None:
 
 @dataclass(frozen=True)
 class _Request:
-    """What is asked: `names` ([] for allprop), the lock roots under the target, and the
-    plain-file template (`_plain_file_template`; None when the request needs more)."""
+    """What is asked: `names` ([] for allprop), the lock roots under the target, the
+    plain-file template (`_plain_file_template`; None when the request needs more),
+    and the `oc:permissions` of a listed node (`letters`, None when not asked)."""
 
     names: list[str]
     locked: set[str]
     plain: str | None
+    letters: Callable[[NodeRecord], str] | None = None
+
+
+def _letters(resource: FileResource | FolderResource) -> Callable[[NodeRecord], str]:
+    """The `oc:permissions` of `resource`'s node or of a member of it, by node."""
+    actor = resource.provider.actor(resource.environ)
+    shares = resource.provider.ops.shares
+
+    def letters(node: NodeRecord) -> str:
+        place = resource.place if node.id == resource.node.id else resource.place.child(node.name)
+        return oc_permissions(actor, place, shares, is_dir=node.is_dir)
+
+    return letters
 
 
 def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
@@ -105,9 +123,9 @@ def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
     if depth not in ("0", "1") or not isinstance(resource, FileResource | FolderResource):
         return None
     lockable = resource.provider.lock_manager is not None
-    request = _Request(
-        names, _locked_roots(resource, depth), _plain_file_template(names, lockable=lockable)
-    )
+    letters = _letters(resource) if OC_PERMISSIONS in names else None
+    template = _plain_file_template(names, lockable=lockable)
+    request = _Request(names, _locked_roots(resource, depth), template, letters)
     base = _href_base(resource)
     if isinstance(resource, FileResource):
         props = resource.dead_props()
@@ -126,16 +144,16 @@ def render(resource: Any, depth: str, names: list[str]) -> bytes | None:
 
 def _member_responses(folder: FolderResource, base: str, request: _Request) -> list[str | None]:
     """The `<D:response>` of each member; a resource is built only for those that are
-    not plain files (`_node_response`). Checksums, when asked for, are looked up for
-    every member at once."""
+    not plain files (`_node_response`). Checksums and folder sizes, when asked for, are
+    looked up for every member at once."""
     responses = []
     members = folder.member_nodes()
-    sums = None
-    if OC_CHECKSUMS in request.names:
-        sums = folder.member_checksums([node for node, _props in members])
+    nodes = [node for node, _props in members]
+    sums = folder.member_checksums(nodes) if OC_CHECKSUMS in request.names else None
+    sizes = folder.member_tree_bytes(nodes) if OC_SIZE in request.names else None
     for node, props in members:
         href = base + quote(node.name, safe=HREF_SAFE) + ("/" if node.is_dir else "")
-        member = functools.partial(_member, folder, node, props, sums)
+        member = functools.partial(_member, folder, node, props, sums, sizes)
         responses.append(_node_response(node, props, href, request, member))
     shared = folder.shared_member()
     if shared is not None:
@@ -149,11 +167,15 @@ def _member(
     node: NodeRecord,
     props: dict[str, str],
     sums: dict[int, Checksums] | None,
+    sizes: dict[int, int] | None,
 ) -> Resource:
-    """The resource of a member, given the checksums the listing looked up."""
+    """The resource of a member, given the checksums and folder sizes the listing
+    looked up."""
     built = folder.member(node, props)
     if sums is not None and isinstance(built, FileResource):
         built.known_checksums(sums.get(node.content_id or 0))
+    if sizes is not None and isinstance(built, FolderResource):
+        built.known_tree_bytes(sizes.get(node.id, 0))
     return built
 
 
@@ -167,11 +189,12 @@ def _node_response(
     """A stored node's `<D:response>`. A plain file without a lock is rendered from its
     node alone; `resource` builds the node's resource for everything else."""
     template = request.plain if _is_plain_file(node, props) else None
+    letters = request.letters(node) if request.letters and template else ""
     if template is not None and not request.locked:
-        return _plain_file_response(node, href, template)
+        return _plain_file_response(node, href, template, letters)
     built = resource()
     if template is not None and not _is_locked(built, request.locked):
-        return _plain_file_response(node, href, template)
+        return _plain_file_response(node, href, template, letters)
     return resource_response(built, href, request.names, request.locked)
 
 
@@ -220,11 +243,11 @@ def _is_plain_file(node: NodeRecord, props: dict[str, str]) -> bool:
     return node.kind == "file" and node.digest is not None and not props
 
 
-def _plain_file_response(node: NodeRecord, href: str, template: str) -> str | None:
+def _plain_file_response(node: NodeRecord, href: str, template: str, letters: str) -> str | None:
     """A plain file's `<D:response>` from its node, with the values its `FileResource`
     gives (the same functions) in one %-format: what `_response` answers, without a
-    resource or per-property dispatch. None as `_response` when a text cannot be
-    carried in XML."""
+    resource or per-property dispatch (`letters`: its `oc:permissions`). None as
+    `_response` when a text cannot be carried in XML."""
     content_type = content_type_of(node)
     if _XML_UNSAFE.search(node.name) or _XML_UNSAFE.search(content_type):
         return None
@@ -238,6 +261,7 @@ def _plain_file_response(node: NodeRecord, href: str, template: str) -> str | No
         "etag": escape(node.digest or "", quote=False),
         "fileid": node.id,
         "ocid": oc_ids(node)[1],
+        "perms": letters,
     }
 
 
@@ -370,6 +394,9 @@ _PLAIN_FILE = {
     "{DAV:}supportedlock": f"<D:supportedlock>{_SUPPORTED_LOCK}</D:supportedlock>",
     OC_FILEID: f'<fileid xmlns="{OC_NS}">%(fileid)s</fileid>',
     OC_ID: f'<id xmlns="{OC_NS}">%(ocid)s</id>',
+    OC_PERMISSIONS: f'<permissions xmlns="{OC_NS}">%(perms)s</permissions>',
+    OC_SIZE: f'<size xmlns="{OC_NS}">%(length)s</size>',
+    **{name: _tags(name)[2] for name in OC_EMPTY},
 }
 # A file's live properties, in the order of WsgiDAV's `get_property_names`.
 _PLAIN_FILE_ALLPROP = (

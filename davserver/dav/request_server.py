@@ -18,7 +18,13 @@
 - REPORT, for RFC 6578's sync-collection (`davserver.dav.sync_collection`), which
   OPTIONS lists for the collections of an account;
 - TUS (resumable uploads, `davserver.dav.tus`) on an account's collections: OPTIONS
-  lists its capabilities, a POST with `Tus-Resumable` creates an upload.
+  lists its capabilities, a POST with `Tus-Resumable` creates an upload;
+- the ownCloud/Nextcloud headers (`oc_headers`, docs/nextcloud.md "Files"): PUT,
+  MKCOL, COPY and MOVE answer the target's `OC-FileId` and `OC-ETag` (a PUT also
+  `X-OC-MTime: accepted` when its `X-OC-Mtime` was applied), GET and HEAD `OC-ETag`;
+  a PUT with `OC-Chunked` (ownCloud's old chunking, which we do not implement) is
+  refused with 400 (its body read and dropped), never stored as a file named like a
+  chunk (the clients would then believe the whole file uploaded).
 """
 
 from __future__ import annotations
@@ -43,12 +49,14 @@ from davserver.http import content
 from davserver.http.digests import MalformedChecksum, announced_checksums, put_headers
 from davserver.http.environ import (
     ANNOUNCED_CHECKSUMS,
+    DEST,
     DEST_CREATED,
     STORED_CHECKSUMS,
     StartResponse,
 )
 from davserver.http.headers import precondition
-from providers.dav import LINK
+from providers.dav import LINK, client_mtime, etag_of, oc_ids, oc_permissions
+from providers.operations import Located
 
 Environ = dict[str, Any]
 HTTP_CONDITIONS = (
@@ -144,18 +152,25 @@ class DavRequestServer(RequestServer):
         PUT both ask for them, and only the commit, at the end, changes the tree. The
         checksums the request announces are read before the body (400 if malformed),
         and the answer carries those stored."""
+        if environ.get("HTTP_OC_CHUNKED"):
+            _refuse_oc_chunked(environ)
         try:
             environ[ANNOUNCED_CHECKSUMS] = announced_checksums(environ)
         except MalformedChecksum as e:
             raise DAVError(HTTP_BAD_REQUEST, context_info=str(e)) from e
 
         def with_checksums(status: str, headers: list[Any], *args: Any) -> Any:
-            headers = [*headers, *put_headers(environ.get(STORED_CHECKSUMS))]
+            stored = put_headers(environ.get(STORED_CHECKSUMS))
+            headers = [*headers, *stored, *oc_headers(self._davProvider, environ, headers)]
             return start_response(status, headers, *args)
 
         with self._davProvider.lookups_kept(environ):
             self._require_write(environ, may_create=True)
             return super().do_PUT(environ, with_checksums)
+
+    def do_MKCOL(self, environ: Environ, start_response: StartResponse) -> Any:
+        respond = _with_oc_headers(self._davProvider, environ, start_response)
+        return super().do_MKCOL(environ, respond)
 
     def do_PROPPATCH(self, environ: Environ, start_response: StartResponse) -> Any:
         self._require_write(environ, may_create=False)
@@ -182,13 +197,15 @@ class DavRequestServer(RequestServer):
     def _copy_or_move_with_status(
         self, environ: Environ, start_response: StartResponse, *, is_move: bool
     ) -> Any:
-        """Answer 201 when the destination was new (WsgiDAV says 204 for handled ones)."""
+        """Answer 201 when the destination was new (WsgiDAV says 204 for handled ones),
+        with the ownCloud headers of the destination."""
         _refuse_the_root(environ)
+        with_headers = _with_oc_headers(self._davProvider, environ, start_response)
 
         def fixed_start_response(status: str, headers: list[Any], *args: Any) -> Any:
             if status.startswith("204") and environ.get(DEST_CREATED) is True:
                 status = "201 Created"
-            return start_response(status, headers, *args)
+            return with_headers(status, headers, *args)
 
         return self._copy_or_move(environ, fixed_start_response, is_move)
 
@@ -237,10 +254,65 @@ class DavRequestServer(RequestServer):
         answer = content.plan(environ, rep)
         if answer.status not in (304, 412):
             self._evaluate_if_headers(res, environ)  # the `If:` header, if any
-        headers = [("Date", util.get_rfc1123_time())]
+        headers = [("Date", util.get_rfc1123_time()), ("OC-ETag", f'"{rep.etag}"')]
         return content.send(
             environ, start_response, rep, answer, headers, block_size=self.block_size
         )
+
+
+OC_CHUNKED_REFUSED = "OC-Chunked uploads are not supported: use chunking 1.0"
+# An OC-Chunked piece up to this size is read and dropped before the 400: answered
+# before its body, the connection closes under the client's upload, which the clients
+# take for a network error that aborts their whole sync instead of failing one file.
+OC_CHUNK_DRAIN = 64 * 1024 * 1024
+
+
+def _refuse_oc_chunked(environ: Environ) -> None:
+    """400 for a PUT with `OC-Chunked` (module docstring); nothing of it is stored."""
+    length = util.get_content_length(environ)
+    if 0 < length <= OC_CHUNK_DRAIN:
+        body, left = environ["wsgi.input"], length
+        try:
+            while left > 0:
+                block = body.read(min(left, 1024 * 1024))
+                if not block:
+                    break
+                left -= len(block)
+        except Exception as e:  # the client gave up: it gets the same answer
+            raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED) from e
+        environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
+    raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED)
+
+
+def oc_headers(
+    provider: Any, environ: Environ, sent: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The ownCloud/Nextcloud headers of a PUT, MKCOL, COPY or MOVE answer (module
+    docstring) for what it left at its target (nothing after a failure): `OC-FileId`,
+    `OC-ETag` (and `ETag` when `sent` lacks it) and the caller's `OC-Perm` there,
+    which ownCloud reads instead of asking with a PROPFIND after each upload."""
+    dest = environ.get(DEST)
+    if not isinstance(dest, Located) or dest.node is None or not dest.node.id:
+        return []
+    node = dest.node
+    etag = f'"{etag_of(node)}"'
+    actor = provider.actor(environ)
+    letters = oc_permissions(actor, dest.place, provider.ops.shares, is_dir=node.is_dir)
+    headers = [("OC-FileId", oc_ids(node)[1]), ("OC-ETag", etag), ("OC-Perm", letters)]
+    if not any(name.lower() == "etag" for name, _value in sent):
+        headers.append(("ETag", etag))
+    if environ.get("REQUEST_METHOD") == "PUT" and client_mtime(environ) is not None:
+        headers.append(("X-OC-MTime", "accepted"))
+    return headers
+
+
+def _with_oc_headers(
+    provider: Any, environ: Environ, start_response: StartResponse
+) -> StartResponse:
+    def respond(status: str, headers: list[Any], *args: Any) -> Any:
+        return start_response(status, [*headers, *oc_headers(provider, environ, headers)], *args)
+
+    return respond
 
 
 def _refuse_the_root(environ: Environ) -> None:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from providers.dav import ANNOUNCED_CHECKSUMS, DEST_CREATED, LINK, STORED_CHECKSUMS, USER
+from providers.dav import (
+    ANNOUNCED_CHECKSUMS,
+    DEST,
+    DEST_CREATED,
+    LINK,
+    STORED_CHECKSUMS,
+    USER,
+)
 
 AUTH_UNAVAILABLE = "davserver.auth_unavailable"  # a login failed because the DB is down
 AUTH_EVENT = "davserver.auth_event"  # "failed" or "limited": counted by the observer
@@ -21,6 +28,7 @@ __all__ = [
     "AUTH_UNAVAILABLE",
     "REQUEST_ID",
     "DEST_CREATED",
+    "DEST",
     "LINK",
     "STORED_CHECKSUMS",
     "USER",

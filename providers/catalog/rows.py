@@ -206,6 +206,15 @@ SUBTREE_FILE_BYTES = text(
 )
 
 
+# the bytes of the files below each folder of :ids (one statement for a whole listing)
+SUBTREES_FILE_BYTES = text(
+    "WITH RECURSIVE t(top, id) AS (SELECT id, id FROM node WHERE id IN :ids UNION ALL"
+    " SELECT t.top, n.id FROM node n JOIN t ON n.parent_id = t.id)"
+    " SELECT t.top, COALESCE(SUM(n.size), 0) FROM t JOIN node n ON n.id = t.id"
+    f" WHERE n.kind = '{FILE}' GROUP BY t.top"
+).bindparams(bindparam("ids", expanding=True))
+
+
 def subtree_ids(session: Session, root_id: int) -> list[int]:
     """Ids of `root_id` and every node below it (one recursive query)."""
     tree = select(col(Node.id)).where(col(Node.id) == root_id).cte("tree", recursive=True)

@@ -17,35 +17,43 @@ from providers.dav.files import (
     ANNOUNCED_CHECKSUMS,
     STORED_CHECKSUMS,
     FileResource,
+    client_mtime,
     content_type_of,
 )
 from providers.dav.folders import FolderResource
-from providers.dav.node import (
-    DEST_CREATED,
+from providers.dav.node import DEST, DEST_CREATED, etag_of, last_modified_of, oc_ids
+from providers.dav.oc_props import (
     OC_CHECKSUMS,
     OC_FILEID,
     OC_ID,
     OC_NS,
-    last_modified_of,
-    oc_ids,
+    OC_PERMISSIONS,
+    OC_SIZE,
+    oc_permissions,
 )
 from providers.dav.provider import LINK, USER, DavProvider
 
 __all__ = [
     "ANNOUNCED_CHECKSUMS",
     "DEST_CREATED",
+    "DEST",
     "LINK",
     "OC_CHECKSUMS",
     "OC_FILEID",
     "OC_ID",
     "OC_NS",
+    "OC_PERMISSIONS",
+    "OC_SIZE",
     "STORED_CHECKSUMS",
     "USER",
     "DavProvider",
     "FileResource",
     "FolderResource",
+    "client_mtime",
     "content_type_of",
+    "etag_of",
     "dav_errors",
     "last_modified_of",
     "oc_ids",
+    "oc_permissions",
 ]

@@ -26,7 +26,8 @@ from wsgidav.dav_provider import DAVNonCollection
 from providers.catalog import NewContent, NodeRecord
 from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
-from providers.dav.node import OC_CHECKSUMS, OC_NS, NodeMixin
+from providers.dav.node import DEST, NodeMixin
+from providers.dav.oc_props import OC_CHECKSUMS, OC_NS
 from providers.filestore import ChunkReader, FileWriter
 from providers.operations import Located, Operations, PendingWrite
 
@@ -175,7 +176,7 @@ class FileResource(NodeMixin, FileFacts, DAVNonCollection):
         that file is overwritten and keeps its spelling, and this resource takes its
         path, so a lock taken next is keyed correctly."""
         actor = self.provider.actor(self.environ)
-        mtime = _client_mtime(self.environ) or time.time()
+        mtime = client_mtime(self.environ) or time.time()
         node = self.provider.ops.commit(
             actor, pending, content, mtime=mtime, content_type=self._content_type
         )
@@ -186,6 +187,7 @@ class FileResource(NodeMixin, FileFacts, DAVNonCollection):
         self.located = Located(node, shown, dataclasses.replace(pending.place, owner_names=names))
         self.path = util.join_uri(util.get_uri_parent(self.path), node.name)
         self.name = node.name
+        self.environ[DEST] = self.located
 
     def create_empty(self) -> None:
         """Commit this pending file empty (a LOCK of an unmapped URL creates it)."""
@@ -305,7 +307,7 @@ def _announced_length(environ: dict[str, Any]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _client_mtime(environ: dict[str, Any]) -> float | None:
+def client_mtime(environ: dict[str, Any]) -> float | None:
     """X-OC-Mtime (seconds since the epoch), as rclone and ownCloud clients send it."""
     value = environ.get("HTTP_X_OC_MTIME", "")
     return float(value) if value.isdigit() else None

@@ -14,7 +14,7 @@ from providers.catalog.changes import folder_etag
 from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import FileResource
-from providers.dav.node import NodeMixin
+from providers.dav.node import DEST, NodeMixin
 from providers.dav.quota import QUOTA_SPLIT, quota_split_value
 from providers.dav.sync import SYNC_LIVE, sync_property_names, sync_property_value
 from providers.names import check_name, name_key
@@ -23,6 +23,22 @@ from providers.operations import SHARED, SHARED_KEY
 
 class FolderResource(NodeMixin, DAVCollection):
     """A directory (a user's home included)."""
+
+    _tree_bytes: int | None = None  # `oc:size`, when a listing looked it up
+
+    def tree_bytes(self) -> int:
+        """`oc:size`: the bytes of the files below it (one query, unless a listing
+        gave it with `known_tree_bytes`)."""
+        if self._tree_bytes is None:
+            with dav_error_context():
+                self._tree_bytes = self.provider.ops.catalog.tree.folder_bytes([self.node.id])[
+                    self.node.id
+                ]
+        return self._tree_bytes
+
+    def known_tree_bytes(self, size: int) -> None:
+        """Set the `oc:size` a listing looked up for all its folders at once."""
+        self._tree_bytes = size
 
     def get_etag(self) -> str:
         """Its id and the seq of the last change at or below it (`Node.rev`): it moves
@@ -88,6 +104,12 @@ class FolderResource(NodeMixin, DAVCollection):
         ids = [node.content_id for node in nodes if node.content_id]
         return self.provider.ops.catalog.checksums.of(ids)
 
+    @dav_errors
+    def member_tree_bytes(self, nodes: list[NodeRecord]) -> dict[int, int]:
+        """The `oc:size` of the folders among `nodes`, by id (one query for a listing
+        that asks for it)."""
+        return self.provider.ops.catalog.tree.folder_bytes(n.id for n in nodes if n.is_dir)
+
     def member(self, node: NodeRecord, props: dict[str, str]) -> _DAVResource:
         """The resource of a member from `member_nodes`."""
         path = util.join_uri(self.path, node.name)
@@ -124,7 +146,8 @@ class FolderResource(NodeMixin, DAVCollection):
     @dav_errors
     def create_collection(self, name: str) -> None:
         """MKCOL of a new name, kept as spelled; `Conflict` if another spelling exists."""
-        self.provider.ops.mkdir(self.provider.actor(self.environ), self.located, name)
+        made = self.provider.ops.mkdir(self.provider.actor(self.environ), self.located, name)
+        self.environ[DEST] = self.located.child(made)
 
     def get_used_bytes(self) -> int:
         """The folder's owner's usage (in `Shared/`, the sharing owner's: it is theirs

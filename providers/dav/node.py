@@ -18,24 +18,38 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import _DAVResource
 
 from providers.catalog import NodeRecord
+from providers.catalog.changes import folder_etag
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.host import ResourceHost
+from providers.dav.oc_props import (
+    OC_CHECKSUMS,
+    OC_EMPTY,
+    OC_FILEID,
+    OC_ID,
+    OC_PERMISSIONS,
+    OC_RIGHTS,
+    OC_SIZE,
+    oc_permissions,
+)
 from providers.names import name_key, split_path
 from providers.operations import SHARED_KEY, Located, Place, lock_url
 
 DEST_CREATED = "davserver.dest_created"  # environ key set by COPY/MOVE handling
+DEST = "davserver.dest"  # environ: the `Located` a PUT, MKCOL, COPY or MOVE left
 WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
-OC_NS = "http://owncloud.org/ns"
-OC_CHECKSUMS = f"{{{OC_NS}}}checksums"  # live, computed from the bytes (`FileResource`)
-OC_FILEID = f"{{{OC_NS}}}fileid"  # the node's id: stable across MOVE (ownCloud/Nextcloud)
-OC_ID = f"{{{OC_NS}}}id"  # the same, in their `oc:id` shape (padded id + instance)
 OC_LIVE = (OC_FILEID, OC_ID)
+OC_NAMED = (*OC_LIVE, *OC_RIGHTS)  # listed only when asked by name (`get_property_names`)
 
 
 def oc_ids(node: NodeRecord) -> tuple[str, str]:
     """(`oc:fileid`, `oc:id`) of a node: its row id, which a MOVE keeps, as the
     ownCloud/Nextcloud sync clients expect (they follow renames by it)."""
     return str(node.id), f"{node.id:08d}ocdav"
+
+
+def etag_of(node: NodeRecord) -> str:
+    """A node's ETag (unquoted): a file's content digest, a folder's id and `rev`."""
+    return folder_etag(node.id, node.rev) if node.is_dir else node.digest or ""
 
 
 def last_modified_of(node: NodeRecord) -> float:
@@ -105,10 +119,10 @@ class NodeMixin(_DAVResource):
         return self._props
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
-        """The live properties (the oc: ids only when names are listed: allprop
+        """The live properties (the oc: ones only when names are listed: allprop
         gives RFC 4918's, as Nextcloud does) and the dead ones."""
         names: list[str] = super().get_property_names(is_allprop=is_allprop)
-        live = [] if is_allprop else list(OC_LIVE)
+        live = [] if is_allprop else list(OC_NAMED)
         return names + live + list(self.dead_props())
 
     def get_property_value(self, name: str) -> Any:
@@ -116,6 +130,8 @@ class NodeMixin(_DAVResource):
             if not self.node.id:
                 raise DAVError(HTTP_NOT_FOUND)  # a PUT not committed yet has no id
             return oc_ids(self.node)[OC_LIVE.index(name)]
+        if name in OC_RIGHTS:
+            return self.oc_value(name)
         if name == WIN32_MTIME:
             # Live, so it never disagrees with getlastmodified after a later PUT.
             element = etree.Element(name)
@@ -125,6 +141,20 @@ class NodeMixin(_DAVResource):
         if value is not None:
             return etree.fromstring(value)
         return super().get_property_value(name)
+
+    def oc_value(self, name: str) -> str:
+        """The text of an `OC_RIGHTS` property (`providers.dav.oc_props`)."""
+        if name in OC_EMPTY:
+            return ""
+        if name == OC_SIZE:
+            return str(self.tree_bytes())
+        assert name == OC_PERMISSIONS
+        actor = self.provider.actor(self.environ)
+        return oc_permissions(actor, self.place, self.provider.ops.shares, is_dir=self.node.is_dir)
+
+    def tree_bytes(self) -> int:
+        """`oc:size`: a file's size (a folder's is the bytes below it)."""
+        return self.node.size
 
     @dav_errors
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
@@ -175,6 +205,7 @@ class NodeMixin(_DAVResource):
         actor = self.provider.actor(self.environ)
         placed = self.provider.ops.copy(actor, self.located, parent, name, recursive=depth_infinity)
         self.environ[DEST_CREATED] = placed.created
+        self.environ[DEST] = parent.child(placed.node)
         return True
 
     @dav_errors
@@ -186,6 +217,7 @@ class NodeMixin(_DAVResource):
         actor = self.provider.actor(self.environ)
         placed = self.provider.ops.move(actor, self.located, parent, name)
         self.environ[DEST_CREATED] = placed.created
+        self.environ[DEST] = parent.child(placed.node)
         return True
 
     def _destination(self, dest_path: str) -> tuple[Located, str]:

@@ -8,6 +8,7 @@ rights; the provider serves them.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -15,7 +16,9 @@ from wsgidav import util
 from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, _DAVResource
 
+from providers.dav.errors import dav_error_context
 from providers.dav.host import ResourceHost
+from providers.dav.oc_props import OC_EMPTY, OC_ID, OC_PERMISSIONS, OC_RIGHTS, OC_SIZE
 from providers.dav.sync import SYNC_LIVE, sync_property_names, sync_property_value
 from providers.operations import Located, Place, lock_url
 from providers.operations.base import SHARED_READ_ONLY
@@ -66,20 +69,44 @@ class SharedFolder(DAVCollection):
     def get_display_name(self) -> str:
         return self.name
 
-    def get_etag(self) -> None:
-        return None
+    def get_etag(self) -> str:
+        """Moves when an entry comes, goes or is renamed, or anything below one changes
+        (its node's `rev`, read fresh: the entries are cached), as a folder's does
+        (design invariant 16): the sync clients only descend where ETags moved."""
+        tree = self.provider.ops.catalog.tree
+        parts = []
+        for entry in self._entries():
+            with dav_error_context():
+                node = tree.get(entry.node.id)
+            parts.append(f"{entry.name}/{entry.node.id}/{node.rev if node else 0}")
+        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+        return f"shared-{digest}"
 
     def support_etag(self) -> bool:
-        return False
+        return True
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         names: list[str] = super().get_property_names(is_allprop=is_allprop)
+        names += [] if is_allprop else [OC_ID, *OC_RIGHTS]
         return names + sync_property_names(self.provider, self.environ, is_allprop=is_allprop)
 
     def get_property_value(self, name: str) -> Any:
-        """RFC 6578's properties (`providers.dav.sync`) besides WsgiDAV's."""
+        """RFC 6578's properties (`providers.dav.sync`) besides WsgiDAV's, and the
+        ownCloud ones (`providers.dav.oc_props`): an `oc:id` of its own (no node
+        has it), read-only permissions (`G`: nothing can be added, deleted or
+        renamed here), the size of what it lists."""
         if name in SYNC_LIVE:
             return sync_property_value(self.provider, self.environ, self.located, name)
+        if name == OC_ID:
+            return f"shared{self.provider.actor(self.environ).user.id}ocdav"
+        if name == OC_PERMISSIONS:
+            return "G"
+        if name == OC_SIZE:
+            ids = [entry.node.id for entry in self._entries()]
+            with dav_error_context():
+                return str(sum(self.provider.ops.catalog.tree.folder_bytes(ids).values()))
+        if name in OC_EMPTY:
+            return ""
         return super().get_property_value(name)
 
     def get_ref_url(self) -> str:
