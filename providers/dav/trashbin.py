@@ -30,7 +30,8 @@ from providers.catalog import NodeRecord, TrashItemRecord
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.files import StoredContent
 from providers.dav.history_tree import HistoryProvider, Refusing, nc_name
-from providers.dav.node import DEST_CREATED, OC_FILEID, OC_NS, last_modified_of
+from providers.dav.node import DEST_CREATED, last_modified_of
+from providers.dav.oc_props import OC_FILEID, OC_NS
 from providers.errors import NotFound
 from providers.names import name_key
 
