@@ -1,6 +1,7 @@
 """The composition root: builds every service from `Settings` and wires the WSGI app.
 
-Only this module knows the concrete classes. `build_services(settings)` creates the
+Only this module (with `davserver.sites`, which composes the share-link site and the
+Nextcloud door for it) knows the concrete classes. `build_services(settings)` creates the
 catalog, blob store, chunker, filestore, the lock manager and the operations layer over
 them (the CLI uses these too); `build_app(services)` the
 WSGI application: `/` landing page, `/healthz` and `/readyz`, WebDAV under `/dav/`,
@@ -8,7 +9,10 @@ the read-only snapshots of homes under `/snapshots/` (`davserver.dav.snapshots`)
 the JSON API under `/api/v1/` (`davserver.api.app`), accounts' resumable (TUS) uploads
 under `/tus/` (`davserver.dav.tus`, created by a POST to a `/dav/` collection, behind
 `/dav/`'s logins), share links under `/s/` (`davserver.links.site`) and the delta API's
-signed block URLs under `/blocks/` (`davserver.api.block_urls`).
+signed block URLs under `/blocks/` (`davserver.api.block_urls`), and the paths of the
+Nextcloud and ownCloud clients (`/status.php`, `/ocs/`, `/remote.php/`, `/index.php/`,
+`/login/`: `davserver.nextcloud`, docs/nextcloud.md), whose push WebSocket is a second
+listener (`Services.notify_push`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit
 
+from davserver import sites
 from davserver.api import account, blocks, changes, push, shares, trash, versions
 from davserver.api.app import API_PATH, ApiContext, build_api
 from davserver.api.block_urls import BLOCKS_PATH, BlockSite, BlockUrls
@@ -37,29 +42,17 @@ from davserver.dav import tus as tus_dav
 from davserver.dav.app import MOUNT_PATH
 from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
 from davserver.dav.tus import MOUNT_PATH as TUS
-from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment, base_url
+from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
 from davserver.http.proxy import ProxyHeaders
-from davserver.links import archive, edit, pages, password, uploads
-from davserver.links import dav as link_dav
-from davserver.links.signer import SHARE_PATH, FormTokens, LinkSigner
-from davserver.links.site import ShareSite
+from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
-from davserver.nextcloud import history as nextcloud_history
 from davserver.nextcloud import site as nextcloud_site
-from davserver.nextcloud.files import FilesMounts
-from davserver.nextcloud.flow_store import build_flow_store
-from davserver.nextcloud.login_flow import GRANT_SALT, LoginFlow
 from davserver.nextcloud.notify_push import NotifyPushServer
-from davserver.nextcloud.ocs import Capabilities, PushEndpoints
 from davserver.nextcloud.pre_auth import (
-    PRE_AUTH_PATH,
-    PRE_AUTH_PREFIX,
-    PreAuthEndpoint,
     PreAuthTokens,
 )
-from davserver.nextcloud.uploads import ChunkedUploads
 from davserver.settings import Settings
 from davserver.store import Purpose, open_catalog
 from davserver.web.root import RootSite
@@ -68,8 +61,7 @@ from providers.blobstore.base import BlobStore
 from providers.blobstore.direct import DirectTransfers
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
-from providers.catalog import Catalog, UserRecord
-from providers.catalog.history_usage import Usage
+from providers.catalog import Catalog
 from providers.chunker import FastCDCChunker
 from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
@@ -321,7 +313,7 @@ def build_app(services: Services) -> WSGIApplication:
         )
     )
     uploads = gated(dav_app.authenticated(webdav, tus_dav.TusMount(provider)))
-    nextcloud = build_nextcloud(services, free_bytes, options, webdav, gated)
+    nextcloud = sites.build_nextcloud(services, free_bytes, options, webdav, gated)
     services.push.start()
     services.history.start()
     block_urls = BlockUrls(block_url_key(services.catalog))
@@ -350,7 +342,7 @@ def build_app(services: Services) -> WSGIApplication:
         ),
     )
     block_site = BlockSite(block_urls, services.files)
-    links = build_share_site(services, free_bytes, options)
+    links = sites.build_share_site(services, free_bytes, options)
     root = RootSite(
         services.check,
         MOUNT_PATH,
@@ -380,84 +372,6 @@ def build_app(services: Services) -> WSGIApplication:
     # the client address the proxy layer leaves in the shared environ.
     proxied = ProxyHeaders(app, settings.trusted_networks, settings.public_base)
     return Observe(proxied, settings.trusted_networks, services.metrics)
-
-
-def build_nextcloud(
-    services: Services,
-    free_bytes: Callable[[], int | None],
-    options: dav_app.DavOptions,
-    webdav: Any,
-    gated: Callable[[WSGIApplication], WSGIApplication],
-) -> WSGIApplication:
-    """The Nextcloud door (`davserver.nextcloud`), behind the logins of `/dav/`."""
-    ops = services.ops
-    files = FilesMounts(ops, free_bytes, services.lock_manager, options)
-    users = services.catalog.users
-
-    def usage_of(user: UserRecord) -> tuple[Usage, int | None]:
-        return services.catalog.history_usage.usage(user.id), free_bytes()
-
-    def signed_in(app: WSGIApplication) -> WSGIApplication:
-        return gated(dav_app.authenticated(webdav, app))
-
-    # Login Flow v2: flows in Redis when configured (shared by every instance), the
-    # grant form's key in the catalog (every instance signs alike).
-    flow_key = bytes.fromhex(users.ensure_setting("login_flow_key", secrets.token_hex(32)))
-    login_flow = LoginFlow(
-        users,
-        services.limiter,
-        build_flow_store(services.settings.redis_url),
-        FormTokens(flow_key, GRANT_SALT),
-        services.settings.public_base,
-    )
-    notify_push, public = services.notify_push, list(login_flow.routes())
-    if notify_push is not None:
-        public.append((PRE_AUTH_PREFIX, signed_in(PreAuthEndpoint(notify_push.pre_auth))))
-    push = push_endpoints(notify_push, services.settings.public_base)
-    return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(chunking=True, versions=True, trash=True, push=push),
-        signed_in=signed_in,
-        user_of=users.get,
-        usage_of=usage_of,
-        legacy=files.legacy,
-        dav_doors={
-            "files": files,
-            "uploads": ChunkedUploads(DavProvider(ops, free_bytes)),
-            "versions": nextcloud_history.versions_door(ops, options),
-            "trashbin": nextcloud_history.trashbin_door(ops, options),
-        },
-        public=public,
-    )
-
-
-def push_endpoints(notify_push: NotifyPushServer | None, public_url: str) -> PushEndpoints | None:
-    """What the capabilities say of notify_push: its WebSocket URL, and the pre-auth
-    URL on `public_url` or else the address the client used."""
-    if notify_push is None:
-        return None
-    return PushEndpoints(
-        websocket=notify_push.websocket_url,
-        pre_auth=lambda environ: base_url(environ, public_url) + PRE_AUTH_PATH,
-    )
-
-
-def build_share_site(
-    services: Services, free_bytes: Callable[[], int | None], options: dav_app.DavOptions
-) -> ShareSite:
-    """The `/s/` app with every action; its signing key is kept in the catalog, so all
-    instances make and accept the same tokens."""
-    ops, settings = services.ops, services.settings
-    gate = password.PasswordGate(services.signer, services.limiter)
-    link_options = link_dav.LinkDavOptions(options, settings.max_xml_body)
-    actions = {
-        **pages.actions(pages.SharePages(services.catalog, services.files)),
-        **archive.actions(services.catalog, services.files),
-        **password.actions(gate),
-        **uploads.actions(ops),
-        **edit.actions(ops),
-        **link_dav.actions(ops, free_bytes, services.lock_manager, services.limiter, link_options),
-    }
-    return ShareSite(services.catalog, services.signer, actions, gate.password_page)
 
 
 def share_signer(catalog: Catalog) -> LinkSigner:
