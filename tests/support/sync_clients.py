@@ -118,10 +118,17 @@ def run_sync(
 
 
 def sync_ok(
-    kind: str, local: Path, base_url: str, user: str, password: str, **kwargs: object
+    kind: str,
+    local: Path,
+    base_url: str,
+    user: str,
+    password: str,
+    *,
+    home: Path,
+    env: dict[str, str] | None = None,
 ) -> SyncRun:
     """`run_sync` that must succeed (exit 0), else the test fails with the log's end."""
-    result = run_sync(kind, local, base_url, user, password, **kwargs)  # type: ignore[arg-type]
+    result = run_sync(kind, local, base_url, user, password, home=home, env=env)
     if result.returncode != 0:
         pytest.fail(f"{kind} sync failed ({result.returncode}):\n{result.tail()}")
     return result

@@ -1,6 +1,7 @@
 """Fixtures shared by the unit tests: a SQLite catalog, an in-memory blob store, a
 filestore over both with small chunks, the operations layer over them (with WsgiDAV's
-lock manager on in-process storage, and in-process events), and a user."""
+lock manager on in-process storage, and in-process events), a user, its actor and
+the place of its home."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from providers.catalog import Catalog, UserRecord
 from providers.chunker import FastCDCChunker
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
 from providers.filestore import FileStore
-from providers.operations import InProcessEvents, Operations, SharedSpace
+from providers.operations import Actor, InProcessEvents, Located, Operations, SharedSpace
 
 KIB = 1024
 
@@ -63,6 +64,20 @@ def ops(
 @pytest.fixture
 def user(catalog: Catalog) -> UserRecord:
     return catalog.users.create("u", "h")
+
+
+@pytest.fixture
+def actor(user: UserRecord) -> Actor:
+    """`user` acting on its own (no share link, no lock tokens)."""
+    return Actor(user)
+
+
+@pytest.fixture
+def home(ops: Operations, actor: Actor) -> Located:
+    """The place of `actor`'s home in its view."""
+    found = ops.view(actor).locate([])
+    assert found is not None
+    return found
 
 
 @pytest.fixture

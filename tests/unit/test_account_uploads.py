@@ -37,18 +37,6 @@ def engine(ops: Operations) -> ResumableUploads:
     return ResumableUploads(ops)
 
 
-@pytest.fixture
-def actor(user: UserRecord) -> Actor:
-    return Actor(user)
-
-
-@pytest.fixture
-def home(ops: Operations, actor: Actor) -> Located:
-    found = ops.view(actor).locate([])
-    assert found is not None
-    return found
-
-
 def read(ops: Operations, actor: Actor, name: str) -> bytes:
     found = ops.view(actor).locate([name])
     assert found is not None and found.node is not None

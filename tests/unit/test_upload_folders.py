@@ -10,7 +10,6 @@ import os
 import pytest
 
 from providers.blobstore.base import chunk_key
-from providers.catalog import UserRecord
 from providers.checksums import checksums_of
 from providers.errors import InvalidUpload
 from providers.operations import Actor, Located, Operations
@@ -40,18 +39,6 @@ def test_a_chunk_name_sorts_by_its_first_number(name: str, number: int) -> None:
 def test_other_names_are_not_chunks(name: str) -> None:
     with pytest.raises(InvalidUpload):
         chunk_number(name)
-
-
-@pytest.fixture
-def actor(user: UserRecord) -> Actor:
-    return Actor(user)
-
-
-@pytest.fixture
-def home(ops: Operations, actor: Actor) -> Located:
-    found = ops.view(actor).locate([])
-    assert found is not None
-    return found
 
 
 def checksums_of_file(ops: Operations, actor: Actor, name: str) -> object:
