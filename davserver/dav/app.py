@@ -11,6 +11,8 @@ password first). Both show davserver's folder pages and plain-text status answer
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,3 +124,24 @@ def authenticated(dav_app: WsgiDAVApp, inner: WSGIApplication) -> WSGIApplicatio
         return authenticate(environ, start_response)
 
     return app
+
+
+class AppCache:
+    """WsgiDAV apps made on first use by `build(key)` and kept, at most `limit` of them
+    (past it they are all dropped and made again as needed: a mount per share link or
+    per account, whose apps are cheap to make but not free)."""
+
+    def __init__(self, build: Callable[[str], WSGIApplication], limit: int) -> None:
+        self._build = build
+        self._limit = limit
+        self._apps: dict[str, WSGIApplication] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> WSGIApplication:
+        with self._lock:
+            app = self._apps.get(key)
+            if app is None:
+                if len(self._apps) >= self._limit:
+                    self._apps.clear()
+                app = self._apps[key] = self._build(key)
+        return app

@@ -32,7 +32,6 @@ dead link (tampered, unknown, revoked, expired or used up) before `LinkDav` runs
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +94,7 @@ class LinkDav:
         self._limiter = limiter
         self._options = options
         self._verified = VerifiedCache()
-        self._apps: dict[str, WSGIApplication] = {}
-        self._lock = threading.Lock()
+        self._apps = dav_app.AppCache(self._build, MAX_APPS)
 
     def __call__(self, request: ShareRequest, start_response: StartResponse) -> Any:
         environ, link = request.environ, request.link
@@ -123,7 +121,7 @@ class LinkDav:
         if environ["PATH_INFO"] == "/" and request.method in ("DELETE", "MOVE"):
             # WsgiDAV fails on these at a root (500); the shared node is fixed anyway.
             return respond(start_response, "403 Forbidden", FIXED_ROOT, PLAIN)
-        app = self._app(request.token)
+        app = self._apps.get(request.token)
         return app(environ, _with_share_headers(start_response))
 
     def _authenticate(
@@ -159,16 +157,6 @@ class LinkDav:
             return True
         answer = content.plan(environ, representation(found[0], self._ops.files))
         return not answer.sends_first_byte or catalog.links.count_download(request.link.id)
-
-    def _app(self, token: str) -> WSGIApplication:
-        """The WsgiDAV app mounted at `/s/<token>/dav` (made once, then kept)."""
-        with self._lock:
-            app = self._apps.get(token)
-            if app is None:
-                if len(self._apps) >= MAX_APPS:
-                    self._apps.clear()
-                app = self._apps[token] = self._build(token)
-        return app
 
     def _build(self, token: str) -> WSGIApplication:
         """The WsgiDAV app mounted at `/s/<token>/dav` (`davserver.dav.app.build`,

@@ -12,7 +12,6 @@ exist). The caller has logged in before this runs (`davserver.dav.app.authentica
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,8 +41,7 @@ class FilesMounts:
         self._free_bytes = free_bytes
         self._lock_manager = lock_manager
         self._options = options
-        self._apps: dict[str, WSGIApplication] = {}
-        self._lock = threading.Lock()
+        self._apps = dav_app.AppCache(self._build, MAX_APPS)
         self.legacy = self._build(LEGACY_PATH)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -55,17 +53,7 @@ class FilesMounts:
         mount = f"{FILES_PATH}/{user}"
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "")[: -len(FILES_PATH)] + mount
         environ["PATH_INFO"] = "/" + rest
-        return self._app(mount)(environ, start_response)
-
-    def _app(self, mount: str) -> WSGIApplication:
-        """The WsgiDAV app mounted at `mount` (made once, then kept)."""
-        with self._lock:
-            app = self._apps.get(mount)
-            if app is None:
-                if len(self._apps) >= MAX_APPS:
-                    self._apps.clear()
-                app = self._apps[mount] = self._build(mount)
-        return app
+        return self._apps.get(mount)(environ, start_response)
 
     def _build(self, mount: str) -> WSGIApplication:
         provider = DavProvider(self._ops, self._free_bytes)
