@@ -144,8 +144,10 @@ class Sides:
 
     def sync(self, *, must_succeed: bool = True) -> SyncRun:
         args = (self.kind, self.local, self.server.base, self.user, self.server.users[self.user])
-        runner = sync_ok if must_succeed else run_sync
-        return runner(*args, home=self.home, env=chunk_sizes(self.server), timeout=240)
+        env = chunk_sizes(self.server)
+        if must_succeed:
+            return sync_ok(*args, home=self.home, env=env)
+        return run_sync(*args, home=self.home, env=env)
 
     def converged(self) -> dict[str, str]:
         return assert_converged(self.dav, self.server.dav, self.local)
