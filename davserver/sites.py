@@ -65,7 +65,9 @@ def build_nextcloud(
         public.append((PRE_AUTH_PREFIX, signed_in(PreAuthEndpoint(notify_push.pre_auth))))
     push = push_endpoints(notify_push, services.settings.public_base)
     return nextcloud_site.NextcloudSite(
-        capabilities=Capabilities(chunking=True, versions=True, trash=True, push=push),
+        capabilities=Capabilities(
+            chunking=True, versions=True, trash=True, push=push, upload_conflict_copies=True
+        ),
         signed_in=signed_in,
         user_of=users.get,
         usage_of=usage_of,

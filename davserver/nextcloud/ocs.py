@@ -11,6 +11,11 @@ lists them.
   end-to-end encryption) is never listed, and without chunking `bigfilechunking` is
   sent as false, because ownCloud would otherwise split large files into `OC-Chunked`
   pieces (which we refuse).
+- `uploadConflictFiles` is a top-level key of `capabilities` (not under `files`):
+  both nextcloudcmd 3.x and owncloudcmd 2.x read it there (`Capabilities::
+  uploadConflictFiles()`, overridden by the client's `OWNCLOUD_UPLOAD_CONFLICT_FILES`
+  environment variable) and, when true, upload the `NAME (conflicted copy DATE).EXT`
+  they make for a file edited on both sides instead of keeping it local.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ class Capabilities:
     versions: bool = False
     trash: bool = False
     push: PushEndpoints | None = None
+    # Ask the clients to upload their conflict copies, so that every device sees
+    # both versions of a file edited on two sides and the trees converge.
+    upload_conflict_copies: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def document(self, environ: WSGIEnvironment) -> dict[str, Any]:
@@ -68,6 +76,7 @@ class Capabilities:
             "files": files,
             "checksums": {"supportedTypes": ["SHA1"], "preferredUploadType": "SHA1"},
             "dav": {"chunking": "1.0"} if self.chunking else {},
+            "uploadConflictFiles": self.upload_conflict_copies,
             **self.extra,
         }
         if self.push is not None:

@@ -29,7 +29,10 @@ KINDS = ("nextcloud", "owncloud")
 USERS = {"nextcloud": "ncuser", "owncloud": "ocuser"}
 OWNER = "olga"
 DAV = "{DAV:}"
-WRITES = re.compile(r'"(PUT|MKCOL|DELETE|MOVE|COPY)" "http')
+# The clients' access manager logs each request as `<QNetworkAccessManager operation>
+# "<custom verb>" "<url>"`: PUT (3) and DELETE (5) have no custom verb, MKCOL, MOVE and
+# COPY go as custom operations (6) with the verb.
+WRITES = re.compile(r'accessmanager \]:\s+(?:[35] ""|6 "(?:PUT|MKCOL|DELETE|MOVE|COPY)") "http')
 CAFE_NFC = unicodedata.normalize("NFC", "café")
 CAFE_NFD = unicodedata.normalize("NFD", "café")
 CLIENT_PROPS = (
@@ -141,8 +144,10 @@ class Sides:
 
     def sync(self, *, must_succeed: bool = True) -> SyncRun:
         args = (self.kind, self.local, self.server.base, self.user, self.server.users[self.user])
-        runner = sync_ok if must_succeed else run_sync
-        return runner(*args, home=self.home, env=chunk_sizes(self.server), timeout=240)
+        env = chunk_sizes(self.server)
+        if must_succeed:
+            return sync_ok(*args, home=self.home, env=env)
+        return run_sync(*args, home=self.home, env=env)
 
     def converged(self) -> dict[str, str]:
         return assert_converged(self.dav, self.server.dav, self.local)
@@ -207,10 +212,10 @@ def local_renames(sides: Sides) -> None:
 
 
 def edited_on_both_sides(sides: Sides) -> None:
-    """Both versions survive: the server's at the name, the local one in a conflict
-    copy next to it, which both clients keep to themselves (they upload conflict
-    copies only when the server asks for it, `uploadConflictFiles`, which we do not);
-    another sync then changes nothing else."""
+    """Both versions survive everywhere: the server's at the name, the local one in a
+    `NAME (conflicted copy DATE).EXT` next to it, which the client uploads (the server
+    advertises `uploadConflictFiles`); another sync writes nothing and the local tree
+    is exactly the server's."""
     target = sides.local / "many/small-010.txt"
     target.write_bytes(b"edited locally\n")
     put = sides.dav.put(sides.server.url("many/small-010.txt"), data=b"edited on the server\n")
@@ -219,33 +224,42 @@ def edited_on_both_sides(sides: Sides) -> None:
     assert target.read_bytes() == b"edited on the server\n"
     copies = [p for p in (sides.local / "many").iterdir() if "conflicted copy" in p.name]
     assert [p.read_bytes() for p in copies] == [b"edited locally\n"], copies
+    server_copy = sides.dav.get(sides.server.url(f"many/{copies[0].name}"))
+    assert server_copy.status_code == 200 and server_copy.content == b"edited locally\n"
+    at_name = sides.dav.get(sides.server.url("many/small-010.txt")).content
+    assert at_name == b"edited on the server\n"
     again = sides.sync()
     assert writes(again) == [], writes(again)
-    local = synced_files(sides.local)
-    del local[unicodedata.normalize("NFC", f"many/{copies[0].name}")]
-    diff = tree_diff(local, server_digests(sides.dav, sides.server.dav))
-    assert not diff, diff
+    sides.converged()
 
 
 def read_only_share_is_not_written(sides: Sides) -> None:
-    """The read-only share shows without W/C/K/D and a local edit is not uploaded."""
+    """The read-only share shows without W/C/K/D and nothing local reaches it: the
+    edited file is restored and the edit kept in a conflict copy, whose upload (asked
+    for by `uploadConflictFiles`) is refused with 403, after which the client keeps it
+    local and does not try again; a new local file is never sent."""
     listing = propfind(sides.dav, sides.files + "Shared/ro/", "1")
     shared = f"/remote.php/dav/files/{sides.user}/Shared/ro/"
     assert listing[shared]["permissions"] == "SG"
     assert listing[shared + "doc.txt"]["permissions"] == "SG"
-    original = sides.server.client(OWNER).get(sides.server.url("ro/doc.txt")).content
+    owner, url = sides.server.client(OWNER), sides.server.url
+    original = owner.get(url("ro/doc.txt")).content
     (sides.local / "Shared/ro/doc.txt").write_bytes(b"changed by the grantee\n")
     (sides.local / "Shared/ro/new.txt").write_bytes(b"new from the grantee\n")
-    run = sides.sync(must_succeed=False)  # exit 1: the new file is an error item
-    assert not any("Shared/ro" in line for line in writes(run)), writes(run)
+    run = sides.sync(must_succeed=False)  # exit 1: the copy and the new file are errors
     assert "read-only on the server, restoring" in run.log
     restored = sides.local / "Shared/ro"
     assert (restored / "doc.txt").read_bytes() == original
-    copies = [p.read_bytes() for p in restored.iterdir() if "conflicted copy" in p.name]
-    assert copies == [b"changed by the grantee\n"]
-    owner = sides.server.client(OWNER)
-    assert owner.get(sides.server.url("ro/doc.txt")).content == original
-    assert owner.get(sides.server.url("ro/new.txt")).status_code == 404
+    copies = [p for p in restored.iterdir() if "conflicted copy" in p.name]
+    assert [p.read_bytes() for p in copies] == [b"changed by the grantee\n"]
+    shared_writes = [line for line in writes(run) if "Shared/ro" in line]
+    assert len(shared_writes) == 1 and copies[0].name in shared_writes[0], shared_writes
+    assert f'403 Forbidden\\" to \\"PUT {sides.files}Shared/ro/{copies[0].name}' in run.log
+    again = sides.sync(must_succeed=False)
+    assert writes(again) == [], writes(again)
+    assert owner.get(url("ro/doc.txt")).content == original
+    assert owner.get(url("ro/new.txt")).status_code == 404
+    assert owner.get(url(f"ro/{copies[0].name}")).status_code == 404
 
 
 def test_oc_chunked_put_is_refused_and_stores_nothing(server: RunningServer) -> None:

@@ -43,6 +43,8 @@ def test_capabilities_envelope_in_json_and_xml(server: RunningServer) -> None:
     assert capabilities["checksums"]["supportedTypes"] == ["SHA1"]
     chunking = capabilities["dav"].get("chunking") == "1.0"
     assert capabilities["files"]["bigfilechunking"] is chunking
+    # Top-level, where both clients look for it (not under `files`).
+    assert capabilities["uploadConflictFiles"] is True
 
     v2 = requests.get(server.base + "/ocs/v2.php/cloud/capabilities", timeout=10)
     assert v2.status_code == 200 and v2.headers["Content-Type"].startswith("text/xml")
