@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 from davserver import __version__
 from davserver.http.environ import StartResponse, WSGIEnvironment
 from davserver.http.errors import status_line
-from davserver.http.responses import plain_response
+from davserver.http.responses import json_response
 from providers.catalog import UserRecord
 from providers.catalog.history_usage import Usage
 
@@ -59,7 +59,6 @@ class Capabilities:
     # Ask the clients to upload their conflict copies, so that every device sees
     # both versions of a file edited on two sides and the trees converge.
     upload_conflict_copies: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def document(self, environ: WSGIEnvironment) -> dict[str, Any]:
         """The `data` of `cloud/capabilities` for a request (`environ` gives the host
@@ -77,7 +76,6 @@ class Capabilities:
             "checksums": {"supportedTypes": ["SHA1"], "preferredUploadType": "SHA1"},
             "dav": {"chunking": "1.0"} if self.chunking else {},
             "uploadConflictFiles": self.upload_conflict_copies,
-            **self.extra,
         }
         if self.push is not None:
             capabilities["notify_push"] = {
@@ -115,15 +113,7 @@ def status(start_response: StartResponse) -> list[bytes]:
         "extendedSupport": False,
         "davserver": __version__,
     }
-    data = json.dumps(body, separators=(",", ":")).encode()
-    headers = [
-        ("Content-Type", "application/json; charset=utf-8"),
-        ("Content-Length", str(len(data))),
-        ("Cache-Control", "no-store"),
-        ("Access-Control-Allow-Origin", "*"),
-    ]
-    start_response("200 OK", headers)
-    return [data]
+    return json_response(start_response, 200, body, [("Access-Control-Allow-Origin", "*")])
 
 
 def user_document(user: UserRecord, usage: Usage, free: int | None) -> dict[str, Any]:
@@ -208,7 +198,3 @@ def _xml(tag: str, value: Any) -> str:
     else:
         inner = escape(str(value))
     return f"<{tag}>{inner}</{tag}>"
-
-
-def not_found(start_response: StartResponse) -> list[bytes]:
-    return plain_response(start_response, 404, "not found")

@@ -70,7 +70,7 @@ class NextcloudSite:
         for prefix, app in self.public:
             if path == prefix or path.startswith(prefix + "/"):
                 return app(environ, start_response)
-        return ocs.not_found(start_response)
+        return plain_response(start_response, 404, "not found")
 
     def _ocs(
         self, environ: WSGIEnvironment, start_response: StartResponse, endpoint: str
