@@ -46,6 +46,7 @@ from wsgidav.request_server import RequestServer
 
 from davserver.dav import propfind, sync_collection, tus
 from davserver.http import content
+from davserver.http.body import stream_body
 from davserver.http.digests import MalformedChecksum, announced_checksums, put_headers
 from davserver.http.environ import (
     ANNOUNCED_CHECKSUMS,
@@ -271,15 +272,8 @@ def _refuse_oc_chunked(environ: Environ) -> None:
     """400 for a PUT with `OC-Chunked` (module docstring); nothing of it is stored."""
     length = util.get_content_length(environ)
     if 0 < length <= OC_CHUNK_DRAIN:
-        body, left = environ["wsgi.input"], length
-        try:
-            while left > 0:
-                block = body.read(min(left, 1024 * 1024))
-                if not block:
-                    break
-                left -= len(block)
-        except Exception as e:  # the client gave up: it gets the same answer
-            raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED) from e
+        for _block in stream_body(environ, length):  # ends early if the client gave up
+            pass
         environ["wsgidav.some_input_read"] = environ["wsgidav.all_input_read"] = 1
     raise DAVError(HTTP_BAD_REQUEST, context_info=OC_CHUNKED_REFUSED)
 
