@@ -171,6 +171,16 @@ class FileWriter:
         """Consume the whole body given as blocks (call once, or `write_from`)."""
         self.write_from(BlockReader(blocks))
 
+    def write_all(self, blocks: Iterable[bytes]) -> NewContent:
+        """`writelines(blocks)` then `finish()`; on any failure `abort()` first (what
+        was not stored yet is dropped) and the error goes on."""
+        try:
+            self.writelines(blocks)
+            return self.finish()
+        except BaseException:
+            self.abort()
+            raise
+
     def write_from(self, reader: Reader) -> None:
         """Consume the whole body read from `reader` (call once); chunks are stored as
         they are cut. `QuotaExceeded` as soon as the body passes the writer's limit."""

@@ -130,12 +130,7 @@ class UploadFolders:
         covered = tuple(c.id for c in before)
         resume = self.hashes.at(folder.id, covered) if in_order else None
         writer = self.ops.files.writer(resume=resume)
-        try:
-            writer.writelines(blocks)
-            part = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+        part = writer.write_all(blocks)
         if declared is not None and part.size != declared:
             raise InvalidUpload(f"the chunk has {part.size} of its {declared} bytes")
         chunk = self.ops.catalog.upload_folders.add_chunk(folder, name, part.extents, part.size)

@@ -191,12 +191,7 @@ class ResumableUploads:
         resume = self.hashes.at(upload.id, upload.offset)
         whole = upload.offset == 0 or resume is not None  # the hasher covers the file so far
         writer = self.ops.files.writer(extra=extra, resume=resume)
-        try:
-            writer.writelines(blocks)
-            part = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+        part = writer.write_all(blocks)
         if piece_checksum is not None:
             _verify(dict([piece_checksum]), writer.hexdigests(), "the piece")
         end = upload.offset + part.size
