@@ -42,6 +42,7 @@ from davserver.dav import tus as tus_dav
 from davserver.dav.app import MOUNT_PATH
 from davserver.dav.snapshots import MOUNT_PATH as SNAPSHOTS
 from davserver.dav.tus import MOUNT_PATH as TUS
+from davserver.encryption import load_keys
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
@@ -63,6 +64,7 @@ from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.s3 import S3BlobStore
 from providers.catalog import Catalog
 from providers.chunker import FastCDCChunker
+from providers.codec import ChunkCompressor, ChunkVault
 from providers.dav import DavProvider
 from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
 from providers.dav.snapshots import SnapshotProvider
@@ -173,6 +175,12 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     metrics.watch_catalog(catalog)
     store = build_blobstore(settings)
     blobs = TimedBlobStore(store, metrics)
+    vault = ChunkVault(
+        blobs,
+        prefix=settings.blob_prefix,
+        compressor=ChunkCompressor() if settings.compression == "auto" else None,
+        keys=load_keys(settings, catalog, purpose),
+    )
     files = FileStore(
         catalog,
         blobs,
@@ -181,6 +189,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
         workers=settings.upload_workers,
         max_in_flight=settings.uploads_in_flight,
         read_ahead=settings.read_ahead,
+        vault=vault,
     )
     lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url))
     ops = build_operations(catalog, files, lock_manager, build_events(settings))

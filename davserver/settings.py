@@ -27,6 +27,7 @@ CLIENT_USER_ENV = ENV_PREFIX + "USER"
 CLIENT_PASSWORD_ENV = ENV_PREFIX + "PASSWORD"
 CLIENT_ENV = (CLIENT_URL_ENV, CLIENT_USER_ENV, CLIENT_PASSWORD_ENV)
 LOG_FORMATS = ("text", "json")
+COMPRESSIONS = ("auto", "off")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -92,6 +93,15 @@ class Settings:
     notify_push: bool = True  # the Nextcloud clients' push WebSocket (a second listener)
     notify_push_port: int = 0  # its port; 0: `port` + 1 (a free port when `port` is 0)
     notify_push_url: str = ""  # the ws(s):// URL clients are told (behind a proxy)
+    compression: str = "auto"  # "auto": zstd per chunk when it saves enough; "off"
+    encryption: bool = False  # encrypt chunks at rest (key generated into data_dir if no file)
+    encryption_key_file: str = ""  # 64 hex characters (256 bits); setting it turns encryption on
+    encryption_old_key_files: str = ""  # comma-separated retired keys, still read (rotation)
+
+    @property
+    def encrypts(self) -> bool:
+        """Chunks are encrypted at rest (`encryption` or a key file given)."""
+        return self.encryption or bool(self.encryption_key_file)
 
     @property
     def catalog_url(self) -> str:
@@ -251,6 +261,8 @@ def _check_choices(settings: Settings) -> None:
         raise SettingsError(f"log_format: must be one of {', '.join(LOG_FORMATS)}")
     if settings.log_level.lower() not in LOG_LEVELS:
         raise SettingsError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+    if settings.compression not in COMPRESSIONS:
+        raise SettingsError(f"compression: must be one of {', '.join(COMPRESSIONS)}")
     for field in fields(settings):
         value = getattr(settings, field.name)
         if field.type in (int, "int") and value < 0:
@@ -263,6 +275,10 @@ def validated(settings: Settings) -> Settings:
     _check_database_url(settings.database_url)
     _check_public_url(settings.public_url)
     _check_direct(settings)
+    if settings.direct_transfers and settings.encrypts:
+        raise SettingsError(
+            "direct_transfers: cannot be used with encryption (clients would put plain chunks)"
+        )
     _check_notify_push(settings)
     if not 0 <= settings.port <= 65535:
         raise SettingsError("port: must be 0..65535")

@@ -159,6 +159,18 @@ class IntegrityError(StorageError):
     http_status = 500
 
 
+class CorruptChunk(IntegrityError):
+    """A stored chunk's bytes are not what was written (its plaintext SHA-256 or its
+    AEAD tag does not match; DESIGN invariant 24): never served. Before a response's
+    headers it is a 500; after them the connection is cut."""
+
+    http_status = 500
+
+    def __init__(self, chunk_hash: str, reason: str) -> None:
+        super().__init__(f"chunk {chunk_hash} is corrupt: {reason}")
+        self.chunk_hash = chunk_hash
+
+
 class StoreMissing(StorageError):
     """There is no davserver store where the settings point (no catalog file, or a
     database without davserver tables), and this command may not create one."""

@@ -24,6 +24,12 @@ chunks already stored become orphans for GC.
 
 Read path: `ChunkReader` is a seekable raw stream over a content's extents: seeking
 bisects the offsets; reading fetches whole chunks with a small read-ahead in parallel.
+
+Beneath both, the `ChunkVault` (`providers.codec`) decides what a chunk becomes at
+rest (raw, zstd, sealed) and verifies every chunk it reads (invariant 24); the
+chunk's `Locator` is recorded in the catalog right after its object is put, before
+`store_chunks` returns (invariant 25), and a reader looks its chunks' locators up
+a page of chunks at a time as it reads on.
 """
 
 from __future__ import annotations
@@ -37,24 +43,35 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from providers.blobstore.base import BlobStore, chunk_key
+from providers.blobstore.base import BlobStore
 from providers.buffers import PAGE, BufferPool
-from providers.catalog import CLAIM_BUSY, CLAIM_UPLOAD, Catalog, ExtentRecord, NewContent
+from providers.catalog import (
+    CLAIM_BUSY,
+    CLAIM_UPLOAD,
+    Catalog,
+    ExtentRecord,
+    Locator,
+    NewContent,
+)
+from providers.catalog.records import RAW_LOCATOR
 from providers.checksums import ChecksumLanes, Hasher
 from providers.chunker import BlockReader, Chunker, Reader
-from providers.errors import IntegrityError, QuotaExceeded, StorageError, Unavailable
+from providers.codec import RAW, ChunkVault
+from providers.errors import BlobNotFound, IntegrityError, QuotaExceeded, StorageError, Unavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
+LOCATOR_PAGE = 256  # a reader looks up this many chunks' locators at once
 
 
 class FileStore:
     """Creates writers and readers over one catalog, blob store and chunker.
 
-    `workers` bounds the process-wide parallelism toward the blob store.
+    `workers` bounds the process-wide parallelism toward the blob store; `vault` is
+    the codec layer over `blobs` (default: every chunk raw, under `key_prefix`).
     """
 
     def __init__(
@@ -68,9 +85,11 @@ class FileStore:
         max_in_flight: int = 3,
         batch_bytes: int = 4 * 1024 * 1024,
         read_ahead: int = 2,
+        vault: ChunkVault | None = None,
     ) -> None:
         self.catalog = catalog
         self.blobs = blobs
+        self.vault = vault or ChunkVault(blobs, prefix=key_prefix)
         self.chunker = chunker
         self.key_prefix = key_prefix
         self.max_in_flight = max_in_flight
@@ -110,9 +129,12 @@ class FileStore:
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         while True:
             claims = self.catalog.contents.claim_many({h: len(c) for h, c in data.items()})
+            stored: dict[str, Locator] = {}
             for chunk_hash, claim in claims.items():
                 if claim == CLAIM_UPLOAD:
-                    self.blobs.put(chunk_key(chunk_hash, self.key_prefix), data[chunk_hash])
+                    stored[chunk_hash] = self.vault.put(chunk_hash, data[chunk_hash])
+            # claims create rows as raw: only other forms need recording (invariant 25)
+            self.catalog.locators.record({h: a for h, a in stored.items() if a.codec != RAW})
             data = {h: data[h] for h, claim in claims.items() if claim == CLAIM_BUSY}
             if not data:
                 return hashes
@@ -120,8 +142,19 @@ class FileStore:
                 raise Unavailable("chunk is being garbage-collected; retry the upload")
             time.sleep(0.05)
 
-    def load_chunk(self, chunk_hash: str) -> bytes:
-        return self.blobs.get(chunk_key(chunk_hash, self.key_prefix))
+    def load_chunk(
+        self, chunk_hash: str, size: int | None = None, locator: Locator | None = None
+    ) -> bytes:
+        """The chunk's plaintext, verified (`ChunkVault.get`); its size and locator are
+        looked up unless given (`BlobNotFound` if the catalog has no such chunk).
+        `CorruptChunk` if its object is not what was written."""
+        if size is None or locator is None:
+            found = self.catalog.locators.describe(chunk_hash)
+            if found is None:
+                raise BlobNotFound(f"no chunk {chunk_hash}")
+            size = found[0] if size is None else size
+            locator = found[1] if locator is None else locator
+        return self.vault.get(chunk_hash, size, locator)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -365,6 +398,7 @@ class ChunkReader(io.RawIOBase):
         self._size = size
         self._pos = 0
         self._fetches: dict[int, Future[bytes]] = {}
+        self._locators: dict[str, Locator] = {}  # looked up a page of extents at a time
 
     def readable(self) -> bool:
         return True
@@ -411,10 +445,17 @@ class ChunkReader(io.RawIOBase):
 
     def _chunk(self, index: int) -> bytes:
         """Chunk `index`'s bytes; start fetching the next `read_ahead` ones meanwhile."""
+        if self._extents[index].chunk_hash not in self._locators:
+            page = self._extents[index : index + LOCATOR_PAGE]
+            found = self._store.catalog.locators.get(e.chunk_hash for e in page)
+            self._locators.update({e.chunk_hash: RAW_LOCATOR for e in page} | found)
         for ahead in range(index, min(index + 1 + self._store.read_ahead, len(self._extents))):
             if ahead not in self._fetches:
-                digest = self._extents[ahead].chunk_hash
-                self._fetches[ahead] = self._store.submit(self._store.load_chunk, digest)
+                extent = self._extents[ahead]
+                locator = self._locators.get(extent.chunk_hash, RAW_LOCATOR)
+                self._fetches[ahead] = self._store.submit(
+                    self._store.load_chunk, extent.chunk_hash, extent.size, locator
+                )
         for stale in [i for i in self._fetches if i < index]:
             self._fetches.pop(stale).cancel()
         data = self._fetches[index].result()

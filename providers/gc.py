@@ -11,12 +11,17 @@ the catalog does not know at all (left by crashed uploads) that are older than
 state (see `providers.catalog.content`), so it never races an upload in flight on any
 instance, and an applying run holds the catalog's `gc` lease, so it never races another
 run (`docs/gc.md`). With `apply=False` it only reports. `check_store` (fsck) verifies that
-every chunk a file needs exists with the right size, and with `deep` re-hashes it.
+every chunk a file needs exists with the right size, and with `deep` reads it through
+the codec layer, which verifies its SHA-256 or its AEAD tag (invariant 24).
+
+A chunk may have objects in several forms (raw, zstd, sealed: `providers.codec`) when
+writers with other settings raced on it, or `davserver reseal` moved it: the
+catalog's locator names the one that is read. Deleting a chunk deletes every form;
+the orphan sweep also deletes forms the locator does not name, older than the grace.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,14 +33,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from providers.blobstore.base import BlobStore, chunk_key, hash_from_chunk_key
-from providers.catalog import Catalog
-from providers.errors import BlobNotFound, LeaseHeld, LeaseLost, StorageError
+from providers.blobstore.base import BlobStore
+from providers.catalog import Catalog, Locator
+from providers.catalog.records import RAW_LOCATOR
+from providers.codec import SEALED, ChunkVault
+from providers.errors import BlobNotFound, CorruptChunk, LeaseHeld, LeaseLost, StorageError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 LAST_GC = "last_gc_report"  # catalog settings: the last reports, for /metrics
 LAST_FSCK = "last_fsck_report"
+FSCK_PAGE = 500  # chunks whose locators fsck looks up at once
 
 
 class Progress(Protocol):
@@ -122,12 +130,15 @@ class _Run:
     (None for a dry run, which changes no chunk)."""
 
     catalog: Catalog
-    blobs: BlobStore
+    vault: ChunkVault
     report: GcReport
     cutoff: float
-    key_prefix: str
     progress: Progress
     lease: _Lease | None
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.vault.blobs
 
     def keep(self) -> None:
         if self.lease is not None:
@@ -137,8 +148,20 @@ class _Run:
         """Delete a `deleting` chunk's object, then its row; only under a live lease."""
         assert self.lease is not None, "a dry run deletes nothing"
         self.lease.keep()
-        self.blobs.delete(chunk_key(digest, self.key_prefix))
+        for key in self.vault.forms(digest):
+            self.blobs.delete(key)
         self.catalog.contents.forget(digest)
+
+    def delete_stale(self, key: str) -> bool:
+        """Delete an object no chunk row names if it is still older than the cutoff
+        (else a writer is storing it again); True if deleted."""
+        current = self.blobs.stat(key)
+        if current is None or current.mtime >= self.cutoff:
+            return False
+        if self.lease is not None:
+            self.lease.keep()
+            self.blobs.delete(key)
+        return True
 
 
 def collect_garbage(
@@ -151,6 +174,7 @@ def collect_garbage(
     progress: Progress = _no_progress,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     upload_ttl: float | None = None,
+    vault: ChunkVault | None = None,
 ) -> GcReport:
     """Find (and with `apply`, delete) what nothing references (see the module docstring).
     Uploads idle for `upload_ttl` seconds (default: the catalog's, 24 h) are dropped first,
@@ -159,10 +183,13 @@ def collect_garbage(
     With `apply` the run holds the catalog's GC lease throughout: raises `LeaseHeld` at
     once if another run holds it, `LeaseLost` (having stopped) if it lost it midway. A
     dry run takes no lease: it deletes nothing, so it cannot race a run that does.
+    `vault`: the codec layer over `blobs` (default: raw chunks under `key_prefix`);
+    it must hold every master key chunks are sealed under, or sealed forms are kept.
     """
     report = GcReport(applied=apply)
     lease = _Lease(catalog, lease_ttl) if apply else None
-    run = _Run(catalog, blobs, report, time.time() - grace, key_prefix, progress, lease)
+    vault = vault or ChunkVault(blobs, prefix=key_prefix)
+    run = _Run(catalog, vault, report, time.time() - grace, progress, lease)
     try:
         ttl = catalog.uploads.ttl if upload_ttl is None else upload_ttl
         report.uploads = catalog.uploads.expire(time.time() - ttl, dry_run=not apply)
@@ -182,6 +209,24 @@ def collect_garbage(
     fields = {k: v for k, v in vars(report).items() if k != "applied"}
     _record(catalog, LAST_GC, {**fields, "applied": int(apply), "freed_bytes": report.freed_bytes})
     return report
+
+
+def _stat_chunk(vault: ChunkVault, digest: str, size: int, locator: Locator) -> str | None:
+    """What is wrong with one chunk's object by its size: "missing", "wrong_size" or None."""
+    info = vault.blobs.stat(vault.object_key(digest, locator))
+    expected = size if locator.stored_size is None else locator.stored_size
+    return "missing" if info is None else None if info.size == expected else "wrong_size"
+
+
+def _read_chunk(vault: ChunkVault, digest: str, size: int, locator: Locator) -> str | None:
+    """What is wrong with one chunk read in full: "missing", "corrupt" or None."""
+    try:
+        vault.get(digest, size, locator)
+    except BlobNotFound:
+        return "missing"
+    except CorruptChunk:
+        return "corrupt"
+    return None
 
 
 def _record(catalog: Catalog, key: str, report: dict[str, int]) -> None:
@@ -209,26 +254,72 @@ def _sweep_chunks(run: _Run) -> None:
 
 
 def _sweep_orphans(run: _Run) -> None:
-    """Objects with no chunk row, older than the cutoff: left by crashed uploads."""
-    old: dict[str, int] = {}
-    for info in run.blobs.iter_keys(f"{run.key_prefix}chunks/"):
+    """Objects older than the cutoff that no chunk row names: left by crashed uploads
+    (no row: condemned like a chunk), or forms a row no longer names (deleted alone)."""
+    plain: dict[str, list[tuple[str, str, int]]] = {}  # hash -> (key, codec, size)
+    sealed: dict[str, tuple[str, int]] = {}  # keyed name -> (key, size)
+    for info in run.blobs.iter_keys(f"{run.vault.prefix}chunks/"):
         run.keep()  # listing a large store can outlast a lease renewal period
-        digest = hash_from_chunk_key(info.key)
-        if digest and info.mtime < run.cutoff:
-            old[digest] = info.size
-    known = run.catalog.contents.known(list(old))
-    orphans = [(h, size) for h, size in old.items() if h not in known]
+        parsed = run.vault.parse_key(info.key)
+        if parsed is None or info.mtime >= run.cutoff:
+            continue
+        name, codec = parsed
+        if codec == SEALED:
+            sealed[name] = (info.key, info.size)
+        else:
+            plain.setdefault(name, []).append((info.key, codec, info.size))
+    locators = run.catalog.locators.get(plain)
+    orphans = [(h, sum(f[2] for f in forms)) for h, forms in plain.items() if h not in locators]
     for digest, size in run.progress(orphans, "orphans"):
-        if run.report.applied:
-            current = run.blobs.stat(chunk_key(digest, run.key_prefix))
-            if current is None or current.mtime >= run.cutoff:
-                continue  # rewritten since we listed it: an upload is using it
-            run.keep()
-            if not run.catalog.contents.condemn_orphan(digest, size):
-                continue  # a writer claimed it meanwhile
-            run.delete(digest)
+        if run.report.applied and not _condemn_orphan(run, digest, plain[digest]):
+            continue
         run.report.orphans += 1
         run.report.orphan_bytes += size
+    stale = [
+        (key, n)
+        for h, forms in plain.items()
+        if h in locators
+        for key, codec, n in forms
+        if codec != locators[h].codec
+    ]
+    stale += _stale_sealed(run, sealed)
+    for key, size in run.progress(stale, "stale forms"):
+        if run.report.applied and not run.delete_stale(key):
+            continue
+        run.report.orphans += 1
+        run.report.orphan_bytes += size
+
+
+def _condemn_orphan(run: _Run, digest: str, forms: list[tuple[str, str, int]]) -> bool:
+    """Delete an unknown chunk's objects under a `deleting` row, so no writer stores it
+    meanwhile; False if one is being written again or a writer claimed it."""
+    for key, _codec, _size in forms:
+        current = run.blobs.stat(key)
+        if current is None or current.mtime >= run.cutoff:
+            return False  # rewritten since we listed it: an upload is using it
+    run.keep()
+    if not run.catalog.contents.condemn_orphan(digest, forms[0][2]):
+        return False  # a writer claimed it meanwhile
+    run.delete(digest)
+    return True
+
+
+def _stale_sealed(run: _Run, sealed: dict[str, tuple[str, int]]) -> list[tuple[str, int]]:
+    """Sealed objects whose keyed name no chunk row has under its key. Only decidable
+    when the vault holds every key a row names; otherwise none are touched."""
+    if not sealed:
+        return []
+    held = {key.key_id for key in run.vault.keys.keys} if run.vault.keys else set()
+    missing = run.catalog.locators.key_ids() - held
+    if missing:
+        log.warning("gc: keeps sealed objects: master keys %s are not configured", missing)
+        return []
+    live = {
+        run.vault.sealed_name(h, loc.key_id)
+        for h, _size, loc in run.catalog.locators.all_rows()
+        if loc.codec == SEALED and loc.key_id is not None
+    }
+    return [(key, size) for name, (key, size) in sealed.items() if name not in live]
 
 
 def check_store(
@@ -238,27 +329,23 @@ def check_store(
     deep: bool,
     key_prefix: str = "",
     progress: Progress = _no_progress,
+    vault: ChunkVault | None = None,
 ) -> FsckReport:
-    """Verify every referenced chunk exists (and with `deep`, hashes to its name)."""
+    """Verify every referenced chunk's object exists with its stored size; with `deep`,
+    read each through the codec layer, which verifies it (`ChunkVault.get`)."""
     report = FsckReport()
+    vault = vault or ChunkVault(blobs, prefix=key_prefix)
     referenced = list(catalog.contents.referenced())
-    for digest, size in progress(referenced, "chunks"):
+    locators: dict[str, Locator] = {}
+    for index, (digest, size) in enumerate(progress(referenced, "chunks")):
+        if index % FSCK_PAGE == 0:  # one locator query per page of chunks
+            locators = catalog.locators.get(h for h, _n in referenced[index : index + FSCK_PAGE])
+        locator = locators.get(digest, RAW_LOCATOR)
+        check = _read_chunk if deep else _stat_chunk
+        problem = check(vault, digest, size, locator)
+        if problem is not None:
+            getattr(report, problem).append(digest)
         report.checked += 1
-        key = chunk_key(digest, key_prefix)
-        if not deep:
-            info = blobs.stat(key)
-            if info is None:
-                report.missing.append(digest)
-            elif info.size != size:
-                report.wrong_size.append(digest)
-            continue
-        try:
-            data = blobs.get(key)
-        except BlobNotFound:
-            report.missing.append(digest)
-            continue
-        if hashlib.sha256(data).hexdigest() != digest:
-            report.corrupt.append(digest)
     bad = [*report.missing, *report.wrong_size, *report.corrupt]
     report.affected = catalog.contents.files_using(bad) if bad else {}
     problems = {

@@ -153,8 +153,8 @@ def file_blocks(request: ApiRequest) -> Reply:
     urls = request.context.block_urls
     base = base_url(request.environ, request.context.public_url)
     blocks = []
-    for extent in extents:
-        url = engine.direct_get(extent.chunk_hash)
+    direct = engine.direct_gets([extent.chunk_hash for extent in extents])
+    for extent, url in zip(extents, direct, strict=True):
         if url is None and urls is not None:
             url = urls.url(base, extent.chunk_hash, engine.url_ttl)
         blocks.append(

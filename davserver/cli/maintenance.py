@@ -89,6 +89,7 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         apply=args.apply,
         key_prefix=services.settings.blob_prefix,
         progress=_progress,
+        vault=services.files.vault,
     )
     if args.apply:
         days = services.settings.change_retention
@@ -111,6 +112,7 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
         deep=args.deep,
         key_prefix=services.settings.blob_prefix,
         progress=_progress,
+        vault=services.files.vault,
     )
     print(
         f"fsck: checked {report.checked} chunks: {len(report.missing)} missing, "

@@ -27,6 +27,7 @@ from providers.catalog.groups import Groups
 from providers.catalog.history_usage import HistoryUsage, OldestHistory, Usage
 from providers.catalog.leases import Leases
 from providers.catalog.links import ShareLinks
+from providers.catalog.locators import ChunkLocators
 from providers.catalog.migrate import (
     SchemaChange,
     SchemaState,
@@ -49,6 +50,7 @@ from providers.catalog.records import (
     ExtentRecord,
     GrantRecord,
     LeaseRecord,
+    Locator,
     NewContent,
     NodeRecord,
     ReceivedGrant,
@@ -68,7 +70,7 @@ from providers.catalog.versions import Versions
 
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
-    `tree`, `contents`, `checksums`, `leases`, `changes`, `versions`, `trash`,
+    `tree`, `contents`, `locators`, `checksums`, `leases`, `changes`, `versions`, `trash`,
     `history_usage`, `snapshots`, `blocks`, `uploads`, `upload_folders`."""
 
     def __init__(self, url: str, *, upload_expiry: float = DEFAULT_EXPIRY) -> None:
@@ -80,6 +82,7 @@ class Catalog:
         self.links = ShareLinks(self.db)
         self.tree = Tree(self.db)
         self.contents = Contents(self.db)
+        self.locators = ChunkLocators(self.db)
         self.checksums = ContentChecksums(self.db)
         self.uploads = Uploads(self.db, upload_expiry)
         self.upload_folders = UploadFolders(self.db, upload_expiry)
@@ -143,6 +146,8 @@ __all__ = [
     "GrantRecord",
     "HistoryUsage",
     "LeaseRecord",
+    "Locator",
+    "ChunkLocators",
     "NewContent",
     "NodeRecord",
     "OldestHistory",

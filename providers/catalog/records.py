@@ -132,6 +132,20 @@ class NewContent:
 
 
 @dataclass(frozen=True)
+class Locator:
+    """How a chunk's object is stored (`providers.codec`): its codec ("raw", "zstd"
+    or "sealed"), the master key id of a sealed chunk, and the object's size (None:
+    the chunk's own size, as for every chunk written before codecs existed)."""
+
+    codec: str = "raw"
+    key_id: str | None = None
+    stored_size: int | None = None
+
+
+RAW_LOCATOR = Locator()
+
+
+@dataclass(frozen=True)
 class ChunkRecord:
     """A chunk row: its hash, size and state (uploading, stored or deleting)."""
 

@@ -222,13 +222,19 @@ class Extent(SQLModel, table=True):
 
 
 class Chunk(SQLModel, table=True):
-    """One stored chunk object, shared by every content that names it."""
+    """One stored chunk object, shared by every content that names it. `codec`,
+    `stored_size` and `key_id` say how its object is stored (`providers.codec`):
+    "raw" (the plaintext, the only form before 0007; `stored_size` NULL means `size`),
+    "zstd" or "sealed" (encrypted under master key `key_id`)."""
 
     hash: str = Field(primary_key=True, max_length=64)
     size: int
     state: str = Field(max_length=12, index=True)
     touched_at: float = Field(index=True)
     created_at: float
+    codec: str = Field(default="raw", max_length=8, sa_column_kwargs={"server_default": "raw"})
+    stored_size: int | None = Field(default=None)
+    key_id: str | None = Field(default=None, max_length=16)
 
 
 class Version(SQLModel, table=True):

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from providers.blobstore.base import chunk_key
 from providers.blobstore.direct import DirectTransfers
 from providers.catalog import CLAIM_BUSY, ExtentRecord, NewContent, NodeRecord
+from providers.catalog.records import RAW_LOCATOR
 from providers.checksums import Checksums
 from providers.chunker import FastCDCChunker
+from providers.codec import RAW
 from providers.errors import (
     BadBlocks,
     ChecksumMismatch,
@@ -185,11 +187,20 @@ class BlockTransfers:
         extents = self.ops.catalog.contents.extents(node.content_id) if node.content_id else []
         return node, extents
 
-    def direct_get(self, chunk_hash: str) -> str | None:
-        """A presigned GET of the block on the object store (None: not direct)."""
+    def direct_gets(self, chunk_hashes: Sequence[str]) -> list[str | None]:
+        """A presigned GET on the object store for each block stored raw (None: not
+        direct, or compressed or encrypted: those are read through the server, which
+        decodes and verifies them)."""
         if self.direct is None:
-            return None
-        return self.direct.presign_get(self._key(chunk_hash), self.url_ttl)
+            return [None] * len(chunk_hashes)
+        direct = self.direct
+        locators = self.ops.files.catalog.locators.get(chunk_hashes)
+        return [
+            direct.presign_get(self._key(h), self.url_ttl)
+            if locators.get(h, RAW_LOCATOR).codec == RAW
+            else None
+            for h in chunk_hashes
+        ]
 
     def _validated(self, blocks: Sequence[tuple[str, int]]) -> dict[str, int]:
         """hash -> size of a well-formed list (order kept, repeats once)."""

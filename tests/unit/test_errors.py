@@ -33,6 +33,7 @@ EXPECTED = {
     "Locked": 423,
     "QuotaExceeded": 507,
     "IntegrityError": 500,
+    "CorruptChunk": 500,
     "StoreMissing": 503,
     "SchemaMismatch": 503,
     "TooBusy": 503,
