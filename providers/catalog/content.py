@@ -299,11 +299,12 @@ class Contents:
 
     def usage(self) -> tuple[int, int, int]:
         """(logical bytes: every user's files counted as often as they appear, stored
-        bytes and count of stored chunks): two aggregate queries, cheap enough to run
+        bytes (at rest: compressed or sealed) and count of stored chunks): two aggregate queries, cheap enough to run
         at every metrics scrape."""
         with self._db.session() as s:
             logical = s.exec(select(func.coalesce(func.sum(col(User.used_bytes)), 0))).one()
-            stored = select(func.coalesce(func.sum(col(Chunk.size)), 0), func.count())
+            at_rest = func.coalesce(col(Chunk.stored_size), col(Chunk.size))
+            stored = select(func.coalesce(func.sum(at_rest), 0), func.count())
             size, count = s.exec(stored.where(col(Chunk.state) == CHUNK_STORED)).one()
         return int(logical), int(size), int(count)
 
