@@ -299,8 +299,8 @@ class Contents:
 
     def usage(self) -> tuple[int, int, int]:
         """(logical bytes: every user's files counted as often as they appear, stored
-        bytes (at rest: compressed or sealed) and count of stored chunks): two aggregate queries, cheap enough to run
-        at every metrics scrape."""
+        bytes at rest (compressed or sealed) and count of stored chunks): two
+        aggregate queries, cheap enough to run at every metrics scrape."""
         with self._db.session() as s:
             logical = s.exec(select(func.coalesce(func.sum(col(User.used_bytes)), 0))).one()
             at_rest = func.coalesce(col(Chunk.stored_size), col(Chunk.size))

@@ -12,9 +12,14 @@ label, so no two uses share a key:
 - the key id is the first 16 hex digits of HMAC(master, "davserver key id"): it names
   the master key in the catalog without revealing it.
 
-The cipher is AES-256-GCM-SIV with a fixed nonce: each key only ever encrypts one
-chunk's plaintext, and GCM-SIV is misuse-resistant, so even two different encodings
-of one chunk (two zstd versions) under one key reveal nothing but their equality.
+The cipher is AES-256-GCM with a synthetic nonce: HMAC(chunk key, the payload's
+SHA-256) cut to 96 bits, stored before the ciphertext. Each chunk key only ever sees
+that chunk's payloads (the chunk raw or a zstd frame of it), equal payloads give equal
+objects (so dedup holds), and two different encodings of one chunk (another zstd
+version) get different nonces, so a nonce is never reused with other bytes. For a
+raw payload the caller derives the digest from the chunk's hash, which already
+identifies it, so sealing a raw chunk costs one AES-GCM pass. AES-GCM-SIV would need
+no such care but ran 20 times slower here (2.4 ms per MiB against 0.12, AES-NI).
 The associated data binds the object to its chunk hash and key id, so an object
 moved or copied to another chunk's name fails its tag (`Tampered`).
 """
@@ -26,10 +31,11 @@ import hmac
 from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
-_NONCE = bytes(12)
+NONCE_BYTES = 12
+_VERSION = b"\x01"  # the sealed object format: version, nonce, ciphertext and tag
 _AAD = b"davserver chunk v1\0"
 
 
@@ -71,20 +77,31 @@ class MasterKey:
         """64 hex digits naming the chunk's object under this key."""
         return _mac(self._names, bytes.fromhex(chunk_hash)).hex()
 
-    def seal(self, chunk_hash: str, payload: bytes) -> bytes:
-        """`payload` encrypted and authenticated for chunk `chunk_hash`."""
-        return self._cipher(chunk_hash).encrypt(_NONCE, payload, self._aad(chunk_hash))
+    def seal(self, chunk_hash: str, payload: bytes, payload_digest: bytes | None = None) -> bytes:
+        """`payload` encrypted and authenticated for chunk `chunk_hash`.
+        `payload_digest` (default: its SHA-256) must tell this payload apart from any
+        other the chunk may be sealed with (the nonce is derived from it)."""
+        key = self._chunk_key(chunk_hash)
+        digest = payload_digest or hashlib.sha256(payload).digest()
+        nonce = _mac(key, b"nonce", digest)[:NONCE_BYTES]
+        sealed = AESGCM(key).encrypt(nonce, payload, self._aad(chunk_hash))
+        return _VERSION + nonce + sealed
 
     def open(self, chunk_hash: str, sealed: bytes) -> bytes:
         """The payload `seal` was given; `Tampered` if the object is not exactly what
         `seal` made for this chunk under this key."""
+        head = 1 + NONCE_BYTES
+        if len(sealed) < head + 16 or sealed[:1] != _VERSION:
+            raise Tampered("not a sealed chunk object")
+        view = memoryview(sealed)
         try:
-            return self._cipher(chunk_hash).decrypt(_NONCE, sealed, self._aad(chunk_hash))
+            cipher = AESGCM(self._chunk_key(chunk_hash))
+            return cipher.decrypt(view[1:head], view[head:], self._aad(chunk_hash))
         except InvalidTag as e:
             raise Tampered("the object fails its authentication tag") from e
 
-    def _cipher(self, chunk_hash: str) -> AESGCMSIV:
-        return AESGCMSIV(_mac(self._secret, b"davserver chunk key", bytes.fromhex(chunk_hash)))
+    def _chunk_key(self, chunk_hash: str) -> bytes:
+        return _mac(self._secret, b"davserver chunk key", bytes.fromhex(chunk_hash))
 
     def _aad(self, chunk_hash: str) -> bytes:
         return _AAD + bytes.fromhex(chunk_hash) + self.key_id.encode()

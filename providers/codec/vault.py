@@ -67,9 +67,12 @@ class ChunkVault:
         frame = self.compressor.compress(data) if self.compressor is not None else None
         if self.keys is not None:
             key = self.keys.current
-            flag = _ZSTD_FLAG if frame is not None else _PLAIN_FLAG
-            payload = bytes((flag,)) + (frame if frame is not None else bytes(data))
-            sealed = key.seal(chunk_hash, payload)
+            if frame is not None:
+                sealed = key.seal(chunk_hash, bytes((_ZSTD_FLAG,)) + frame)
+            else:  # the chunk's hash identifies a raw payload: no second hashing pass
+                digest = hashlib.sha256(bytes((_PLAIN_FLAG,)) + bytes.fromhex(chunk_hash))
+                payload = bytes((_PLAIN_FLAG,)) + bytes(data)
+                sealed = key.seal(chunk_hash, payload, digest.digest())
             locator = Locator(SEALED, key.key_id, len(sealed))
             self.blobs.put(self.object_key(chunk_hash, locator), sealed)
             return locator
