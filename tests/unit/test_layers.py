@@ -29,6 +29,8 @@ LIBRARIES = {
     "tqdm": ("davserver/cli/",),
     "prometheus_client": ("davserver/metrics.py",),
     "websockets": ("davserver/nextcloud/notify_push.py",),
+    "zstandard": ("providers/codec/compress.py",),
+    "cryptography": ("providers/codec/seal.py",),
 }
 # catalog parts and the calls on them that change what users see: only the operations
 # layer (and the catalog itself) may make them

@@ -181,6 +181,7 @@ def test_good_database_urls(url: str) -> None:
         ({"DAVSERVER_S3_CAPACITY_BYTES": "-5"}, "s3_capacity_bytes"),
         ({"DAVSERVER_HISTORY_INTERVAL": "-1"}, "history_interval"),
         ({"DAVSERVER_UPLOAD_EXPIRY": "0"}, "upload_expiry"),
+        ({"DAVSERVER_COMPRESSION": "gzip"}, "compression"),
     ],
 )
 def test_invalid_values_name_the_key(env: dict[str, str], named: str) -> None:
