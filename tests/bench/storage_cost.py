@@ -96,6 +96,7 @@ def ours_targets(store: Store, p: Payloads) -> dict[str, report.Growth]:
     out["edited"] = store.measure(lambda: store.put_tree("src", p.edited_tree, p.rels))
     out["edited"].logical = work.dir_bytes(p.edited_tree)[0]
     out["random"] = store.measure(lambda: store.put("admin", "random.bin", p.random))
+    out["random"].logical = RANDOM_SIZE
     first = store.measure(lambda: store.put("admin", "text.txt", p.versions[0]))
     rest = store.measure(lambda: [store.put("admin", "text.txt", path) for path in p.versions[1:]])
     out["versions"] = first + rest
