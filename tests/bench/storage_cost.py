@@ -155,16 +155,23 @@ def run_targets(tmp: Path, p: Payloads) -> None:
     report.targets(results, list(TARGET_CONFIGS))
 
 
-def put_measured(store: Store, rel: str, path: Path) -> tuple[float, report.Growth]:
-    """PUT `path` at `rel` (admin): the seconds it took and the store's growth."""
-    seconds: list[float] = []
-    growth = store.measure(lambda: seconds.append(store.put("admin", rel, path)))
-    return seconds[0], growth
+def put_measured(store: Store, rel: str, path: Path) -> tuple[float, float, report.Growth]:
+    """PUT `path` at `rel` (admin): the seconds it took, the server's CPU seconds in
+    that time, and the store's growth."""
+    times: list[float] = []
+
+    def put() -> None:
+        cpu = store.cpu_seconds()
+        times.append(store.put("admin", rel, path))
+        times.append(store.cpu_seconds() - cpu)
+
+    growth = store.measure(put)
+    return times[0], times[1], growth
 
 
 def chunk_run(store: Store, p: Payloads, mean_kib: int) -> report.ChunkRun:
     """The versions workload on `store`: growth after the first and after all."""
-    seconds, first = put_measured(store, "t", p.versions[0])
+    seconds, _, first = put_measured(store, "t", p.versions[0])
     edits: list[float] = []
     rest = store.measure(lambda: edits.extend(store.put("admin", "t", v) for v in p.versions[1:]))
     store.verify("admin", "t", p.versions[-1])
@@ -198,31 +205,47 @@ def run_costs(tmp: Path, size: int, rounds: int) -> None:
     names = list(COST_CONFIGS)
     for round_no in range(rounds):
         order = names[round_no % len(names) :] + names[: round_no % len(names)]
-        for name in order:
-            workdir = tmp / f"cost-{name}-{round_no}"
-            with Store(workdir, COST_CONFIGS[name]) as store:
-                figures = cost_round(store, text, rand, size)
-            figures["rss"] = store.peak_rss / MIB
-            shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            figures = cost_round(tmp / f"costs-{round_no}", order, text, rand)
+        except Exception as e:  # report it and carry on with the next round
+            print(f"costs round {round_no + 1}: FAILED: {e}", flush=True)
+            continue
+        finally:
+            shutil.rmtree(tmp / f"costs-{round_no}", ignore_errors=True)
             os.sync()
-            runs[name].append(figures)
-            shown = ", ".join(f"{k} {v:.0f}" for k, v in figures.items())
+        for name in order:
+            runs[name].append(figures[name])
+            shown = ", ".join(f"{k} {v:.1f}" for k, v in figures[name].items())
             print(f"costs round {round_no + 1}: {name}: {shown}", flush=True)
-    report.costs(
-        {n: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for n, rs in runs.items()},
-        size,
-        rounds,
-    )
+    medians = {
+        n: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for n, rs in runs.items() if rs
+    }
+    report.costs(medians, size, rounds)
 
 
-def cost_round(store: Store, text: Path, rand: Path, size: int) -> dict[str, float]:
-    """PUT then GET each file once; MB/s, and the blob bytes stored per logical byte."""
-    out: dict[str, float] = {}
-    for kind, path in (("text", text), ("random", rand)):
-        seconds, growth = put_measured(store, path.name, path)
-        out[f"put_{kind}"] = size / seconds / 1e6
-        out[f"stored_{kind}"] = growth.blob_bytes / size * 100
-        out[f"get_{kind}"] = size / store.get("admin", path.name, size) / 1e6
+def cost_round(
+    workdir: Path, order: list[str], text: Path, rand: Path
+) -> dict[str, dict[str, float]]:
+    """One server per setting, all running; each file PUT to each server in `order`,
+    then GET back from each, so that the settings' transfers follow each other closely
+    (the machine's load drifts). Per setting: MB/s, the server's CPU seconds per GiB,
+    the blob bytes stored per logical byte (%), the server's peak RSS (MiB)."""
+    out: dict[str, dict[str, float]] = {name: {} for name in order}
+    with contextlib.ExitStack() as stack:
+        stores = {n: stack.enter_context(Store(workdir / n, COST_CONFIGS[n])) for n in order}
+        for kind, path in (("text", text), ("random", rand)):
+            size, gib = path.stat().st_size, path.stat().st_size / 2**30
+            for name, store in stores.items():
+                seconds, cpu, growth = put_measured(store, path.name, path)
+                out[name][f"put_{kind}"] = size / seconds / 1e6
+                out[name][f"put_{kind}_cpu"] = cpu / gib
+                out[name][f"stored_{kind}"] = growth.blob_bytes / size * 100
+            for name, store in stores.items():
+                cpu = store.cpu_seconds()
+                out[name][f"get_{kind}"] = size / store.get("admin", path.name, size) / 1e6
+                out[name][f"get_{kind}_cpu"] = (store.cpu_seconds() - cpu) / gib
+    for name, store in stores.items():
+        out[name]["rss"] = store.peak_rss / MIB
     return out
 
 

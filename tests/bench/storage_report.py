@@ -145,18 +145,24 @@ def chunks(runs: list[ChunkRun]) -> None:
 
 
 def costs(medians: dict[str, dict[str, float]], size: int, rounds: int) -> None:
-    """MB/s of plain, ratios to plain for the others; stored share; peak RSS; targets."""
+    """Plain's figures, the others' as ratios to plain; stored share; peak RSS; targets.
+    The first setting of `medians` is plain (a setting with no successful round is
+    missing from it)."""
     names = list(medians)
+    if not names:
+        print("\nCosts: no setting finished a round")
+        return
     plain = medians[names[0]]
     rows = []
     for metric, label in COST_ROWS:
-        cells = [f"{plain[metric]:.0f} MB/s"]
-        cells += [f"{medians[n][metric] / plain[metric]:.2f}x" for n in names[1:]]
-        rows.append([label, *cells])
+        for suffix, unit, shown in (("", "MB/s", "{:.0f} MB/s"), ("_cpu", "", "{:.2f} s")):
+            key = metric + suffix
+            cells = [shown.format(plain[key])]
+            cells += [f"{medians[n][key] / plain[key]:.2f}x" for n in names[1:]]
+            rows.append([label if unit else f"{label}: server CPU per GiB", *cells])
     for kind in ("text", "random"):
-        rows.append(
-            [f"stored / logical, {kind}", *(f"{medians[n][f'stored_{kind}']:.1f} %" for n in names)]
-        )
+        cells = [f"{medians[n][f'stored_{kind}']:.1f} %" for n in names]
+        rows.append([f"stored / logical, {kind}", *cells])
     rows.append(["server peak RSS", *(f"{medians[n]['rss']:.0f} MiB" for n in names)])
     print(f"\nCosts: {size / 2**20:.0f} MiB files, medians of {rounds}, ratios to {names[0]}")
     print(markdown(["metric", *names], rows))
