@@ -161,7 +161,7 @@ def costs(medians: dict[str, dict[str, float]], size: int, rounds: int) -> None:
             cells += [f"{medians[n][key] / plain[key]:.2f}x" for n in names[1:]]
             rows.append([label if unit else f"{label}: server CPU per GiB", *cells])
     for kind in ("text", "random"):
-        cells = [f"{medians[n][f'stored_{kind}']:.1f} %" for n in names]
+        cells = [f"{medians[n][f'stored_{kind}']:.2f} %" for n in names]
         rows.append([f"stored / logical, {kind}", *cells])
     rows.append(["server peak RSS", *(f"{medians[n]['rss']:.0f} MiB" for n in names)])
     print(f"\nCosts: {size / 2**20:.0f} MiB files, medians of {rounds}, ratios to {names[0]}")
