@@ -174,8 +174,10 @@ def chunk_run(store: Store, p: Payloads, mean_kib: int) -> report.ChunkRun:
     seconds, _, first = put_measured(store, "t", p.versions[0])
     edits: list[float] = []
     rest = store.measure(lambda: edits.extend(store.put("admin", "t", v) for v in p.versions[1:]))
-    store.verify("admin", "t", p.versions[-1])
-    return report.ChunkRun(mean_kib, first, first + rest, [seconds, *edits], VERSION_SIZE)
+    read_back = store.verify("admin", "t", p.versions[-1])
+    return report.ChunkRun(
+        mean_kib, first, first + rest, [seconds, *edits], VERSION_SIZE, read_back
+    )
 
 
 def run_chunks(tmp: Path, p: Payloads) -> None:

@@ -88,8 +88,15 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.peak_rss = self.server.stop()
+        if isinstance(error, Exception):  # what the server said about it
+            print(f"{error}\nserver log (tail):\n{self.server.log_tail(40)}", flush=True)
 
     def cpu_seconds(self) -> float:
         """The server process's CPU time so far (user and system, all its threads)."""
@@ -159,16 +166,24 @@ class Store:
             raise RuntimeError(f"GET {rel}: {got} bytes, expected {size}")
         return time.perf_counter() - started
 
-    def verify(self, user: str, rel: str, path: Path) -> None:
-        """GET `rel` and compare its SHA-256 with the file `path`'s (untimed)."""
+    def verify(self, user: str, rel: str, path: Path) -> str:
+        """GET `rel` and compare it with the file `path` (untimed): "ok", or what went
+        wrong (printed too: a benchmark reports a bad read and carries on)."""
         digest = hashlib.sha256()
-        with check(self._session(user).get(self._url(rel), stream=True, timeout=TIMEOUT), 200) as r:
-            for block in r.iter_content(IO_BLOCK):
-                digest.update(block)
+        try:
+            url = self._url(rel)
+            with check(self._session(user).get(url, stream=True, timeout=TIMEOUT), 200) as r:
+                for block in r.iter_content(IO_BLOCK):
+                    digest.update(block)
+        except (requests.RequestException, RuntimeError) as e:
+            print(f"read-back of {rel} by {user} FAILED: {e}", flush=True)
+            return "FAILED"
         with open(path, "rb") as f:
             expected = hashlib.file_digest(f, "sha256").hexdigest()
         if digest.hexdigest() != expected:
-            raise RuntimeError(f"GET {rel} by {user}: not the content PUT")
+            print(f"read-back of {rel} by {user} FAILED: not the content PUT", flush=True)
+            return "WRONG"
+        return "ok"
 
     def usage(self) -> Usage:
         blobs = self.data / "blobs"
