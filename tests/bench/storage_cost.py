@@ -20,10 +20,12 @@ left out with a note (the table then shows what the server does without it).
 - chunks: the versions workload with compression auto for mean chunk sizes of 256 KiB,
   512 KiB and 1 MiB (min = mean / 4, max = mean x 4): stored / first, objects per GiB
   stored, PUT MB/s of the first version and of the edited ones (median).
-- costs: PUT and GET MB/s of a text file and a random file (default 1 GiB) with
-  compression off (plain), auto, encryption (compression off) and both, a fresh
-  server per setting and round, the order rotated each round; medians over `--rounds`,
-  shown as ratios to plain. `--quick`: 256 MiB, one round.
+- costs: PUT and GET MB/s and server CPU per GiB of a text file and a random file
+  (default 1 GiB) with compression off (plain), auto, encryption (compression off) and
+  both: each round starts a fresh server per setting, all side by side, and sends each
+  file to each in turn (the order rotated each round), so the settings meet the same
+  machine load; medians over `--rounds`, shown as ratios to plain. `--quick`: 256 MiB,
+  one round.
 
 The payloads are described in `tests.bench.storage_workloads`. MB = 10^6 bytes.
 """
