@@ -445,14 +445,17 @@ class ChunkReader(io.RawIOBase):
 
     def _chunk(self, index: int) -> bytes:
         """Chunk `index`'s bytes; start fetching the next `read_ahead` ones meanwhile."""
-        if self._extents[index].chunk_hash not in self._locators:
-            page = self._extents[index : index + LOCATOR_PAGE]
+        window = range(index, min(index + 1 + self._store.read_ahead, len(self._extents)))
+        # The page covers the read-ahead too: a chunk fetched ahead, past the end of
+        # the last page, was read as raw (its object not found, the GET cut).
+        if any(self._extents[i].chunk_hash not in self._locators for i in window):
+            page = self._extents[index : index + max(LOCATOR_PAGE, len(window))]
             found = self._store.catalog.locators.get(e.chunk_hash for e in page)
             self._locators.update({e.chunk_hash: RAW_LOCATOR for e in page} | found)
-        for ahead in range(index, min(index + 1 + self._store.read_ahead, len(self._extents))):
+        for ahead in window:
             if ahead not in self._fetches:
                 extent = self._extents[ahead]
-                locator = self._locators.get(extent.chunk_hash, RAW_LOCATOR)
+                locator = self._locators[extent.chunk_hash]
                 self._fetches[ahead] = self._store.submit(
                     self._store.load_chunk, extent.chunk_hash, extent.size, locator
                 )

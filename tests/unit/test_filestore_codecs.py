@@ -16,7 +16,7 @@ from providers.catalog import Catalog, NodeRecord, UserRecord
 from providers.chunker import FastCDCChunker
 from providers.codec import RAW, SEALED, ZSTD, ChunkCompressor, ChunkVault, KeyRing
 from providers.errors import CorruptChunk
-from providers.filestore import FileStore
+from providers.filestore import LOCATOR_PAGE, FileStore
 from providers.gc import check_store, collect_garbage
 
 KIB = 1024
@@ -83,6 +83,16 @@ def test_range_reads_cross_chunk_boundaries(coded: FileStore, user: UserRecord) 
     for boundary in (e.offset for e in extents[1:6]):
         reader.seek(boundary - 100)
         assert reader.read(300) == data[boundary - 100 : boundary + 200]
+
+
+def test_a_file_of_more_chunks_than_a_locator_page_reads_back(
+    coded: FileStore, user: UserRecord
+) -> None:
+    data = text((LOCATOR_PAGE + 50) * 4 * KIB, seed=2)  # about 300 chunks of 4 KiB
+    node = save(coded, user, "f", data)
+    assert len(hashes(coded, node)) > LOCATOR_PAGE + 2  # the read-ahead crosses a page
+    with coded.reader(node.content_id, node.size) as reader:
+        assert reader.readall() == data
 
 
 def test_old_raw_chunks_and_new_ones_mix(
