@@ -188,8 +188,8 @@ class FileStore:
     def report_corrupt(self, error: CorruptChunk, content_id: int | None = None) -> None:
         """Log `error` (the chunk, and `content_id` when known) and tell the observers;
         the caller raises it. Once per read that needed the chunk."""
-        where = f" of content {content_id}" if content_id else ""
-        log.error("corrupt chunk %s%s not served: %s", error.chunk_hash, where, error)
+        where = f" (content {content_id})" if content_id else ""
+        log.error("%s%s: not served", error, where)
         for observer in self._corrupt_observers:
             observer(error)
 

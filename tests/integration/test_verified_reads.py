@@ -14,11 +14,13 @@ from __future__ import annotations
 import http.client
 import random
 import re
+import time
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from providers.operations.snapshots import moment_name
 from tests.support.api import answer, api
 from tests.support.dav import put
 from tests.support.links import make_link
@@ -118,6 +120,7 @@ def damaged(server: RunningServer) -> tuple[RunningServer, bytes, list[tuple[int
     assert len(extents) >= 3
     _flip_a_byte(server, extents[1][2])
     _flip_a_byte(server, _extents(server, "/g.bin")[0][2])
+    time.sleep(1.1)  # so that a snapshot of now (whole seconds) holds both
     return server, data, extents
 
 
@@ -151,10 +154,14 @@ def test_a_corrupt_chunk_is_never_served_at_dav(
     _assert_clean_500(ranged.status_code, ranged.content, server)
     assert _corrupt_count(server) >= before + 3
 
+    admin = server.client()
+    put(admin, server.url("f.bin"), b"a new version")  # the damaged one is kept as a version
+    assert admin.delete(server.url("g.bin")).status_code == 204  # and this one in the trash
     fsck = run_cli(server.settings, "fsck", "--deep")
     assert fsck.returncode == 1, fsck.stdout + fsck.stderr
     assert f"corrupt: {extents[1][2]}" in fsck.stdout
-    assert "admin:/f.bin" in fsck.stdout and "admin:/g.bin" in fsck.stdout
+    assert "damages admin:/f.bin (an old version)" in fsck.stdout
+    assert "damages admin:/g.bin (in the trash)" in fsck.stdout
     assert run_cli(server.settings, "fsck").returncode == 0  # the sizes are right
 
 
@@ -173,6 +180,13 @@ def test_a_corrupt_chunk_is_never_served_at_the_other_doors(
     status, length, body, cut = _raw_get(f"{link.url}/download", {})
     _assert_never_served(status, length, body, cut, data)
     status, _, body, _ = _raw_get(f"{make_link(server, 'g.bin').url}/download", {})
+    _assert_clean_500(status, body, server)
+
+    moment = moment_name(time.time())
+    snapshot = f"{server.base}/snapshots/{moment}/"
+    status, length, body, cut = _raw_get(snapshot + "f.bin", auth)
+    _assert_never_served(status, length, body, cut, data)
+    status, _, body, _ = _raw_get(snapshot + "g.bin", auth)
     _assert_clean_500(status, body, server)
 
     listed = answer(server.client().get(api(server, "files/blocks?path=/f.bin")), 200)
