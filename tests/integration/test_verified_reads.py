@@ -15,12 +15,14 @@ import http.client
 import random
 import re
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from providers.operations.snapshots import moment_name
+from tests.conftest import STACKS
 from tests.support.api import answer, api
 from tests.support.dav import put
 from tests.support.links import make_link
@@ -108,12 +110,19 @@ def _assert_never_served(status: int, length: int | None, body: bytes, cut: bool
     assert good.startswith(body)  # what did go out was verified bytes
 
 
-@pytest.fixture
-def damaged(server: RunningServer) -> tuple[RunningServer, bytes, list[tuple[int, int, str]]]:
-    """`/f.bin` (several chunks) with its second chunk corrupt, and `/g.bin` with its
-    first one corrupt."""
+Damaged = tuple[RunningServer, bytes, list[tuple[int, int, str]]]
+
+
+def _text(size: int) -> bytes:
+    """Numbered lines: compressible (stored as zstd), and no two chunks alike."""
+    lines = b"".join(b"line %08d of a compressible text file\n" % n for n in range(size // 40))
+    return lines[:size]
+
+
+def _damage(server: RunningServer, data: bytes) -> Damaged:
+    """`/f.bin` (`data`, several chunks) with its second chunk corrupt, and `/g.bin`
+    with its first one corrupt."""
     admin = server.client()
-    data = _payload(6 * MIB, 1)
     put(admin, server.url("f.bin"), data)
     put(admin, server.url("g.bin"), _payload(3 * MIB, 2))
     extents = _extents(server, "/f.bin")
@@ -124,9 +133,28 @@ def damaged(server: RunningServer) -> tuple[RunningServer, bytes, list[tuple[int
     return server, data, extents
 
 
-def test_a_corrupt_chunk_is_never_served_at_dav(
-    damaged: tuple[RunningServer, bytes, list[tuple[int, int, str]]],
+@pytest.fixture
+def damaged(server: RunningServer) -> Damaged:
+    return _damage(server, _payload(6 * MIB, 1))
+
+
+def test_a_corrupt_chunk_is_never_served_at_dav(damaged: Damaged) -> None:
+    _check_dav_and_fsck(damaged)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_tampered_compressed_and_sealed_chunk_is_never_served(
+    make_server: Callable[..., RunningServer], stack: str
 ) -> None:
+    """With encryption on (and compressible text) the flipped byte breaks the AEAD tag."""
+    server = make_server(stack, encryption=True)
+    damaged = _damage(server, _text(6 * MIB))
+    locators = server.services.catalog.locators.get([e[2] for e in damaged[2]])
+    assert {locator.codec for locator in locators.values()} == {"sealed"}
+    _check_dav_and_fsck(damaged)
+
+
+def _check_dav_and_fsck(damaged: Damaged) -> None:
     server, data, extents = damaged
     before = _corrupt_count(server)
     auth = _basic(server)
@@ -165,9 +193,7 @@ def test_a_corrupt_chunk_is_never_served_at_dav(
     assert run_cli(server.settings, "fsck").returncode == 0  # the sizes are right
 
 
-def test_a_corrupt_chunk_is_never_served_at_the_other_doors(
-    damaged: tuple[RunningServer, bytes, list[tuple[int, int, str]]],
-) -> None:
+def test_a_corrupt_chunk_is_never_served_at_the_other_doors(damaged: Damaged) -> None:
     server, data, extents = damaged
     auth = _basic(server)
     nextcloud = f"{server.base}/remote.php/dav/files/admin/"
