@@ -59,6 +59,7 @@ from providers.catalog import (
     ExtentRecord,
     Locator,
     NewContent,
+    NodeRecord,
 )
 from providers.catalog.records import RAW_LOCATOR
 from providers.checksums import ChecksumLanes, Hasher
@@ -123,9 +124,11 @@ class FileStore:
         bytes before these (`Hasher`), so the content's checksums cover both."""
         return FileWriter(self, limit, Hasher(extra, resume=resume))
 
-    def reader(self, content_id: int | None, size: int) -> ChunkReader:
+    def reader(self, content_id: int | None, size: int, *, label: str = "") -> ChunkReader:
+        """A reader of the content; `label` says what it is in a log line (a file's id
+        and name, say; default: the content's id)."""
         extents = self.catalog.contents.extents(content_id) if content_id else []
-        return ChunkReader(self, extents, size, content_id)
+        return ChunkReader(self, extents, size, label or f"content {content_id}")
 
     def extents_reader(self, extents: list[ExtentRecord]) -> ChunkReader:
         """A reader over `extents` in order (e.g. a resumable upload's parts)."""
@@ -185,16 +188,20 @@ class FileStore:
             self.report_corrupt(e)
             raise
 
-    def report_corrupt(self, error: CorruptChunk, content_id: int | None = None) -> None:
-        """Log `error` (the chunk, and `content_id` when known) and tell the observers;
-        the caller raises it. Once per read that needed the chunk."""
-        where = f" (content {content_id})" if content_id else ""
-        log.error("%s%s: not served", error, where)
+    def report_corrupt(self, error: CorruptChunk, label: str = "") -> None:
+        """Log `error` (the chunk, and what was being read when known: `label`) and
+        tell the observers; the caller raises it. Once per read that needed the chunk."""
+        log.error("%s%s: not served", error, f" (reading {label})" if label else "")
         for observer in self._corrupt_observers:
             observer(error)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def file_label(node: NodeRecord) -> str:
+    """A file as a reader's `label` names it in the log: its node id and name."""
+    return f"file {node.id} {node.name!r}"
 
 
 def content_digest(chunk_hashes: Iterable[str]) -> str:
@@ -432,11 +439,11 @@ class ChunkReader(io.RawIOBase):
         store: FileStore,
         extents: list[ExtentRecord],
         size: int,
-        content_id: int | None = None,
+        label: str = "",
     ) -> None:
         super().__init__()
         self._store = store
-        self._content_id = content_id
+        self._label = label
         self._extents = extents
         self._offsets = [e.offset for e in extents]
         self._size = size
@@ -505,7 +512,7 @@ class ChunkReader(io.RawIOBase):
         try:
             data = self._fetches[index].result()
         except CorruptChunk as e:
-            self._store.report_corrupt(e, self._content_id)
+            self._store.report_corrupt(e, self._label)
             raise
         if len(data) != self._extents[index].size:
             raise IntegrityError(f"chunk {self._extents[index].chunk_hash} has the wrong size")

@@ -45,7 +45,7 @@ from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.checksums import Checksums
 from providers.errors import StorageError
-from providers.filestore import FileStore
+from providers.filestore import FileStore, file_label
 
 BLOCK = 1024 * 1024
 FILE_CSP = (
@@ -194,7 +194,7 @@ def representation(
         etag=node.digest or "",
         last_modified=int(node.mtime),
         content_type=guessed_type(node.name) or "application/octet-stream",
-        open=lambda: files.reader(node.content_id, node.size),
+        open=lambda: files.reader(node.content_id, node.size, label=file_label(node)),
         checksums=checksums,
         learn=learn,
     )
