@@ -212,10 +212,11 @@ class Observe:
 
         try:
             result = self._app(environ, started)
-        except Exception:
-            # Nothing below answered: the traceback goes to the log, the client gets a
-            # short reason and the id to quote.
-            log.exception("unhandled error in %s %s", exchange.method, safe(exchange.path))
+        except Exception as e:
+            # Nothing below answered: the traceback goes to the log (a corrupt chunk was
+            # logged where it was found), the client gets a short reason and the id.
+            if not isinstance(e, CorruptChunk):
+                log.exception("unhandled error in %s %s", exchange.method, safe(exchange.path))
             body = (with_request_id("internal error") + "\n").encode()
             headers = [("Content-Type", TEXT_TYPE), ("Content-Length", str(len(body)))]
             started("500 Internal Server Error", headers, sys.exc_info())

@@ -115,3 +115,16 @@ def test_a_door_without_wsgidav_cuts_a_started_answer(
     assert len(body) <= second.offset and data.startswith(body)
     assert isinstance(ended, ResponseCut) and isinstance(ended.__cause__, CorruptChunk)
     assert seen == [(second.chunk_hash, started.headers["X-Request-Id"])]
+
+
+def test_a_corrupt_chunk_no_door_answered_is_a_short_500(caplog: pytest.LogCaptureFixture) -> None:
+    """A page that reads a file (a share link's text preview) and meets a corrupt
+    chunk: `Observe` answers 500 with the request id and logs no second traceback."""
+
+    def app(env: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise CorruptChunk("ab" * 32, "its bytes do not match its SHA-256")
+
+    started, sent, ended = serve(Observe(app, [], Metrics()))
+    assert ended is None and started.status.startswith("500")
+    assert b"".join(sent).decode().startswith("internal error (request id ")
+    assert not [r for r in caplog.records if r.exc_info]
