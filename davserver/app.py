@@ -191,6 +191,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
         read_ahead=settings.read_ahead,
         vault=vault,
     )
+    metrics.watch_files(files)
     lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url))
     ops = build_operations(catalog, files, lock_manager, build_events(settings))
     limits = {

@@ -7,6 +7,8 @@ What is measured (names in docs/operations.md):
   flight, failed and refused logins: counted by `davserver.http.observe`;
 - blob-store calls, their latency and failures: `TimedBlobStore`, a `BlobStore` that
   wraps the configured one;
+- corrupt chunks found by reads (never served, design invariant 24): told by the file
+  store (`watch_files`, `FileStore.on_corrupt`);
 - logical vs stored bytes and the chunk count, and the last GC and fsck reports:
   asked of the catalog at scrape time (`CatalogCollector`).
 
@@ -43,6 +45,7 @@ from providers.blobstore.base import BlobInfo, BlobStore
 from providers.catalog import Catalog
 from providers.catalog.db import on_query
 from providers.errors import StorageError
+from providers.filestore import FileStore
 from providers.gc import LAST_FSCK, LAST_GC
 from providers.push import Push
 
@@ -116,6 +119,9 @@ class Metrics:
         self.db_errors = Counter(
             "davserver_db_errors", "Catalog statements that failed", registry=r
         )
+        self.corrupt_chunks = Counter(
+            "davserver_corrupt_chunks", "Reads that found a chunk corrupt", registry=r
+        )
 
     def request(self, door: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
@@ -127,6 +133,10 @@ class Metrics:
         """Time `catalog`'s statements and add the gauges read from it at scrape time."""
         on_query(catalog.db, self._query)
         self.registry.register(CatalogCollector(catalog))
+
+    def watch_files(self, files: FileStore) -> None:
+        """Count the corrupt chunks `files` reports (`davserver_corrupt_chunks_total`)."""
+        files.on_corrupt(lambda _error: self.corrupt_chunks.inc())
 
     def watch_push(self, push: Push) -> None:
         """Add the gauges of `push`: clients waiting for changes, and how many may."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from cheroot import makefile, server, wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from davserver.http.environ import WSGIApplication
+from davserver.http.errors import ResponseCut
 
 DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
 DIRECT_WRITE = 64 * 1024  # and so do writes
@@ -212,6 +214,13 @@ class _Server(wsgi.Server):
     are told to end cleanly first."""
 
     on_stop: Callable[[], None] | None = None
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        """cheroot's report of an error; a `ResponseCut` (an answer cut on purpose,
+        logged where it failed) is not reported again."""
+        if isinstance(sys.exc_info()[1], ResponseCut):
+            return
+        super().error_log(msg, level, traceback)
 
     def stop(self) -> None:
         if self.ready and self.on_stop is not None:

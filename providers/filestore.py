@@ -30,6 +30,12 @@ rest (raw, zstd, sealed) and verifies every chunk it reads (invariant 24); the
 chunk's `Locator` is recorded in the catalog right after its object is put, before
 `store_chunks` returns (invariant 25), and a reader looks its chunks' locators up
 a page of chunks at a time as it reads on.
+
+A corrupt chunk (`CorruptChunk` from the vault) is reported once, by the thread that needed it (the
+request's, so the log line carries its request id): one ERROR record naming the chunk
+and the content, then the observers (`on_corrupt`: the metrics, which live outside
+`providers`); then `CorruptChunk` goes on to the caller, which fails the request.
+A chunk only fetched ahead and never needed is not reported.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -52,15 +59,24 @@ from providers.catalog import (
     ExtentRecord,
     Locator,
     NewContent,
+    NodeRecord,
 )
 from providers.catalog.records import RAW_LOCATOR
 from providers.checksums import ChecksumLanes, Hasher
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.codec import RAW, ChunkVault
-from providers.errors import BlobNotFound, IntegrityError, QuotaExceeded, StorageError, Unavailable
+from providers.errors import (
+    BlobNotFound,
+    CorruptChunk,
+    IntegrityError,
+    QuotaExceeded,
+    StorageError,
+    Unavailable,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
@@ -97,6 +113,7 @@ class FileStore:
         # a batch fills one buffer, which must hold the largest chunk on its own
         self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
+        self._corrupt_observers: list[Callable[[CorruptChunk], None]] = []
 
     def writer(
         self, limit: int | None = None, *, extra: Iterable[str] = (), resume: Hasher | None = None
@@ -107,9 +124,11 @@ class FileStore:
         bytes before these (`Hasher`), so the content's checksums cover both."""
         return FileWriter(self, limit, Hasher(extra, resume=resume))
 
-    def reader(self, content_id: int | None, size: int) -> ChunkReader:
+    def reader(self, content_id: int | None, size: int, *, label: str = "") -> ChunkReader:
+        """A reader of the content; `label` says what it is in a log line (a file's id
+        and name, say; default: the content's id)."""
         extents = self.catalog.contents.extents(content_id) if content_id else []
-        return ChunkReader(self, extents, size)
+        return ChunkReader(self, extents, size, label or f"content {content_id}")
 
     def extents_reader(self, extents: list[ExtentRecord]) -> ChunkReader:
         """A reader over `extents` in order (e.g. a resumable upload's parts)."""
@@ -156,8 +175,33 @@ class FileStore:
             locator = found[1] if locator is None else locator
         return self.vault.get(chunk_hash, size, locator)
 
+    def on_corrupt(self, observer: Callable[[CorruptChunk], None]) -> None:
+        """Call `observer(error)` for each corrupt chunk a read reports (see the module
+        docstring), on the reading thread: it must be cheap and must not raise."""
+        self._corrupt_observers.append(observer)
+
+    def read_chunk(self, chunk_hash: str, size: int | None = None) -> bytes:
+        """`load_chunk`, a corrupt chunk reported (`report_corrupt`) before it raises."""
+        try:
+            return self.load_chunk(chunk_hash, size)
+        except CorruptChunk as e:
+            self.report_corrupt(e)
+            raise
+
+    def report_corrupt(self, error: CorruptChunk, label: str = "") -> None:
+        """Log `error` (the chunk, and what was being read when known: `label`) and
+        tell the observers; the caller raises it. Once per read that needed the chunk."""
+        log.error("%s%s: not served", error, f" (reading {label})" if label else "")
+        for observer in self._corrupt_observers:
+            observer(error)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def file_label(node: NodeRecord) -> str:
+    """A file as a reader's `label` names it in the log: its node id and name."""
+    return f"file {node.id} {node.name!r}"
 
 
 def content_digest(chunk_hashes: Iterable[str]) -> str:
@@ -390,9 +434,16 @@ class _LimitedReader:
 class ChunkReader(io.RawIOBase):
     """A seekable, read-only stream over a content's extents (see the module docstring)."""
 
-    def __init__(self, store: FileStore, extents: list[ExtentRecord], size: int) -> None:
+    def __init__(
+        self,
+        store: FileStore,
+        extents: list[ExtentRecord],
+        size: int,
+        label: str = "",
+    ) -> None:
         super().__init__()
         self._store = store
+        self._label = label
         self._extents = extents
         self._offsets = [e.offset for e in extents]
         self._size = size
@@ -461,7 +512,11 @@ class ChunkReader(io.RawIOBase):
                 )
         for stale in [i for i in self._fetches if i < index]:
             self._fetches.pop(stale).cancel()
-        data = self._fetches[index].result()
+        try:
+            data = self._fetches[index].result()
+        except CorruptChunk as e:
+            self._store.report_corrupt(e, self._label)
+            raise
         if len(data) != self._extents[index].size:
             raise IntegrityError(f"chunk {self._extents[index].chunk_hash} has the wrong size")
         return data

@@ -36,6 +36,7 @@ from typing import Protocol, TypeVar
 
 from providers.blobstore.base import BlobStore
 from providers.catalog import Catalog, Locator
+from providers.catalog.chunk_users import FileUse
 from providers.catalog.records import RAW_LOCATOR
 from providers.codec import SEALED, ChunkVault
 from providers.errors import BlobNotFound, CorruptChunk, LeaseHeld, LeaseLost, StorageError
@@ -84,8 +85,8 @@ class FsckReport:
     missing: list[str] = field(default_factory=list)
     wrong_size: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
-    # chunk hash -> (owner, path) of each current file that names it, for every bad chunk
-    affected: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # chunk hash -> each file, old version and trash item that uses it, for every bad chunk
+    affected: dict[str, list[FileUse]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -334,7 +335,9 @@ def check_store(
     vault: ChunkVault | None = None,
 ) -> FsckReport:
     """Verify every referenced chunk's object exists with its stored size; with `deep`,
-    read each through the codec layer, which verifies it (`ChunkVault.get`)."""
+    read each through the codec layer, which verifies it (`ChunkVault.get`, as every
+    GET does: invariant 24). The report names every file, old version and trash item
+    each bad chunk damages (`Contents.files_using`)."""
     report = FsckReport()
     vault = vault or ChunkVault(blobs, prefix=key_prefix)
     referenced = list(catalog.contents.referenced())

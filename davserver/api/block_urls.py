@@ -69,7 +69,7 @@ class BlockSite:
         if not SHA256_HEX.fullmatch(chunk_hash) or not self._urls.valid(chunk_hash, expires, sig):
             return plain_response(start_response, 403, "this block URL is invalid or expired")
         try:
-            data = self._files.load_chunk(chunk_hash)
+            data = self._files.read_chunk(chunk_hash)
         except StorageError as e:
             error = from_storage(e, f"block {chunk_hash}")
             return plain_response(start_response, error.status, error.reason)

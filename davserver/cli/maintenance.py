@@ -122,8 +122,8 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
     for label, hashes in (*bad, ("corrupt", report.corrupt)):
         for digest in hashes:
             print(f"{label}: {digest}")
-            for owner, path in report.affected.get(digest, []):
-                print(f"  damages {owner}:{path}")
+            for use in report.affected.get(digest, []):
+                print(f"  damages {use.describe()}")
     return 0 if report.ok else 1
 
 

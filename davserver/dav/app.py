@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsgidav.dav_provider import DAVProvider
-from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.wsgidav_app import WsgiDAVApp
@@ -54,7 +53,6 @@ def wsgidav_config(
     logged in before the app runs (`authenticated`): its folder pages are a home's."""
     middleware: list[Any] = [
         PlainStatusPages,
-        ErrorPrinter,
         ShortErrors,
         FolderPages,
         DavDispatcher,
@@ -79,7 +77,6 @@ def wsgidav_config(
     if accounts is not None:
         middleware = [
             PlainStatusPages,
-            ErrorPrinter,
             ShortErrors,
             ShortAuthenticator,
             FolderPages,

@@ -3,25 +3,35 @@ HTML page (which names WsgiDAV, prints the source exception's repr and, for a 5x
 engine's detail such as an S3 endpoint or a blob directory's path). `ShortAuthenticator`
 does the same for WsgiDAV's 401 page.
 
-`ShortErrors` sits just inside WsgiDAV's `ErrorPrinter`: every `DAVError` from below
-(and any other exception, logged with its traceback) is re-raised as a `ShortError`,
-whose page `ErrorPrinter` then sends. A 5xx says only "storage unavailable" (503) or
-"internal error", its detail going to the log with the request id; an error with a
-DAV:error condition (a 423 listing the locks in the way, a 412 or 409 precondition)
-keeps its XML body, which clients read.
+`ShortErrors` is the WsgiDAV apps' error printer (in place of WsgiDAV's
+`ErrorPrinter`): every `DAVError` from below, every engine error and any other
+exception (logged once, with its traceback) is answered as a `ShortError` page. A 5xx
+says only "storage unavailable" (503) or "internal error", its detail going to the log
+with the request id; an error with a DAV:error condition (a 423 listing the locks in
+the way, a 412 or 409 precondition) keeps its XML body, which clients read. An error
+after the answer's first block went out cannot be answered any more: it becomes a
+`ResponseCut`, which cuts the connection (WsgiDAV's printer sent its error page on
+as more of the 200's body, and the client waited for the rest).
 """
 
 from __future__ import annotations
 
+import errno
 import http
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from wsgidav.dav_error import DAVError
-from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.mw.base_mw import BaseMiddleware
+from wsgidav.util import get_rfc1123_time
 
-from davserver.http.errors import with_request_id
+from davserver.http.errors import ResponseCut, status_line, with_request_id
+from providers.dav.errors import dav_error
+from providers.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 
 class ShortError(DAVError):
@@ -59,29 +69,60 @@ class ShortError(DAVError):
         return "text/plain; charset=utf-8", (with_request_id(self.reason()) + "\n").encode()
 
 
-class ShortErrors(ErrorPrinter):
-    """See the module docstring. Subclasses `ErrorPrinter` only to be a WsgiDAV
-    middleware (its constructor); it prints nothing itself."""
+class ShortErrors(BaseMiddleware):
+    """See the module docstring."""
 
     def is_disabled(self) -> bool:
         return False
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
         result = None
+        sent = False  # whether a block went out (then the status did too)
         try:
             result = self.next_app(environ, start_response)
-            yield from result
-        except ShortError:
-            raise
-        except DAVError as e:
-            raise ShortError(e) from e
+            for block in result:
+                sent = True
+                yield block
         except Exception as e:
-            # ErrorPrinter logs a 500 with its traceback (this chain names `e`).
-            raise ShortError(DAVError(500, src_exception=e)) from e
+            error = _short(e)
+            if sent:
+                raise ResponseCut(f"answer failed after its headers: {error.value}") from e
+            yield from _page(error, start_response)
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+
+def _short(e: Exception) -> ShortError:
+    """The answer for `e`; an unexpected error is logged here with its traceback (an
+    engine error was logged where it became a `DAVError`, `providers.dav.errors`)."""
+    if isinstance(e, ShortError):
+        return e
+    if isinstance(e, StorageError):
+        e = dav_error(e)
+    elif isinstance(e, OSError) and e.errno == errno.EACCES:
+        e = DAVError(403, e.strerror)
+    elif not isinstance(e, DAVError):
+        log.error("unexpected error answered 500", exc_info=e)
+        e = DAVError(500, src_exception=e)
+    elif e.value >= 500 and e.src_exception is not None:
+        log.error("error answered %d", e.value, exc_info=e.src_exception)
+    return ShortError(e)
+
+
+def _page(error: ShortError, start_response: Any) -> Iterator[bytes]:
+    """`error`'s answer: its page, or no body for 204 and 304 (as WsgiDAV's printer)."""
+    status = status_line(error.value)
+    date = ("Date", get_rfc1123_time())
+    if error.value in (204, 304):
+        start_response(status, [("Content-Length", "0"), date])
+        return
+    media, body = error.get_response_page()
+    headers = [("Content-Type", media), ("Content-Length", str(len(body))), date]
+    start_response(status, headers + (error.add_headers or []))
+    if error.add_body:
+        yield body
 
 
 class ShortAuthenticator(HTTPAuthenticator):

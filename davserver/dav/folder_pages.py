@@ -11,6 +11,8 @@
   with an HTML page that names and links WsgiDAV and its version; those become a short
   plain-text reason (the status line and WsgiDAV's one-line explanation). XML error
   bodies (RFC 4918 preconditions), file bodies and multistatus answers pass untouched.
+  A second status once the first went out (an error in the middle of a body) is not
+  taken for more body: it raises `ResponseCut`, which cuts the connection.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from davserver.dav.propfind import HREF_SAFE
 from davserver.http.environ import StartResponse
+from davserver.http.errors import ResponseCut
 from davserver.web.listing import Crumb, Row
 from davserver.web.render import PAGE_CSP, render
 
@@ -105,8 +108,11 @@ class PlainStatusPages(BaseMiddleware):
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         started: list[Any] = []
+        forwarded = False
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if forwarded:  # an error's status, after a body began: nothing more may go out
+                raise ResponseCut(f"a second status ({status}) after the answer began")
             started[:] = [status, headers, exc_info]
 
         answer = self.next_app(environ, capture)
@@ -116,6 +122,7 @@ class PlainStatusPages(BaseMiddleware):
             status, headers, exc_info = started
             if not _is_status_page(status, headers):
                 start_response(status, headers, exc_info)
+                forwarded = True
                 if first is not None:
                     yield first
                 yield from chunks

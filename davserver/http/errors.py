@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from davserver.logs import request_id
-from providers.errors import QuotaExceeded, StorageError, Unavailable
+from providers.errors import CorruptChunk, QuotaExceeded, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,19 @@ class HttpError(Exception):
         return status_line(self.status)
 
 
+class ResponseCut(Exception):
+    """An answer failed after its status and headers went out: the connection must be
+    cut (the server closes it), so the client sees a short body, never a complete
+    wrong one. Raised toward the server once the failure was logged (its cause is
+    chained); the server logs nothing more for it."""
+
+
 def from_storage(error: StorageError, context: str = "") -> HttpError:
     """The answer for an engine error: its class's status and its message. A server
     side failure (5xx) is logged with its detail and `context` saying where, and
     answered with `server_reason` only, since its message may name internal hosts or
     paths; except 507, whose message is the quota's own words."""
-    if error.http_status >= 500:
+    if error.http_status >= 500 and not isinstance(error, CorruptChunk):  # logged when found
         log.warning("%s: %s", context or "request", error)
     if error.http_status >= 500 and not isinstance(error, QuotaExceeded):
         return HttpError(error.http_status, server_reason(error))

@@ -17,6 +17,10 @@ Bodies are counted without copying: `wsgi.input` is wrapped by a reader that pas
 `read`, `readline` and, when the server's input has one, the fast `readinto` straight
 through; the answer's iterable is wrapped by a generator-free iterator that keeps
 `close()`.
+
+An answer that fails while its body is being sent is logged once here (unless the
+engine already did, as for a corrupt chunk) and ends in `ResponseCut`: the server
+closes the connection, so a client never takes a short body for the whole file.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from typing import Any
 
 from davserver.http.environ import AUTH_EVENT, REQUEST_ID, USER, StartResponse, WSGIApplication
 from davserver.http.environ import WSGIEnvironment as Environ
-from davserver.http.errors import with_request_id
+from davserver.http.errors import ResponseCut, with_request_id
 from davserver.http.proxy import is_trusted_peer, parse_address
 from davserver.http.responses import TEXT_TYPE
 from davserver.logs import reset_request_id, safe, set_request_id
 from davserver.metrics import Metrics, door_of
 from davserver.settings import Network
+from providers.errors import CorruptChunk, StorageError
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("davserver.access")
@@ -128,10 +133,14 @@ class _Body:
             data = next(self._it)
         except StopIteration:
             raise
-        except Exception:
-            # The server answers (or cuts) it; the access line should not say 0.
+        except Exception as e:
+            # The access line should not say 0; the server cuts the connection (or,
+            # if nothing was sent yet, answers a bare 500).
             self._exchange.status = self._exchange.status or 500
-            raise
+            if isinstance(e, ResponseCut):
+                raise
+            _log_cut(e, self._exchange)
+            raise ResponseCut(f"answer failed: {type(e).__name__}") from e
         self._exchange.out += len(data)
         return data
 
@@ -144,6 +153,19 @@ class _Body:
             if self._done is not None:
                 done, self._done = self._done, None
                 done()
+
+
+def _log_cut(error: Exception, exchange: _Exchange) -> None:
+    """Log, once, an error that cut an answer under way: an engine error in a line (a
+    corrupt chunk not even that: the file store logged it when it found it), anything
+    else with its traceback."""
+    where = f"{exchange.method} {safe(exchange.path)}"
+    if isinstance(error, CorruptChunk):
+        return
+    if isinstance(error, StorageError):
+        log.warning("%s cut: %s", where, error)
+    else:
+        log.error("%s cut by an unexpected error", where, exc_info=error)
 
 
 class Observe:
@@ -190,10 +212,11 @@ class Observe:
 
         try:
             result = self._app(environ, started)
-        except Exception:
-            # Nothing below answered: the traceback goes to the log, the client gets a
-            # short reason and the id to quote.
-            log.exception("unhandled error in %s %s", exchange.method, safe(exchange.path))
+        except Exception as e:
+            # Nothing below answered: the traceback goes to the log (a corrupt chunk was
+            # logged where it was found), the client gets a short reason and the id.
+            if not isinstance(e, CorruptChunk):
+                log.exception("unhandled error in %s %s", exchange.method, safe(exchange.path))
             body = (with_request_id("internal error") + "\n").encode()
             headers = [("Content-Type", TEXT_TYPE), ("Content-Length", str(len(body)))]
             started("500 Internal Server Error", headers, sys.exc_info())

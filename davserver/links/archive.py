@@ -16,7 +16,7 @@ from davserver.links.site import BASE_HEADERS, Action, ShareRequest, not_found
 from davserver.links.zipstream import Member, zip_stream
 from providers.catalog import Catalog, NodeRecord
 from providers.errors import StorageError
-from providers.filestore import FileStore
+from providers.filestore import FileStore, file_label
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class ZipAction:
             pending.extend(((*path, sub.name), sub, None) for sub in reversed(subfolders))
 
     def _blocks(self, node: NodeRecord) -> Iterator[bytes]:
-        reader = self.files.reader(node.content_id, node.size)
+        reader = self.files.reader(node.content_id, node.size, label=file_label(node))
         try:
             while data := reader.read(BLOCK):
                 yield data

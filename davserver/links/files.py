@@ -32,7 +32,6 @@ count is refused (the last download went to someone else) the answer is the 404 
 from __future__ import annotations
 
 import functools
-import logging
 import mimetypes
 from collections.abc import Callable
 from pathlib import PurePosixPath
@@ -41,14 +40,13 @@ from urllib.parse import quote
 
 from davserver.http import content
 from davserver.http.environ import StartResponse
-from davserver.http.errors import with_request_id
+from davserver.http.errors import from_storage, with_request_id
 from davserver.links.site import BASE_HEADERS, ShareRequest, not_found, respond
 from providers.catalog import Catalog, NodeRecord, ShareLinkRecord
 from providers.checksums import Checksums
 from providers.errors import StorageError
-from providers.filestore import FileStore
+from providers.filestore import FileStore, file_label
 
-log = logging.getLogger(__name__)
 BLOCK = 1024 * 1024
 FILE_CSP = (
     "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
@@ -172,9 +170,9 @@ def serve_file(
     except DownloadsUsedUp:
         return not_found(start_response)
     except StorageError as e:
-        log.warning("share link %s: reading %s failed: %s", req.link.id, node.id, e)
-        body = with_request_id("storage unavailable").encode()
-        return respond(start_response, "503 Service Unavailable", body, "text/plain")
+        error = from_storage(e, f"share link {req.link.id}: reading node {node.id}")
+        body = with_request_id(error.reason).encode()
+        return respond(start_response, error.status_line, body, "text/plain")
 
 
 class DownloadsUsedUp(Exception):
@@ -196,7 +194,7 @@ def representation(
         etag=node.digest or "",
         last_modified=int(node.mtime),
         content_type=guessed_type(node.name) or "application/octet-stream",
-        open=lambda: files.reader(node.content_id, node.size),
+        open=lambda: files.reader(node.content_id, node.size, label=file_label(node)),
         checksums=checksums,
         learn=learn,
     )

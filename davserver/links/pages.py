@@ -28,7 +28,7 @@ from davserver.links.site import ALL_PERMS, SEE, Action, ShareRequest, not_found
 from davserver.web.listing import Crumb, Row
 from providers.catalog import Catalog, NodeRecord
 from providers.errors import StorageError
-from providers.filestore import FileStore
+from providers.filestore import FileStore, file_label
 
 log = logging.getLogger(__name__)
 DOWNLOAD = frozenset({"download", "edit"})
@@ -173,7 +173,7 @@ class SharePages:
 
     def _head(self, node: NodeRecord, limit: int) -> bytes:
         """The first `limit` bytes of a file."""
-        reader = self.files.reader(node.content_id, node.size)
+        reader = self.files.reader(node.content_id, node.size, label=file_label(node))
         try:
             parts, got = [], 0
             while got < limit and (data := reader.read(limit - got)):

@@ -30,10 +30,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import logged
+from providers.catalog.chunk_users import FileUse, chunk_users
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
-from providers.catalog.rows import path_names
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -308,26 +308,12 @@ class Contents:
             size, count = s.exec(stored.where(col(Chunk.state) == CHUNK_STORED)).one()
         return int(logical), int(size), int(count)
 
-    def files_using(self, hashes: list[str]) -> dict[str, list[tuple[str, str]]]:
-        """For each of `hashes` that a current file names: (owner, path in the owner's
-        home) of every such file, sorted; for fsck to say what a bad chunk damages."""
-        found: dict[str, set[tuple[str, str]]] = {}
+    def files_using(self, hashes: list[str]) -> dict[str, list[FileUse]]:
+        """For each of `hashes` that anything names: every file, old version and trash
+        item using it (`providers.catalog.chunk_users`), sorted; for fsck to say what a
+        bad chunk damages."""
         with self._db.session() as s:
-            for start in range(0, len(hashes), IN_BATCH):
-                batch = hashes[start : start + IN_BATCH]
-                rows = s.exec(
-                    select(col(Extent.chunk_hash), col(Node.id), col(User.name))
-                    .join(Node, col(Node.content_id) == col(Extent.content_id))
-                    .join(User, col(User.id) == col(Node.owner_id))
-                    .where(col(Extent.chunk_hash).in_(batch))
-                    .distinct()
-                )
-                for chunk_hash, node_id, owner in rows.all():
-                    if node_id is None:  # never: a primary key, typed optional by sqlmodel
-                        continue
-                    path = "/" + "/".join(path_names(s, node_id))
-                    found.setdefault(chunk_hash, set()).add((owner, path))
-        return {h: sorted(files) for h, files in found.items()}
+            return chunk_users(s, hashes)
 
 
 def _chunk_record(c: Chunk) -> ChunkRecord:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 from wsgidav.dav_error import DAVError, DAVErrorCondition, PRECONDITION_CODE_LockConflict
 
-from providers.errors import Locked, StorageError
+from providers.errors import CorruptChunk, Locked, StorageError
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def dav_error(error: StorageError) -> DAVError:
     """The WebDAV answer for an engine error."""
     status = error.http_status
-    if status >= 500:
+    if status >= 500 and not isinstance(error, CorruptChunk):  # the file store logged it
         log.warning("storage error: %s", error)
     condition = None
     if isinstance(error, Locked):

@@ -28,7 +28,7 @@ from providers.checksums import Checksums
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.node import DEST, NodeMixin
 from providers.dav.oc_props import OC_CHECKSUMS, OC_NS
-from providers.filestore import ChunkReader, FileWriter
+from providers.filestore import ChunkReader, FileWriter, file_label
 from providers.operations import Located, Operations, PendingWrite
 
 ANNOUNCED_CHECKSUMS = "davserver.announced_checksums"  # environ: what a PUT says its body is
@@ -72,7 +72,9 @@ class StoredContent(FileFacts):
     @dav_errors
     def get_content(self) -> _DavReader:
         """The bytes, read as any file's (engine errors become DAVErrors)."""
-        return _DavReader(self.ops.files.reader(self.node.content_id, self.node.size))
+        return _DavReader(
+            self.ops.files.reader(self.node.content_id, self.node.size, label=file_label(self.node))
+        )
 
     @dav_errors
     def checksums(self) -> Checksums | None:
@@ -125,7 +127,8 @@ class FileResource(NodeMixin, FileFacts, DAVNonCollection):
 
     @dav_errors
     def get_content(self) -> Any:
-        reader = self.provider.ops.files.reader(self.node.content_id, self.node.size)
+        files = self.provider.ops.files
+        reader = files.reader(self.node.content_id, self.node.size, label=file_label(self.node))
         return _DavReader(reader)
 
     @dav_errors

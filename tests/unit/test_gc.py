@@ -167,6 +167,30 @@ def test_check_store(
     assert sorted(deep.corrupt) == sorted([corrupt, short])
 
 
+def test_deep_check_names_the_files_versions_and_trash_items_a_corrupt_chunk_damages(
+    catalog: Catalog, blobs: MemoryBlobStore, files: FileStore, user: UserRecord
+) -> None:
+    old = random.Random(6).randbytes(40 * KIB)
+    first = save(files, user, "f", old)
+    assert first.content_id is not None
+    bad = catalog.contents.extents(first.content_id)[1].chunk_hash
+    save(files, user, "f", random.Random(7).randbytes(40 * KIB))  # `old` is now a version
+    catalog.trash.put(save(files, user, "t", old).id, "/t", user.id)
+    save(files, user, "now", old)
+    original = blobs.get(chunk_key(bad))
+    blobs.put(chunk_key(bad), original[:-1] + bytes([original[-1] ^ 1]))
+
+    assert check_store(catalog, blobs, deep=False).ok  # the size is right
+    report = check_store(catalog, blobs, deep=True)
+    assert report.corrupt == [bad] and not report.ok
+    named = [use.describe() for use in report.affected[bad]]
+    assert named == [
+        f"{user.name}:/f (an old version)",
+        f"{user.name}:/now",
+        f"{user.name}:/t (in the trash)",
+    ]
+
+
 class StallingBlobs(MemoryBlobStore):
     """A blob store whose next `delete` first runs `stall` (GC run A pausing there)."""
 
