@@ -75,20 +75,36 @@ def _generated_key(data_dir: Path, catalog: Catalog, *, create: bool) -> bytes:
             f"encryption: no key at {path} (set encryption_key_file to the store's key)"
         )
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    temporary = data_dir / f".{KEY_FILE}.{secrets.token_hex(4)}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(key.hex() + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
+    try:
+        key = write_new_key(path)
+    except FileExistsError:  # another process on this data dir made it just now
+        return _generated_key(data_dir, catalog, create=False)
     note = (
         f"Generated the encryption master key {path}. BACK IT UP NOW, somewhere other "
         "than this server: without it no file stored from now on can be read."
     )
     log.warning("%s", note)
     print(note, file=sys.stderr, flush=True)
+    return key
+
+
+def write_new_key(path: Path) -> bytes:
+    """A new random master key, written to `path` as 64 hex digits with mode 0600 and
+    synced; `FileExistsError` if `path` exists. The key is written whole under a
+    temporary name and then hard-linked into place, which never replaces a file: the
+    key a file holds may be the only one that reads a store, and nobody ever reads a
+    half-written key."""
+    key = secrets.token_bytes(32)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(key.hex() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return key
 
 

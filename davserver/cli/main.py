@@ -9,7 +9,8 @@
     davserver grants list [--owner U]
     davserver share create|list|revoke ...                           (shares)
     davserver gc [--apply] [--grace SECONDS] | fsck [--deep]         (maintenance)
-    davserver checksums [--apply]
+    davserver checksums [--apply] | reseal [--dry-run] [--recompress]
+    davserver keys generate FILE | keys status                       (keys)
     davserver db upgrade|current                                     (db)
     davserver versions list|restore PATH --owner U [--id ID]         (history)
     davserver trash list|restore|purge|empty [ID] --owner U [--to P]
@@ -18,12 +19,13 @@
               [--server URL] [--user U] [--password-stdin]
 
 Every command but `push` and `pull` (clients of a running server, see
-`davserver.cli.transfer`) reads the same settings, so every command finds the same store: the
-config file named by `--config`, else by `DAVSERVER_CONFIG`, else the first of
-`./davserver.toml`, `~/.config/davserver/davserver.toml`, `/etc/davserver/davserver.toml`
-that exists; then the `DAVSERVER_*` environment; then flags (`--config` and
-`--data-dir` are accepted by every command, before or after its name). A failure,
-a bad flag included, prints one line on stderr and exits 2.
+`davserver.cli.transfer`) and `keys generate` (which only writes a file) reads the
+same settings, so every command finds the same store: the config file named by
+`--config`, else by `DAVSERVER_CONFIG`, else the first of `./davserver.toml`,
+`~/.config/davserver/davserver.toml`, `/etc/davserver/davserver.toml` that exists;
+then the `DAVSERVER_*` environment; then flags (`--config` and `--data-dir` are
+accepted by every command, before or after its name). A failure, a bad flag
+included, prints one line on stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from davserver.cli import (
     grants,
     groups,
     history,
+    keys,
     maintenance,
     restore,
     serve,
@@ -61,6 +64,7 @@ GROUPS: tuple[ModuleType, ...] = (
     grants,
     shares,
     maintenance,
+    keys,
     db,
     history,
     restore,
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if group is transfer:  # a client of a running server: no settings, no store
             return transfer.run(args)
+        if group is keys and not keys.needs_store(args):
+            return keys.generate(args)
         config = config_file(args)
         log.info("config file: %s", config or "none (defaults and environment)")
         settings = _settings(args, config)

@@ -1,4 +1,5 @@
-"""`davserver gc`, `fsck` and `checksums`: garbage collection, store checks, backfills.
+"""`davserver gc`, `fsck`, `checksums` and `reseal`: garbage collection, store checks,
+backfills, moving chunks to the current compression and encryption.
 
     davserver gc [--apply] [--grace SECONDS]   # a dry run unless --apply; grace 6 h;
                                                # --apply first thins old versions
@@ -10,6 +11,10 @@
                                                # a bad chunk is listed with the files it damages
     davserver checksums [--apply]              # checksum files written before they were kept
                                                # (a dry run: counts them, unless --apply)
+    davserver reseal [--dry-run] [--recompress] [--workers N]
+                                               # chunks not in the form the settings want
+                                               # (sealed under the current key) stored
+                                               # again, online; old objects left to gc
 
 All show progress bars on a terminal only (never in logs or cron mail).
 """
@@ -28,8 +33,9 @@ from davserver.app import Services, history_rules
 from providers.checksum_fill import fill_checksums
 from providers.gc import check_store, collect_garbage
 from providers.operations.expiry import expire_history
+from providers.reseal import ResealReport, reseal_chunks
 
-COMMANDS = ("gc", "fsck", "checksums")
+COMMANDS = ("gc", "fsck", "checksums", "reseal")
 DEFAULT_GRACE = 6 * 3600
 T = TypeVar("T")
 
@@ -49,6 +55,14 @@ def add_parsers(
         "checksums", parents=[common], help="checksum files stored without (dry run)"
     )
     sums.add_argument("--apply", action="store_true", help="really read and checksum them")
+    reseal = sub.add_parser(
+        "reseal", parents=[common], help="store chunks again in the current settings' form"
+    )
+    reseal.add_argument("--dry-run", action="store_true", help="only count them")
+    reseal.add_argument(
+        "--recompress", action="store_true", help="also compress (or decompress) plain chunks"
+    )
+    reseal.add_argument("--workers", type=_workers, default=4, help="chunks at once (default 4)")
 
 
 def _seconds(text: str) -> float:
@@ -62,8 +76,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be 1 to 64, not {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace, services: Services) -> int:
-    commands = {"gc": _gc, "fsck": _fsck, "checksums": _checksums}
+    commands = {"gc": _gc, "fsck": _fsck, "checksums": _checksums, "reseal": _reseal}
     return commands[args.command](args, services)
 
 
@@ -142,3 +162,49 @@ def _checksums(args: argparse.Namespace, services: Services) -> int:
     for content_id in report.failed:
         print(f"unreadable: content {content_id} (run `davserver fsck`)")
     return 0 if report.ok else 1
+
+
+def _reseal(args: argparse.Namespace, services: Services) -> int:
+    vault = services.files.vault
+    total = sum(row[2] for row in services.catalog.locators.census())
+    keys = vault.keys
+    wanted = f"sealed under key {keys.current.key_id}" if keys else "not encrypted"
+    print(f"reseal: {total} chunks; wanted: {wanted}, compression {services.settings.compression}")
+    bar = tqdm(
+        total=total, desc="chunks", unit="", file=sys.stderr, leave=False,
+        disable=not sys.stderr.isatty(),
+    )  # fmt: skip
+    with bar:
+        report = reseal_chunks(
+            services.catalog,
+            vault,
+            recompress=args.recompress,
+            dry_run=args.dry_run,
+            workers=args.workers,
+            progress=bar.update,
+        )
+    _print_reseal(report, services)
+    return 0 if report.ok else 1
+
+
+def _print_reseal(report: ResealReport, services: Services) -> None:
+    if report.dry_run:
+        print(
+            f"reseal: would store {report.candidates} chunks again ({report.candidate_bytes} "
+            "bytes stored now) (dry run)"
+        )
+        return
+    print(
+        f"reseal: stored {report.resealed} chunks again ({report.bytes_before} -> "
+        f"{report.bytes_after} bytes); {report.unchanged} already in the best form, "
+        f"{report.raced} changed meanwhile by a writer, {len(report.corrupt)} corrupt, "
+        f"{len(report.missing)} missing"
+    )
+    if report.resealed:
+        print("reseal: the old objects stay until `davserver gc --apply` after its grace period")
+    affected = services.catalog.contents.files_using([*report.corrupt, *report.missing])
+    for label, hashes in (("corrupt", report.corrupt), ("missing", report.missing)):
+        for digest in hashes:
+            print(f"{label}: {digest} (left as it is; see `davserver fsck --deep`)")
+            for owner, path in affected.get(digest, []):
+                print(f"  damages {owner}:{path}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlmodel import col
 
 from providers.catalog.db import IN_BATCH, Database
@@ -109,6 +109,25 @@ class ChunkLocators:
         )
         with self._db.connection(write=True) as conn:
             return conn.execute(statement).rowcount == 1
+
+    def census(self) -> list[tuple[str, str | None, int, int, int]]:
+        """How the store's chunks are stored, per (codec, key id), in any state:
+        (codec, key_id, chunks, bytes of plaintext, bytes stored), sorted."""
+        stored = func.coalesce(col(Chunk.stored_size), col(Chunk.size))
+        query = (
+            select(
+                col(Chunk.codec),
+                col(Chunk.key_id),
+                func.count(),
+                func.coalesce(func.sum(col(Chunk.size)), 0),
+                func.coalesce(func.sum(stored), 0),
+            )
+            .group_by(col(Chunk.codec), col(Chunk.key_id))
+            .order_by(col(Chunk.codec), col(Chunk.key_id))
+        )
+        with self._db.connection() as conn:
+            rows = conn.execute(query).all()
+        return [(c, k, int(n), int(size), int(z)) for c, k, n, size, z in rows]
 
     def key_ids(self) -> set[str]:
         """Every master key id some chunk row is sealed under."""

@@ -64,6 +64,15 @@ class ChunkVault:
 
     def put(self, chunk_hash: str, data: memoryview | bytes) -> Locator:
         """Store the chunk in the current settings' form; return where it went."""
+        locator, stored = self.encode(chunk_hash, data)
+        self.blobs.put(self.object_key(chunk_hash, locator), stored)
+        return locator
+
+    def encode(
+        self, chunk_hash: str, data: memoryview | bytes
+    ) -> tuple[Locator, memoryview | bytes]:
+        """The chunk's form under the current settings and its object's bytes, not
+        stored (`put` stores them; `davserver reseal` first compares the form)."""
         frame = self.compressor.compress(data) if self.compressor is not None else None
         if self.keys is not None:
             key = self.keys.current
@@ -73,15 +82,10 @@ class ChunkVault:
                 digest = hashlib.sha256(bytes((_PLAIN_FLAG,)) + bytes.fromhex(chunk_hash))
                 payload = bytes((_PLAIN_FLAG,)) + bytes(data)
                 sealed = key.seal(chunk_hash, payload, digest.digest())
-            locator = Locator(SEALED, key.key_id, len(sealed))
-            self.blobs.put(self.object_key(chunk_hash, locator), sealed)
-            return locator
+            return Locator(SEALED, key.key_id, len(sealed)), sealed
         if frame is not None:
-            locator = Locator(ZSTD, None, len(frame))
-            self.blobs.put(self.object_key(chunk_hash, locator), frame)
-            return locator
-        self.blobs.put(chunk_key(chunk_hash, self.prefix), data)
-        return RAW_LOCATOR
+            return Locator(ZSTD, None, len(frame)), frame
+        return RAW_LOCATOR, data
 
     def get(self, chunk_hash: str, size: int, locator: Locator = RAW_LOCATOR) -> bytes:
         """The chunk's plaintext, verified (see the module contract)."""

@@ -241,6 +241,21 @@ def test_direct_transfers_need_s3_and_sane_urls() -> None:
     assert public.s3_public_url == "https://s3.example.com"
 
 
+@pytest.mark.parametrize(
+    "encryption",
+    [{"DAVSERVER_ENCRYPTION": "true"}, {"DAVSERVER_ENCRYPTION_KEY_FILE": "/etc/davserver/key"}],
+)
+def test_direct_transfers_are_refused_with_encryption(encryption: dict[str, str]) -> None:
+    s3 = {
+        "DAVSERVER_S3_ENDPOINT": "s3:8333",
+        "DAVSERVER_S3_ACCESS_KEY": "k",
+        "DAVSERVER_S3_SECRET_KEY": "s",
+    }
+    assert load(environ={**s3, **encryption}).encrypts
+    with pytest.raises(SettingsError, match="direct_transfers: cannot be used with encryption"):
+        load(environ={**s3, **encryption, "DAVSERVER_DIRECT_TRANSFERS": "true"})
+
+
 def test_notify_push_port_and_url() -> None:
     assert load(environ={}).notify_push_listen_port == 8081  # the HTTP port + 1
     assert load(environ={"DAVSERVER_PORT": "0"}).notify_push_listen_port == 0  # a free one
