@@ -206,5 +206,5 @@ def _print_reseal(report: ResealReport, services: Services) -> None:
     for label, hashes in (("corrupt", report.corrupt), ("missing", report.missing)):
         for digest in hashes:
             print(f"{label}: {digest} (left as it is; see `davserver fsck --deep`)")
-            for owner, path in affected.get(digest, []):
-                print(f"  damages {owner}:{path}")
+            for use in affected.get(digest, []):
+                print(f"  damages {use.describe()}")
