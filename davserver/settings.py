@@ -63,9 +63,10 @@ class Settings:
     login_failures_per_address: int = 30
     login_failure_window: int = 300
     propfind_infinite_depth: bool = False
-    chunk_min_size: int = 256 * 1024
-    chunk_avg_size: int = 1024 * 1024
-    chunk_max_size: int = 4 * 1024 * 1024
+    # 256 KiB mean chunks keep history cheap (docs/design.md "Chunk size")
+    chunk_min_size: int = 64 * 1024
+    chunk_avg_size: int = 256 * 1024
+    chunk_max_size: int = 1024 * 1024
     upload_workers: int = 8
     uploads_in_flight: int = 3
     read_ahead: int = 2

@@ -22,8 +22,8 @@ made it the bottleneck (see `ChecksumLanes`).
 visible until the caller commits it (invariant 2). `abort()` drops everything; the
 chunks already stored become orphans for GC.
 
-Read path: `ChunkReader` is a seekable raw stream over a content's extents: seeking
-bisects the offsets; reading fetches whole chunks with a small read-ahead in parallel.
+Read path: `ChunkReader` (`providers.chunk_reader`) is a seekable raw stream over a
+content's extents.
 
 Beneath both, the `ChunkVault` (`providers.codec`) decides what a chunk becomes at
 rest (raw, zstd, sealed) and verifies every chunk it reads (invariant 24); the
@@ -40,9 +40,7 @@ A chunk only fetched ahead and never needed is not reported.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import io
 import logging
 import threading
 import time
@@ -61,14 +59,13 @@ from providers.catalog import (
     NewContent,
     NodeRecord,
 )
-from providers.catalog.records import RAW_LOCATOR
 from providers.checksums import ChecksumLanes, Hasher
+from providers.chunk_reader import ChunkReader
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.codec import RAW, ChunkVault
 from providers.errors import (
     BlobNotFound,
     CorruptChunk,
-    IntegrityError,
     QuotaExceeded,
     StorageError,
     Unavailable,
@@ -80,7 +77,6 @@ log = logging.getLogger(__name__)
 
 BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
-LOCATOR_PAGE = 256  # a reader looks up this many chunks' locators at once
 
 
 class FileStore:
@@ -429,94 +425,3 @@ class _LimitedReader:
         if self._left < 0:
             raise QuotaExceeded(f"the body passes the {self._limit} bytes left in the quota")
         return received
-
-
-class ChunkReader(io.RawIOBase):
-    """A seekable, read-only stream over a content's extents (see the module docstring)."""
-
-    def __init__(
-        self,
-        store: FileStore,
-        extents: list[ExtentRecord],
-        size: int,
-        label: str = "",
-    ) -> None:
-        super().__init__()
-        self._store = store
-        self._label = label
-        self._extents = extents
-        self._offsets = [e.offset for e in extents]
-        self._size = size
-        self._pos = 0
-        self._fetches: dict[int, Future[bytes]] = {}
-        self._locators: dict[str, Locator] = {}  # looked up a page of extents at a time
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes from the current position (at most to the chunk's end)."""
-        if self._pos >= self._size or size == 0:
-            return b""
-        index = bisect.bisect_right(self._offsets, self._pos) - 1
-        extent = self._extents[index]
-        data = self._chunk(index)
-        start = self._pos - extent.offset
-        end = extent.size if size < 0 else min(extent.size, start + size)
-        self._pos += end - start
-        return data[start:end]
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        parts = []
-        while data := self.read():
-            parts.append(data)
-        return b"".join(parts)
-
-    def close(self) -> None:
-        for future in self._fetches.values():
-            future.cancel()
-        self._fetches.clear()
-        super().close()
-
-    def _chunk(self, index: int) -> bytes:
-        """Chunk `index`'s bytes; start fetching the next `read_ahead` ones meanwhile."""
-        window = range(index, min(index + 1 + self._store.read_ahead, len(self._extents)))
-        # The page covers the read-ahead too: a chunk fetched ahead, past the end of
-        # the last page, was read as raw (its object not found, the GET cut).
-        if any(self._extents[i].chunk_hash not in self._locators for i in window):
-            page = self._extents[index : index + max(LOCATOR_PAGE, len(window))]
-            found = self._store.catalog.locators.get(e.chunk_hash for e in page)
-            self._locators.update({e.chunk_hash: RAW_LOCATOR for e in page} | found)
-        for ahead in window:
-            if ahead not in self._fetches:
-                extent = self._extents[ahead]
-                locator = self._locators[extent.chunk_hash]
-                self._fetches[ahead] = self._store.submit(
-                    self._store.load_chunk, extent.chunk_hash, extent.size, locator
-                )
-        for stale in [i for i in self._fetches if i < index]:
-            self._fetches.pop(stale).cancel()
-        try:
-            data = self._fetches[index].result()
-        except CorruptChunk as e:
-            self._store.report_corrupt(e, self._label)
-            raise
-        if len(data) != self._extents[index].size:
-            raise IntegrityError(f"chunk {self._extents[index].chunk_hash} has the wrong size")
-        return data

@@ -25,10 +25,11 @@ from wsgidav.dav_provider import DAVNonCollection
 
 from providers.catalog import NewContent, NodeRecord
 from providers.checksums import Checksums
+from providers.chunk_reader import ChunkReader
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.dav.node import DEST, NodeMixin
 from providers.dav.oc_props import OC_CHECKSUMS, OC_NS
-from providers.filestore import ChunkReader, FileWriter, file_label
+from providers.filestore import FileWriter, file_label
 from providers.operations import Located, Operations, PendingWrite
 
 ANNOUNCED_CHECKSUMS = "davserver.announced_checksums"  # environ: what a PUT says its body is

@@ -11,7 +11,6 @@ import requests
 from tests.support.dav import DAV, content_etag, propfind, put
 from tests.support.servers import RunningServer
 
-CHUNK_MIN = 256 * 1024
 
 
 def _payload(size: int, seed: int = 7) -> bytes:

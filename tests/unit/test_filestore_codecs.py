@@ -13,10 +13,11 @@ import pytest
 from providers.blobstore.base import chunk_key
 from providers.blobstore.memory import MemoryBlobStore
 from providers.catalog import Catalog, NodeRecord, UserRecord
+from providers.chunk_reader import LOCATOR_PAGE
 from providers.chunker import FastCDCChunker
 from providers.codec import RAW, SEALED, ZSTD, ChunkCompressor, ChunkVault, KeyRing
 from providers.errors import CorruptChunk
-from providers.filestore import LOCATOR_PAGE, FileStore
+from providers.filestore import FileStore
 from providers.gc import check_store, collect_garbage
 
 KIB = 1024

@@ -22,9 +22,9 @@ def test_defaults() -> None:
     assert settings.port == 8080
     assert settings.data_dir == Path("davdata")
     assert (settings.chunk_min_size, settings.chunk_avg_size, settings.chunk_max_size) == (
+        64 * 1024,
         256 * 1024,
         1024 * 1024,
-        4 * 1024 * 1024,
     )
     assert settings.local_fsync is True
     assert not settings.uses_s3

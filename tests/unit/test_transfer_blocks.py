@@ -25,7 +25,7 @@ from davserver.cli.output import CommandError
 from providers.chunker import FastCDCChunker
 from tests.support.delta_files import MIB, edit_middle, sha256_file, write_data
 
-SERVER = FastCDCChunker(256 * 1024, MIB, 4 * MIB)  # the server's default chunking
+SERVER = FastCDCChunker(256 * 1024, MIB, 4 * MIB)  # a server's chunking (1 MiB mean)
 PARAMS = {
     "chunker": "fastcdc2020",
     "min_size": 262144,
