@@ -12,7 +12,6 @@ from tests.support.dav import DAV, content_etag, propfind, put
 from tests.support.servers import RunningServer
 
 
-
 def _payload(size: int, seed: int = 7) -> bytes:
     return random.Random(seed).randbytes(size)
 

@@ -19,6 +19,7 @@ from providers.codec import RAW, SEALED, ZSTD, ChunkCompressor, ChunkVault, KeyR
 from providers.errors import CorruptChunk
 from providers.filestore import FileStore
 from providers.gc import check_store, collect_garbage
+from tests.support.saved import save
 
 KIB = 1024
 MARKER = b"plaintext-marker-e1c9"
@@ -42,15 +43,6 @@ def coded(catalog: Catalog, vault: ChunkVault) -> Iterator[FileStore]:
     store = FileStore(catalog, vault.blobs, chunker, workers=4, vault=vault)
     yield store
     store.close()
-
-
-def save(files: FileStore, user: UserRecord, name: str, data: bytes) -> NodeRecord:
-    content = files.writer().write_all([data])
-    node, _ = files.catalog.contents.commit_file(
-        user.home_id, name, user.id, content,
-        mtime=0.0, content_type=None, path=name, author_id=None,
-    )  # fmt: skip
-    return node
 
 
 def hashes(files: FileStore, node: NodeRecord) -> list[str]:

@@ -22,19 +22,10 @@ from providers.dav import dav_errors
 from providers.errors import ChunkGone, IntegrityError, LeaseHeld, LeaseLost
 from providers.filestore import FileStore
 from providers.gc import GC_LEASE, check_store, collect_garbage
+from tests.support.saved import save
 
 KIB = 1024
 T = TypeVar("T")
-
-
-def save(files: FileStore, user: UserRecord, name: str, data: bytes) -> NodeRecord:
-    writer = files.writer()
-    writer.writelines([data])
-    node, _ = files.catalog.contents.commit_file(
-        user.home_id, name, user.id, writer.finish(),
-        mtime=0.0, content_type=None, path=name, author_id=None,
-    )  # fmt: skip
-    return node
 
 
 def keys(blobs: MemoryBlobStore) -> set[str]:

@@ -17,6 +17,7 @@ from providers.codec import RAW, SEALED, ZSTD, ChunkCompressor, ChunkVault, KeyR
 from providers.filestore import FileStore
 from providers.gc import check_store, collect_garbage
 from providers.reseal import reseal_chunks, wants_change
+from tests.support.saved import save
 
 KIB = 1024
 OLD_KEY, NEW_KEY = bytes(range(32)), bytes(range(100, 132))
@@ -47,15 +48,6 @@ def stores(catalog: Catalog, blobs: MemoryBlobStore) -> Iterator[dict[str, FileS
     yield made
     for store in made.values():
         store.close()
-
-
-def save(files: FileStore, user: UserRecord, name: str, data: bytes) -> NodeRecord:
-    content = files.writer().write_all([data])
-    node, _ = files.catalog.contents.commit_file(
-        user.home_id, name, user.id, content,
-        mtime=0.0, content_type=None, path=name, author_id=None,
-    )  # fmt: skip
-    return node
 
 
 def read(files: FileStore, node: NodeRecord) -> bytes:
