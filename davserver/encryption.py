@@ -40,18 +40,17 @@ def load_keys(settings: Settings, catalog: Catalog, purpose: str = "serve") -> K
                 "(or encryption = true with the data dir's encryption.key) to read them"
             )
         return None
-    current = _read(Path(settings.encryption_key_file)) if settings.encryption_key_file else None
-    if current is None:
+    if settings.encryption_key_file:
+        current = _read(Path(settings.encryption_key_file))
+    else:
         current = _generated_key(settings.data_dir, catalog, create=purpose == "serve")
-    retired = [_read(Path(p.strip())) for p in settings.encryption_old_key_files.split(",")]
-    ring = KeyRing(current, [key for key in retired if key is not None])
+    retired = [p.strip() for p in settings.encryption_old_key_files.split(",") if p.strip()]
+    ring = KeyRing(current, [_read(Path(p)) for p in retired])
     _check_store(ring, catalog)
     return ring
 
 
-def _read(path: Path) -> bytes | None:
-    if not str(path) or str(path) == ".":
-        return None
+def _read(path: Path) -> bytes:
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as e:
@@ -67,9 +66,7 @@ def _generated_key(data_dir: Path, catalog: Catalog, *, create: bool) -> bytes:
     `create` (a server's first start with `encryption = true`)."""
     path = data_dir / KEY_FILE
     if path.exists():
-        key = _read(path)
-        assert key is not None
-        return key
+        return _read(path)
     if not create or catalog.users.get_setting(STORE_KEY_SETTING) or catalog.locators.key_ids():
         raise SettingsError(
             f"encryption: no key at {path} (set encryption_key_file to the store's key)"

@@ -103,13 +103,17 @@ class FileStore:
         self.blobs = blobs
         self.vault = vault or ChunkVault(blobs, prefix=key_prefix)
         self.chunker = chunker
-        self.key_prefix = key_prefix
         self.max_in_flight = max_in_flight
         self.read_ahead = read_ahead
         # a batch fills one buffer, which must hold the largest chunk on its own
         self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
         self._corrupt_observers: list[Callable[[CorruptChunk], None]] = []
+
+    @property
+    def key_prefix(self) -> str:
+        """The blob keys' prefix (the vault's)."""
+        return self.vault.prefix
 
     def writer(
         self, limit: int | None = None, *, extra: Iterable[str] = (), resume: Hasher | None = None

@@ -154,11 +154,16 @@ class _Run:
             self.blobs.delete(key)
         self.catalog.contents.forget(digest)
 
-    def delete_stale(self, key: str) -> bool:
-        """Delete an object no chunk row names if it is still older than the cutoff
-        (else a writer is storing it again); True if deleted."""
+    def still_old(self, key: str) -> bool:
+        """The object is there and older than the cutoff (else a writer is storing it
+        again since it was listed)."""
         current = self.blobs.stat(key)
-        if current is None or current.mtime >= self.cutoff:
+        return current is not None and current.mtime < self.cutoff
+
+    def delete_stale(self, key: str) -> bool:
+        """Delete an object no chunk row names if it is `still_old`; True if deleted
+        (or, in a dry run, would be)."""
+        if not self.still_old(key):
             return False
         if self.lease is not None:
             self.lease.keep()
@@ -216,7 +221,7 @@ def collect_garbage(
 def _stat_chunk(vault: ChunkVault, digest: str, size: int, locator: Locator) -> str | None:
     """What is wrong with one chunk's object by its size: "missing", "wrong_size" or None."""
     info = vault.blobs.stat(vault.object_key(digest, locator))
-    expected = size if locator.stored_size is None else locator.stored_size
+    expected = locator.at_rest(size)
     return "missing" if info is None else None if info.size == expected else "wrong_size"
 
 
@@ -296,10 +301,8 @@ def _sweep_orphans(run: _Run) -> None:
 def _condemn_orphan(run: _Run, digest: str, forms: list[tuple[str, str, int]]) -> bool:
     """Delete an unknown chunk's objects under a `deleting` row, so no writer stores it
     meanwhile; False if one is being written again or a writer claimed it."""
-    for key, _codec, _size in forms:
-        current = run.blobs.stat(key)
-        if current is None or current.mtime >= run.cutoff:
-            return False  # rewritten since we listed it: an upload is using it
+    if not all(run.still_old(key) for key, _codec, _size in forms):
+        return False  # rewritten since we listed it: an upload is using it
     run.keep()
     if not run.catalog.contents.condemn_orphan(digest, forms[0][2]):
         return False  # a writer claimed it meanwhile

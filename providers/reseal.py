@@ -95,12 +95,12 @@ def reseal_chunks(
             todo = [row for row in page if wants_change(vault, row[2], recompress=recompress)]
             report.examined += len(page)
             report.candidates += len(todo)
-            report.candidate_bytes += sum(_stored(size, loc) for _h, size, loc in todo)
+            report.candidate_bytes += sum(loc.at_rest(size) for _h, size, loc in todo)
             if not dry_run:
                 moves = pool.map(lambda row: _move(catalog, vault, *row), todo)
                 for (digest, size, old), (outcome, new) in zip(todo, moves, strict=True):
-                    after_size = None if new is None else _stored(size, new)
-                    _tally(report, digest, outcome, _stored(size, old), after_size)
+                    after_size = None if new is None else new.at_rest(size)
+                    _tally(report, digest, outcome, old.at_rest(size), after_size)
             if progress is not None:
                 progress(len(page))
     return report
@@ -137,7 +137,3 @@ def _tally(report: ResealReport, digest: str, outcome: str, before: int, after: 
         report.raced += 1
     else:
         report.unchanged += 1
-
-
-def _stored(size: int, locator: Locator) -> int:
-    return size if locator.stored_size is None else locator.stored_size

@@ -107,7 +107,6 @@ def _gc(args: argparse.Namespace, services: Services) -> int:
         services.blobs,
         grace=args.grace,
         apply=args.apply,
-        key_prefix=services.settings.blob_prefix,
         progress=_progress,
         vault=services.files.vault,
     )
@@ -130,7 +129,6 @@ def _fsck(args: argparse.Namespace, services: Services) -> int:
         services.catalog,
         services.blobs,
         deep=args.deep,
-        key_prefix=services.settings.blob_prefix,
         progress=_progress,
         vault=services.files.vault,
     )

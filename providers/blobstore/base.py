@@ -70,12 +70,6 @@ def chunk_key(chunk_hash: str, prefix: str = "") -> str:
     return f"{prefix}chunks/{chunk_hash[:2]}/{chunk_hash[2:4]}/{chunk_hash}"
 
 
-def hash_from_chunk_key(key: str) -> str | None:
-    """Inverse of `chunk_key`: the chunk hash a key names, or None for other keys."""
-    name = key.rsplit("/", 1)[-1]
-    return name if re.fullmatch(r"[0-9a-f]{64}", name) else None
-
-
 class BlobStore(ABC):
     """Byte storage for immutable, content-addressed objects (see the module contract)."""
 

@@ -276,15 +276,6 @@ class Contents:
             rows = s.exec(select(Chunk).where(col(Chunk.state) == CHUNK_DELETING))
             return [_chunk_record(c) for c in rows]
 
-    def known(self, hashes: list[str]) -> set[str]:
-        """Which of `hashes` have a chunk row."""
-        found: set[str] = set()
-        with self._db.session() as s:
-            for start in range(0, len(hashes), IN_BATCH):
-                batch = hashes[start : start + IN_BATCH]
-                found.update(s.exec(select(col(Chunk.hash)).where(col(Chunk.hash).in_(batch))))
-        return found
-
     def referenced(self) -> Iterator[tuple[str, int]]:
         """Every chunk some extent names (a file's or an unfinished upload's), with its
         size (for fsck)."""

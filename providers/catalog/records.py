@@ -141,6 +141,10 @@ class Locator:
     key_id: str | None = None
     stored_size: int | None = None
 
+    def at_rest(self, size: int) -> int:
+        """The object's size for a chunk of `size` bytes."""
+        return size if self.stored_size is None else self.stored_size
+
 
 RAW_LOCATOR = Locator()
 

@@ -28,7 +28,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from providers.blobstore.base import chunk_key
 from providers.blobstore.direct import DirectTransfers
 from providers.catalog import CLAIM_BUSY, ExtentRecord, NewContent, NodeRecord
 from providers.catalog.records import RAW_LOCATOR
@@ -258,7 +257,7 @@ class BlockTransfers:
         return puts
 
     def _key(self, chunk_hash: str) -> str:
-        return chunk_key(chunk_hash, self.ops.files.key_prefix)
+        return self.ops.files.vault.object_key(chunk_hash)
 
     def _pending(
         self, actor: Actor, path: str, size: int, if_match: str | None, parents: bool
