@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Iterable
 from urllib.parse import parse_qs
@@ -40,7 +41,7 @@ class BlockUrls:
 
     def url(self, base: str, chunk_hash: str, ttl: int) -> str:
         """An absolute URL (on `base`) of block `chunk_hash`, valid for `ttl` seconds."""
-        expires = int(time.time()) + ttl
+        expires = math.ceil(time.time()) + ttl  # whole seconds, never shorter than `ttl`
         sig = self._signature(chunk_hash, expires)
         return f"{base}{BLOCKS_PATH}/{chunk_hash}?expires={expires}&sig={sig}"
 

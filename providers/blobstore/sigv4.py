@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,10 +74,15 @@ def presign(
     """A URL that lets its holder send `method` on object `key` of `bucket` for
     `expires` seconds (1..7 days), without credentials. `headers` are signed: the
     request must carry exactly these values (`host` is always signed). `query`
-    parameters (e.g. `response-cache-control`) are signed into the URL."""
+    parameters (e.g. `response-cache-control`) are signed into the URL. The URL
+    stays valid for at least `expires` seconds from `now`."""
     if not 1 <= expires <= MAX_EXPIRES:
         raise ValueError(f"expires must be 1..{MAX_EXPIRES} seconds")
-    stamp = time.gmtime(time.time() if now is None else now)
+    moment = time.time() if now is None else now
+    stamp = time.gmtime(moment)
+    # X-Amz-Date has whole seconds: the fraction cut from `moment` is added back to
+    # the lifetime, else a 1 s URL signed at x.9 s would live 0.1 s.
+    lifetime = min(expires + math.ceil(moment - math.floor(moment)), MAX_EXPIRES)
     amz_date, day = time.strftime("%Y%m%dT%H%M%SZ", stamp), time.strftime("%Y%m%d", stamp)
     scope = f"{day}/{creds.region}/s3/aws4_request"
     signed = {"host": creds.endpoint, **{k.lower(): v.strip() for k, v in (headers or {}).items()}}
@@ -86,7 +92,7 @@ def presign(
         "X-Amz-Algorithm": ALGORITHM,
         "X-Amz-Credential": f"{creds.access_key}/{scope}",
         "X-Amz-Date": amz_date,
-        "X-Amz-Expires": str(expires),
+        "X-Amz-Expires": str(lifetime),
         "X-Amz-SignedHeaders": names,
     }
     canonical_query = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(params.items()))

@@ -230,10 +230,10 @@ def test_a_tree_on_the_command_line_and_one_file_that_fails(
 def test_urls_that_expire_during_a_transfer_are_asked_for_again(
     make_server: Any, stack: str, tmp_path: Path
 ) -> None:
-    """With 1 s URLs and a client that pauses after its first block, every later URL
+    """With 2 s URLs and a client that pauses after its first block, every later URL
     it holds has expired: a push asks `check` again for a direct one, a pull lists
     the blocks again, and both finish."""
-    server: RunningServer = make_server(stack.split("-")[0], transfer_url_ttl=1, **STACKS[stack])
+    server: RunningServer = make_server(stack.split("-")[0], transfer_url_ttl=2, **STACKS[stack])
     server.add_user(USER, PASSWORD)
     moved: list[int] = []
 
@@ -241,7 +241,7 @@ def test_urls_that_expire_during_a_transfer_are_asked_for_again(
         if was_moved:
             moved.append(size)
             if len(moved) == 1:
-                time.sleep(1.5)
+                time.sleep(3)
 
     remote = Remote(server.base, Login(USER, PASSWORD), workers=1)
     client = Transfers(remote, workers=1, progress=slow_start)
