@@ -47,6 +47,7 @@ from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironme
 from davserver.http.guards import RequestGuard
 from davserver.http.observe import Observe
 from davserver.http.proxy import ProxyHeaders
+from davserver.http.shared_reads import SharedReads
 from davserver.links.signer import SHARE_PATH, LinkSigner
 from davserver.metrics import Metrics, TimedBlobStore, metrics_endpoint
 from davserver.nextcloud import site as nextcloud_site
@@ -313,7 +314,9 @@ def build_app(services: Services) -> WSGIApplication:
     def gated(wsgi: WSGIApplication) -> WSGIApplication:
         """A WebDAV mount behind the XML body bound and the account logins."""
         guarded = RequestGuard(wsgi, max_xml_body=settings.max_xml_body)
-        return LoginGate(guarded, services.limiter, REALM, nonces)
+        return SharedReads(
+            LoginGate(guarded, services.limiter, REALM, nonces), services.catalog.db.reading
+        )
 
     dav = gated(webdav)
     snapshot_provider = SnapshotProvider(services.ops)

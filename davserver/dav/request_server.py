@@ -261,6 +261,7 @@ class DavRequestServer(RequestServer):
         )
 
 
+READ_ONLY = frozenset({"GET", "HEAD", "PROPFIND", "OPTIONS"})
 OC_CHUNKED_REFUSED = "OC-Chunked uploads are not supported: use chunking 1.0"
 # An OC-Chunked piece up to this size is read and dropped before the 400: answered
 # before its body, the connection closes under the client's upload, which the clients
@@ -328,7 +329,11 @@ class DavDispatcher(RequestResolver):
         if provider is None:
             raise DAVError(HTTP_NOT_FOUND, "no provider")
         server = self.request_server(provider, environ)
-        yield from server(environ, start_response)
+        if environ["REQUEST_METHOD"] not in READ_ONLY:
+            yield from server(environ, start_response)
+            return
+        with provider.lookups_kept(environ):  # nothing changes the tree meanwhile
+            yield from server(environ, start_response)
 
     def request_server(self, provider: Any, environ: Environ) -> DavRequestServer:
         """The request server for one request (`PROPFIND Depth: infinity` as configured)."""

@@ -23,6 +23,10 @@ _FILL = (
     .where(col(Content.id) == bindparam("content"), col(Content.sha256).is_(None))
     .values(sha1=bindparam("s1"), md5=bindparam("m5"), sha256=bindparam("s256"))
 )
+# prebuilt: every GET and listing asks (a Core statement compiled once, no ORM rows)
+_OF = select(col(Content.id), col(Content.sha1), col(Content.md5), col(Content.sha256)).where(
+    col(Content.id).in_(bindparam("ids", expanding=True))
+)
 
 
 class ContentChecksums:
@@ -36,11 +40,9 @@ class ContentChecksums:
         a listing asks once for all its members)."""
         ids = sorted(set(content_ids))
         found: dict[int, Checksums] = {}
-        query = select(col(Content.id), col(Content.sha1), col(Content.md5), col(Content.sha256))
-        with self._db.session() as s:
+        with self._db.connection() as conn:
             for start in range(0, len(ids), IN_BATCH):
-                batch = ids[start : start + IN_BATCH]
-                rows = s.exec(query.where(col(Content.id).in_(batch))).all()
+                rows = conn.execute(_OF, {"ids": ids[start : start + IN_BATCH]})
                 for content_id, sha1, md5, sha256 in rows:
                     if content_id is not None and sha1 and md5 and sha256:
                         found[content_id] = Checksums(sha1=sha1, md5=md5, sha256=sha256)

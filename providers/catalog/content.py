@@ -48,6 +48,11 @@ from providers.catalog.schema import (
     Version,
 )
 
+_EXTENTS = (  # prebuilt: every read of a file asks
+    select(col(Extent.offset), col(Extent.size), col(Extent.chunk_hash))
+    .where(col(Extent.content_id) == bindparam("content"))
+    .order_by(col(Extent.seq))
+)
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
 # A step a caller runs first inside a commit's transaction (`Contents.commit_file`)
@@ -165,12 +170,8 @@ class Contents:
 
     def extents(self, content_id: int) -> list[ExtentRecord]:
         """The content's extents in file order."""
-        with self._db.session() as s:
-            rows = s.exec(
-                select(col(Extent.offset), col(Extent.size), col(Extent.chunk_hash))
-                .where(col(Extent.content_id) == content_id)
-                .order_by(col(Extent.seq))
-            ).all()
+        with self._db.connection() as conn:
+            rows = conn.execute(_EXTENTS, {"content": content_id}).all()
         return [ExtentRecord(offset=o, size=n, chunk_hash=h) for o, n, h in rows]
 
     # --- garbage collection and checks ---------------------------------------------

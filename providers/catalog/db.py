@@ -31,7 +31,15 @@ IN_BATCH = 500  # values per IN list: well under every backend's bound-parameter
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    # A connection per busy request thread (a request's reads hold one, see
+    # `Database.reading`) and one more for a write: SQLite connections are cheap.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_size=8,
+        max_overflow=120,
+        pool_timeout=30,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -89,22 +97,71 @@ class Database:
             ) from e
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._shared = threading.local()  # .read: this thread's `_SharedRead`, if any
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
-        """A transaction: committed when the block ends normally, else rolled back."""
+        """A transaction: committed when the block ends normally, else rolled back.
+        A read session inside `reading()` joins that block's read transaction."""
+        shared = None if write else self._shared_read()
         with self._translated(), self._writer_slot(write):
+            if shared is not None:
+                with shared.use(), Session(shared.conn, expire_on_commit=False) as session:
+                    yield session
+                return
             bind = self._write_engine if write else self.engine
             with Session(bind, expire_on_commit=False) as session, session.begin():
                 yield session
+        if write:
+            self._after_write()
 
     @contextmanager
     def connection(self, *, write: bool = False) -> Iterator[Connection]:
-        """A Core-level transaction: cheaper than a session, for hot single statements."""
+        """A Core-level transaction: cheaper than a session, for hot single statements.
+        A read inside `reading()` runs in that block's read transaction."""
+        shared = None if write else self._shared_read()
         with self._translated(), self._writer_slot(write):
+            if shared is not None:
+                with shared.use():
+                    yield shared.conn
+                return
             bind = self._write_engine if write else self.engine
             with bind.begin() as conn:
                 yield conn
+        if write:
+            self._after_write()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Within the block, this thread's read transactions are one: one BEGIN and one
+        snapshot for all the lookups of a request instead of one each. A write
+        transaction this thread commits meanwhile ends it, so the reads after a write
+        see it. Nested blocks share the outermost one. Hold it briefly (not while a
+        body streams): on SQLite an open read transaction holds back WAL checkpoints."""
+        if self._shared_read() is not None:
+            yield
+            return
+        try:
+            conn = self.engine.connect()
+        except sa_exc.SQLAlchemyError:  # each read then takes its own, reporting the fault
+            yield
+            return
+        shared = _SharedRead(conn)
+        self._shared.read = shared
+        try:
+            yield
+        finally:
+            self._shared.read = None
+            conn.close()  # the pool rolls the read transaction back
+
+    def _shared_read(self) -> _SharedRead | None:
+        shared: _SharedRead | None = getattr(self._shared, "read", None)
+        return None if shared is None or shared.broken else shared
+
+    def _after_write(self) -> None:
+        shared = self._shared_read()
+        if shared is not None:
+            shared.restart()
 
     def run(self, work: Callable[[Session], T], *, write: bool = True, tries: int = 3) -> T:
         """Run `work` in one transaction, retrying deadlocks and serialization failures."""
@@ -153,6 +210,34 @@ class Database:
             if e.connection_invalidated:
                 raise Unavailable(f"database connection lost: {e.orig}") from e
             raise
+
+
+class _SharedRead:
+    """The connection of one `Database.reading()` block and its read transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.broken = False  # its connection failed: reads take their own again
+        self.restart()
+
+    @contextmanager
+    def use(self) -> Iterator[None]:
+        """A read on the shared transaction; one that fails ends the transaction (on
+        PostgreSQL an aborted one refuses every later statement) and starts another."""
+        try:
+            yield
+        except BaseException:
+            self.restart()
+            raise
+
+    def restart(self) -> None:
+        """End the transaction (it read only) and begin a new one: a new snapshot.
+        If the connection fails, it is marked `broken` instead."""
+        try:
+            self.conn.rollback()
+            self.conn.begin()
+        except sa_exc.SQLAlchemyError:
+            self.broken = True
 
 
 QueryCallback = Callable[[float, bool], None]

@@ -22,6 +22,9 @@ from providers.catalog.records import Locator
 from providers.catalog.schema import CHUNK_DELETING, Chunk
 
 _LOCATOR = (col(Chunk.codec), col(Chunk.key_id), col(Chunk.stored_size))
+_BY_HASH = select(col(Chunk.hash), *_LOCATOR).where(
+    col(Chunk.hash).in_(bindparam("hashes", expanding=True))
+)
 
 
 class ChunkLocators:
@@ -57,8 +60,7 @@ class ChunkLocators:
         with self._db.connection() as conn:
             for start in range(0, len(wanted), IN_BATCH):
                 batch = wanted[start : start + IN_BATCH]
-                query = select(col(Chunk.hash), *_LOCATOR).where(col(Chunk.hash).in_(batch))
-                for h, codec, key_id, stored in conn.execute(query):
+                for h, codec, key_id, stored in conn.execute(_BY_HASH, {"hashes": batch}):
                     found[h] = Locator(codec, key_id, stored)
         return found
 
