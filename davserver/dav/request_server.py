@@ -329,10 +329,11 @@ class DavDispatcher(RequestResolver):
         if provider is None:
             raise DAVError(HTTP_NOT_FOUND, "no provider")
         server = self.request_server(provider, environ)
-        if environ["REQUEST_METHOD"] not in READ_ONLY:
+        keep = getattr(provider, "lookups_kept", None)  # the snapshots' provider has none
+        if keep is None or environ["REQUEST_METHOD"] not in READ_ONLY:
             yield from server(environ, start_response)
             return
-        with provider.lookups_kept(environ):  # nothing changes the tree meanwhile
+        with keep(environ):  # nothing changes the tree meanwhile
             yield from server(environ, start_response)
 
     def request_server(self, provider: Any, environ: Environ) -> DavRequestServer:
