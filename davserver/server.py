@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -207,6 +208,15 @@ def tune_allocator() -> None:
     libc.mallopt(m_mmap_threshold, 4 * 1024 * 1024)
 
 
+def freeze_startup_objects() -> None:
+    """Leave what start-up built (modules, the application, SQLAlchemy's metadata and
+    compiled statements) out of every later garbage collection: it lives as long as the
+    process, and each full collection scanned all of it. A PROPFIND of 10,000 entries
+    took 100 or 200 ms by turns (a full collection every other one), 100 ms after this."""
+    gc.collect()
+    gc.freeze()
+
+
 class _Server(wsgi.Server):
     """cheroot's WSGI server, calling `on_stop` first when it stops: cheroot then
     waits (its shutdown timeout, 5 s) for the requests in flight before it closes
@@ -271,6 +281,7 @@ def serve_forever(server: wsgi.Server, on_ready: Callable[[int], None] | None = 
     timeout) and aborts the rest, so an interrupted upload commits nothing.
     """
     server.prepare()
+    freeze_startup_objects()
     stopper = threading.Thread(target=server.stop, name="shutdown", daemon=True)
 
     def request_stop(signum: int, frame: object) -> None:
