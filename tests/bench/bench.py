@@ -332,7 +332,13 @@ class Target:
 def start_ours(stack: str, workdir: Path, full: FullStack | None, **settings: str) -> Server:
     """davserver on `stack` with its data in `workdir` and the `DAVSERVER_*` `settings`."""
     port = free_port()
-    extra = {"DAVSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, **settings}
+    # the push listener's default, port + 1, may be taken (it was, by a service of the full stack)
+    push_port = str(free_port())
+    extra = {
+        "DAVSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "DAVSERVER_NOTIFY_PUSH_PORT": push_port,
+        **settings,
+    }
     if stack == "full":
         assert full is not None
         extra.update(full.environment())
