@@ -12,7 +12,8 @@ answered HEAD, (c) `--half-open` requests whose head never ends (request line an
 header sent), (d) both. In each, `--tries` new clients one after another open a
 connection and send a HEAD of the WebDAV root (Basic auth on ours); the table gives the
 median and the maximum of connect-to-answer-head, and how many got no answer within
-`--timeout` seconds (counted at the timeout). `idle kept` is how many of the idle
+`--timeout` seconds (counted at the timeout); one HEAD before them warms the server
+up (its first request imports and logs in). `idle kept` is how many of the idle
 connections the server still held when the tries began. Run it from the checkout to
 measure (`PYTHONPATH` is the working directory); `--set` passes `DAVSERVER_<KEY>` to ours.
 """
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, start in targets(args):
         with running(start) as server:
+            one_try(server, args.timeout)  # warm-up: first imports, first login
             for which in SCENARIOS:
                 rows.append([name, *scenario(server, which, args)])
                 print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
