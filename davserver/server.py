@@ -16,6 +16,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from davserver.http.environ import WSGIApplication
 from davserver.http.errors import ResponseCut
+from davserver.http_gate import GatedConnection, GatedConnections, Limits
 
 DIRECT_READ = 64 * 1024  # reads at least this large bypass cheroot's buffer
 DIRECT_WRITE = 64 * 1024  # and so do writes
@@ -168,9 +169,10 @@ class _Request(server.HTTPRequest):
         super().send_headers()
 
 
-class _Connection(server.HTTPConnection):
+class _Connection(GatedConnection):
     """A plain-HTTP connection with `_BodyReader` and `_BodyWriter` on its socket (TLS
-    connections get them from `_TLSAdapter.makefile`) and `_Request`s."""
+    connections get them from `_TLSAdapter.makefile`) and `_Request`s, passing the
+    request-head gate (`davserver.http_gate`)."""
 
     RequestHandlerClass = _Request
 
@@ -188,6 +190,12 @@ class _TLSAdapter(BuiltinSSLAdapter):
 
     def makefile(self, sock: Any, mode: str = "r", bufsize: int = 8192) -> Any:
         return _make_file(sock, mode, bufsize)
+
+    def wrap(self, sock: Any) -> tuple[Any, dict[str, Any]]:
+        """`sock` as TLS, its handshake not done yet and no environ entries: the
+        request-head gate shakes hands without blocking and adds them then."""
+        tls = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+        return tls, {}
 
 
 def tune_allocator() -> None:
@@ -224,6 +232,15 @@ class _Server(wsgi.Server):
     are told to end cleanly first."""
 
     on_stop: Callable[[], None] | None = None
+    limits = Limits()
+    _connections: Any  # cheroot's, which its stubs do not declare
+
+    def prepare(self) -> None:
+        """cheroot's prepare, then its connection manager replaced by the gate."""
+        super().prepare()
+        cheroot_manager: Any = self._connections
+        self._connections = GatedConnections(self, self.limits)
+        cheroot_manager._selector.close()  # it held only the listening socket
 
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
         """cheroot's report of an error; a `ResponseCut` (an answer cut on purpose,
@@ -247,9 +264,15 @@ def make_server(
     certfile: str = "",
     keyfile: str = "",
     on_stop: Callable[[], None] | None = None,
+    head_timeout: float = Limits.head_timeout,
+    keepalive_timeout: float = Limits.keepalive_timeout,
+    max_connections: int = Limits.max_connections,
 ) -> wsgi.Server:
     """A cheroot server bound to (host, port) with `threads` worker threads; port 0
     picks a free port. `on_stop` is called when it starts to stop (see `_Server`).
+    A connection gets a thread only once its request head has arrived, within
+    `head_timeout` seconds; one idle for `keepalive_timeout` is closed; at most
+    `max_connections` are open (`davserver.http_gate`).
 
     With `certfile` (PEM, the chain after the leaf) and `keyfile` it speaks only HTTPS;
     an unusable pair raises `ssl.SSLError` (an `OSError`) here, before anything binds.
@@ -257,6 +280,8 @@ def make_server(
     tune_allocator()
     cheroot = _Server((host, port), app, numthreads=threads, server_name="davserver")
     cheroot.on_stop = on_stop
+    cheroot.limits = Limits(head_timeout, keepalive_timeout, max_connections)
+    cheroot.max_request_header_size = cheroot.limits.max_head  # the gate hands over past it
     cheroot.ConnectionClass = _Connection
     cheroot.gateway = _Gateway
     if certfile:
@@ -316,6 +341,9 @@ class BackgroundServer:
         certfile: str = "",
         keyfile: str = "",
         on_stop: Callable[[], None] | None = None,
+        head_timeout: float = Limits.head_timeout,
+        keepalive_timeout: float = Limits.keepalive_timeout,
+        max_connections: int = Limits.max_connections,
     ):
         self.server = make_server(
             app,
@@ -325,6 +353,9 @@ class BackgroundServer:
             certfile=certfile,
             keyfile=keyfile,
             on_stop=on_stop,
+            head_timeout=head_timeout,
+            keepalive_timeout=keepalive_timeout,
+            max_connections=max_connections,
         )
         self._thread: threading.Thread | None = None
 

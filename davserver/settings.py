@@ -73,6 +73,9 @@ class Settings:
     block_size: int = 1024 * 1024
     max_xml_body: int = 1024 * 1024
     server_threads: int = 32
+    request_head_timeout: int = 10  # seconds a request head may take (davserver.http_gate)
+    keepalive_timeout: int = 60  # seconds a connection may stay idle between requests
+    max_connections: int = 1000  # open client connections at most (past it: 503)
     push_waiters: int = 1000
     local_fsync: bool = True
     verbose: int = 1
@@ -298,6 +301,9 @@ def validated(settings: Settings) -> Settings:
         "uploads_in_flight",
         "block_size",
         "server_threads",
+        "request_head_timeout",
+        "keepalive_timeout",
+        "max_connections",
         "login_failures_per_user",
         "login_failures_per_address",
         "login_failure_window",

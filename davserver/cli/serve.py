@@ -133,6 +133,9 @@ def run(args: argparse.Namespace, services: Services) -> int:
             certfile=settings.certfile,
             keyfile=settings.keyfile,
             on_stop=services.stop_waiters,
+            head_timeout=settings.request_head_timeout,
+            keepalive_timeout=settings.keepalive_timeout,
+            max_connections=settings.max_connections,
         )
     except ssl.SSLError as e:
         raise CommandError(

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIBRARIES = {
     "wsgidav": ("providers/dav/", "davserver/dav/", "davserver/auth/domain.py"),
     "lxml": ("providers/dav/", "davserver/dav/"),
-    "cheroot": ("davserver/server.py",),
+    "cheroot": ("davserver/server.py", "davserver/http_gate.py"),
     "werkzeug": ("davserver/http/headers.py",),
     "jinja2": ("davserver/web/render.py",),
     "itsdangerous": ("davserver/links/signer.py",),

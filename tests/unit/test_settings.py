@@ -93,6 +93,9 @@ def test_bad_override_names_the_flag() -> None:
         ({"DAVSERVER_CHUNK_MIN_SIZE": "8"}, "chunk_"),
         ({"DAVSERVER_CHUNK_AVG_SIZE": "100"}, "chunk_"),
         ({"DAVSERVER_UPLOAD_WORKERS": "0"}, "upload_workers"),
+        ({"DAVSERVER_REQUEST_HEAD_TIMEOUT": "0"}, "request_head_timeout"),
+        ({"DAVSERVER_KEEPALIVE_TIMEOUT": "0"}, "keepalive_timeout"),
+        ({"DAVSERVER_MAX_CONNECTIONS": "0"}, "max_connections"),
         ({"DAVSERVER_REDIS_URL": "localhost:6379"}, "redis_url"),
     ],
 )
