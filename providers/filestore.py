@@ -49,7 +49,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from providers.blobstore.base import BlobStore
-from providers.blobstore.group_sync import GroupSync
 from providers.buffers import PAGE, BufferPool
 from providers.catalog import (
     CLAIM_BUSY,
@@ -109,13 +108,7 @@ class FileStore:
         # a batch fills one buffer, which must hold the largest chunk on its own
         self.buffers = BufferPool(max(batch_bytes, chunker.max_size), keep=max_in_flight + 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blob")
-        self._group_sync = GroupSync(blobs.sync)
         self._corrupt_observers: list[Callable[[CorruptChunk], None]] = []
-
-    def sync(self) -> None:
-        """Make every chunk stored before this call durable: one blob-store sync for
-        the callers that ask at the same time (`GroupSync`)."""
-        self._group_sync()
 
     @property
     def key_prefix(self) -> str:
@@ -282,7 +275,7 @@ class FileWriter:
         self._wait_returned()  # every lane took every batch
         if self._extents:
             # also covers chunks deduplicated against another upload that has not synced yet
-            self._store.sync()
+            self._store.blobs.sync()
         digest = content_digest(e.chunk_hash for e in self._extents)
         checksums = self._hasher.checksums()
         return NewContent(self.size, digest, list(self._extents), checksums)

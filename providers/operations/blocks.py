@@ -135,7 +135,7 @@ class BlockTransfers:
             raise QuotaExceeded(f"{len(data)} bytes do not fit in the {available} left")
         files = self.ops.files
         files.store_chunks([memoryview(data)])
-        files.sync()  # durable before it counts as present (invariant 2)
+        files.blobs.sync()  # durable before it counts as present (invariant 2)
         self.ops.catalog.blocks.stage(actor.user.id, {sha256: len(data)}, None)
         return len(data)
 
