@@ -1,0 +1,78 @@
+"""Unit tests of `davserver.http.shared_reads.SharedReads`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from davserver.http.shared_reads import SharedReads
+
+
+class Reading:
+    """A stand-in for `Database.reading`: records whether a block is open."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.blocks = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.open, self.blocks = True, self.blocks + 1
+        try:
+            yield
+        finally:
+            self.open = False
+
+
+class App:
+    """A WSGI app yielding three pieces and noting, per piece, whether the block was open."""
+
+    def __init__(self, reading: Reading) -> None:
+        self.reading = reading
+        self.seen: list[tuple[str, bool]] = []
+        self.closed = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        self.seen.append(("call", self.reading.open))
+        return self._pieces(start_response)
+
+    def _pieces(self, start_response: Any) -> Iterator[bytes]:
+        try:
+            start_response("200 OK", [])
+            for name in ("first", "second", "third"):
+                self.seen.append((name, self.reading.open))
+                yield name.encode()
+        finally:
+            self.closed = True
+
+
+def _start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    return None
+
+
+def test_a_read_only_request_reads_in_one_block_until_its_first_piece() -> None:
+    reading = Reading()
+    app = App(reading)
+    body = SharedReads(app, reading)({"REQUEST_METHOD": "GET"}, _start)
+    assert b"".join(body) == b"firstsecondthird"
+    assert app.seen == [("call", True), ("first", True), ("second", False), ("third", False)]
+    assert reading.blocks == 1
+
+
+def test_other_methods_pass_through_without_a_block() -> None:
+    reading = Reading()
+    app = App(reading)
+    body = SharedReads(app, reading)({"REQUEST_METHOD": "PUT"}, _start)
+    assert b"".join(body) == b"firstsecondthird"
+    assert reading.blocks == 0 and not any(open_ for _, open_ in app.seen)
+
+
+def test_closing_the_answer_early_closes_the_application_s() -> None:
+    reading = Reading()
+    app = App(reading)
+    body: Any = SharedReads(app, reading)({"REQUEST_METHOD": "PROPFIND"}, _start)
+    pieces = iter(body)
+    assert next(pieces) == b"first"
+    body.close()
+    assert app.closed and not reading.open
