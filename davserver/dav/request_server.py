@@ -56,6 +56,7 @@ from davserver.http.environ import (
     StartResponse,
 )
 from davserver.http.headers import precondition
+from davserver.http.shared_reads import READ_ONLY
 from providers.dav import LINK, client_mtime, etag_of, oc_ids, oc_permissions
 from providers.operations import Located
 
@@ -261,7 +262,6 @@ class DavRequestServer(RequestServer):
         )
 
 
-READ_ONLY = frozenset({"GET", "HEAD", "PROPFIND", "OPTIONS"})
 OC_CHUNKED_REFUSED = "OC-Chunked uploads are not supported: use chunking 1.0"
 # An OC-Chunked piece up to this size is read and dropped before the 400: answered
 # before its body, the connection closes under the client's upload, which the clients
