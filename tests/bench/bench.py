@@ -322,6 +322,25 @@ class FullStack:
         }
 
 
+@contextlib.contextmanager
+def workspace(prefix: str, stacks: list[str]) -> Iterator[tuple[Path, FullStack | None]]:
+    """A temporary directory under /tmp and, when `stacks` has "full", the full stack's
+    services, started; both gone when the block ends, however it ends."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    full: FullStack | None = None
+    try:
+        if "full" in stacks:
+            started = time.monotonic()
+            full = FullStack()
+            full.start()
+            print(f"full stack services ready in {time.monotonic() - started:.1f}s", flush=True)
+        yield tmp, full
+    finally:
+        if full is not None:
+            full.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @dataclass
 class Target:
     name: str
@@ -633,6 +652,17 @@ def goals(targets: list[Target], med: dict[str, dict[str, float]]) -> None:
 # main
 
 
+def split_targets(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Turn `args.stacks` and `args.peers` (comma-separated) into lists of known names;
+    an unknown one ends the program with the parser's error."""
+    args.stacks = [s for s in args.stacks.split(",") if s]
+    args.peers = [s for s in args.peers.split(",") if s]
+    for value, allowed in ((args.stacks, STACK_NAMES), (args.peers, PEER_NAMES)):
+        for item in value:
+            if item not in allowed:
+                p.error(f"unknown {item!r}; choose from {', '.join(allowed)}")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.bench", description=__doc__.split("\n")[0]
@@ -642,12 +672,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stacks", default="embedded,full", help="our stacks: embedded,full")
     p.add_argument("--peers", default="wsgidav-fs,rclone", help="peers: wsgidav-fs,rclone")
     args = p.parse_args(argv)
-    args.stacks = [s for s in args.stacks.split(",") if s]
-    args.peers = [s for s in args.peers.split(",") if s]
-    for value, allowed in ((args.stacks, STACK_NAMES), (args.peers, PEER_NAMES)):
-        for item in value:
-            if item not in allowed:
-                p.error(f"unknown {item!r}; choose from {', '.join(allowed)}")
+    split_targets(p, args)
     if args.size_mib < 1 or args.rounds < 1:
         p.error("--size-mib and --rounds must be at least 1")
     return args
@@ -706,21 +731,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs",
         flush=True,
     )
-    tmp = Path(tempfile.mkdtemp(prefix="davbench-", dir="/tmp"))
-    full: FullStack | None = None
     runs: dict[str, list[dict[str, float]]] = {}
-    try:
+    with workspace("davbench-", args.stacks) as (tmp, full):
         started = time.monotonic()
         payload = tmp / "payload.bin"
         make_payload(payload, size)
         settle(payload)  # the first target must not run during the payload's writeback
         smalls = small_payloads()
         print(f"payload ready in {time.monotonic() - started:.1f}s", flush=True)
-        if "full" in args.stacks:
-            started = time.monotonic()
-            full = FullStack()
-            full.start()
-            print(f"full stack services ready in {time.monotonic() - started:.1f}s", flush=True)
         ours = [ours_target(stack, full) for stack in args.stacks]
         targets = interleave(ours, peer_targets(args.peers))
         runs = {t.name: [] for t in targets}
@@ -733,10 +751,6 @@ def main(argv: list[str] | None = None) -> int:
         med = medians(runs)
         report(targets, med, {n: len(r) for n, r in runs.items()}, args.size_mib)
         goals(targets, med)
-    finally:
-        if full is not None:
-            full.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

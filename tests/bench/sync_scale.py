@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,9 +35,6 @@ from tests.bench import slow_clients as slow
 from tests.bench import sync_workloads as work
 from tests.bench.bench import (
     MIB,
-    PEER_NAMES,
-    STACK_NAMES,
-    FullStack,
     Server,
     Target,
     find_tool,
@@ -47,6 +43,8 @@ from tests.bench.bench import (
     ours_target,
     peer_targets,
     settle,
+    split_targets,
+    workspace,
 )
 from tests.bench.sync_report import goals, report
 
@@ -206,12 +204,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.big_mib, args.huge_gib = 1, 64, 1
-    args.stacks = [s for s in args.stacks.split(",") if s]
-    args.peers = [s for s in args.peers.split(",") if s]
-    for value, allowed in ((args.stacks, STACK_NAMES), (args.peers, PEER_NAMES)):
-        for item in value:
-            if item not in allowed:
-                p.error(f"unknown {item!r}; choose from {', '.join(allowed)}")
+    split_targets(p, args)
     if args.big_mib < 1 or args.rounds < 1 or args.huge_gib < 0:
         p.error("--big-mib and --rounds must be at least 1, --huge-gib at least 0")
     return args
@@ -243,23 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     counts = work.QUICK if args.quick else work.Counts()
     slow.raise_fd_limit(4 * (counts.idle + counts.half_open) + 1024)
     print_header(args, counts)
-    tmp = Path(tempfile.mkdtemp(prefix="davsync-", dir="/tmp"))
-    full: FullStack | None = None
-    try:
+    with workspace("davsync-", args.stacks) as (tmp, full):
         plan = prepare(args, tmp, counts)
-        if "full" in args.stacks:
-            full = FullStack()
-            full.start()
         ours = [ours_target(stack, full) for stack in args.stacks]
         targets = interleave(ours, peer_targets(args.peers))
         runs = run_rounds(args.rounds, targets, tmp, plan)
         report(targets, runs)
         goals(targets, runs)
         print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    finally:
-        if full is not None:
-            full.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
