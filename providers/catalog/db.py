@@ -5,13 +5,17 @@ error, and translates SQLAlchemy errors: a lost or refused connection becomes
 `Unavailable` (answered 503), a constraint violation `Conflict`. On SQLite a write
 session starts with `BEGIN IMMEDIATE`, so concurrent writers queue on the database
 lock instead of failing when a read transaction tries to upgrade. Writers of one process
-also queue on a Python lock first: SQLite's busy handler sleeps in growing steps (up to
-100 ms) when it finds the database locked, which made every contended write slow.
+also queue on a Python lock first, and processes on the same file (workers, a command
+run beside a server) on a lock file next to it: SQLite's busy handler sleeps in growing
+steps (up to 100 ms) when it finds the database locked, which made every contended
+write slow; a lock the kernel hands over wakes the next writer at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +67,21 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _lock_path(database: str | None) -> str | None:
+    """The lock file that writers of every process on the SQLite file `database`
+    take in turn, or None for an in-memory database."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}-writer.lock"
+
+
+def _open_lock(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise Unavailable(f"database unavailable: cannot open its lock file ({e.strerror})") from e
+
+
 def _server_engine(url: str) -> Engine:
     connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     return create_engine(
@@ -97,6 +116,8 @@ class Database:
             ) from e
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._lock_path = _lock_path(self.engine.url.database) if self.is_sqlite else None
+        self._file_lock: int | None = None  # its descriptor, opened by the first write
         self._shared = threading.local()  # .read: this thread's `_SharedRead`, if any
 
     @contextmanager
@@ -184,15 +205,31 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._write_lock is not None:
+            with self._write_lock:
+                if self._file_lock is not None:
+                    os.close(self._file_lock)
+                    self._file_lock = None
 
     @contextmanager
     def _writer_slot(self, write: bool) -> Iterator[None]:
-        """Serialise this process's SQLite write transactions (see the module docstring)."""
+        """Serialise SQLite write transactions: this process's threads on a Python
+        lock, then processes (workers, a command beside a server) on a lock file (see
+        the module docstring)."""
         if not (write and self._write_lock):
             yield
             return
         with self._write_lock:
-            yield
+            if self._lock_path is None:
+                yield
+                return
+            if self._file_lock is None:
+                self._file_lock = _open_lock(self._lock_path)
+            fcntl.flock(self._file_lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._file_lock, fcntl.LOCK_UN)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
