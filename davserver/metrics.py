@@ -12,6 +12,11 @@ What is measured (names in docs/operations.md):
 - logical vs stored bytes and the chunk count, and the last GC and fsck reports:
   asked of the catalog at scrape time (`CatalogCollector`).
 
+With several workers (`davserver.workers`) each process counts in files of one
+directory and `/metrics` renders their sum, whichever worker answers: the master calls
+`prepare_shared_metrics`, each worker `share_metrics` before it builds its app, and the
+master `mark_worker_gone` for each worker that ended (docs/operations.md "Metrics").
+
 `/metrics` is open to loopback clients and otherwise needs
 `Authorization: Bearer <metrics_token>` (`metrics_allowed`); without a token set,
 only loopback clients may read it.
@@ -22,9 +27,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, cast
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -33,9 +40,12 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.values import MultiProcessValue
 
 from davserver import __version__
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
@@ -70,19 +80,32 @@ METHODS = frozenset(
     ]
 )
 T = TypeVar("T")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus_client's shared values write
+_shared: Path | None = None  # the directory `share_metrics` gave this process
 # `*_created` series (one timestamp per label set) double the page and say little here.
 cast(Callable[[], None], disable_created_metrics)()  # unannotated in prometheus_client
 
 
 class Metrics:
-    """The metrics of one app, in their own registry."""
+    """The metrics of one app, in their own registry; in a worker that called
+    `share_metrics`, `render` sums every worker's instead (one `Metrics` per worker:
+    two in one process would write the same values over each other)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        Gauge("davserver_info", "Version of this server", ["version"], registry=r).labels(
-            __version__
-        ).set(1)
+        # What `render` shows: this registry, or every worker's files plus the
+        # collectors that ask what all workers share (the catalog), once.
+        self._page = self.registry if _shared is None else _summed(_shared)
+        # Gauges: a mode says how workers' values add up (ignored in one process).
+        info = Gauge(
+            "davserver_info",
+            "Version of this server",
+            ["version"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        info.labels(__version__).set(1)
         self.requests = Counter(
             "davserver_requests", "Requests answered", ["door", "method", "status"], registry=r
         )
@@ -99,7 +122,10 @@ class Metrics:
             "davserver_response_bytes", "Response body bytes sent", ["door"], registry=r
         )
         self.uploads = Gauge(
-            "davserver_uploads_in_flight", "PUT and PATCH requests in progress", registry=r
+            "davserver_uploads_in_flight",
+            "PUT and PATCH requests in progress",
+            registry=r,
+            multiprocess_mode="livesum",  # a dead worker's uploads are over
         )
         self.login_failures = Counter(
             "davserver_login_failures", "Failed logins and link passwords", ["door"], registry=r
@@ -132,18 +158,28 @@ class Metrics:
     def watch_catalog(self, catalog: Catalog) -> None:
         """Time `catalog`'s statements and add the gauges read from it at scrape time."""
         on_query(catalog.db, self._query)
-        self.registry.register(CatalogCollector(catalog))
+        self._page.register(CatalogCollector(catalog))
 
     def watch_files(self, files: FileStore) -> None:
         """Count the corrupt chunks `files` reports (`davserver_corrupt_chunks_total`)."""
         files.on_corrupt(lambda _error: self.corrupt_chunks.inc())
 
     def watch_push(self, push: Push) -> None:
-        """Add the gauges of `push`: clients waiting for changes, and how many may."""
+        """Add the gauges of `push`: clients waiting for changes, and how many may
+        (each worker has its own `push`: both add up over the live workers)."""
         r = self.registry
-        waiting = Gauge("davserver_push_waiters", "Long polls and event streams open", registry=r)
-        waiting.set_function(lambda: push.waiting)
-        Gauge("davserver_push_waiters_max", "Waiting clients one instance holds", registry=r).set(
+        waiting = Gauge(
+            "davserver_push_waiters",
+            "Long polls and event streams open",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        # Kept up to date as waits come and go, not read at scrape time: the worker
+        # that answers a scrape cannot ask the others' `push`.
+        push.on_waiting(waiting.set)
+        waiting.set(push.waiting)
+        held = "Waiting clients one instance holds"
+        Gauge("davserver_push_waiters_max", held, registry=r, multiprocess_mode="livesum").set(
             push.capacity
         )
 
@@ -153,7 +189,64 @@ class Metrics:
             self.db_errors.inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._page)
+
+
+def prepare_shared_metrics(directory: Path) -> None:
+    """In the master, before it forks the workers: create `directory` and remove the
+    value files (`*.db`) a previous run left there, which would be counted again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.db"):
+        old.unlink(missing_ok=True)
+
+
+def share_metrics(directory: Path, worker: int) -> None:
+    """In worker number `worker`, before its `Metrics` exist: the metrics this process
+    makes from now on keep their values in files of `directory`, and render the sum of
+    every worker's files there.
+
+    Counters, histograms and the `max` gauges are in files named by `worker` alone: a
+    worker started again in place of a dead one reads its predecessor's values and
+    counts on from them, so a sum never goes back (Prometheus would take that for a
+    counter reset) and the directory holds a fixed number of files. Gauges of a `live`
+    mode are in files named by worker and pid, which `mark_worker_gone` removes."""
+    global _shared
+    os.environ[MULTIPROC_ENV] = str(directory)  # prometheus_client names the files from it
+    values.ValueClass = _worker_values(worker, os.getpid())
+    _shared = directory
+
+
+def mark_worker_gone(directory: Path, pid: int) -> None:
+    """In the master, when worker `pid` has ended: drop its `live` gauges (uploads and
+    waits in flight), which ended with it. Its counters stay: they are counted."""
+    for live in directory.glob(f"gauge_live*_*-{pid}.db"):
+        live.unlink(missing_ok=True)
+
+
+def _worker_values(worker: int, pid: int) -> Callable[..., Any]:
+    """prometheus_client's `ValueClass` for worker `worker` running as `pid`: a value
+    kept in a file of the shared directory (`share_metrics` says which)."""
+
+    def kept_name() -> str:
+        # A process the worker forks gets files of its own (two writers would clash).
+        return str(worker) if os.getpid() == pid else f"{worker}-{os.getpid()}"
+
+    shared_value = cast(Callable[[Callable[[], object]], Callable[..., Any]], MultiProcessValue)
+    kept = shared_value(kept_name)
+    live = shared_value(lambda: f"{worker}-{os.getpid()}")
+
+    def value(*args: Any, multiprocess_mode: str = "", **kwargs: Any) -> Any:
+        chosen = live if multiprocess_mode.startswith("live") else kept
+        return chosen(*args, multiprocess_mode=multiprocess_mode, **kwargs)
+
+    return value
+
+
+def _summed(directory: Path) -> CollectorRegistry:
+    """A registry that collects the sum of every worker's values in `directory`."""
+    registry = CollectorRegistry(auto_describe=False)
+    cast(Callable[..., object], MultiProcessCollector)(registry, path=str(directory))
+    return registry
 
 
 def metrics_endpoint(metrics: Metrics, token: str) -> WSGIApplication:

@@ -73,11 +73,21 @@ class Push:
         self._closed = threading.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self._watcher: threading.Thread | None = None
+        self._counters: list[Callable[[int], None]] = []
 
     @property
     def waiting(self) -> int:
         """How many requests wait now."""
         return len(self._all)
+
+    def on_waiting(self, counter: Callable[[int], None]) -> None:
+        """Have `counter(waiting)` called each time a wait starts or ends, with the
+        new count, in order (under the lock: it must be quick; the metrics set a gauge)."""
+        self._counters.append(counter)
+
+    def _counted(self) -> None:
+        for counter in self._counters:
+            counter(len(self._all))
 
     @property
     def closing(self) -> bool:
@@ -148,6 +158,7 @@ class Push:
             if len(self._all) >= self.capacity:
                 raise TooBusy(f"{self.capacity} clients wait for changes here already")
             self._register(waiter)
+            self._counted()
         return waiter
 
     def _register(self, waiter: Waiter) -> None:
@@ -159,6 +170,7 @@ class Push:
         """Forget `waiter` (idempotent): its request is over."""
         with self._lock:
             self._unregister(waiter)
+            self._counted()
 
     def _unregister(self, waiter: Waiter) -> None:
         self._all.discard(waiter)

@@ -1,20 +1,36 @@
-"""The `/metrics` guard, the blob-store timing decorator and log formatting, without a
-server."""
+"""The `/metrics` guard, the blob-store timing decorator, the sum over workers and log
+formatting, without a server."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-from collections.abc import Iterator
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import cast
 
 import pytest
 
 from davserver import logs
-from davserver.metrics import Metrics, TimedBlobStore, metrics_allowed
+from davserver.metrics import (
+    MULTIPROC_ENV,
+    Metrics,
+    TimedBlobStore,
+    mark_worker_gone,
+    metrics_allowed,
+    prepare_shared_metrics,
+    share_metrics,
+)
 from davserver.settings import Settings
 from providers.blobstore.memory import MemoryBlobStore
+from providers.catalog import Catalog
 from providers.errors import BlobNotFound, Unavailable
+from providers.push import Push
 
 
 def allowed(addr: str, token: str, authorization: str = "") -> int:
@@ -88,6 +104,165 @@ def test_two_apps_have_their_own_registries() -> None:
     assert sample(second, "davserver_requests_total", **labels) == 0
     other = {"door": "dav", "method": "other", "status": "418"}
     assert sample(first, "davserver_requests_total", **other) == 1
+
+
+class PushStub:
+    """What `Metrics.watch_push` uses of a `Push`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.waiting = capacity, 0
+        self.counters: list[Callable[[int], None]] = []
+
+    def on_waiting(self, counter: Callable[[int], None]) -> None:
+        self.counters.append(counter)
+
+    def wait(self, count: int) -> None:
+        self.waiting = count
+        for counter in self.counters:
+            counter(count)
+
+
+def count(metrics: Metrics, requests: int, push: PushStub) -> None:
+    """What a worker counts in these tests: `requests` PUTs of 100 bytes, one upload
+    still in flight and two clients waiting."""
+    for _ in range(requests):
+        metrics.request("dav", "PUT", 201, 0.01)
+        metrics.bytes_in.labels("dav").inc(100)
+    metrics.uploads.inc()
+    metrics.watch_push(cast(Push, push))
+    push.wait(2)
+
+
+def work(directory: Path, index: int, requests: int, stay: Event | None = None) -> None:
+    """Worker `index`: count, then wait for `stay` (when given) and exit."""
+    share_metrics(directory, index)
+    count(Metrics(), requests, PushStub(4))
+    if stay is not None:
+        stay.wait(30)
+
+
+def read(directory: Path, index: int, catalog_url: str, page: Connection) -> None:
+    """Worker `index` that counts nothing and sends what its `/metrics` shows."""
+    share_metrics(directory, index)
+    metrics = Metrics()
+    metrics.watch_catalog(Catalog(catalog_url))
+    page.send(metrics.render())
+
+
+FORK = multiprocessing.get_context("fork")
+
+
+class Workers:
+    """Worker processes on one metrics directory, as `davserver.workers` runs them."""
+
+    def __init__(self, directory: Path, catalog: Catalog) -> None:
+        self.directory, self.url = directory, str(catalog.db.engine.url)
+        self.stay = FORK.Event()
+        self.alive: list[multiprocessing.process.BaseProcess] = []
+
+    def run(self, index: int, requests: int) -> int:
+        """Run worker `index` to its end and retire it as the master does; its pid."""
+        process = FORK.Process(target=work, args=(self.directory, index, requests))
+        process.start()
+        process.join(30)
+        assert process.exitcode == 0 and process.pid is not None
+        mark_worker_gone(self.directory, process.pid)
+        return process.pid
+
+    def start(self, index: int, requests: int) -> None:
+        """Start worker `index`; it counts and serves on until `stop`."""
+        stay = (self.directory, index, requests, self.stay)
+        process = FORK.Process(target=work, args=stay)
+        process.start()
+        self.alive.append(process)
+
+    def page(self) -> dict[str, float]:
+        """The samples one more worker's `/metrics` shows, by name and labels."""
+        ours, theirs = FORK.Pipe()
+        process = FORK.Process(target=read, args=(self.directory, 9, self.url, theirs))
+        process.start()
+        text = ours.recv().decode() if ours.poll(30) else ""
+        process.join(30)
+        mark_worker_gone(self.directory, cast(int, process.pid))
+        lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert text.count("# TYPE davserver_chunks gauge") == 1  # the catalog's, once
+        return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2]) for line in lines}
+
+    def stop(self) -> None:
+        self.stay.set()
+        for process in self.alive:
+            process.join(30)
+
+
+PUTS = 'davserver_requests_total{door="dav",method="PUT",status="201"}'
+PUT_TIMES = 'davserver_request_duration_seconds_count{door="dav",method="PUT"}'
+BYTES_IN = 'davserver_request_bytes_total{door="dav"}'
+
+
+def test_metrics_of_workers_add_up(tmp_path: Path, catalog: Catalog) -> None:
+    directory = tmp_path / "run" / "metrics"
+    workers = Workers(directory, catalog)
+    prepare_shared_metrics(directory)
+    workers.run(0, 50)  # a previous run: its files are not counted again
+    prepare_shared_metrics(directory)
+    workers.start(0, 2)
+    try:
+        workers.run(1, 3)
+        page = workers.page()
+        assert (page[PUTS], page[PUT_TIMES], page[BYTES_IN]) == (5, 5, 500)
+        # gauges: only the live workers' uploads and waits, and their capacity
+        assert page["davserver_uploads_in_flight"] == 1
+        assert page["davserver_push_waiters"] == 2
+        assert page["davserver_push_waiters_max"] == 4
+        assert page['davserver_info{version="0.1.0"}'] == 1
+    finally:
+        workers.stop()
+
+
+def test_a_restarted_worker_counts_on_from_its_predecessor(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    directory = tmp_path / "metrics"
+    workers = Workers(directory, catalog)
+    prepare_shared_metrics(directory)
+    workers.start(0, 1)
+    try:
+        workers.run(1, 3)
+        workers.run(1, 4)  # worker 1 again, after the first one ended
+        page = workers.page()
+        assert (page[PUTS], page[PUT_TIMES], page[BYTES_IN]) == (8, 8, 800)
+        assert page["davserver_uploads_in_flight"] == 1  # worker 0's: the others ended
+        files = sorted(path.name for path in directory.iterdir())
+        assert len([name for name in files if name.startswith("counter_")]) == 3, files
+    finally:
+        workers.stop()
+
+
+def test_a_dead_workers_live_gauges_count_until_the_master_marks_it(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    directory = tmp_path / "metrics"
+    workers = Workers(directory, catalog)
+    prepare_shared_metrics(directory)
+    process = FORK.Process(target=work, args=(directory, 0, 1))
+    process.start()
+    process.join(30)
+    assert workers.page()["davserver_uploads_in_flight"] == 1
+    mark_worker_gone(directory, cast(int, process.pid))
+    page = workers.page()
+    assert (page["davserver_uploads_in_flight"], page[PUTS]) == (0, 1)
+
+
+def test_without_share_metrics_each_app_counts_alone(tmp_path: Path) -> None:
+    assert MULTIPROC_ENV not in os.environ  # the forked workers set it in themselves only
+    metrics, push = Metrics(), PushStub(4)
+    count(metrics, 3, push)
+    assert sample(metrics, "davserver_requests_total", door="dav", method="PUT", status="201") == 3
+    assert sample(metrics, "davserver_push_waiters") == 2
+    push.wait(0)
+    assert sample(metrics, "davserver_push_waiters") == 0
+    assert b"davserver_uploads_in_flight 1.0" in metrics.render()
+    assert sample(Metrics(), "davserver_uploads_in_flight") == 0
 
 
 @pytest.fixture

@@ -185,6 +185,8 @@ def test_a_new_grant_is_listened_for_after_a_sharing_event(
 
 
 def test_past_capacity_a_waiter_is_refused(push: Push) -> None:
+    counts: list[int] = []
+    push.on_waiting(counts.append)
     threads = [in_thread(lambda: push.wait(actor(1), "0", timeout=5))[0] for _ in range(4)]
     until(lambda: push.waiting == 4)
     with pytest.raises(TooBusy):
@@ -193,6 +195,7 @@ def test_past_capacity_a_waiter_is_refused(push: Push) -> None:
     for thread in threads:
         thread.join(timeout=2)
     assert push.waiting == 0
+    assert counts == [1, 2, 3, 4, 3, 2, 1, 0]  # each start and end, in order (the metrics)
 
 
 def test_close_ends_every_wait_and_refuses_new_ones(push: Push) -> None:
