@@ -22,6 +22,7 @@ process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 60 * 1024  # bytes: a datagram carries more, but events are small JSON
 SEND_TIMEOUT = 0.5  # seconds a peer's full queue may hold up a message before the drop
-RECEIVE_POLL = 0.5  # seconds: how soon the receiving thread sees `close`
+RECEIVE_POLL = 1.0  # seconds: how soon the receiving thread sees `close`, unwoken
 RETRY_MIN, RETRY_MAX = 0.1, 5.0  # seconds between attempts to bind a name still held
 _ADDRESS_MAX = 107  # bytes of a Unix socket address after the leading NUL
 
@@ -110,14 +111,24 @@ class LocalChannel:
         return self._subscribed.wait(timeout)
 
     def close(self) -> None:
-        """Stop listening (within `RECEIVE_POLL`), release the name and the sockets."""
+        """Stop listening (at once; within `RECEIVE_POLL` at worst), release the name
+        and the sockets."""
         self._stopping.set()
         if self._thread is not None:
+            if self._subscribed.is_set():
+                self._wake()
             self._thread.join(timeout=5)
         with self._send_lock:
             for sock in self._peers.values():
                 sock.close()
             self._peers.clear()
+
+    def _wake(self) -> None:
+        """End the receiving thread's wait with an empty datagram (ignored)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):  # a full queue wakes it too
+                sock.sendto(b"", address(self._group, self._channel, self._index))
 
     def _send(self, peer: int, message: bytes) -> bool:
         """Send to one peer, connecting (again) when needed: a peer that went away

@@ -163,6 +163,11 @@ class ChannelEvents:
         self._sender: threading.Thread | None = None
         self._listening = False
 
+    @property
+    def channel(self) -> EventChannel:
+        """The channel the events travel on."""
+        return self._channel
+
     def publish(self, event: Event) -> None:
         self._local.publish(event)
         self._start_sender()

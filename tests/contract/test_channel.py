@@ -25,7 +25,7 @@ Make = Callable[[], EventChannel]
 
 @pytest.fixture(params=CHANNEL_KINDS)
 def channels(request: pytest.FixtureRequest) -> Iterator[Make]:
-    with channel_maker(request) as make:
+    with channel_maker(request.param, request) as make:
         yield make
 
 

@@ -1,8 +1,8 @@
 """Event channels of both kinds for the contract suites: Redis pub/sub and the local
 datagram sockets between the workers of one server.
 
-`channel_maker(request)` gives a function that makes channels of the kind the test is
-parametrized with (`request.param`: "redis" or "local"), all on one fresh channel name
+`channel_maker(kind, request)` gives a function that makes channels of `kind` ("redis"
+or "local"; `request` gives the Redis service when needed), all on one fresh channel name
 (one deployment); each call makes the next process of it: another Redis client, or the
 next worker slot of one fresh local group. They are closed afterwards.
 """
@@ -30,11 +30,13 @@ def fresh_group() -> str:
 
 
 @contextmanager
-def channel_maker(request: pytest.FixtureRequest) -> Iterator[Callable[[], EventChannel]]:
+def channel_maker(
+    kind: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], EventChannel]]:
     """See the module docstring."""
     name = f"test-{uuid.uuid4().hex[:12]}"
     made: list[EventChannel] = []
-    if request.param == "redis":
+    if kind == "redis":
         url = request.getfixturevalue("redis_service").url
 
         def make() -> EventChannel:
@@ -53,4 +55,3 @@ def channel_maker(request: pytest.FixtureRequest) -> Iterator[Callable[[], Event
     finally:
         for channel in made:
             channel.close()
-
