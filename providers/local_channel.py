@@ -6,10 +6,12 @@ that uses `socket` for it.
 Redis: worker `index` of group `group` receives on a Unix datagram socket in Linux's
 abstract namespace named from the group, the channel's name and its index, and
 `publish` sends each message to the sockets of the other workers of the group. The
-group id names one running server (the lead derives it from the store and the master
+group id names one running server (the server derives it from its store and its master
 process), so two servers on one machine never hear each other. Abstract names need no
 files and vanish with the last socket that holds them: a restarted worker binds its
-name again as soon as its predecessor's process is gone.
+name again as soon as its predecessor's process is gone. Linux only: elsewhere `listen`
+logs an error and nothing is received (waiters still hear of changes from their log
+watcher, `providers.push`).
 
 What is lost, and how a subscriber hears of it: a message sent while a peer is not
 bound (starting, restarting) is lost for it, as Redis loses what is published while a
@@ -23,6 +25,7 @@ process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import threading
@@ -207,7 +210,8 @@ class LocalChannel:
             sock.close()
 
     def _bind(self) -> socket.socket | None:
-        """This worker's receiving socket, bound; None if closed first."""
+        """This worker's receiving socket, bound; None if closed first, or if the
+        system has no abstract socket names (not Linux: logged, nothing received)."""
         pause = RETRY_MIN
         while not self._stopping.is_set():
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -215,7 +219,10 @@ class LocalChannel:
                 sock.bind(address(self._group, self._channel, self._index))
             except OSError as e:
                 sock.close()
-                log.warning("local channel %s: cannot bind yet, retrying: %s", self.name, e)
+                if e.errno != errno.EADDRINUSE:
+                    log.error("local channel %s: cannot bind, not listening: %s", self.name, e)
+                    return None
+                log.warning("local channel %s: name still held, retrying: %s", self.name, e)
                 self._stopping.wait(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
