@@ -18,7 +18,9 @@ bound (starting, restarting) is lost for it, as Redis loses what is published wh
 subscriber is disconnected; a message that a peer cannot take in time (its queue, at
 most `net.unix.max_dgram_qlen` datagrams, stays full for `SEND_TIMEOUT`) is dropped,
 and the peer gets a gap marker before the next message that reaches it, which its
-`listen` reports as `on_gap`. Unlike Redis, `publish` does not deliver to its own
+`listen` reports as `on_gap`. Until then, a message finds room in its queue or is
+dropped at once, but for one wait of `SEND_TIMEOUT` each `STUCK_RETRY`: a stopped
+worker delays the others' events little. Unlike Redis, `publish` does not deliver to its own
 process.
 """
 
@@ -29,6 +31,7 @@ import errno
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 60 * 1024  # bytes: a datagram carries more, but events are small JSON
 SEND_TIMEOUT = 0.5  # seconds a peer's full queue may hold up a message before the drop
+STUCK_RETRY = 1.0  # seconds after a drop before waiting on that peer's queue again
 RECEIVE_POLL = 1.0  # seconds: how soon the receiving thread sees `close`, unwoken
 RETRY_MIN, RETRY_MAX = 0.1, 5.0  # seconds between attempts to bind a name still held
 _ADDRESS_MAX = 107  # bytes of a Unix socket address after the leading NUL
@@ -75,7 +79,7 @@ class LocalChannel:
         self._group, self._index, self._count, self._channel = group, index, count, name
         self._send_lock = threading.Lock()
         self._peers: dict[int, socket.socket] = {}  # connected sending sockets
-        self._missed: set[int] = set()  # peers owed a gap marker
+        self._missed: dict[int, float] = {}  # peers owed a gap: last vain wait
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,18 +147,14 @@ class LocalChannel:
             try:
                 if peer in self._missed:
                     sock.send(_GAP)
-                    self._missed.discard(peer)
+                    del self._missed[peer]
                 sock.send(_MESSAGE + message)
                 return True
-            except TimeoutError:
-                # A full queue for SEND_TIMEOUT: drop, owe it a gap, and do not wait on
-                # it again until it takes a message (a stopped process must not stall
-                # everyone else's events).
-                self._missed.add(peer)
-                sock.settimeout(0)
+            except TimeoutError:  # its queue stayed full for SEND_TIMEOUT: dropped
+                self._missed[peer] = time.monotonic()
                 return False
-            except BlockingIOError:
-                self._missed.add(peer)
+            except BlockingIOError:  # still full, and not waited for (`_connected`)
+                self._missed.setdefault(peer, time.monotonic())
                 return False
             except OSError as e:  # refused: the peer's process is gone
                 log.debug("local channel %s: peer %d gone (%s)", self.name, peer, e)
@@ -164,10 +164,14 @@ class LocalChannel:
         return False
 
     def _connected(self, peer: int) -> socket.socket | None:
+        """The sending socket for `peer`, set to wait `SEND_TIMEOUT` for room in its
+        queue; not to wait at all for a peer that lately made us wait in vain (a
+        stopped process must not hold up everyone else's events for long)."""
         sock = self._peers.get(peer)
         if sock is not None:
-            if peer not in self._missed:
-                sock.settimeout(SEND_TIMEOUT)
+            dropped = self._missed.get(peer)
+            patient = dropped is None or time.monotonic() - dropped >= STUCK_RETRY
+            sock.settimeout(SEND_TIMEOUT if patient else 0)
             return sock
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -181,7 +185,7 @@ class LocalChannel:
             return None
         sock.settimeout(SEND_TIMEOUT)
         self._peers[peer] = sock
-        self._missed.discard(peer)  # a new process: it missed nothing it could have heard
+        self._missed.pop(peer, None)  # a new process: it missed nothing it could have heard
         return sock
 
     def _forget(self, peer: int) -> None:

@@ -186,6 +186,7 @@ def test_a_worker_that_falls_behind_gets_a_resync_then_delivery_resumes(
     fill, and what does not fit is dropped; once it reads again, a `resync` comes
     before the next event."""
     monkeypatch.setattr(local_channel, "SEND_TIMEOUT", 0.1)
+    monkeypatch.setattr(local_channel, "STUCK_RETRY", 0)  # event 99 may wait for room
     group = fresh_group()
     publisher = ChannelEvents(LocalChannel(group, 0, 2, "events"))
     receiver = ChannelEvents(LocalChannel(group, 1, 2, "events"))
@@ -206,9 +207,12 @@ def test_a_worker_that_falls_behind_gets_a_resync_then_delivery_resumes(
         deadline = time.monotonic() + 5
         while (not got or got[-1].node_id != 99) and time.monotonic() < deadline:
             time.sleep(0.01)
-        kept = [e.node_id for e in got[:-2]]
-        assert kept == list(range(len(kept))) and len(kept) < 40
-        assert [e.kind for e in got[-2:]] == [RESYNC, "put"] and got[-1].node_id == 99
+        kinds = [e.kind for e in got]
+        cut = kinds.index(RESYNC)  # where the first drop was
+        assert [e.node_id for e in got[:cut]] == list(range(cut))
+        delivered = [e.node_id for e in got if e.kind != RESYNC]
+        assert delivered == sorted(delivered) and delivered[-1] == 99
+        assert len(delivered) < 41  # some were dropped
     finally:
         publisher.close()
         receiver.close()
