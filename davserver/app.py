@@ -71,9 +71,10 @@ from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_stora
 from providers.dav.snapshots import SnapshotProvider
 from providers.errors import StorageError
 from providers.filestore import FileStore
+from providers.local_channel import LocalChannel, WorkerSlot
 from providers.operations import EventPublisher, InProcessEvents, Operations, SharedSpace
 from providers.operations.blocks import BlockTransfers
-from providers.operations.events import RedisEvents
+from providers.operations.events import ChannelEvents
 from providers.operations.expiry import HistoryKeeper, HistoryRules
 from providers.operations.retention import DAY, RetentionPolicy
 from providers.push import Push
@@ -167,10 +168,13 @@ def build_chunker(settings: Settings, catalog: Catalog) -> FastCDCChunker:
     return FastCDCChunker(low, avg, high)
 
 
-def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Services:
+def build_services(
+    settings: Settings, *, purpose: Purpose = "serve", worker: WorkerSlot | None = None
+) -> Services:
     """Open the catalog named by `settings` as `purpose` allows (`serve` creates or
     upgrades it, `admin` neither: `davserver.store`), connect to the blob store, and
-    build the operations layer over them."""
+    build the operations layer over them; `worker` is which of a server's worker
+    processes this is (None: the only one), for the events between them."""
     catalog, _ = open_catalog(settings, purpose)
     metrics = Metrics()
     metrics.watch_catalog(catalog)
@@ -194,7 +198,7 @@ def build_services(settings: Settings, *, purpose: Purpose = "serve") -> Service
     )
     metrics.watch_files(files)
     lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url))
-    ops = build_operations(catalog, files, lock_manager, build_events(settings))
+    ops = build_operations(catalog, files, lock_manager, build_events(settings, worker))
     limits = {
         "user": settings.login_failures_per_user,
         "link": settings.login_failures_per_user,  # guesses of a share link's password
@@ -250,11 +254,14 @@ def history_rules(settings: Settings) -> HistoryRules:
     return HistoryRules(policy, settings.trash_retention * DAY)
 
 
-def build_events(settings: Settings) -> EventPublisher:
-    """Events for every instance on the Redis of `redis_url`, or in this process only
-    (embedded: one process serves)."""
+def build_events(settings: Settings, worker: WorkerSlot | None = None) -> EventPublisher:
+    """Events for every instance on the Redis of `redis_url`; without Redis, for the
+    workers of this server on this machine when `worker` is one of several (local
+    datagram sockets), else in this process only (one process serves)."""
     if settings.redis_url:
-        return RedisEvents(redis_store.Channel(settings.redis_url, "events"))
+        return ChannelEvents(redis_store.Channel(settings.redis_url, "events"))
+    if worker is not None and worker.count > 1:
+        return ChannelEvents(LocalChannel(worker.group, worker.index, worker.count, "events"))
     return InProcessEvents()
 
 

@@ -7,7 +7,7 @@ becomes `providers.errors.Unavailable` where it is raised (`translated`), so cal
 never see redis' own exception types. Users: WebDAV lock storage
 (`providers.dav.locks`), failed-login counters (`Counters`, for the login limiter), the
 events channel that wakes other instances (`Channel`, for
-`providers.operations.events.RedisEvents`), short-lived values taken once
+`providers.operations.events.ChannelEvents`), short-lived values taken once
 (`ExpiringValues`, for the Nextcloud Login Flow v2's state).
 """
 

@@ -7,12 +7,17 @@ event is published after the transaction commits, never for one that failed, and
 listener that fails never fails the operation or the other listeners.
 
 `EventPublisher` is the seam: `InProcessEvents` delivers to listeners in this process;
-`RedisEvents` also sends each event to every other instance on the same Redis database,
-whose listeners get it as if it had happened there. Redis only wakes, the log is the
-record (design invariant 5): pub/sub drops what is sent while a subscriber is
-disconnected, so after a lost connection `RedisEvents` delivers a `resync` event ("you
-may have missed events"), and a listener that must not miss a change re-reads the
-change log, then and on a tick of its own (`providers.push`).
+`ChannelEvents` also sends each event over an `EventChannel` to the other processes on
+it, whose listeners get it as if it had happened there. Two channels: Redis pub/sub
+(`providers.redis_store.Channel`) reaches every instance on the same Redis database,
+on any machine; without Redis, the worker processes of one server on one machine
+(`workers = N`) relay events over local datagram sockets
+(`providers.local_channel.LocalChannel`). Across machines Redis is needed. A channel
+only wakes, the log is the record (design invariant 5): either channel loses what is
+sent while a receiver is not listening, or cannot keep up, so after such a gap
+`ChannelEvents` delivers a `resync` event ("you may have missed events"), and a
+listener that must not miss a change re-reads the change log, then and on a tick of
+its own (`providers.push`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from providers.errors import StorageError
-from providers.redis_store import Channel
 
 log = logging.getLogger(__name__)
 
@@ -112,21 +116,45 @@ class InProcessEvents:
             self._listeners.clear()
 
 
-class RedisEvents:
-    """Events for every instance on one Redis database (see the module docstring).
+class EventChannel(Protocol):
+    """A pub/sub channel among processes, a hint and never a record: what
+    `ChannelEvents` needs of `providers.redis_store.Channel` and
+    `providers.local_channel.LocalChannel` (their docstrings give the details).
+
+    `publish` sends bytes to the processes listening on the channel (whether the
+    publisher's own gets them too depends on the channel) and returns how many were
+    reached, raising `StorageError` when the channel cannot be used; `listen` starts a
+    thread calling `on_message` per message received and `on_gap` when messages to
+    this process may have been lost; `wait_subscribed` is True once others' messages
+    reach this process; `close` stops all of it. `name` is for logs."""
+
+    name: str
+
+    def publish(self, message: bytes) -> int: ...
+
+    def listen(self, on_message: Callable[[bytes], None], on_gap: Callable[[], None]) -> None: ...
+
+    def wait_subscribed(self, timeout: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ChannelEvents:
+    """Events for every process on one `EventChannel` (see the module docstring).
 
     `publish` delivers to this process's listeners at once, as `InProcessEvents` does,
     then queues the event for a sender thread that publishes it on the channel: a
-    request never waits for Redis, and a Redis outage never fails an operation that
-    has committed (the event is dropped with a warning; the log still has the change).
-    A receiving thread, started by the first `subscribe` (a command-line run only
-    publishes), delivers other instances' events to this process's listeners; this
-    process's own come back from Redis too and are skipped by their origin.
+    request never waits for the channel, and a channel that fails never fails an
+    operation that has committed (the event is dropped with a warning; the log still
+    has the change). A receiving thread, started by the first `subscribe` (a
+    command-line run only publishes), delivers other processes' events to this
+    process's listeners; this process's own, when the channel echoes them (Redis
+    does), are skipped by their origin. A gap on the channel becomes a `resync` event.
     """
 
     OUTBOX = 10_000  # events waiting for the sender; past it they are dropped
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: EventChannel) -> None:
         self._local = InProcessEvents()
         self._channel = channel
         self._origin = secrets.token_hex(8)
@@ -135,13 +163,23 @@ class RedisEvents:
         self._sender: threading.Thread | None = None
         self._listening = False
 
+    @property
+    def channel(self) -> EventChannel:
+        """The channel the events travel on."""
+        return self._channel
+
     def publish(self, event: Event) -> None:
         self._local.publish(event)
         self._start_sender()
         try:
             self._outbox.put_nowait(json.dumps({**asdict(event), "origin": self._origin}).encode())
         except queue.Full:
-            log.warning("events: %d waiting for Redis, dropping %s", self.OUTBOX, event.kind)
+            log.warning(
+                "events: %d waiting for %s, dropping %s",
+                self.OUTBOX,
+                self._channel.name,
+                event.kind,
+            )
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         with self._lock:
@@ -151,7 +189,7 @@ class RedisEvents:
         return self._local.subscribe(listener)
 
     def wait_listening(self, timeout: float) -> bool:
-        """True once other instances' events reach this process (subscribed)."""
+        """True once other processes' events reach this process (subscribed)."""
         return self._channel.wait_subscribed(timeout)
 
     def close(self) -> None:
@@ -176,7 +214,7 @@ class RedisEvents:
             try:
                 self._channel.publish(message)
             except StorageError as e:  # Unavailable: the log keeps the change
-                log.warning("events: not sent to other instances: %s", e)
+                log.warning("events: not sent to other processes: %s", e)
 
     def _received(self, message: bytes) -> None:
         event = _decode(message)
@@ -190,7 +228,7 @@ class RedisEvents:
 
 
 def _decode(message: bytes) -> tuple[str, Event] | None:
-    """(origin, event) of a message `RedisEvents` sent, or None for anything else."""
+    """(origin, event) of a message `ChannelEvents` sent, or None for anything else."""
     try:
         fields: dict[str, Any] = json.loads(message)
         origin = fields.pop("origin")

@@ -6,8 +6,9 @@ before reading means a change committed in between still wakes it. The log is th
 record (design invariants 5 and 17): a wake-up only says "look again", and the
 waiter reads the log itself. Wake-ups come from:
 
-- events: this process's commits at once, other instances' through Redis
-  (`RedisEvents`); an event wakes the waiters of its owner, a `sharing` or `resync`
+- events: this process's commits at once, other instances' through Redis, or other
+  workers' of this server over local sockets without Redis (`ChannelEvents`); an
+  event wakes the waiters of its owner, a `sharing` or `resync`
   event every waiter (who receives what may have changed; events may have been lost);
 - a log watcher: a thread that, every `tick` seconds while anyone waits, asks the log
   whose feeds changed since it last looked (`FeedSource.watch`): one query per tick
