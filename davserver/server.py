@@ -6,10 +6,11 @@ import ctypes
 import gc
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from cheroot import makefile, server, wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -23,12 +24,15 @@ DIRECT_WRITE = 64 * 1024  # and so do writes
 MAX_DIRECT_READ = 8 * 1024 * 1024  # larger reads fill buffers of this size one by one
 DRAIN_LIMIT = 64 * 1024  # a refused request's unread body up to this is read, past it closes
 LISTEN_BACKLOG = 1024  # connections the kernel completes before cheroot accepts them
+WORKER_HEADER = b"X-Davserver-Worker"  # which worker process answered, when several do
+HTTPServer = wsgi.Server  # what `make_server` returns, for callers' annotations
 
 
 # cheroot's stubs leave these untyped; their signatures, for the overrides below
 _buffered_read: Callable[[makefile.StreamReader, int | None], bytes] = makefile.StreamReader.read
 _buffered_write: Callable[..., Any] = makefile.StreamWriter.write
 _gateway_environ: Callable[[wsgi.Gateway_10], dict[str, Any]] = wsgi.Gateway_10.get_environ
+_bind_socket: Callable[[socket.socket, Any], socket.socket] = wsgi.Server.bind_socket
 
 
 class _BodyReader(makefile.StreamReader):
@@ -166,6 +170,9 @@ class _Request(server.HTTPRequest):
             unread = getattr(rfile, "remaining", 0) > DRAIN_LIMIT
         if unread:
             self.close_connection = True  # cheroot then sends `Connection: close`
+        label = self.server.worker_label
+        if label:
+            self.outheaders.append((WORKER_HEADER, label))
         super().send_headers()
 
 
@@ -233,11 +240,25 @@ class _Server(wsgi.Server):
 
     on_stop: Callable[[], None] | None = None
     limits = Limits()
+    listening: socket.socket | None = None  # bound by a master process (davserver.workers)
+    worker_label = b""  # sent as `X-Davserver-Worker` when there are several
     _connections: Any  # cheroot's, which its stubs do not declare
+
+    def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
+        """cheroot's bind, or the socket a master process bound and shares with its
+        workers (cheroot then only calls `listen` on it again)."""
+        if self.listening is None:
+            return cast(socket.socket, super().bind(family, type, proto))
+        self.socket = self.listening
+        self.bind_addr = self.listening.getsockname()[:2]
+        return self.listening
 
     def prepare(self) -> None:
         """cheroot's prepare, then its connection manager replaced by the gate."""
         super().prepare()
+        if self.listening is not None:
+            # other workers accept on it too: one that loses the race must not block
+            self.socket.setblocking(False)
         cheroot_manager: Any = self._connections
         self._connections = GatedConnections(self, self.limits)
         cheroot_manager._selector.close()  # it held only the listening socket
@@ -267,9 +288,13 @@ def make_server(
     head_timeout: float = Limits.head_timeout,
     keepalive_timeout: float = Limits.keepalive_timeout,
     max_connections: int = Limits.max_connections,
+    listening: socket.socket | None = None,
+    worker: int | None = None,
 ) -> wsgi.Server:
     """A cheroot server bound to (host, port) with `threads` worker threads; port 0
     picks a free port. `on_stop` is called when it starts to stop (see `_Server`).
+    With `listening` (a socket bound by `bind_listener`) it serves on that socket, as
+    worker number `worker` of several processes sharing it (`davserver.workers`).
     A connection gets a thread only once its request head has arrived, within
     `head_timeout` seconds; one idle for `keepalive_timeout` is closed; at most
     `max_connections` are open (`davserver.http_gate`).
@@ -280,6 +305,8 @@ def make_server(
     tune_allocator()
     cheroot = _Server((host, port), app, numthreads=threads, server_name="davserver")
     cheroot.on_stop = on_stop
+    cheroot.listening = listening
+    cheroot.worker_label = b"" if worker is None else str(worker).encode()
     cheroot.limits = Limits(head_timeout, keepalive_timeout, max_connections)
     cheroot.max_request_header_size = cheroot.limits.max_head  # the gate hands over past it
     cheroot.ConnectionClass = _Connection
@@ -290,6 +317,19 @@ def make_server(
     cheroot.timeout = 60
     cheroot.request_queue_size = LISTEN_BACKLOG
     return cheroot
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port) as cheroot makes one (address reuse,
+    no Nagle, dual-stack for `::`), for worker processes to share; port 0 picks one.
+    `OSError` when it cannot bind."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )[0]
+    sock = wsgi.Server.prepare_socket(address, family, kind, proto, True, None)
+    sock = _bind_socket(sock, address)
+    sock.listen(LISTEN_BACKLOG)
+    return sock
 
 
 def bound_port(server: wsgi.Server) -> int:

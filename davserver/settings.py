@@ -28,6 +28,7 @@ CLIENT_PASSWORD_ENV = ENV_PREFIX + "PASSWORD"
 CLIENT_ENV = (CLIENT_URL_ENV, CLIENT_USER_ENV, CLIENT_PASSWORD_ENV)
 LOG_FORMATS = ("text", "json")
 COMPRESSIONS = ("auto", "off")
+AUTO_WORKERS_MAX = 4  # processes `workers = 0` starts at most
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -72,6 +73,7 @@ class Settings:
     read_ahead: int = 8  # chunks: 2 MiB ahead at the 256 KiB mean (docs/performance.md)
     block_size: int = 1024 * 1024
     max_xml_body: int = 1024 * 1024
+    workers: int = 0  # server processes on one socket; 0: one per core, at most 4
     server_threads: int = 32
     request_head_timeout: int = 10  # seconds a request head may take (davserver.http_gate)
     keepalive_timeout: int = 60  # seconds a connection may stay idle between requests
@@ -106,6 +108,14 @@ class Settings:
     def encrypts(self) -> bool:
         """Chunks are encrypted at rest (`encryption` or a key file given)."""
         return self.encryption or bool(self.encryption_key_file)
+
+    @property
+    def worker_count(self) -> int:
+        """How many server processes `davserver serve` runs: `workers`, or for 0 one
+        per core (at most `AUTO_WORKERS_MAX`: past it SQLite's one writer is the limit)."""
+        if self.workers:
+            return self.workers
+        return max(1, min(len(os.sched_getaffinity(0)), AUTO_WORKERS_MAX))
 
     @property
     def catalog_url(self) -> str:
@@ -315,6 +325,8 @@ def validated(settings: Settings) -> Settings:
     for name in names:
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
+    if not 0 <= settings.workers <= 64:
+        raise SettingsError("workers: must be 0 (one per core) to 64")
     if settings.versions_max_count < 0:
         raise SettingsError("versions_max_count: must be 0 (no limit) or more")
     return settings

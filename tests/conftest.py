@@ -17,13 +17,8 @@ from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
 from tests.services.s3 import S3Service
 from tests.support.browser import browser, page  # noqa: F401  (fixtures for the share-link pages)
-from tests.support.servers import (
-    RunningServer,
-    full_settings,
-    stack_settings,
-    start_server,
-    two_instances,
-)
+from tests.support.servers import RunningServer, stack_settings, start_server, two_instances
+from tests.support.workers import serving_workers
 
 STACKS = ["embedded", "full"]
 
@@ -87,14 +82,19 @@ def server(request: pytest.FixtureRequest, make_server: Any) -> RunningServer:
     return make_server(request.param)
 
 
-@pytest.fixture
+@pytest.fixture(params=["instances", "workers"])
 def pair(
-    tmp_path: Path,
-    s3_service: S3Service,
-    postgres_service: PostgresService,
-    redis_service: RedisService,
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
-    """Instances A and B on the same database, bucket and Redis db (full stack)."""
-    settings = full_settings(tmp_path / "data", s3_service, postgres_service, redis_service)
-    with two_instances(settings) as both:
-        yield both
+    """A and B sharing everything: two instances on the same database, bucket and Redis
+    db (full stack), or two workers of one `davserver serve` on the embedded default
+    (SQLite, a blob directory, no Redis: locks in the catalog, events between workers
+    over local sockets)."""
+    if request.param == "instances":
+        settings = stack_settings(request, tmp_path / "data", "full")
+        with two_instances(settings) as both:
+            yield both
+        return
+    settings = stack_settings(request, tmp_path / "data", "embedded")
+    with serving_workers(settings, tmp_path / "serve.log") as (a, b):
+        yield a, b

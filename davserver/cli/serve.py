@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import ssl
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ from urllib.parse import urlsplit
 from davserver import logs
 from davserver.app import Services, build_app, build_services, ensure_admin
 from davserver.auth import initial_password
-from davserver.cli.output import CommandError
-from davserver.server import make_server, serve_forever
+from davserver.cli import serving
+from davserver.server import serve_forever
 from davserver.settings import Settings
 from providers import redis_store
 from providers.errors import Unavailable
@@ -119,56 +118,21 @@ def start(settings: Settings, config: Path | None, *, err: TextIO = sys.stderr) 
 
 
 def run(args: argparse.Namespace, services: Services) -> int:
-    """Create the first admin if there is no user, then serve until a signal."""
+    """Create the first admin if there is no user, then serve until a signal: in this
+    process, or in `workers` processes (`davserver.cli.serving`)."""
     settings = services.settings
     if not ensure_admin(services):
         _remind_initial_password(services)
-    try:
-        server = make_server(
-            build_app(services),
-            settings.host,
-            settings.port,
-            # waiting clients get threads of their own (davserver.api.push)
-            threads=settings.server_threads + settings.push_waiters,
-            certfile=settings.certfile,
-            keyfile=settings.keyfile,
-            on_stop=services.stop_waiters,
-            head_timeout=settings.request_head_timeout,
-            keepalive_timeout=settings.keepalive_timeout,
-            max_connections=settings.max_connections,
-        )
-    except ssl.SSLError as e:
-        raise CommandError(
-            f"certfile/keyfile: cannot use {settings.certfile} with {settings.keyfile}: {e}"
-        ) from e
-    scheme = "https" if settings.uses_tls else "http"
+    if settings.worker_count > 1:
+        return serving.run_workers(services)
+    server = serving.build_server(services, build_app(services))
 
     def ready(port: int) -> None:
-        if settings.public_url:  # first: "listening" is the last line of a start
-            print(f"davserver public URL: {settings.public_base}/dav/", flush=True)
-        _start_notify_push(services)
-        print(f"davserver listening on {scheme}://{settings.host}:{port}/dav/", flush=True)
+        push_port = serving.start_notify_push(services)
+        serving.announce(settings, port, push_port)
 
     serve_forever(server, ready)
     return 0
-
-
-def _start_notify_push(services: Services) -> None:
-    """Start the notify_push listener (`notify_push_port`; port + 1 by default, a free
-    port when the HTTP port was 0) and say where it listens; `CommandError` when it
-    cannot bind."""
-    settings, listener = services.settings, services.notify_push
-    if listener is None:
-        return
-    wanted = settings.notify_push_listen_port
-    try:
-        port = listener.start(settings.host, wanted, settings.certfile, settings.keyfile)
-    except OSError as e:
-        raise CommandError(
-            f"notify_push_port: cannot listen on {settings.host}:{wanted}: {_reason(e)}"
-        ) from e
-    scheme = "wss" if settings.uses_tls else "ws"
-    print(f"davserver notify_push on {scheme}://{settings.host}:{port}/ws", flush=True)
 
 
 def _remind_initial_password(services: Services) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -100,18 +101,26 @@ class NotifyPushServer:
         """Logged-in sockets now."""
         return self._sessions
 
-    def start(self, host: str, port: int, certfile: str = "", keyfile: str = "") -> int:
-        """Listen on (host, port) (0: a free port), TLS with `certfile`/`keyfile`, and
-        serve on a thread; the bound port. `OSError` when it cannot bind (or read the
-        certificate)."""
+    def start(
+        self,
+        host: str,
+        port: int,
+        certfile: str = "",
+        keyfile: str = "",
+        sock: socket.socket | None = None,
+    ) -> int:
+        """Listen on (host, port) (0: a free port), or on `sock` (bound and shared by a
+        master process), TLS with `certfile`/`keyfile`, and serve on a thread; the
+        bound port. `OSError` when it cannot bind (or read the certificate)."""
         context = None
         if certfile:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(certfile, keyfile)
+        address: tuple[str | None, int | None] = (None, None) if sock else (host, port)
         self._server = serve(
             self._handle,
-            host,
-            port,
+            *address,
+            sock=sock,
             ssl=context,
             process_request=self._admit,
             compression=None,

@@ -154,25 +154,22 @@ def find_tool(name: str) -> str | None:
 
 
 class RssSampler:
-    """Samples the RSS of a process and its children every `RSS_INTERVAL`; keeps the peak."""
+    """Samples the RSS of a process and its children every `RSS_INTERVAL`; keeps the
+    peak of their sum (`peak`) and of the largest one (`peak_one`: with several
+    workers, the one serving a big transfer)."""
 
     def __init__(self, pid: int) -> None:
         self.peak = 0
+        self.peak_one = 0
         self._proc = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
-        total = 0
-        try:
-            procs = [self._proc, *self._proc.children(recursive=True)]
-        except psutil.Error:
-            return
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                total += proc.memory_info().rss
-        self.peak = max(self.peak, total)
+        sizes = process_rss(self._proc)
+        self.peak = max(self.peak, sum(sizes))
+        self.peak_one = max(self.peak_one, *sizes, 0)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -184,6 +181,19 @@ class RssSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         return self.peak
+
+
+def process_rss(proc: psutil.Process) -> list[int]:
+    """The RSS of `proc` and of each of its descendants, in bytes (none once gone)."""
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+    sizes = []
+    for each in procs:
+        with contextlib.suppress(psutil.Error):
+            sizes.append(each.memory_info().rss)
+    return sizes
 
 
 @dataclass
@@ -369,8 +379,14 @@ def start_ours(stack: str, workdir: Path, full: FullStack | None, **settings: st
     return launch(f"ours/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
 
 
-def ours_target(stack: str, full: FullStack | None) -> Target:
-    return Target(f"ours/{stack}", True, lambda workdir: start_ours(stack, workdir, full))
+def ours_target(stack: str, full: FullStack | None, workers: int = 0) -> Target:
+    """davserver on `stack`; with `workers` (not 0) that many processes, named so."""
+    if not workers:
+        return Target(f"ours/{stack}", True, lambda workdir: start_ours(stack, workdir, full))
+    count = {"DAVSERVER_WORKERS": str(workers)}
+    return Target(
+        f"ours/{stack}/w{workers}", True, lambda workdir: start_ours(stack, workdir, full, **count)
+    )
 
 
 def wsgidav_target(exe: str) -> Target:

@@ -1,6 +1,6 @@
 """Issue 20's rows at sync scale, ours against WebDAV peers, in one run (not a test).
 
-    python -m tests.bench.sync_scale [--rounds 3] [--stacks embedded,full]
+    python -m tests.bench.sync_scale [--rounds 3] [--stacks embedded,full] [--workers 1,2]
                                      [--peers wsgidav-fs,rclone] [--big-mib 1024]
                                      [--huge-gib 10] [--quick]
 
@@ -181,7 +181,8 @@ def print_header(args: argparse.Namespace, counts: work.Counts) -> None:
         f"rclone: {tool_version(find_tool('rclone'), 'version')}"
     )
     print(
-        f"run: {args.rounds} round(s), stacks {args.stacks}, peers {args.peers}, big file "
+        f"run: {args.rounds} round(s), stacks {args.stacks}, workers {args.workers}, "
+        f"peers {args.peers}, big file "
         f"{args.big_mib} MiB, huge PUT {args.huge_gib} GiB (ours only); counts {counts}",
         flush=True,
     )
@@ -198,6 +199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="rounds over all targets (medians)")
     p.add_argument("--stacks", default="embedded,full", help="our stacks: embedded,full")
     p.add_argument("--peers", default="wsgidav-fs,rclone", help="peers: wsgidav-fs,rclone")
+    p.add_argument("--workers", default="0", help="our worker counts, e.g. 1,2 (0: the default)")
     p.add_argument("--big-mib", type=int, default=1024, help="big PUT/GET file (MiB)")
     p.add_argument("--huge-gib", type=float, default=10, help="huge PUT for RSS (GiB; 0: skip)")
     p.add_argument("--quick", action="store_true", help="small counts, 64 MiB, 1 GiB huge, 1 round")
@@ -205,6 +207,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.big_mib, args.huge_gib = 1, 64, 1
     split_targets(p, args)
+    try:
+        args.workers = [int(n) for n in args.workers.split(",") if n]
+    except ValueError:
+        p.error("--workers: comma-separated numbers")
     if args.big_mib < 1 or args.rounds < 1 or args.huge_gib < 0:
         p.error("--big-mib and --rounds must be at least 1, --huge-gib at least 0")
     return args
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header(args, counts)
     with workspace("davsync-", args.stacks) as (tmp, full):
         plan = prepare(args, tmp, counts)
-        ours = [ours_target(stack, full) for stack in args.stacks]
+        ours = [ours_target(st, full, n) for st in args.stacks for n in args.workers]
         targets = interleave(ours, peer_targets(args.peers))
         runs = run_rounds(args.rounds, targets, tmp, plan)
         report(targets, runs)

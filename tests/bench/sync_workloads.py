@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import random
 import statistics
@@ -31,6 +30,7 @@ from tests.bench.bench import (
     RssSampler,
     Server,
     check,
+    process_rss,
 )
 
 SMALL_SIZE = 4096
@@ -215,7 +215,7 @@ def propfind_big_folder(server: Server, entries: int, repeat: int) -> dict[str, 
 class StampedBody:
     """`size` bytes streamed from a generator (no file on disk): one random 1 MiB block,
     stamped with a counter every `STAMP_EVERY` bytes so no chunk repeats (no dedup).
-    At each quarter of the body it records the server's RSS (process and children)."""
+    At each quarter of the body it records the RSS of the server's largest process."""
 
     def __init__(self, size: int, pid: int) -> None:
         self.size = size
@@ -239,34 +239,31 @@ class StampedBody:
             sent += len(piece)
             while marks and sent >= marks[0]:
                 marks.pop(0)
-                self.quarters.append(tree_rss(self.pid) / MIB)
+                self.quarters.append(largest_rss(self.pid) / MIB)
 
 
-def tree_rss(pid: int) -> int:
-    """The RSS of process `pid` and its children, in bytes (0 once it is gone)."""
+def largest_rss(pid: int) -> int:
+    """The RSS of the largest of process `pid` and its children (with several workers,
+    the one taking the upload), in bytes (0 once it is gone)."""
     try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
+        return max(process_rss(psutil.Process(pid)), default=0)
     except psutil.Error:
         return 0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
 
 
 def huge_put_rss(server: Server, size: int) -> dict[str, float]:
-    """Row 9: peak RSS (MiB) of the server while it takes a `size`-byte streamed PUT, its
-    RSS just before, and when 25, 50, 75 and 100 % of the body had been sent."""
-    before = tree_rss(server.proc.pid) / MIB
+    """Row 9: peak RSS (MiB) of the server's largest process (the worker taking it)
+    while it takes a `size`-byte streamed PUT, that RSS just before, and when 25, 50,
+    75 and 100 % of the body had been sent."""
+    before = largest_rss(server.proc.pid) / MIB
     sampler = RssSampler(server.proc.pid)  # its peak counts from now on
     body = StampedBody(size, server.proc.pid)
     with server.session() as s:
         started = time.perf_counter()
         check(s.put(server.url("huge.bin"), data=body, timeout=TIMEOUT), 200, 201, 204)
         took = time.perf_counter() - started
-    out = {"huge_before": before, "huge_peak": sampler.stop() / MIB}
+    sampler.stop()
+    out = {"huge_before": before, "huge_peak": sampler.peak_one / MIB}
     out["huge_mbps"] = size / took / 1e6
     for q, rss in zip((25, 50, 75, 100), body.quarters, strict=False):
         out[f"huge_q{q}"] = rss

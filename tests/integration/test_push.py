@@ -47,6 +47,15 @@ def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def waiting(server: RunningServer) -> float:
+    """Clients waiting on `server` by its `/metrics` (the sum over its workers), so the
+    same check holds for an instance and for a worker of another process."""
+    for line in requests.get(server.base + "/metrics", timeout=30).text.splitlines():
+        if line.startswith("davserver_push_waiters "):
+            return float(line.split()[1])
+    raise AssertionError("no davserver_push_waiters in /metrics")
+
+
 def long_poll(server: RunningServer, cursor: str, timeout: float) -> tuple[Any, float]:
     """The answer of a long poll and the time.monotonic() it arrived at."""
     response = server.client().get(wait_url(server, cursor, timeout), timeout=timeout + 10)
@@ -200,7 +209,7 @@ def test_a_put_on_a_wakes_a_long_poll_and_a_stream_on_b(
     stream = EventReader(b.client(), api(b, f"events?cursor={cursor}"))
     try:
         thread, result = in_thread(lambda: long_poll(b, cursor, 30))
-        until(lambda: b.services.push.waiting == 2)
+        until(lambda: waiting(b) == 2)
         response = put(a.client(), a.url("from-a.txt"), b"written on A")
         assert response.status_code == 201
         committed = time.monotonic()

@@ -1,17 +1,18 @@
 """Soak davserver: N concurrent clients that verify everything they read, for M minutes.
 
-    python -m tests.soak.soak [--clients 8] [--minutes 5] [--instances 1|2]
+    python -m tests.soak.soak [--clients 8] [--minutes 5] [--instances 1|2] [--workers 2]
                               [--stack embedded|full] [--interval 10] [--seed 1]
 
-Starts its own `davserver serve` process(es) (the real CLI; `full` also starts
-PostgreSQL, S3 and Redis from `tests/services`; two instances share them, as behind a
-load balancer). Each client owns a folder, keeps a model of it (name -> SHA-256) and
-mixes PUT/GET/PROPFIND/MOVE/DELETE on a random instance, checking every status and every
-byte it reads against the model; all clients also race on one shared file, where a read
-must return one complete body somebody wrote. Every `--interval` seconds it prints ops,
-ops/s, errors and each server's RSS; at the end a final read-back of every file, `davserver
-fsck`, a clean stop, and a summary. The exit status is 1 on any error. Not a test: pytest
-does not collect it and CI never runs it. See tests/soak/README.md.
+Starts its own `davserver serve` process(es) (the real CLI, each with `--workers`
+processes; `full` also starts PostgreSQL, S3 and Redis from `tests/services`; two
+instances share them, as behind a load balancer). Each client owns a folder, keeps a
+model of it (name -> SHA-256) and mixes PUT/GET/PROPFIND/MOVE/DELETE on a random
+instance, checking every status and every byte it reads against the model; all
+clients also race on one shared file, where a read must return one complete body
+somebody wrote. Every `--interval` seconds it prints ops, ops/s, errors and the RSS of
+every serving process; at the end a final read-back of every file, `davserver fsck`, a
+clean stop, and a summary. The exit status is 1 on any error. Not a test: pytest does
+not collect it and CI never runs it. See tests/soak/README.md.
 """
 
 from __future__ import annotations
@@ -251,6 +252,16 @@ def listing(xml: bytes, folder: str) -> dict[str, str]:
 # --- servers and their memory ------------------------------------------------------------
 
 
+def serving_pids(pid: int) -> list[int]:
+    """The processes that serve for `davserver serve` process `pid`: its workers (its
+    children) when it has several, else itself."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = sorted(int(p) for p in f.read().split())
+        if children:
+            return children
+    return [pid]
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of process `pid` (0 once it is gone)."""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
@@ -299,17 +310,23 @@ def start_servers(settings: Settings, count: int, workdir: Path) -> list[ServePr
 
 
 class Monitor:
-    """Prints progress every `interval` seconds and keeps every instance's RSS samples."""
+    """Prints progress every `interval` seconds and keeps the RSS samples of every
+    serving process (each worker of each instance), by label ("#1", "#1 worker 2")."""
 
     def __init__(self, stats: Stats, servers: list[ServeProcess], interval: float) -> None:
         self.stats, self.servers, self.interval = stats, servers, interval
-        self.rss: list[list[int]] = [[] for _ in servers]
+        self.rss: dict[str, list[int]] = defaultdict(list)
         self.started = time.monotonic()
 
-    def sample(self) -> list[int]:
-        values = [rss_bytes(server.pid) for server in self.servers]
-        for samples, value in zip(self.rss, values, strict=True):
-            samples.append(value)
+    def sample(self) -> dict[str, int]:
+        values = {}
+        for i, server in enumerate(self.servers):
+            pids = serving_pids(server.pid)
+            for j, pid in enumerate(pids):
+                label = f"#{i + 1}" if len(pids) == 1 else f"#{i + 1} worker {j + 1}"
+                values[label] = rss_bytes(pid)
+        for label, value in values.items():
+            self.rss[label].append(value)
         return values
 
     def run(self, stop: threading.Event) -> None:
@@ -318,7 +335,7 @@ class Monitor:
         last_ops, last_time = 0, time.monotonic()
         while not stop.wait(self.interval):
             ops, now = self.stats.total(), time.monotonic()
-            rss = " ".join(f"#{i + 1} {v / MiB:.1f}" for i, v in enumerate(self.sample()))
+            rss = ", ".join(f"{label} {v / MiB:.1f}" for label, v in self.sample().items())
             rate = (ops - last_ops) / (now - last_time)
             print(
                 f"[{now - self.started:6.0f} s] ops {ops:7d} ({rate:6.1f}/s) "
@@ -354,7 +371,8 @@ def summary(args: argparse.Namespace, stats: Stats, monitor: Monitor, elapsed: f
     """Print totals, per-operation counts and latencies, transfer and RSS figures."""
     total = stats.total()
     print(
-        f"summary: {args.stack}, {args.instances} instance(s), {args.clients} clients, "
+        f"summary: {args.stack}, {args.instances} instance(s) of {args.workers} worker(s), "
+        f"{args.clients} clients, "
         f"{elapsed:.0f} s"
     )
     counts = ", ".join(f"{op} {n}" for op, n in sorted(stats.ops.items()))
@@ -366,10 +384,10 @@ def summary(args: argparse.Namespace, stats: Stats, monitor: Monitor, elapsed: f
     print(
         f"  transferred: up {stats.bytes_up / MiB:.1f} MiB, down {stats.bytes_down / MiB:.1f} MiB"
     )
-    for i, samples in enumerate(monitor.rss):
+    for label, samples in monitor.rss.items():
         first, last, peak = (v / MiB for v in (samples[0], samples[-1], max(samples)))
         print(
-            f"  rss instance {i + 1}: first {first:.1f} MiB, last {last:.1f} MiB, "
+            f"  rss {label}: first {first:.1f} MiB, last {last:.1f} MiB, "
             f"max {peak:.1f} MiB ({len(samples)} samples)"
         )
     print(f"  errors: {len(stats.errors)}", flush=True)
@@ -387,7 +405,7 @@ def finish(settings: Settings, clients: list[Client], stats: Stats) -> None:
 
 def soak(args: argparse.Namespace, settings: Settings, workdir: Path) -> int:
     """Start the servers, run the clients, check, stop, report; 1 on any error."""
-    servers = start_servers(settings, args.instances, workdir)
+    servers = start_servers(settings.replace(workers=args.workers), args.instances, workdir)
     pids = ", ".join(str(s.pid) for s in servers)
     print(
         f"soak: {args.stack}, {args.instances} instance(s) (pid {pids}), "
@@ -420,11 +438,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=5.0, help="duration (5)")
     parser.add_argument("--instances", type=int, choices=(1, 2), default=1)
     parser.add_argument("--stack", choices=("embedded", "full"), default="embedded")
+    parser.add_argument("--workers", type=int, default=2, help="processes per instance (2)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds per line (10)")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
     args = parser.parse_args(argv)
     if args.instances == 2 and args.stack == "embedded":
-        parser.error("--instances 2 needs --stack full (embedded keeps locks per process)")
+        parser.error("--instances 2 needs --stack full (events between instances need Redis)")
     if args.clients < 1 or args.minutes <= 0:
         parser.error("--clients and --minutes must be positive")
     return args

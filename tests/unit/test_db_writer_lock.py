@@ -45,4 +45,3 @@ def test_a_write_transaction_holds_the_lock_file_and_a_read_does_not(tmp_path: P
         assert not _held_elsewhere(lock), "a failed transaction kept the lock"
     finally:
         database.close()
-

@@ -96,12 +96,23 @@ def test_bad_override_names_the_flag() -> None:
         ({"DAVSERVER_REQUEST_HEAD_TIMEOUT": "0"}, "request_head_timeout"),
         ({"DAVSERVER_KEEPALIVE_TIMEOUT": "0"}, "keepalive_timeout"),
         ({"DAVSERVER_MAX_CONNECTIONS": "0"}, "max_connections"),
+        ({"DAVSERVER_WORKERS": "-1"}, "workers"),
+        ({"DAVSERVER_WORKERS": "65"}, "workers"),
         ({"DAVSERVER_REDIS_URL": "localhost:6379"}, "redis_url"),
     ],
 )
 def test_cross_field_rules(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         load(None, environ=env)
+
+
+def test_workers_are_as_set_or_one_per_usable_core_up_to_four(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(workers=3).worker_count == 3
+    for cores, expected in ((1, 1), (2, 2), (16, 4)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert Settings().worker_count == expected
 
 
 def test_s3_endpoint_needs_keys() -> None:
