@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, delete, false, insert, or_, update
+from sqlalchemy import bindparam, delete, insert, or_, update
 from sqlmodel import col, select
 
 from providers.catalog.db import Database
@@ -21,10 +21,13 @@ from providers.catalog.schema import DavLock
 LockRow = tuple[str, float, str]  # token, expires, lock JSON
 
 
-def _under(path: str) -> ColumnElement[bool]:
-    """Roots strictly below `path` (a normalised root)."""
-    prefix = path.rstrip("/") + "/"
-    return (col(DavLock.root) > prefix) & (col(DavLock.root) < prefix[:-1] + "0")
+_ROWS = select(col(DavLock.token), col(DavLock.expires), col(DavLock.lock))
+_ON = col(DavLock.root).in_(bindparam("roots", expanding=True))
+# Built once: every write runs one of these, and building costs as much as running.
+_ON_PATH = _ROWS.where(_ON)
+_ON_AND_UNDER = _ROWS.where(
+    or_(_ON, (col(DavLock.root) > bindparam("low")) & (col(DavLock.root) < bindparam("high")))
+)
 
 
 class DavLockRows:
@@ -76,11 +79,11 @@ class DavLockRows:
     def on_path(self, roots: Sequence[str], *, below: str | None = None) -> list[LockRow]:
         """The locks whose root is one of `roots` (normalised paths), and, with `below`,
         every lock whose root lies under that path, in one query."""
-        where: ColumnElement[bool] = col(DavLock.root).in_(list(roots)) if roots else false()
-        if below is not None:
-            where = or_(where, _under(below))
+        params: dict[str, object] = {"roots": list(roots)}
+        if below is not None:  # "/a/b/" < root < "/a/b0": roots that start with "/a/b/"
+            prefix = below.rstrip("/") + "/"
+            params.update(low=prefix, high=prefix[:-1] + "0")
+        statement = _ON_PATH if below is None else _ON_AND_UNDER
         with self._db.connection() as conn:
-            rows = conn.execute(
-                select(col(DavLock.token), col(DavLock.expires), col(DavLock.lock)).where(where)
-            ).all()
+            rows = conn.execute(statement, params).all()
         return [(token, expires, lock) for token, expires, lock in rows]
