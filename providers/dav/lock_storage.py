@@ -7,7 +7,9 @@ normalises the root ("/a/b", no trailing '/') and the timeout (at most four week
 sets `expire` (epoch seconds) and a fresh token; an expired lock is invisible and is
 removed by whoever reads it; `get_lock_list` gives the locks on a path and/or below it.
 `locks_on_path` (not in WsgiDAV's interface) also gives the locks on every ancestor
-in the same query: `MemberTokenLockManager` checks every write with it. Database
+in the same query: `MemberTokenLockManager` checks every write with it, and takes
+locks inside `exclusive()` (the catalog lease `dav-lock`), so that two processes
+cannot both find a resource free and both lock it exclusively. Database
 errors come out as a `DAVError` 503, since WsgiDAV calls storages itself and would
 turn anything else into a 500.
 """
@@ -15,19 +17,27 @@ turn anything else into a 500.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from wsgidav import util
 from wsgidav.lock_man.lock_manager import generate_lock_token, normalize_lock_root, validate_lock
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
-from providers.catalog import DavLockRows
-from providers.dav.errors import dav_errors
+from providers.catalog import Catalog
+from providers.dav.errors import dav_error_context, dav_errors
+from providers.errors import Unavailable
 
 Lock = dict[str, Any]
 TIMEOUT_DEFAULT = LockStorageDict.LOCK_TIME_OUT_DEFAULT
 TIMEOUT_MAX = LockStorageDict.LOCK_TIME_OUT_MAX
+LEASE = "dav-lock"
+LEASE_TTL = 30.0  # seconds: far longer than a check and an insert take
 
 
 def _to_json(lock: Lock) -> str:
@@ -59,8 +69,9 @@ def ancestors(path: str) -> list[str]:
 class CatalogLockStorage:
     """WsgiDAV lock storage in the catalog (see the module docstring)."""
 
-    def __init__(self, rows: DavLockRows) -> None:
-        self._rows = rows
+    def __init__(self, catalog: Catalog) -> None:
+        self._rows = catalog.dav_locks
+        self._leases = catalog.leases
 
     def __repr__(self) -> str:
         return self.__class__.__name__
@@ -70,6 +81,25 @@ class CatalogLockStorage:
 
     def close(self) -> None:
         """Nothing to close (see `open`)."""
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the catalog lease `dav-lock` for the block (waiting for it up to
+        `LEASE_TTL`, then 503): what WsgiDAV's manager does under its lock within one
+        process (check for conflicts, then create) takes turns across processes too."""
+        holder = f"{os.getpid()}:{threading.get_ident()}:{secrets.token_hex(4)}"
+        deadline, pause = time.monotonic() + LEASE_TTL, 0.002
+        with dav_error_context():
+            while self._leases.acquire(LEASE, holder, LEASE_TTL).holder != holder:
+                if time.monotonic() > deadline:
+                    raise Unavailable("lock store: busy (lease dav-lock)")
+                time.sleep(pause)
+                pause = min(2 * pause, 0.05)
+        try:
+            yield
+        finally:
+            with dav_error_context():
+                self._leases.release(LEASE, holder)
 
     @dav_errors
     def cleanup(self) -> None:

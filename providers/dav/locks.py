@@ -11,7 +11,8 @@ before every mutation at any door.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from wsgidav.dav_error import (
@@ -26,7 +27,7 @@ from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 from providers import redis_store
 from providers.catalog import Catalog
 from providers.dav.errors import dav_error_context
-from providers.dav.lock_storage import CatalogLockStorage, ancestors
+from providers.dav.lock_storage import LEASE_TTL, CatalogLockStorage, ancestors
 from providers.errors import Locked, Unavailable
 from providers.operations import Actor, Place, lock_url
 from providers.operations.locks import Depth
@@ -48,6 +49,37 @@ class MemberTokenLockManager(LockManager):
     On a `CatalogLockStorage` the locks on the URL, its ancestors and (Depth infinity)
     its members come from one query instead of one per ancestor: every write asks.
     """
+
+    def acquire(
+        self,
+        *,
+        url: str,
+        lock_type: str,
+        lock_scope: str,
+        lock_depth: str,
+        lock_owner: bytes,
+        timeout: float,
+        principal: str,
+        token_list: list[str],
+    ) -> dict[str, Any]:
+        """WsgiDAV's `acquire`, inside the storage's `exclusive()` when it is shared
+        (catalog, Redis): processes sharing it take turns as threads of one process do,
+        so two cannot both find a resource free and both lock it exclusively."""
+        request = functools.partial(
+            super().acquire,
+            url=url,
+            lock_type=lock_type,
+            lock_scope=lock_scope,
+            lock_depth=lock_depth,
+            lock_owner=lock_owner,
+            timeout=timeout,
+            principal=principal,
+            token_list=token_list,
+        )
+        if not isinstance(self.storage, CatalogLockStorage | RedisLockStorage):
+            return request()
+        with self.storage.exclusive():
+            return request()
 
     def _get_write_conflicts(
         self, url: str, depth: str, token_list: list[str], principal: str
@@ -128,6 +160,22 @@ class RedisLockStorage(LockStorageRedis):
     def open(self) -> None:
         self._redis = redis_store.connect(self._url)
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the Redis lock `davserver:dav-lock` for the block (waiting for it up to
+        `LEASE_TTL`, then 503): see `CatalogLockStorage.exclusive`."""
+        with dav_error_context(), redis_store.translated("lock store"):
+            mutex = self._redis.lock(
+                "davserver:dav-lock", timeout=LEASE_TTL, blocking_timeout=LEASE_TTL
+            )
+            if not mutex.acquire():
+                raise Unavailable("lock store: busy (davserver:dav-lock)")
+        try:
+            yield
+        finally:
+            with dav_error_context(), redis_store.translated("lock store"):
+                mutex.release()
+
     get = _answers_503(LockStorageRedis.get)
     create = _answers_503(LockStorageRedis.create)
     refresh = _answers_503(LockStorageRedis.refresh)
@@ -138,4 +186,4 @@ class RedisLockStorage(LockStorageRedis):
 def lock_storage(redis_url: str, catalog: Catalog) -> Any:
     """Lock storage in Redis at `redis_url`, or in `catalog` when it is empty: either
     way shared by every process on the store."""
-    return RedisLockStorage(redis_url) if redis_url else CatalogLockStorage(catalog.dav_locks)
+    return RedisLockStorage(redis_url) if redis_url else CatalogLockStorage(catalog)

@@ -6,6 +6,7 @@ worker process has: what one takes, the other sees."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
     else:
         url = catalog_url(request, tmp_path, kind.removeprefix("sql-"))
         with open_catalog(url) as one, open_catalog(url) as other:
-            yield CatalogLockStorage(one.dav_locks), CatalogLockStorage(other.dav_locks)
+            yield CatalogLockStorage(one), CatalogLockStorage(other)
 
 
 def new_lock(depth: str = "0", timeout: float = 600, principal: str = "alice") -> dict[str, Any]:
@@ -194,7 +195,7 @@ def test_a_store_that_is_down_answers_503(kind: str, tmp_path: Path) -> None:
         storage.open()
     else:
         catalog = Catalog(f"postgresql+psycopg://u:p@127.0.0.1:1/db-{uuid.uuid4().hex[:6]}")
-        storage = CatalogLockStorage(catalog.dav_locks)
+        storage = CatalogLockStorage(catalog)
     for call in (
         lambda: storage.get("opaquelocktoken:0x1"),
         lambda: storage.create("/a", new_lock()),
@@ -204,3 +205,42 @@ def test_a_store_that_is_down_answers_503(kind: str, tmp_path: Path) -> None:
         with pytest.raises(DAVError) as caught:
             call()
         assert caught.value.value == 503
+
+
+def race(managers: list[MemberTokenLockManager], url: str, takers: int) -> list[str]:
+    """`takers` threads, alternating between the managers, lock `url` exclusively at
+    once; the URLs granted (the others were refused with 423)."""
+    start = threading.Barrier(takers)
+    granted: list[str] = []
+
+    def take(manager: MemberTokenLockManager) -> None:
+        start.wait()
+        try:
+            manager.acquire(
+                url=url, lock_type="write", lock_scope="exclusive", lock_depth="0",
+                lock_owner=b"<o/>", timeout=60, principal="alice", token_list=[],
+            )  # fmt: skip
+            granted.append(url)
+        except DAVError as e:
+            assert e.value == 423
+
+    threads = [threading.Thread(target=take, args=(managers[i % 2],)) for i in range(takers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return granted
+
+
+def test_of_racing_exclusive_locks_on_two_storages_one_wins(pair: Pair) -> None:
+    """Two managers (two processes' worth) lock one file at once, eight times: each
+    time exactly one exclusive lock is granted."""
+    storage, peer = pair
+    if isinstance(storage, LockStorageDict):
+        storage.close()  # the lock manager opens its storage itself
+    managers = [MemberTokenLockManager(storage)]
+    managers.append(managers[0] if peer is storage else MemberTokenLockManager(peer))
+    for round_ in range(8):
+        url = f"/dav/a/race-{round_}.txt"
+        assert race(managers, url, 6) == [url]
+        assert len(peer.get_lock_list(url, **ROOT_ONLY)) == 1
