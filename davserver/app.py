@@ -197,14 +197,14 @@ def build_services(
         vault=vault,
     )
     metrics.watch_files(files)
-    lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url))
+    lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url, catalog))
     ops = build_operations(catalog, files, lock_manager, build_events(settings, worker))
     limits = {
         "user": settings.login_failures_per_user,
         "link": settings.login_failures_per_user,  # guesses of a share link's password
         "addr": settings.login_failures_per_address,
     }
-    limiter = build_limiter(settings.redis_url, limits, settings.login_failure_window)
+    limiter = build_limiter(settings.redis_url, catalog, limits, settings.login_failure_window)
     signer = share_signer(catalog)
     push = Push(ops.events, ops.feed, capacity=settings.push_waiters)
     metrics.watch_push(push)

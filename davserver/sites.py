@@ -50,13 +50,14 @@ def build_nextcloud(
     def signed_in(app: WSGIApplication) -> WSGIApplication:
         return gated(dav_app.authenticated(webdav, app))
 
-    # Login Flow v2: flows in Redis when configured (shared by every instance), the
-    # grant form's key in the catalog (every instance signs alike).
+    # Login Flow v2: flows in Redis when configured, else in the catalog (either way
+    # shared by every process), the grant form's key in the catalog (every instance
+    # signs alike).
     flow_key = bytes.fromhex(users.ensure_setting("login_flow_key", secrets.token_hex(32)))
     login_flow = LoginFlow(
         users,
         services.limiter,
-        build_flow_store(services.settings.redis_url),
+        build_flow_store(services.settings.redis_url, services.catalog),
         FormTokens(flow_key, GRANT_SALT),
         services.settings.public_base,
     )

@@ -6,8 +6,11 @@ its first failure and lasts `window` seconds. Once a subject has `limit` failure
 its window it stays blocked until the window ends, so at most `limit` guesses per
 window get through whatever the attacker does.
 
-`MemoryLimiter` counts in this process; `RedisLimiter` in Redis, shared by every
-instance (with `MemoryLimiter`'s semantics, kept exact by MULTI/EXEC).
+`SharedLimiter` counts where every process and instance sees the counts, with
+`MemoryLimiter`'s semantics: in Redis (`providers.redis_store.Counters`, kept exact by
+MULTI/EXEC) when `redis_url` is set, else in the catalog
+(`providers.catalog.ExpiringCounters`, one UPSERT per subject). `MemoryLimiter` counts
+in this process only (tests that need no store).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from providers.catalog import Catalog
 from providers.errors import Unavailable
 from providers.redis_store import Counters
+
+PREFIX = "davserver:login:"
 
 log = logging.getLogger(__name__)
 Subject = tuple[str, str]
@@ -86,24 +92,31 @@ class MemoryLimiter:
         pass
 
 
-class RedisLimiter:
-    """Counts in Redis at `url` (`providers.redis_store.Counters`), so every instance
-    sees the same failures.
+class SharedCounters(Protocol):
+    """Counters that expire, shared by every process: `providers.redis_store.Counters`
+    or `providers.catalog.ExpiringCounters`."""
 
-    Redis being down lets the login through to the password check (logged): argon2id
-    still slows guessing, and refusing every login while Redis blinks would take all
-    users offline.
+    def read(self, keys: Sequence[str]) -> list[tuple[int, int]]:
+        """(count, milliseconds left) per key; (0, 0) for an absent or expired key."""
+
+    def bump(self, keys: Sequence[str], window: int) -> None:
+        """Add one to each key, starting an absent or expired one with `window` seconds."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class SharedLimiter:
+    """Counts in `counters` (Redis or the catalog), so every process and instance sees
+    the same failures.
+
+    The store being down lets the login through to the password check (logged):
+    argon2id still slows guessing, and refusing every login while the store blinks
+    would take all users offline.
     """
 
-    def __init__(
-        self,
-        url: str,
-        limits: Mapping[str, int],
-        window: float,
-        *,
-        prefix: str = "davserver:login:",
-    ) -> None:
-        self._counters = Counters(url, prefix)
+    def __init__(self, counters: SharedCounters, limits: Mapping[str, int], window: float) -> None:
+        self._counters = counters
         self._limits = dict(limits)
         self._window = max(1, math.ceil(window))
 
@@ -111,7 +124,7 @@ class RedisLimiter:
         try:
             counts = self._counters.read([_key(subject) for subject in subjects])
         except Unavailable as e:
-            log.warning("login limiter: redis unavailable, not throttling: %s", e)
+            log.warning("login limiter: store unavailable, not throttling: %s", e)
             return 0
         wait = 0
         for (kind, _value), (failures, ms_left) in zip(subjects, counts, strict=True):
@@ -123,14 +136,17 @@ class RedisLimiter:
         try:
             self._counters.bump([_key(subject) for subject in subjects], self._window)
         except Unavailable as e:
-            log.warning("login limiter: redis unavailable, failure not counted: %s", e)
+            log.warning("login limiter: store unavailable, failure not counted: %s", e)
 
     def close(self) -> None:
         self._counters.close()
 
 
-def build_limiter(redis_url: str, limits: Mapping[str, int], window: float) -> LoginLimiter:
-    """A `RedisLimiter` when `redis_url` is set, else a `MemoryLimiter`."""
-    if redis_url:
-        return RedisLimiter(redis_url, limits, window)
-    return MemoryLimiter(limits, window)
+def build_limiter(
+    redis_url: str, catalog: Catalog, limits: Mapping[str, int], window: float
+) -> LoginLimiter:
+    """A `SharedLimiter` on Redis when `redis_url` is set, else on the catalog."""
+    counters: SharedCounters = (
+        Counters(redis_url, PREFIX) if redis_url else catalog.counters(PREFIX)
+    )
+    return SharedLimiter(counters, limits, window)

@@ -9,7 +9,9 @@ states, GC queries), `checksums` (the contents' checksums), `versions` (files'
 history), `leases` (locks shared by every process, e.g. one GC run at a time),
 `changes` (reading and compacting the change log, the sync feed's source),
 `snapshots` (what a snapshot of a home is built from), `blocks` (presence and
-staged blocks of the delta API).
+staged blocks of the delta API), `dav_locks` (WebDAV locks every process sees);
+`values(prefix)` and `counters(prefix)` give short-lived shared state (login flows,
+failed-login counts) to stores without Redis.
 `prepare_schema` opens a store: it creates, upgrades or refuses its schema
 (`providers.catalog.migrate`, Alembic). Errors come out as `providers.errors` types:
 `Unavailable` when the database is down.
@@ -21,7 +23,9 @@ from providers.catalog.blocks import Presence, StagedBlocks
 from providers.catalog.changes import ChangeLog
 from providers.catalog.checksums import ContentChecksums
 from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, CommitStep, Contents
+from providers.catalog.dav_locks import DavLockRows
 from providers.catalog.db import Database
+from providers.catalog.ephemeral import ExpiringCounters, ExpiringValues
 from providers.catalog.grants import Grants
 from providers.catalog.groups import Groups
 from providers.catalog.history_usage import HistoryUsage, OldestHistory, Usage
@@ -71,7 +75,7 @@ from providers.catalog.versions import Versions
 class Catalog:
     """Facade over the database: `users`, `app_passwords`, `groups`, `grants`, `links`,
     `tree`, `contents`, `locators`, `checksums`, `leases`, `changes`, `versions`, `trash`,
-    `history_usage`, `snapshots`, `blocks`, `uploads`, `upload_folders`."""
+    `history_usage`, `snapshots`, `blocks`, `uploads`, `upload_folders`, `dav_locks`."""
 
     def __init__(self, url: str, *, upload_expiry: float = DEFAULT_EXPIRY) -> None:
         self.db = Database(url)
@@ -93,6 +97,15 @@ class Catalog:
         self.trash = Trash(self.db)
         self.history_usage = HistoryUsage(self.db)
         self.snapshots = SnapshotReads(self.db)
+        self.dav_locks = DavLockRows(self.db)
+
+    def values(self, prefix: str) -> ExpiringValues:
+        """Expiring values under keys that start with `prefix` (see `ExpiringValues`)."""
+        return ExpiringValues(self.db, prefix)
+
+    def counters(self, prefix: str) -> ExpiringCounters:
+        """Expiring counters under keys that start with `prefix`."""
+        return ExpiringCounters(self.db, prefix)
 
     def schema_state(self, *, must_exist: bool = False) -> SchemaState:
         """Where the schema stands (revision, head, empty); creates and changes nothing,
@@ -136,6 +149,9 @@ __all__ = [
     "CLAIM_DEDUP",
     "CLAIM_UPLOAD",
     "CommitStep",
+    "DavLockRows",
+    "ExpiringCounters",
+    "ExpiringValues",
     "Catalog",
     "ChangeLog",
     "ChangeRecord",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from providers.names import name_key
@@ -24,6 +24,12 @@ CHUNK_DELETING = "deleting"
 def _big(**kwargs: Any) -> Column[int]:
     """A BIGINT column: sizes and offsets pass 2**31 (files over 2 GiB)."""
     return Column(BigInteger, **kwargs)
+
+
+# Paths compared by byte order on both databases: a prefix range ("every root under
+# /a/b/") is only right in code point order, and PostgreSQL's default collation of a
+# locale sorts '/' by other rules.
+PATH_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
 
 
 class Setting(SQLModel, table=True):
@@ -361,3 +367,37 @@ class StagedBlock(SQLModel, table=True):
     size: int
     token: str | None = Field(default=None, max_length=64)
     staged_at: float = Field(index=True)
+
+
+class DavLock(SQLModel, table=True):
+    """A WebDAV lock (`providers.dav.lock_storage`), seen by every process on the
+    catalog: `root` the lock's normalised path (no trailing '/', except "/"),
+    `expires` epoch seconds, `lock` WsgiDAV's lock dictionary as JSON text. A row past
+    `expires` is a lock that no longer exists; readers ignore it and remove it."""
+
+    __tablename__ = "dav_lock"
+
+    token: str = Field(primary_key=True, max_length=100)
+    root: str = Field(sa_column=Column(PATH_TEXT, nullable=False, index=True))
+    expires: float
+    lock: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Ephemeral(SQLModel, table=True):
+    """A short-lived value (a Login Flow v2 flow, `providers.catalog.ephemeral`), gone
+    once `expires` (epoch seconds) has passed; keys carry their user's prefix."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires: float = Field(index=True)
+
+
+class ExpiringCount(SQLModel, table=True):
+    """A count that lives until `expires` (epoch seconds), then starts again from 0:
+    failed logins per subject (`providers.catalog.ephemeral.ExpiringCounters`)."""
+
+    __tablename__ = "expiring_count"
+
+    key: str = Field(primary_key=True, max_length=200)
+    count: int
+    expires: float = Field(index=True)

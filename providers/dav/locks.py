@@ -1,7 +1,8 @@
 """WebDAV locks: WsgiDAV's lock manager, its storage, and the lock view over them.
 
-One `MemberTokenLockManager` per process keeps every lock, in process
-(`LockStorageDict`) or in Redis for all instances (`RedisLockStorage`); WsgiDAV's apps
+One `MemberTokenLockManager` per process keeps every lock, in the catalog
+(`CatalogLockStorage`) or in Redis (`RedisLockStorage`), either way seen by every
+process and instance on the store; WsgiDAV's apps
 (`/dav/`, each link's `/s/<token>/dav/`) take and release locks through it, and the
 operations layer asks it through `WsgiDavLocks`, the `LockView` over the same manager,
 before every mutation at any door.
@@ -10,16 +11,23 @@ before every mutation at any door.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from wsgidav.dav_error import HTTP_LOCKED, DAVError
-from wsgidav.lock_man.lock_manager import LockManager
-from wsgidav.lock_man.lock_storage import LockStorageDict
+from wsgidav.dav_error import (
+    HTTP_LOCKED,
+    DAVError,
+    DAVErrorCondition,
+    PRECONDITION_CODE_LockConflict,
+)
+from wsgidav.lock_man.lock_manager import LockManager, normalize_lock_root
 from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 
 from providers import redis_store
+from providers.catalog import Catalog
 from providers.dav.errors import dav_error_context
+from providers.dav.lock_storage import LEASE_TTL, CatalogLockStorage, ancestors
 from providers.errors import Locked, Unavailable
 from providers.operations import Actor, Place, lock_url
 from providers.operations.locks import Depth
@@ -37,11 +45,47 @@ class MemberTokenLockManager(LockManager):
     as a conflict ("TODO: verify assumptions" in `check_write_permission`), so davfs2,
     which locks each file it has open for writing and sends those tokens with the MOVE,
     got 423 renaming a folder that held a file not yet uploaded: `mv` failed with EIO.
+
+    On a `CatalogLockStorage` the locks on the URL, its ancestors and (Depth infinity)
+    its members come from one query instead of one per ancestor: every write asks.
     """
+
+    def acquire(
+        self,
+        *,
+        url: str,
+        lock_type: str,
+        lock_scope: str,
+        lock_depth: str,
+        lock_owner: bytes,
+        timeout: float,
+        principal: str,
+        token_list: list[str],
+    ) -> dict[str, Any]:
+        """WsgiDAV's `acquire`, inside the storage's `exclusive()` when it is shared
+        (catalog, Redis): processes sharing it take turns as threads of one process do,
+        so two cannot both find a resource free and both lock it exclusively."""
+        request = functools.partial(
+            super().acquire,
+            url=url,
+            lock_type=lock_type,
+            lock_scope=lock_scope,
+            lock_depth=lock_depth,
+            lock_owner=lock_owner,
+            timeout=timeout,
+            principal=principal,
+            token_list=token_list,
+        )
+        if not isinstance(self.storage, CatalogLockStorage | RedisLockStorage):
+            return request()
+        with self.storage.exclusive():
+            return request()
 
     def _get_write_conflicts(
         self, url: str, depth: str, token_list: list[str], principal: str
     ) -> Any:
+        if isinstance(self.storage, CatalogLockStorage):
+            return self._catalog_conflicts(url, depth, token_list, principal)
         conflicts = super()._get_write_conflicts(url, "0", token_list, principal)
         if depth == "infinity":
             members = self.storage.get_lock_list(
@@ -50,6 +94,22 @@ class MemberTokenLockManager(LockManager):
             for lock in members:
                 if lock["principal"] != principal or lock["token"] not in token_list:
                     conflicts.add_href(lock["root"])
+        return conflicts
+
+    def _catalog_conflicts(
+        self, url: str, depth: str, token_list: list[str], principal: str
+    ) -> DAVErrorCondition:
+        """What `_get_write_conflicts` decides, from one `locks_on_path` query: a lock on
+        the URL, on an ancestor (only Depth infinity ones) or, for a Depth-infinity
+        write, on a member conflicts unless the principal owns it and sent its token."""
+        conflicts = DAVErrorCondition(PRECONDITION_CODE_LockConflict)
+        above = set(ancestors(normalize_lock_root(url)))
+        storage = cast(CatalogLockStorage, self.storage)
+        for lock in storage.locks_on_path(url, include_children=depth == "infinity"):
+            if lock["root"] in above and lock["depth"] != "infinity":
+                continue
+            if lock["principal"] != principal or lock["token"] not in token_list:
+                conflicts.add_href(lock["root"])
         return conflicts
 
 
@@ -100,6 +160,22 @@ class RedisLockStorage(LockStorageRedis):
     def open(self) -> None:
         self._redis = redis_store.connect(self._url)
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the Redis lock `davserver:dav-lock` for the block (waiting for it up to
+        `LEASE_TTL`, then 503): see `CatalogLockStorage.exclusive`."""
+        with dav_error_context(), redis_store.translated("lock store"):
+            mutex = self._redis.lock(
+                "davserver:dav-lock", timeout=LEASE_TTL, blocking_timeout=LEASE_TTL
+            )
+            if not mutex.acquire():
+                raise Unavailable("lock store: busy (davserver:dav-lock)")
+        try:
+            yield
+        finally:
+            with dav_error_context(), redis_store.translated("lock store"):
+                mutex.release()
+
     get = _answers_503(LockStorageRedis.get)
     create = _answers_503(LockStorageRedis.create)
     refresh = _answers_503(LockStorageRedis.refresh)
@@ -107,6 +183,7 @@ class RedisLockStorage(LockStorageRedis):
     get_lock_list = _answers_503(LockStorageRedis.get_lock_list)
 
 
-def lock_storage(redis_url: str) -> Any:
-    """Lock storage in Redis at `redis_url`, or in this process when it is empty."""
-    return RedisLockStorage(redis_url) if redis_url else LockStorageDict()
+def lock_storage(redis_url: str, catalog: Catalog) -> Any:
+    """Lock storage in Redis at `redis_url`, or in `catalog` when it is empty: either
+    way shared by every process on the store."""
+    return RedisLockStorage(redis_url) if redis_url else CatalogLockStorage(catalog)

@@ -1,19 +1,28 @@
 """The `LockView` contract (`providers.operations.locks`), on each lock storage: in
-process and in Redis (a real Valkey server). Locks are taken the way WebDAV takes them
+process (WsgiDAV's dict), in Redis (a real Valkey server) and in the catalog (SQLite,
+PostgreSQL). Locks are taken the way WebDAV takes them
 (WsgiDAV's lock manager, keyed by `lock_url`), then checked through the view, as the
 operations layer checks every door's writes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from wsgidav.lock_man.lock_storage import LockStorageDict
 
 from providers.catalog import UserRecord
-from providers.dav.locks import MemberTokenLockManager, WsgiDavLocks, lock_storage
+from providers.dav.locks import (
+    MemberTokenLockManager,
+    RedisLockStorage,
+    WsgiDavLocks,
+    lock_storage,
+)
 from providers.errors import Locked
 from providers.operations import Access, Actor, Place, lock_url
 from tests.services.redis import RedisService
+from tests.support.catalogs import catalog_url, open_catalog
 
 OWNER = UserRecord(1, "alice", "", 1, None, 0)
 OTHER = UserRecord(2, "bob", "", 2, None, 0)
@@ -21,14 +30,19 @@ FOLDER = Place(1, ("proj",), Access.OWNER)
 FILE = FOLDER.child("a.txt")
 
 
-@pytest.fixture(params=["memory", "redis"])
-def manager(request: pytest.FixtureRequest) -> Iterator[MemberTokenLockManager]:
+@pytest.fixture(params=["memory", "redis", "sql-sqlite", "sql-postgres"])
+def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemberTokenLockManager]:
     if request.param == "memory":
-        yield MemberTokenLockManager(lock_storage(""))
+        yield MemberTokenLockManager(LockStorageDict())
+        return
+    if request.param.startswith("sql-"):
+        url = catalog_url(request, tmp_path, request.param.removeprefix("sql-"))
+        with open_catalog(url) as catalog:
+            yield MemberTokenLockManager(lock_storage("", catalog))
         return
     service: RedisService = request.getfixturevalue("redis_service")
     url = service.url.rsplit("/", 1)[0] + "/15"
-    made = MemberTokenLockManager(lock_storage(url))
+    made = MemberTokenLockManager(RedisLockStorage(url))
     made.storage.clear()
     yield made
     made.storage.clear()

@@ -42,8 +42,8 @@ def files(catalog: Catalog, blobs: MemoryBlobStore) -> Iterator[FileStore]:
 
 
 @pytest.fixture
-def lock_manager() -> MemberTokenLockManager:
-    return MemberTokenLockManager(lock_storage(""))
+def lock_manager(catalog: Catalog) -> MemberTokenLockManager:
+    return MemberTokenLockManager(lock_storage("", catalog))
 
 
 @pytest.fixture

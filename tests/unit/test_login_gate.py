@@ -4,7 +4,6 @@ for WsgiDAV and answers 401 unless the password is right."""
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from davserver.auth.login_gate import (
     basic_user,
     digest_params,
 )
-from davserver.auth.ratelimit import MemoryLimiter, RedisLimiter
+from davserver.auth.ratelimit import MemoryLimiter
 
 
 def test_nonces() -> None:
@@ -46,21 +45,6 @@ def test_header_parsing() -> None:
     assert basic_user("Basic " + base64.b64encode(b"no-colon").decode()) is None
     assert basic_user("Basic !!!") is None
     assert basic_user("Basic " + base64.b64encode(b"bob:\xff\xfe").decode()) is None
-
-
-def test_memory_limiter_windows() -> None:
-    limiter = MemoryLimiter({"user": 2, "addr": 3}, window=0.5)
-    bob, addr = ("user", "bob"), ("addr", "1.2.3.4")
-    assert limiter.blocked_for([bob, addr]) == 0
-    limiter.failed([bob, addr])
-    assert limiter.blocked_for([bob]) == 0
-    limiter.failed([bob, addr])
-    assert limiter.blocked_for([bob]) == 1  # rounded up to whole seconds
-    assert limiter.blocked_for([("user", "amy"), addr]) == 0
-    limiter.failed([("user", "amy"), addr])
-    assert limiter.blocked_for([("user", "amy"), addr]) == 1
-    time.sleep(0.6)
-    assert limiter.blocked_for([bob, addr]) == 0
 
 
 def test_memory_limiter_is_bounded() -> None:
@@ -119,12 +103,3 @@ def test_gate_refuses_foreign_and_stale_nonces_without_counting() -> None:
         digest = next(v for k, v in headers if v.startswith("Digest"))
         assert status.startswith("401") and ("stale=true" in digest) == is_stale
     assert limiter.blocked_for([("user", "bob")]) == 0
-
-
-def test_redis_limiter_lets_logins_through_when_redis_is_down() -> None:
-    limiter = RedisLimiter("redis://127.0.0.1:1/0", {"user": 1}, window=60)
-    try:
-        limiter.failed([("user", "bob")])  # logged, not raised
-        assert limiter.blocked_for([("user", "bob")]) == 0
-    finally:
-        limiter.close()

@@ -10,12 +10,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic
+from sqlalchemy import create_engine
 
 from davserver.app import build_services
 from davserver.cli.main import main
 from davserver.settings import Settings
 from providers.catalog import Catalog
-from providers.catalog.migrate import head_revision, metadata_differences
+from providers.catalog.migrate import alembic_config, head_revision, metadata_differences
 from providers.errors import SchemaMismatch, StoreMissing
 from tests.support.cli import without_info_logs
 from tests.support.migrations import BASELINE, make_unversioned, stamp
@@ -250,3 +252,36 @@ def test_an_interrupted_upgrade_leaves_the_store_as_it_was(tmp_path: Path) -> No
     finally:
         old.close()
         new.close()
+
+
+def dump(path: Path, names: set[str]) -> list[str]:
+    """Every row and definition of the tables `names`, as SQL text."""
+    with sqlite3.connect(path) as db:
+        return [line for line in db.iterdump() if any(f'"{n}"' in line for n in names)]
+
+
+def test_0008_only_adds_the_shared_state_tables(tmp_path: Path) -> None:
+    """A store of the release before (0007) keeps every row and table through the
+    upgrade to 0008 and back."""
+    path = tmp_path / "catalog.db"
+    engine = create_engine(sqlite_url(path))
+    try:
+        with engine.begin() as conn:
+            alembic.upgrade(alembic_config({"connection": conn}), "0007")
+            conn.exec_driver_sql(
+                "INSERT INTO user (id, name, password_hash, home_id, used_bytes, created_at)"
+                " VALUES (1, 'alice', 'hash', 1, 0, 0)"
+            )
+        old = tables(path)
+        before = dump(path, old)
+        with engine.begin() as conn:
+            alembic.upgrade(alembic_config({"connection": conn}), "0008")
+        assert tables(path) - old == {"dav_lock", "ephemeral", "expiring_count"}
+        assert [line for line in dump(path, old) if "alembic_version" not in line] == [
+            line for line in before if "alembic_version" not in line
+        ]
+        with engine.begin() as conn:
+            alembic.downgrade(alembic_config({"connection": conn}), "0007")
+        assert dump(path, old) == before
+    finally:
+        engine.dispose()

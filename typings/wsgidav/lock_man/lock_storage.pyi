@@ -17,4 +17,6 @@ class _LockStorage:
     ) -> list[Any]: ...
 
 class LockStorageDict(_LockStorage):
+    LOCK_TIME_OUT_DEFAULT: int
+    LOCK_TIME_OUT_MAX: int
     def __init__(self) -> None: ...
