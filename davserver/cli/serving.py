@@ -4,8 +4,8 @@ With one worker, `davserver.cli.serve` builds the app and serves in its own proc
 With several (`Settings.worker_count`), `run_workers` binds the HTTP and notify_push
 sockets here, closes the services it used to start (the master forks with nothing
 open, `davserver.workers`), and each worker builds its own services and app and
-serves on those sockets. The master prints the lines a start ends with once every
-worker serves.
+serves on those sockets (notify_push: worker 0 alone, `PUSH_WORKER`). The master
+prints the lines a start ends with once every worker serves.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from davserver.workers import Supervisor, WorkersFailed
 from providers.local_channel import WorkerSlot
 
 START_MARGIN = 60  # seconds a worker may take to serve, beyond `startup_wait`
+# The worker serving notify_push: one, since its library's accept loop blocks on the
+# socket (a second worker would wait there forever for a connection the first took);
+# events bring it every worker's changes.
+PUSH_WORKER = 0
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ def _serve_worker(
     )
     try:
         server = build_server(services, build_app(services), listening=listeners.http, worker=index)
-        start_notify_push(services, listeners.push)
+        if index == PUSH_WORKER:
+            start_notify_push(services, listeners.push)
         serve_forever(server, lambda port: ready())
     finally:
         services.close()
