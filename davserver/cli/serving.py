@@ -105,6 +105,7 @@ def run_workers(services: Services) -> int:
     """Serve in `worker_count` processes until SIGINT or SIGTERM (module docstring);
     `services` (the master's, used to start) are closed here."""
     settings = services.settings
+    _check_certificate(settings)
     listeners = _bind(services)
     services.close()
     count = settings.worker_count
@@ -123,6 +124,18 @@ def run_workers(services: Services) -> int:
     push_port = None if listeners.push is None else int(listeners.push.getsockname()[1])
     announce(settings, int(listeners.http.getsockname()[1]), push_port)
     return supervisor.wait()
+
+
+def _check_certificate(settings: Settings) -> None:
+    """`CommandError` now, in one line, when the workers could not use the pair."""
+    if not settings.certfile:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(settings.certfile, settings.keyfile)
+    except (ssl.SSLError, OSError) as e:
+        raise CommandError(
+            f"certfile/keyfile: cannot use {settings.certfile} with {settings.keyfile}: {e}"
+        ) from e
 
 
 def _bind(services: Services) -> Listeners:
@@ -159,6 +172,9 @@ def _serve_worker(
         server = build_server(services, build_app(services), listening=listeners.http, worker=index)
         if index == PUSH_WORKER:
             start_notify_push(services, listeners.push)
+        elif services.notify_push is not None and listeners.push is not None:
+            port = int(listeners.push.getsockname()[1])
+            services.notify_push.advertise(port, settings.uses_tls)
         serve_forever(server, lambda port: ready())
     finally:
         services.close()

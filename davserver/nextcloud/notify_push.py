@@ -96,6 +96,11 @@ class NotifyPushServer:
         """The bound port (0 before `start`)."""
         return self._port
 
+    def advertise(self, port: int, tls: bool) -> None:
+        """Tell clients of the listener another worker of this server serves on `port`
+        (this one is not started)."""
+        self._port, self._tls = port, tls
+
     @property
     def sessions(self) -> int:
         """Logged-in sockets now."""
