@@ -22,7 +22,6 @@ from davserver.app import Services, build_app, build_services, ensure_admin
 from davserver.auth.domain import account_secrets
 from davserver.server import BackgroundServer
 from davserver.settings import Settings
-from providers.local_channel import WorkerSlot
 
 ADMIN_PASSWORD = "admin-secret"
 _redis_db = itertools.count(1)
@@ -137,19 +136,14 @@ def serving_with_users(
 
 
 def start_server(
-    settings: Settings,
-    *,
-    threads: int = 16,
-    flush_redis: bool = True,
-    worker: WorkerSlot | None = None,
+    settings: Settings, *, threads: int = 16, flush_redis: bool = True
 ) -> RunningServer:
-    """Build the app exactly as `davserver serve` does and serve it on a free port;
-    `worker`: as that worker of a server with several (`build_services`).
+    """Build the app exactly as `davserver serve` does and serve it on a free port.
 
     The Redis db is flushed first unless `flush_redis` is false: a second instance on
     the same settings must keep the locks the first one holds.
     """
-    services = build_services(settings, worker=worker)
+    services = build_services(settings)
     if settings.redis_url and flush_redis:
         _flush_redis(settings.redis_url)
     ensure_admin(services)
