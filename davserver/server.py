@@ -245,8 +245,8 @@ class _Server(wsgi.Server):
     _connections: Any  # cheroot's, which its stubs do not declare
 
     def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
-        """cheroot's bind, or the socket a master process bound and shares with its
-        workers (cheroot then only calls `listen` on it again)."""
+        """cheroot's bind, or the socket a master process bound for this worker
+        (cheroot then only calls `listen` on it again)."""
         if self.listening is None:
             return cast(socket.socket, super().bind(family, type, proto))
         self.socket = self.listening
@@ -256,9 +256,6 @@ class _Server(wsgi.Server):
     def prepare(self) -> None:
         """cheroot's prepare, then its connection manager replaced by the gate."""
         super().prepare()
-        if self.listening is not None:
-            # other workers accept on it too: one that loses the race must not block
-            self.socket.setblocking(False)
         cheroot_manager: Any = self._connections
         self._connections = GatedConnections(self, self.limits)
         cheroot_manager._selector.close()  # it held only the listening socket
@@ -319,14 +316,17 @@ def make_server(
     return cheroot
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
+def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on (host, port) as cheroot makes one (address reuse,
-    no Nagle, dual-stack for `::`), for worker processes to share; port 0 picks one.
-    `OSError` when it cannot bind."""
+    no Nagle, dual-stack for `::`), for worker processes; port 0 picks one. With
+    `reuse_port`, more sockets may bind the same port so (SO_REUSEPORT), and the kernel
+    spreads new connections over them. `OSError` when it cannot bind."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
     )[0]
     sock = wsgi.Server.prepare_socket(address, family, kind, proto, True, None)
+    if reuse_port:  # set here: cheroot refuses it with port 0, which the first may be
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock = _bind_socket(sock, address)
     sock.listen(LISTEN_BACKLOG)
     return sock

@@ -1,9 +1,9 @@
-"""Several server processes on one listening socket (`workers`), and their supervisor.
+"""Several server processes on one port (`workers`), and their supervisor.
 
 `davserver serve` with more than one worker binds its sockets in this, the master
 process, closes everything else it opened, and forks the workers: each builds its own
-services (engine pools, threads) and serves on the inherited sockets, so the kernel
-hands each new connection to whichever worker accepts it first. What workers share
+services (engine pools, threads) and serves on its inherited socket of the port (the
+kernel spreads new connections over them, `davserver.cli.serving`). What workers share
 goes through the catalog and Redis, as between instances (docs/operations.md
 "Workers"); without Redis, events between workers go over local datagram sockets.
 
@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ YOUNG = 5.0  # seconds: a worker that dies younger is restarted after `RESTART_P
 RESTART_PAUSE = 1.0
 POLL = 0.2  # seconds between looks at the workers while they start
 PR_SET_PDEATHSIG = 1  # from linux/prctl.h
+HANDLED = (signal.SIGINT, signal.SIGTERM)  # stop the workers cleanly
 
 # A worker's body: run serving as worker `index`, call `ready()` once it serves, and
 # return its exit status when it has stopped.
@@ -60,6 +62,7 @@ class Supervisor:
         self._stopping = False
         self._signals = 0
         self._master = os.getpid()
+        self._previous: dict[int, Any] = {}  # signal handlers to restore after `wait`
 
     @property
     def pids(self) -> list[int]:
@@ -73,10 +76,14 @@ class Supervisor:
             names = ", ".join(t.name for t in others)
             raise RuntimeError(f"workers: the master must not fork with threads running ({names})")
         gc.freeze()  # what start-up built stays shared with the workers, never copied by GC
+        # a signal from now on stops the workers: none is missed between start and wait
+        self._previous = {signum: signal.signal(signum, self._on_signal) for signum in HANDLED}
         for index in range(self.count):
             self._spawn(index)
         waiting, deadline = set(range(self.count)), time.monotonic() + timeout
         while waiting:
+            if self._stopping:
+                self._abort("stopped by a signal while starting")
             if time.monotonic() > deadline:
                 self._abort(f"workers {sorted(waiting)} not serving after {timeout:.0f} s")
             readable, _, _ = select.select([self._ready_read], [], [], POLL)
@@ -89,8 +96,6 @@ class Supervisor:
 
     def wait(self) -> int:
         """Supervise until SIGINT or SIGTERM, then stop the workers; the exit status."""
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
         try:
             while self._workers:
                 ended = self._reap(block=True)
@@ -100,9 +105,13 @@ class Supervisor:
                 log.warning("worker %d %s; starting another", index, _described(status))
                 self._restart(index)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            self._restore_signals()
         return 0
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -132,7 +141,7 @@ class Supervisor:
         status = 1
         try:
             _die_with_master(self._master)
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in HANDLED:
                 signal.signal(signum, signal.SIG_DFL)
             os.close(self._ready_read)
             gc.unfreeze()
@@ -166,6 +175,7 @@ class Supervisor:
             _send(pid, signal.SIGTERM)
         while self._workers:
             self._reap(block=True)
+        self._restore_signals()
         raise WorkersFailed(reason)
 
 

@@ -1,11 +1,12 @@
-"""How `davserver serve` serves: one process, or `workers` processes on shared sockets.
+"""How `davserver serve` serves: one process, or `workers` processes on one port.
 
 With one worker, `davserver.cli.serve` builds the app and serves in its own process.
 With several (`Settings.worker_count`), `run_workers` binds the HTTP and notify_push
 sockets here, closes the services it used to start (the master forks with nothing
 open, `davserver.workers`), and each worker builds its own services and app and
-serves on those sockets (notify_push: worker 0 alone, `PUSH_WORKER`). The master
-prints the lines a start ends with once every worker serves.
+serves on its own socket of the port (`Listeners`; notify_push: worker 0 alone,
+`PUSH_WORKER`). The master prints the lines a start ends with once every worker
+serves.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ PUSH_WORKER = 0
 
 @dataclass(frozen=True)
 class Listeners:
-    """Sockets a master bound for its workers: HTTP, and notify_push when enabled."""
+    """Sockets a master bound for its workers: an HTTP socket per worker, all on one
+    port (SO_REUSEPORT: the kernel spreads new connections evenly over them, where one
+    shared socket let the quickest worker accept them all, and kept-alive clients then
+    stayed there), and notify_push's when enabled. The master keeps them open, so a
+    restarted worker serves the same socket and its connections only wait meanwhile."""
 
-    http: socket.socket
+    http: list[socket.socket]
     push: socket.socket | None
 
 
@@ -122,7 +127,7 @@ def run_workers(services: Services) -> int:
         raise CommandError(f"workers: {e}") from e
     print(f"davserver: {count} workers (pids {' '.join(map(str, supervisor.pids))})", flush=True)
     push_port = None if listeners.push is None else int(listeners.push.getsockname()[1])
-    announce(settings, int(listeners.http.getsockname()[1]), push_port)
+    announce(settings, int(listeners.http[0].getsockname()[1]), push_port)
     return supervisor.wait()
 
 
@@ -140,10 +145,13 @@ def _check_certificate(settings: Settings) -> None:
 
 def _bind(services: Services) -> Listeners:
     settings = services.settings
+    port, http = settings.port, []
     try:
-        http = bind_listener(settings.host, settings.port)
+        for _ in range(settings.worker_count):
+            http.append(bind_listener(settings.host, port, reuse_port=True))
+            port = int(http[0].getsockname()[1])  # port 0: the others join the first's
     except OSError as e:
-        raise CommandError(f"port: cannot listen on {settings.host}:{settings.port}: {e}") from e
+        raise CommandError(f"port: cannot listen on {settings.host}:{port}: {e}") from e
     if services.notify_push is None:
         return Listeners(http, None)
     wanted = settings.notify_push_listen_port
@@ -169,7 +177,9 @@ def _serve_worker(
         settings, purpose="serve", worker=WorkerSlot(slot.group, index, slot.count)
     )
     try:
-        server = build_server(services, build_app(services), listening=listeners.http, worker=index)
+        server = build_server(
+            services, build_app(services), listening=listeners.http[index], worker=index
+        )
         if index == PUSH_WORKER:
             start_notify_push(services, listeners.push)
         elif services.notify_push is not None and listeners.push is not None:
