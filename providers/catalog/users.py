@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, inspect, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from providers.catalog.app_passwords import AppPasswords
@@ -74,6 +76,7 @@ class Users:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self.app_passwords = AppPasswords(db)
 
     def create(
@@ -225,13 +228,14 @@ class Users:
         self._db.run(work)
 
     def ensure_setting(self, key: str, value: str) -> str:
-        """Store `value` under `key` unless a value is already there; return the stored one."""
+        """Store `value` under `key` unless a value is already there; return the stored one.
+        Processes racing on a fresh store (workers starting together) all get the one
+        value the first of them stored."""
 
         def work(s: Session) -> str:
-            row = s.get(Setting, key)
-            if row is None:
-                s.add(Setting(key=key, value=value))
-                return value
-            return row.value
+            added = self._insert(Setting).values(key=key, value=value)
+            s.exec(added.on_conflict_do_nothing(index_elements=["key"]))
+            stored = s.exec(select(Setting.value).where(col(Setting.key) == key)).one()
+            return str(stored)
 
         return self._db.run(work)

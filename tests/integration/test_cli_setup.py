@@ -194,6 +194,13 @@ def _lines(stream: IO[str] | None, into: queue.Queue[str]) -> None:
         into.put(line.rstrip("\n"))
 
 
+def _drain(lines: queue.Queue[str]) -> str:
+    said = []
+    while not lines.empty():
+        said.append(lines.get_nowait())
+    return "\n".join(said)
+
+
 @pytest.mark.slow
 def test_serve_waits_for_a_database_that_comes_up_late(
     tmp_path: Path, stopped_postgres: tuple[PostgresService, str]
@@ -221,12 +228,14 @@ def test_serve_waits_for_a_database_that_comes_up_late(
         assert not password or password not in waiting
         service.restart()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = out.get(timeout=max(0.1, deadline - time.monotonic()))
-            if "davserver listening on" in line:
+        started = False
+        while not started and time.monotonic() < deadline:
+            try:
+                line = out.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
                 break
-        else:
-            raise AssertionError("serve did not start once the database was up")
+            started = "davserver listening on" in line
+        assert started, f"serve did not start once the database was up:\n{_drain(err)}"
     finally:
         proc.terminate()
         proc.wait(30)
