@@ -49,11 +49,14 @@ class _Answer:
         start_response: StartResponse,
         reading: Callable[[], AbstractContextManager[None]],
     ) -> None:
-        self._pieces: Iterable[bytes] = ()
         with reading():
-            self._pieces = app(environ, start_response)
+            self._pieces: Iterable[bytes] = app(environ, start_response)
             self._rest = iter(self._pieces)
-            self._first = next(self._rest, None)
+            try:
+                self._first = next(self._rest, None)
+            except BaseException:
+                self.close()  # nobody else holds the iterable to close it (PEP 3333)
+                raise
 
     def __iter__(self) -> Iterator[bytes]:
         if self._first is not None:

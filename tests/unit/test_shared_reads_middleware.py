@@ -76,3 +76,32 @@ def test_closing_the_answer_early_closes_the_application_s() -> None:
     assert next(pieces) == b"first"
     body.close()
     assert app.closed and not reading.open
+
+
+class FailingPieces:
+    """An application iterable whose first piece fails; it records being closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> FailingPieces:
+        return self
+
+    def __next__(self) -> bytes:
+        raise OSError("the first piece failed")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_first_piece_that_fails_closes_the_application_s_iterable() -> None:
+    reading = Reading()
+    pieces = FailingPieces()
+    middleware = SharedReads(lambda environ, start: pieces, reading)
+    try:
+        middleware({"REQUEST_METHOD": "GET"}, _start)
+    except OSError as e:
+        assert "first piece" in str(e)
+    else:
+        raise AssertionError("the failure of the first piece was lost")
+    assert pieces.closed and not reading.open
