@@ -25,8 +25,6 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, delete, or_, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from providers.catalog.db import IN_BATCH, Database
@@ -64,7 +62,6 @@ class StagedBlocks:
 
     def __init__(self, db: Database, ttl: float = DEFAULT_EXPIRY) -> None:
         self._db = db
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self.ttl = ttl
 
     def stage(self, user_id: int, sizes: Mapping[str, int], token: str | None) -> None:
@@ -78,7 +75,7 @@ class StagedBlocks:
             {"user_id": user_id, "chunk_hash": h, "size": n, "token": token, "staged_at": now}
             for h, n in sorted(sizes.items())
         ]
-        stmt = self._insert(StagedBlock)
+        stmt = self._db.insert(StagedBlock)
         upsert = stmt.on_conflict_do_update(
             index_elements=["user_id", "chunk_hash"],
             set_={

@@ -25,8 +25,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from sqlalchemy import bindparam, delete, exists, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import logged
@@ -65,7 +63,6 @@ class Contents:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self._touch_stored = (
             update(Chunk)
             .where(
@@ -75,7 +72,7 @@ class Contents:
             .values(touched_at=bindparam("now"))
             .returning(col(Chunk.hash))
         )
-        new = self._insert(Chunk)
+        new = self._db.insert(Chunk)
         self._claim_new = new.on_conflict_do_update(
             index_elements=["hash"],
             set_={"touched_at": new.excluded.touched_at},
@@ -252,7 +249,7 @@ class Contents:
 
         def work(s: Session) -> bool:
             now = time.time()
-            stmt = self._insert(Chunk).values(
+            stmt = self._db.insert(Chunk).values(
                 hash=chunk_hash, size=size, state=CHUNK_DELETING, touched_at=now, created_at=now
             )
             return bool(s.exec(stmt.on_conflict_do_nothing(index_elements=["hash"])).rowcount)

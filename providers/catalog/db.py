@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, create_engine
 
 from providers.errors import Conflict, StorageError, Unavailable
@@ -106,6 +108,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # INSERT with ON CONFLICT (upserts, insert-if-absent) in this database's dialect
+        self.insert = sqlite_insert if self.is_sqlite else pg_insert
         try:
             self.engine = _sqlite_engine(url) if self.is_sqlite else _server_engine(url)
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError, ValueError) as e:

@@ -14,8 +14,6 @@ import time
 from collections.abc import Sequence
 
 from sqlalchemy import case, delete, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from providers.catalog.db import IN_BATCH, Database
@@ -40,7 +38,6 @@ class ExpiringValues:
         self._db = db
         self._prefix = prefix
         self._max = max_values
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
 
     def put(self, key: str, value: bytes, ttl: float) -> None:
         now = time.time()
@@ -55,7 +52,7 @@ class ExpiringValues:
                 s.exec(delete(Ephemeral).where(col(Ephemeral.key).in_(oldest)))
             row = {"key": self._prefix + key, "value": value, "expires": now + ttl}
             s.exec(
-                self._insert(Ephemeral)
+                self._db.insert(Ephemeral)
                 .values(**row)
                 .on_conflict_do_update(
                     index_elements=["key"], set_={"value": value, "expires": row["expires"]}
@@ -103,7 +100,6 @@ class ExpiringCounters:
     def __init__(self, db: Database, prefix: str) -> None:
         self._db = db
         self._prefix = prefix
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self._bumps = 0
 
     def read(self, keys: Sequence[str]) -> list[tuple[int, int]]:
@@ -134,7 +130,7 @@ class ExpiringCounters:
         with self._db.connection(write=True) as conn:
             for key in keys:
                 conn.execute(
-                    self._insert(ExpiringCount)
+                    self._db.insert(ExpiringCount)
                     .values(key=self._prefix + key, count=1, expires=now + window)
                     .on_conflict_do_update(
                         index_elements=["key"],

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from providers.catalog.db import Database
@@ -28,7 +26,6 @@ class Leases:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
 
     def acquire(self, name: str, holder: str, ttl: float) -> LeaseRecord:
         """Take lease `name` for `holder` until now + `ttl`, unless another holder has it
@@ -39,7 +36,7 @@ class Leases:
             now = time.time()
             until = now + ttl
             s.exec(
-                self._insert(Lease)
+                self._db.insert(Lease)
                 .values(name=name, holder=holder, expires_at=until)
                 .on_conflict_do_update(
                     index_elements=["name"],

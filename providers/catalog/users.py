@@ -14,8 +14,6 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, inspect, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from providers.catalog.app_passwords import AppPasswords
@@ -76,7 +74,6 @@ class Users:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
         self.app_passwords = AppPasswords(db)
 
     def create(
@@ -233,7 +230,7 @@ class Users:
         value the first of them stored."""
 
         def work(s: Session) -> str:
-            added = self._insert(Setting).values(key=key, value=value)
+            added = self._db.insert(Setting).values(key=key, value=value)
             s.exec(added.on_conflict_do_nothing(index_elements=["key"]))
             stored = s.exec(select(Setting.value).where(col(Setting.key) == key)).one()
             return str(stored)

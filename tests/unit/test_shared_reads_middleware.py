@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 from davserver.http.shared_reads import SharedReads
 
 
@@ -98,10 +100,6 @@ def test_a_first_piece_that_fails_closes_the_application_s_iterable() -> None:
     reading = Reading()
     pieces = FailingPieces()
     middleware = SharedReads(lambda environ, start: pieces, reading)
-    try:
+    with pytest.raises(OSError, match="first piece"):
         middleware({"REQUEST_METHOD": "GET"}, _start)
-    except OSError as e:
-        assert "first piece" in str(e)
-    else:
-        raise AssertionError("the failure of the first piece was lost")
     assert pieces.closed and not reading.open
