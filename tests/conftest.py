@@ -7,11 +7,17 @@ In CI (`CI=true`) a skipped test counts as a failure: a missing tool must fail t
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
+import traceback
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.services.postgres import PostgresService
 from tests.services.redis import RedisService
@@ -30,6 +36,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and os.environ.get("CI", "").lower() == "true":
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (a skip is a failure here): {report.longrepr}"
+    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(TIMEOUTS):
+        report.sections.append(("threads when the request timed out", _thread_stacks()))
+
+
+# A request that times out against a server running in this process (`start_server`)
+# leaves no trace of why; the stacks of every thread show where it waits. Threads with
+# the same stack (thousands of idle pool threads) are shown once, with their count.
+TIMEOUTS = (requests.exceptions.Timeout, socket.timeout, TimeoutError)
+
+
+def _thread_stacks() -> str:
+    here = threading.get_ident()  # the test's own thread: its stack is the traceback
+    stacks = Counter(
+        "".join(traceback.format_stack(frame, limit=14))
+        for ident, frame in sys._current_frames().items()
+        if ident != here
+    )
+    return "\n".join(f"--- {n} thread(s):\n{stack}" for stack, n in stacks.most_common())
 
 
 def _started(service: Any, name: str) -> Any:
