@@ -83,6 +83,42 @@ def test_lock_taken_on_a_is_honoured_by_b(pair: tuple[RunningServer, RunningServ
     _assert_content(b, "locked.txt", b"v3")
 
 
+def test_a_lock_taken_on_b_during_a_put_on_a_fails_the_put(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    """The PUT's locks are checked again at its commit: a lock granted while its body
+    arrives (through the other process) makes it a 423, and nothing of it is stored."""
+    a, b = pair
+    assert _put(a, "edited.txt", b"v1") == 201
+    halfway = threading.Event()
+    resume = threading.Event()
+
+    def paused_body() -> Iterator[bytes]:
+        yield b"first half, "
+        halfway.set()
+        resume.wait(30)
+        yield b"second half"
+
+    outcome: list[int] = []
+    put = threading.Thread(
+        target=lambda: outcome.append(
+            a.client().put(a.url("edited.txt"), data=paused_body(), timeout=TIMEOUT).status_code
+        )
+    )
+    put.start()
+    try:
+        assert halfway.wait(30)
+        lock = b.client().request(
+            "LOCK", b.url("edited.txt"), data=LOCK_BODY, headers={"Timeout": "Second-300"}
+        )
+        assert lock.status_code == 200, (lock.status_code, lock.text[:300])
+    finally:
+        resume.set()
+        put.join(60)
+    assert outcome == [423]
+    _assert_content(b, "edited.txt", b"v1")
+
+
 def test_writes_and_moves_on_a_are_seen_by_b(pair: tuple[RunningServer, RunningServer]) -> None:
     a, b = pair
     first, second = _body(3 * MiB + 11, seed=1), _body(MiB, seed=2)
