@@ -13,7 +13,8 @@ types.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, text, update
+from sqlalchemy import Connection, and_, bindparam, text, update
+from sqlalchemy import Select as CoreSelect
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
@@ -78,6 +79,69 @@ _CHILD_BY_KEY = (
     .outerjoin(Content, col(Node.content_id) == col(Content.id))
     .where(col(Node.parent_id) == bindparam("parent"), col(Node.name_key) == bindparam("key"))
 )
+
+
+_PATH_QUERIES: dict[int, CoreSelect[tuple[object, ...]]] = {}
+# Paths up to this deep are resolved by one join; deeper ones a level at a time
+# (SQLite joins at most 64 tables, and few paths are this deep).
+JOINED_DEPTH = 12
+
+
+def resolve_names(
+    conn: Connection, root_id: int, names: list[str]
+) -> tuple[NodeRecord, list[str]] | None:
+    """The node at `names` below folder `root_id` and the stored spelling of each of
+    those names, or None (a level missing, or one before the last not a folder). One
+    query up to `JOINED_DEPTH` levels (a join per level, built once per depth), then
+    one per level: every request resolves its path, and a query per level cost most
+    of a small GET's lookups."""
+    if not names:
+        root = conn.execute(NODE_BY_ID, {"id": root_id}).first()
+        return (NodeRecord._make(root), []) if root else None
+    if len(names) > JOINED_DEPTH:
+        upper = resolve_names(conn, root_id, names[:JOINED_DEPTH])
+        if upper is None or upper[0].kind != DIR:
+            return None
+        lower = resolve_names(conn, upper[0].id, names[JOINED_DEPTH:])
+        return None if lower is None else (lower[0], upper[1] + lower[1])
+    params: dict[str, object] = {"root": root_id}
+    params.update((f"k{i}", name_key(name)) for i, name in enumerate(names, 1))
+    row = conn.execute(_path_query(len(names)), params).first()
+    if row is None:
+        return None
+    record = NodeRecord._make(row[len(names) - 1 :])
+    return record, [str(name) for name in row[: len(names) - 1]] + [record.name]
+
+
+def _path_query(depth: int) -> CoreSelect[tuple[object, ...]]:
+    """SELECT the names of levels 1..depth-1 and the record of level `depth` below
+    node :root, level i matched by its name key :k<i>, every level above the last a
+    folder."""
+    query = _PATH_QUERIES.get(depth)
+    if query is not None:
+        return query
+    table = Node.__table__  # type: ignore[attr-defined]
+    levels = [table.alias(f"n{i}") for i in range(depth + 1)]
+    joined = levels[0]
+    for i in range(1, depth + 1):
+        joined = joined.join(
+            levels[i],
+            and_(
+                levels[i].c.parent_id == levels[i - 1].c.id,
+                levels[i].c.name_key == bindparam(f"k{i}"),
+            ),
+        )
+    last, contents = levels[-1], Content.__table__  # type: ignore[attr-defined]
+    joined = joined.outerjoin(contents, contents.c.id == last.c.content_id)
+    record = [last.c[name] for name in NodeRecord._fields[:9]]  # id .. content_id
+    record += [contents.c.digest, last.c.content_type, last.c.rev]
+    query = (
+        core_select(*(level.c.name for level in levels[1:-1]), *record)
+        .select_from(joined)
+        .where(levels[0].c.id == bindparam("root"), *(lv.c.kind == DIR for lv in levels[:-1]))
+    )
+    _PATH_QUERIES[depth] = query
+    return query
 
 
 def to_record(row: tuple[Node, str | None]) -> NodeRecord:

@@ -39,12 +39,12 @@ from providers.catalog.rows import (
     NODE_BY_ID,
     SUBTREES_FILE_BYTES,
     charge_used_bytes,
-    child_record,
     find_child,
     lock_dir,
     names_below,
     node_select,
     path_names,
+    resolve_names,
     to_record,
 )
 from providers.catalog.schema import Content, Node, Prop, User
@@ -86,18 +86,9 @@ class Tree:
         """The node at `names` below `root_id` and the stored spelling of each of those
         names, or None. Names are matched by `name_key`, so any spelling finds the node,
         and the returned names are the ones to show. Every request resolves its path, so
-        this is one prebuilt Core query per path level, without ORM objects."""
-        stored: list[str] = []
+        this is one Core query whatever the depth (`rows.resolve_names`)."""
         with self._db.connection() as conn:
-            row = conn.execute(NODE_BY_ID, {"id": root_id}).first()
-            node = NodeRecord._make(row) if row else None
-            for name in names:
-                if node is None or node.kind != DIR:
-                    return None
-                node = child_record(conn, node.id, name)
-                if node is not None:
-                    stored.append(node.name)
-            return (node, stored) if node else None
+            return resolve_names(conn, root_id, names)
 
     def in_home(self, node_id: int) -> tuple[NodeRecord, tuple[str, ...]] | None:
         """Node `node_id` and the stored names of its path in its owner's home; None

@@ -18,6 +18,8 @@ from providers.catalog import (
     NewContent,
     UserRecord,
 )
+from providers.catalog.records import NodeRecord
+from providers.catalog.rows import NODE_BY_ID, child_record
 from providers.catalog.schema import Chunk, User
 from providers.errors import ChunkGone, Conflict, NotFound, QuotaExceeded
 
@@ -384,3 +386,33 @@ def test_quota(catalog: Catalog, alice: UserRecord) -> None:
 def test_create_schema_is_idempotent(catalog: Catalog) -> None:
     catalog.create_schema()
     assert catalog.users.count() == 0
+
+
+def _level_by_level(catalog: Catalog, root_id: int, names: list[str]) -> NodeRecord | None:
+    with catalog.db.connection() as conn:
+        node = conn.execute(NODE_BY_ID, {"id": root_id}).first()
+        found = NodeRecord._make(node) if node else None
+        for name in names:
+            found = child_record(conn, found.id, name) if found else None
+    return found
+
+
+def test_a_path_resolves_in_one_query_at_any_depth_as_level_by_level(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    tree, folder = catalog.tree, alice.home_id
+    spelled = []
+    for level in range(30):  # deeper than one join takes (`rows.JOINED_DEPTH`)
+        name = CAFE_NFD + f" {level}"
+        folder = tree.mkdir(folder, name, alice.id, "/" + "/".join([*spelled, name])).id
+        spelled.append(name)
+    node, _ = commit(catalog, alice, folder, "Leaf.txt", stored_content(catalog, b"leaf"))
+    asked = [unicodedata.normalize("NFC", name) for name in spelled]
+    for depth in (1, 2, 12, 13, 25, 30):
+        found = tree.resolve_path(alice.home_id, asked[:depth])
+        assert found is not None and found[1] == spelled[:depth]
+        assert found[0] == _level_by_level(catalog, alice.home_id, asked[:depth])
+    assert tree.resolve_path(alice.home_id, [*asked, "Leaf.txt"]) == (node, [*spelled, "Leaf.txt"])
+    assert tree.resolve_path(alice.home_id, [*asked, "Leaf.txt", "below a file"]) is None
+    assert tree.resolve_path(alice.home_id, [*asked[:12], "missing", *asked[13:]]) is None
+    assert tree.resolve_path(alice.home_id, [*asked[:20], "missing"]) is None
