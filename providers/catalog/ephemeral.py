@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, case, delete, func
+from sqlalchemy import String, bindparam, case, delete, func
 from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.schema import Ephemeral, ExpiringCount
@@ -101,14 +102,10 @@ class ExpiringCounters:
         self._db = db
         self._prefix = prefix
         self._bumps = 0
-        # Built once: every request reads its login's counters, and building the
-        # statement cost three times what running it does.
-        self._live = select(
-            col(ExpiringCount.key), col(ExpiringCount.count), col(ExpiringCount.expires)
-        ).where(
-            col(ExpiringCount.key).in_(bindparam("keys", expanding=True)),
-            col(ExpiringCount.expires) > bindparam("now"),
-        )
+        # A statement per number of keys, built once: every request reads its login's
+        # counters, and building the select (or expanding an IN list) cost more than
+        # SQLite running it.
+        self._live: dict[int, Select[str, int, float]] = {}
 
     def read(self, keys: Sequence[str]) -> list[tuple[int, int]]:
         names = [self._prefix + key for key in keys]
@@ -116,13 +113,26 @@ class ExpiringCounters:
         found: dict[str, tuple[int, float]] = {}
         with self._db.connection() as conn:
             for i in range(0, len(names), IN_BATCH):
-                rows = conn.execute(self._live, {"keys": names[i : i + IN_BATCH], "now": now})
+                batch = names[i : i + IN_BATCH]
+                params = {f"k{n}": name for n, name in enumerate(batch)}
+                rows = conn.execute(self._live_of(len(batch)), {**params, "now": now})
                 found.update((key, (count, expires)) for key, count, expires in rows)
         counts = []
         for name in names:
             count, expires = found.get(name, (0, now))
             counts.append((count, max(0, int((expires - now) * 1000))))
         return counts
+
+    def _live_of(self, count: int) -> Select[str, int, float]:
+        """The live rows among `count` keys bound as :k0, :k1, ... (and :now)."""
+        statement = self._live.get(count)
+        if statement is None:
+            keys = [bindparam(f"k{n}", type_=String) for n in range(count)]
+            statement = select(
+                col(ExpiringCount.key), col(ExpiringCount.count), col(ExpiringCount.expires)
+            ).where(col(ExpiringCount.key).in_(keys), col(ExpiringCount.expires) > bindparam("now"))
+            self._live[count] = statement
+        return statement
 
     def bump(self, keys: Sequence[str], window: float) -> None:
         now = time.time()
