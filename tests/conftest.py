@@ -7,7 +7,6 @@ In CI (`CI=true`) a skipped test counts as a failure: a missing tool must fail t
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import traceback
@@ -43,7 +42,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # A request that times out against a server running in this process (`start_server`)
 # leaves no trace of why; the stacks of every thread show where it waits. Threads with
 # the same stack (thousands of idle pool threads) are shown once, with their count.
-TIMEOUTS = (requests.exceptions.Timeout, socket.timeout, TimeoutError)
+TIMEOUTS = (requests.exceptions.Timeout, TimeoutError)  # socket.timeout is TimeoutError
 
 
 def _thread_stacks() -> str:
