@@ -31,10 +31,12 @@ from typing import Any
 
 import psutil
 
+from tests.bench import s3_ceiling
 from tests.bench import slow_clients as slow
 from tests.bench import sync_workloads as work
 from tests.bench.bench import (
     MIB,
+    FullStack,
     Server,
     Target,
     find_tool,
@@ -46,7 +48,7 @@ from tests.bench.bench import (
     split_targets,
     workspace,
 )
-from tests.bench.sync_report import goals, report
+from tests.bench.sync_report import S3_RAW, goals, report
 
 GIB = 1024 * MIB
 Results = dict[str, float]
@@ -84,9 +86,23 @@ def measure(server: Server, plan: Plan, workdir: Path) -> Results:
     return out
 
 
-def run_target(target: Target, tmp: Path, plan: Plan) -> Results:
+def s3_raw_target(full: FullStack) -> Target:
+    """The S3 server of the full stack on its own: rows 5 and 6 only, no server of ours."""
+
+    def refuse(_workdir: Path) -> Server:
+        raise RuntimeError("the S3 server is measured directly, not started")
+
+    return Target(S3_RAW, False, refuse)
+
+
+def run_target(target: Target, tmp: Path, plan: Plan, full: FullStack | None) -> Results:
     """Start `target` on a fresh data directory, measure it, stop it. The directory is
     kept until the run ends (see `tests.bench.bench.run_target` for why)."""
+    if target.name == S3_RAW:
+        assert full is not None
+        put, get = s3_ceiling.raw_put_get(full.s3, plan.payload, plan.big)
+        settle(plan.payload)
+        return {"big_put": put, "big_get": get}
     prefix = target.name.replace("/", "-") + "-"
     workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp))
     server = target.start(workdir)
@@ -108,14 +124,14 @@ def run_target(target: Target, tmp: Path, plan: Plan) -> Results:
 
 
 def run_rounds(
-    rounds: int, targets: list[Target], tmp: Path, plan: Plan
+    rounds: int, targets: list[Target], tmp: Path, plan: Plan, full: FullStack | None
 ) -> dict[str, list[Results]]:
     runs: dict[str, list[Results]] = {t.name: [] for t in targets}
     for rnd in range(rounds):
         for target in targets if rnd % 2 == 0 else targets[::-1]:
             started = time.monotonic()
             try:
-                result = run_target(target, tmp, plan)
+                result = run_target(target, tmp, plan, full)
             except Exception as e:  # report and carry on with the other targets
                 print(f"round {rnd + 1} {target.name}: FAILED: {e}", flush=True)
                 continue
@@ -246,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = prepare(args, tmp, counts)
         ours = [ours_target(st, full, n) for st in args.stacks for n in args.workers]
         targets = interleave(ours, peer_targets(args.peers))
-        runs = run_rounds(args.rounds, targets, tmp, plan)
+        if full is not None:
+            targets.append(s3_raw_target(full))
+        runs = run_rounds(args.rounds, targets, tmp, plan, full)
         report(targets, runs)
         goals(targets, runs)
         print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
