@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _WRITE_OPTION = "davserver_write"
 IN_BATCH = 500  # values per IN list: well under every backend's bound-parameter limit
+PING_AFTER_REST = 1.0  # seconds a pooled server connection rests before it is pinged
+_RESTED_SINCE = "davserver_rested_since"
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -86,14 +88,39 @@ def _open_lock(path: str) -> int:
 
 def _server_engine(url: str) -> Engine:
     connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         pool_timeout=30,
         connect_args=connect_args,
     )
+    _ping_rested_connections(engine)
+    return engine
+
+
+def _ping_rested_connections(engine: Engine) -> None:
+    """Check a pooled connection before lending it only if it rested `PING_AFTER_REST`
+    seconds or more (or is new), instead of before every transaction (`pool_pre_ping`):
+    a round trip of its own per transaction was 7 % of a small PUT on PostgreSQL, and
+    a connection in steady use has just answered. A dead one found so is replaced
+    before the request uses it (the first request after a database restart works); one
+    that dies while in steady use fails its request with 503, and SQLAlchemy then
+    replaces every connection of the pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_RESTED_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_RESTED_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_REST:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # any failure: the pool retries with a new connection
+            raise sa_exc.DisconnectionError(f"pooled connection is dead: {e}") from e
 
 
 def _is_retryable(error: sa_exc.DBAPIError) -> bool:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import NullPool, create_engine
 
 from providers.catalog import Catalog
+from providers.errors import Unavailable
 from tests.services.postgres import PostgresService
 from tests.unit.test_catalog import check_claim_many
 
@@ -21,3 +24,46 @@ def pg_catalog(postgres_service: PostgresService) -> Iterator[Catalog]:
 
 def test_claim_many_on_postgres(pg_catalog: Catalog) -> None:
     check_claim_many(pg_catalog)
+
+
+def _kill_other_connections(catalog: Catalog) -> int:
+    """Terminate every session of the catalog's database, from a connection of its own
+    outside the catalog's pool (as a database restart would)."""
+    url = catalog.db.engine.url.render_as_string(hide_password=False)
+    killer = create_engine(url, poolclass=NullPool)
+    try:
+        with killer.connect() as conn:
+            killed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar()
+    finally:
+        killer.dispose()
+    return int(killed or 0)
+
+
+def _users(catalog: Catalog) -> int:
+    with catalog.db.connection() as conn:
+        return int(conn.exec_driver_sql('SELECT count(*) FROM "user"').scalar() or 0)
+
+
+def test_a_rested_connection_that_died_is_replaced_before_use(
+    pg_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections are pinged only after resting (`PING_AFTER_REST`): a dead
+    one is replaced then, unseen by the caller; one in steady use is not pinged, so
+    its death fails one transaction (503), and the pool is renewed for the next."""
+    import providers.catalog.db as db_module
+
+    with ThreadPoolExecutor(2) as pool:  # two pooled connections, both used just now
+        list(pool.map(lambda _: _users(pg_catalog), range(2)))
+    monkeypatch.setattr(db_module, "PING_AFTER_REST", 3600.0)
+    assert _kill_other_connections(pg_catalog) == 2
+    with pytest.raises(Unavailable):  # in steady use: not pinged, the death shows once
+        _users(pg_catalog)
+    assert _users(pg_catalog) == 0  # the pool was renewed
+
+    _users(pg_catalog)
+    monkeypatch.setattr(db_module, "PING_AFTER_REST", 0.0)  # every connection has rested
+    assert _kill_other_connections(pg_catalog) >= 1
+    assert _users(pg_catalog) == 0  # pinged, found dead, replaced: no error
