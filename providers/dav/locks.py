@@ -11,6 +11,7 @@ before every mutation at any door.
 from __future__ import annotations
 
 import functools
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -27,7 +28,7 @@ from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 from providers import redis_store
 from providers.catalog import Catalog
 from providers.dav.errors import dav_error_context
-from providers.dav.lock_storage import LEASE_TTL, CatalogLockStorage, ancestors
+from providers.dav.lock_storage import LEASE_TTL, CatalogLockStorage, Lock, ancestors
 from providers.errors import Locked, Unavailable
 from providers.operations import Actor, Place, lock_url
 from providers.operations.locks import Depth
@@ -46,8 +47,9 @@ class MemberTokenLockManager(LockManager):
     which locks each file it has open for writing and sends those tokens with the MOVE,
     got 423 renaming a folder that held a file not yet uploaded: `mv` failed with EIO.
 
-    On a `CatalogLockStorage` the locks on the URL, its ancestors and (Depth infinity)
-    its members come from one query instead of one per ancestor: every write asks.
+    On the catalog and on Redis the locks on the URL, its ancestors and (Depth
+    infinity) its members come from one `locks_on_path` call instead of one per
+    ancestor: every write asks.
     """
 
     def acquire(
@@ -84,8 +86,11 @@ class MemberTokenLockManager(LockManager):
     def _get_write_conflicts(
         self, url: str, depth: str, token_list: list[str], principal: str
     ) -> Any:
-        if isinstance(self.storage, CatalogLockStorage):
-            return self._catalog_conflicts(url, depth, token_list, principal)
+        """What WsgiDAV's `_get_write_conflicts` decides, from one `locks_on_path` call
+        (see `_path_conflicts`); on a storage without it, WsgiDAV's walk of the URL
+        and its ancestors, then the members as `_path_conflicts` counts them."""
+        if isinstance(self.storage, CatalogLockStorage | RedisLockStorage):
+            return self._path_conflicts(self.storage, url, depth, token_list, principal)
         conflicts = super()._get_write_conflicts(url, "0", token_list, principal)
         if depth == "infinity":
             members = self.storage.get_lock_list(
@@ -96,15 +101,19 @@ class MemberTokenLockManager(LockManager):
                     conflicts.add_href(lock["root"])
         return conflicts
 
-    def _catalog_conflicts(
-        self, url: str, depth: str, token_list: list[str], principal: str
+    def _path_conflicts(
+        self,
+        storage: CatalogLockStorage | RedisLockStorage,
+        url: str,
+        depth: str,
+        token_list: list[str],
+        principal: str,
     ) -> DAVErrorCondition:
-        """What `_get_write_conflicts` decides, from one `locks_on_path` query: a lock on
-        the URL, on an ancestor (only Depth infinity ones) or, for a Depth-infinity
-        write, on a member conflicts unless the principal owns it and sent its token."""
+        """A lock on the URL, on an ancestor (only Depth infinity ones) or, for a
+        Depth-infinity write, on a member conflicts unless the principal owns it and
+        sent its token."""
         conflicts = DAVErrorCondition(PRECONDITION_CODE_LockConflict)
         above = set(ancestors(normalize_lock_root(url)))
-        storage = cast(CatalogLockStorage, self.storage)
         for lock in storage.locks_on_path(url, include_children=depth == "infinity"):
             if lock["root"] in above and lock["depth"] != "infinity":
                 continue
@@ -175,6 +184,36 @@ class RedisLockStorage(LockStorageRedis):
         finally:
             with dav_error_context(), redis_store.translated("lock store"):
                 mutex.release()
+
+    def locks_on_path(self, path: str, *, include_children: bool) -> list[Lock]:
+        """The locks on `path` and on each of its ancestors (and, with
+        `include_children`, below it), as `get_lock_list` finds them level by level,
+        in two round trips (every level's token list, then the locks they name) instead
+        of one or more per level (the URL and each ancestor up to the root): every
+        write asks, a PUT twice."""
+        root = normalize_lock_root(path)
+        with dav_error_context(), redis_store.translated("lock store"):
+            lists = self._pipelined(
+                "lrange",
+                [(self._redis_url2token_prefix.format(r), 0, -1) for r in [root, *ancestors(root)]],
+            )
+            tokens = [token.decode("utf-8") for found in lists for token in found]
+            stored = self._pipelined("get", [(self._redis_lock_prefix.format(t),) for t in tokens])
+        locks: list[Lock] = [pickle.loads(lock) for lock in stored if lock]
+        if include_children:
+            locks += self.get_lock_list(
+                root, include_root=False, include_children=True, token_only=False
+            )
+        return locks
+
+    def _pipelined(self, command: str, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """`command` once per argument tuple, all in one round trip."""
+        if not calls:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for args in calls:
+            getattr(pipe, command)(*args)
+        return list(pipe.execute())
 
     get = _answers_503(LockStorageRedis.get)
     create = _answers_503(LockStorageRedis.create)

@@ -136,6 +136,25 @@ def test_lock_lists_of_a_root_and_its_children(pair: Pair) -> None:
     assert storage.get_lock_list("/a/b/c", **ROOT_ONLY) == []
 
 
+@pytest.mark.parametrize("pair", [k for k in KINDS if k != "dict"], indirect=True)
+def test_locks_on_a_path_are_those_of_each_level(pair: Pair) -> None:
+    """`locks_on_path` (the catalog's and Redis's one-call answer to every write's
+    question) gives what `get_lock_list` gives for the path and each ancestor, and
+    with children what it gives below the path; a token whose lock is gone is left out."""
+    storage, peer = pair  # (WsgiDAV's dict storage has no such call)
+    for path in ["/", "/dav", "/dav/a", "/dav/a", "/dav/a/b/f", "/dav/ab", "/dav/a/c", "/x"]:
+        storage.create(path, new_lock())
+    gone = storage.create("/dav/a/b", new_lock())
+    storage.delete(gone["token"])
+    levels = ["/dav/a/b", "/dav/a", "/dav", "/"]
+    each = [lock for level in levels for lock in peer.get_lock_list(level, **ROOT_ONLY)]
+    assert roots(peer.locks_on_path("/dav/a/b/", include_children=False)) == roots(each)
+    assert roots(each) == ["/", "/dav", "/dav/a", "/dav/a"]
+    below = peer.get_lock_list("/dav/a/b", **CHILDREN)
+    assert roots(peer.locks_on_path("/dav/a/b", include_children=True)) == roots(each + below)
+    assert roots(below) == ["/dav/a/b/f"]
+
+
 def test_a_lock_taken_through_one_storage_is_seen_through_another(pair: Pair) -> None:
     storage, peer = pair
     lock = storage.create("/dav/bob/f.txt", new_lock(principal="bob"))
