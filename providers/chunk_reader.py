@@ -36,6 +36,7 @@ class ChunkReader(io.RawIOBase):
         extents: list[ExtentRecord],
         size: int,
         label: str = "",
+        locators: dict[str, Locator] | None = None,
     ) -> None:
         super().__init__()
         self._store = store
@@ -45,7 +46,8 @@ class ChunkReader(io.RawIOBase):
         self._size = size
         self._pos = 0
         self._fetches: dict[int, Future[bytes]] = {}
-        self._locators: dict[str, Locator] = {}  # looked up a page of extents at a time
+        # looked up a page of extents at a time, unless the caller knew them all
+        self._locators: dict[str, Locator] = dict(locators or {})
 
     def readable(self) -> bool:
         return True

@@ -60,7 +60,7 @@ from providers.catalog import (
     NodeRecord,
 )
 from providers.checksums import ChecksumLanes, Hasher
-from providers.chunk_reader import ChunkReader
+from providers.chunk_reader import LOCATOR_PAGE, ChunkReader
 from providers.chunker import BlockReader, Chunker, Reader
 from providers.codec import RAW, ChunkVault
 from providers.errors import (
@@ -126,9 +126,15 @@ class FileStore:
 
     def reader(self, content_id: int | None, size: int, *, label: str = "") -> ChunkReader:
         """A reader of the content; `label` says what it is in a log line (a file's id
-        and name, say; default: the content's id)."""
-        extents = self.catalog.contents.extents(content_id) if content_id else []
-        return ChunkReader(self, extents, size, label or f"content {content_id}")
+        and name, say; default: the content's id). A content of at most one page of
+        the smallest chunks has its locators looked up with its extents."""
+        label = label or f"content {content_id}"
+        if not content_id:
+            return ChunkReader(self, [], size, label)
+        if size <= LOCATOR_PAGE * self.chunker.min_size:
+            extents, locators = self.catalog.locators.of_content(content_id)
+            return ChunkReader(self, extents, size, label, locators)
+        return ChunkReader(self, self.catalog.contents.extents(content_id), size, label)
 
     def extents_reader(self, extents: list[ExtentRecord]) -> ChunkReader:
         """A reader over `extents` in order (e.g. a resumable upload's parts)."""

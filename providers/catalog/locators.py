@@ -18,12 +18,20 @@ from sqlalchemy import and_, bindparam, func, select, update
 from sqlmodel import col
 
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import Locator
-from providers.catalog.schema import CHUNK_DELETING, Chunk
+from providers.catalog.records import RAW_LOCATOR, ExtentRecord, Locator
+from providers.catalog.schema import CHUNK_DELETING, Chunk, Extent
 
 _LOCATOR = (col(Chunk.codec), col(Chunk.key_id), col(Chunk.stored_size))
 _BY_HASH = select(col(Chunk.hash), *_LOCATOR).where(
     col(Chunk.hash).in_(bindparam("hashes", expanding=True))
+)
+
+_LOCATED_EXTENTS = (  # prebuilt: every GET of a small file asks
+    select(col(Extent.offset), col(Extent.size), col(Extent.chunk_hash), *_LOCATOR)
+    .select_from(Extent)
+    .outerjoin(Chunk, col(Chunk.hash) == col(Extent.chunk_hash))
+    .where(col(Extent.content_id) == bindparam("content"))
+    .order_by(col(Extent.seq))
 )
 
 
@@ -63,6 +71,21 @@ class ChunkLocators:
                 for h, codec, key_id, stored in conn.execute(_BY_HASH, {"hashes": batch}):
                     found[h] = Locator(codec, key_id, stored)
         return found
+
+    def of_content(self, content_id: int) -> tuple[list[ExtentRecord], dict[str, Locator]]:
+        """The content's extents in file order and their chunks' locators, in one
+        query (a small file's reader needs both before its first byte; apart they
+        were two round trips to the database). A chunk without a row reads as raw, as
+        `get` leaves it to its caller."""
+        extents: list[ExtentRecord] = []
+        locators: dict[str, Locator] = {}
+        with self._db.connection() as conn:
+            for offset, size, chunk_hash, codec, key_id, stored in conn.execute(
+                _LOCATED_EXTENTS, {"content": content_id}
+            ):
+                extents.append(ExtentRecord(offset, size, chunk_hash))
+                locators[chunk_hash] = Locator(codec, key_id, stored) if codec else RAW_LOCATOR
+        return extents, locators
 
     def describe(self, chunk_hash: str) -> tuple[int, Locator] | None:
         """The chunk's size and locator, or None if it has no row."""

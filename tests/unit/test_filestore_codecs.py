@@ -88,6 +88,27 @@ def test_a_file_of_more_chunks_than_a_locator_page_reads_back(
         assert reader.readall() == data
 
 
+def test_a_small_file_is_read_with_its_locators_looked_up_with_its_extents(
+    coded: FileStore, user: UserRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to one locator page of the smallest chunks, the reader gets the extents and
+    their locators in one query (`ChunkLocators.of_content`); above, page by page."""
+    small = text(LOCATOR_PAGE * KIB, seed=4)  # at most one page of 1 KiB chunks
+    big = text(LOCATOR_PAGE * KIB + 1, seed=5)
+    small_node, big_node = save(coded, user, "small", small), save(coded, user, "big", big)
+    pages: list[int] = []
+    paged = coded.catalog.locators.get
+    monkeypatch.setattr(
+        coded.catalog.locators, "get", lambda hashes: pages.append(1) or paged(hashes)
+    )
+    with coded.reader(small_node.content_id, small_node.size) as reader:
+        assert reader.readall() == small
+    assert pages == []
+    with coded.reader(big_node.content_id, big_node.size) as reader:
+        assert reader.readall() == big
+    assert pages
+
+
 def test_old_raw_chunks_and_new_ones_mix(
     catalog: Catalog, files: FileStore, coded: FileStore, user: UserRecord
 ) -> None:
