@@ -54,6 +54,7 @@ from providers.catalog import (
     CLAIM_BUSY,
     CLAIM_UPLOAD,
     Catalog,
+    ContentView,
     ExtentRecord,
     Locator,
     NewContent,
@@ -124,17 +125,31 @@ class FileStore:
         bytes before these (`Hasher`), so the content's checksums cover both."""
         return FileWriter(self, limit, Hasher(extra, resume=resume))
 
-    def reader(self, content_id: int | None, size: int, *, label: str = "") -> ChunkReader:
+    def reader(
+        self,
+        content_id: int | None,
+        size: int,
+        *,
+        label: str = "",
+        view: ContentView | None = None,
+    ) -> ChunkReader:
         """A reader of the content; `label` says what it is in a log line (a file's id
-        and name, say; default: the content's id). A content of at most one page of
-        the smallest chunks has its locators looked up with its extents."""
+        and name, say; default: the content's id); `view`: the content's extents and
+        locators, already looked up (`content_view`)."""
         label = label or f"content {content_id}"
+        if view is not None:
+            return ChunkReader(self, view.extents, size, label, view.locators)
         if not content_id:
             return ChunkReader(self, [], size, label)
-        if size <= LOCATOR_PAGE * self.chunker.min_size:
-            extents, locators = self.catalog.locators.of_content(content_id)
-            return ChunkReader(self, extents, size, label, locators)
         return ChunkReader(self, self.catalog.contents.extents(content_id), size, label)
+
+    def content_view(self, content_id: int | None, size: int) -> ContentView | None:
+        """The content's checksums, extents and locators in one query, if it has at
+        most one locator page of the smallest chunks (a larger one's reader looks its
+        locators up page by page); else None."""
+        if not content_id or size > LOCATOR_PAGE * self.chunker.min_size:
+            return None
+        return self.catalog.locators.content_view(content_id)
 
     def extents_reader(self, extents: list[ExtentRecord]) -> ChunkReader:
         """A reader over `extents` in order (e.g. a resumable upload's parts)."""

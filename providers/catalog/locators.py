@@ -18,19 +18,29 @@ from sqlalchemy import and_, bindparam, func, select, update
 from sqlmodel import col
 
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.records import RAW_LOCATOR, ExtentRecord, Locator
-from providers.catalog.schema import CHUNK_DELETING, Chunk, Extent
+from providers.catalog.records import RAW_LOCATOR, ContentView, ExtentRecord, Locator
+from providers.catalog.schema import CHUNK_DELETING, Chunk, Content, Extent
+from providers.checksums import Checksums
 
 _LOCATOR = (col(Chunk.codec), col(Chunk.key_id), col(Chunk.stored_size))
 _BY_HASH = select(col(Chunk.hash), *_LOCATOR).where(
     col(Chunk.hash).in_(bindparam("hashes", expanding=True))
 )
 
-_LOCATED_EXTENTS = (  # prebuilt: every GET of a small file asks
-    select(col(Extent.offset), col(Extent.size), col(Extent.chunk_hash), *_LOCATOR)
-    .select_from(Extent)
+_CONTENT_VIEW = (  # prebuilt: every GET of a small file asks
+    select(
+        col(Content.sha1),
+        col(Content.md5),
+        col(Content.sha256),
+        col(Extent.offset),
+        col(Extent.size),
+        col(Extent.chunk_hash),
+        *_LOCATOR,
+    )
+    .select_from(Content)
+    .outerjoin(Extent, col(Extent.content_id) == col(Content.id))
     .outerjoin(Chunk, col(Chunk.hash) == col(Extent.chunk_hash))
-    .where(col(Extent.content_id) == bindparam("content"))
+    .where(col(Content.id) == bindparam("content"))
     .order_by(col(Extent.seq))
 )
 
@@ -72,20 +82,23 @@ class ChunkLocators:
                     found[h] = Locator(codec, key_id, stored)
         return found
 
-    def of_content(self, content_id: int) -> tuple[list[ExtentRecord], dict[str, Locator]]:
-        """The content's extents in file order and their chunks' locators, in one
-        query (a small file's reader needs both before its first byte; apart they
-        were two round trips to the database). A chunk without a row reads as raw, as
-        `get` leaves it to its caller."""
+    def content_view(self, content_id: int) -> ContentView:
+        """The content's checksums, extents in file order and their chunks' locators,
+        in one query (a small file's GET needs all three before its first byte; apart
+        they were three round trips to the database)."""
+        checksums: Checksums | None = None
         extents: list[ExtentRecord] = []
         locators: dict[str, Locator] = {}
         with self._db.connection() as conn:
-            for offset, size, chunk_hash, codec, key_id, stored in conn.execute(
-                _LOCATED_EXTENTS, {"content": content_id}
-            ):
-                extents.append(ExtentRecord(offset, size, chunk_hash))
-                locators[chunk_hash] = Locator(codec, key_id, stored) if codec else RAW_LOCATOR
-        return extents, locators
+            rows = conn.execute(_CONTENT_VIEW, {"content": content_id}).all()
+        for sha1, md5, sha256, offset, size, chunk_hash, codec, key_id, stored in rows:
+            if sha1 and md5 and sha256:
+                checksums = Checksums(sha1=sha1, md5=md5, sha256=sha256)
+            if chunk_hash is None:  # an empty content: one row, no extent
+                continue
+            extents.append(ExtentRecord(offset, size, chunk_hash))
+            locators[chunk_hash] = Locator(codec, key_id, stored) if codec else RAW_LOCATOR
+        return ContentView(checksums, extents, locators)
 
     def describe(self, chunk_hash: str) -> tuple[int, Locator] | None:
         """The chunk's size and locator, or None if it has no row."""

@@ -150,6 +150,17 @@ RAW_LOCATOR = Locator()
 
 
 @dataclass(frozen=True)
+class ContentView:
+    """A content as a GET of a small file needs it, from one query: its checksums
+    (None: not all three known yet), its extents in file order and their chunks'
+    locators (a chunk without a row reads as raw)."""
+
+    checksums: Checksums | None
+    extents: list[ExtentRecord]
+    locators: dict[str, Locator]
+
+
+@dataclass(frozen=True)
 class ChunkRecord:
     """A chunk row: its hash, size and state (uploading, stored or deleting)."""
 

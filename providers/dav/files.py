@@ -23,7 +23,7 @@ from wsgidav import util
 from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVNonCollection
 
-from providers.catalog import NewContent, NodeRecord
+from providers.catalog import ContentView, NewContent, NodeRecord
 from providers.checksums import Checksums
 from providers.chunk_reader import ChunkReader
 from providers.dav.errors import dav_error_context, dav_errors
@@ -96,12 +96,22 @@ class FileResource(NodeMixin, FileFacts, DAVNonCollection):
     _pending: PendingWrite | None = None  # the upload of a PUT in progress
     _content_type: str | None = None
     _checksums: Checksums | None = _UNKNOWN
+    _view: ContentView | None = None  # a small file's content, looked up with its checksums
 
     def checksums(self) -> Checksums | None:
-        """The content's stored checksums (looked up once; None: none yet)."""
+        """The content's stored checksums (looked up once; None: none yet). A small
+        file's come with its extents and locators, kept for `get_content`: a GET asks
+        for both, and one query answers."""
         if self._checksums is _UNKNOWN:
-            with dav_error_context():
-                found = self.provider.ops.checksums(self.node) if self.node.id else None
+            found = None
+            if self.node.id:
+                with dav_error_context():
+                    files = self.provider.ops.files
+                    self._view = files.content_view(self.node.content_id, self.node.size)
+                    if self._view is None:
+                        found = self.provider.ops.checksums(self.node)
+                    else:
+                        found = self._view.checksums
             self._checksums = found
         return self._checksums
 
@@ -129,7 +139,9 @@ class FileResource(NodeMixin, FileFacts, DAVNonCollection):
     @dav_errors
     def get_content(self) -> Any:
         files = self.provider.ops.files
-        reader = files.reader(self.node.content_id, self.node.size, label=file_label(self.node))
+        reader = files.reader(
+            self.node.content_id, self.node.size, label=file_label(self.node), view=self._view
+        )
         return _DavReader(reader)
 
     @dav_errors
@@ -184,7 +196,7 @@ class FileResource(NodeMixin, FileFacts, DAVNonCollection):
         node = self.provider.ops.commit(
             actor, pending, content, mtime=mtime, content_type=self._content_type
         )
-        self._checksums = content.checksums
+        self._checksums, self._view = content.checksums, None  # the old content's view
         self.environ[STORED_CHECKSUMS] = content.checksums
         shown = (*self.located.shown[:-1], node.name)
         names = (*pending.place.owner_names[:-1], node.name)

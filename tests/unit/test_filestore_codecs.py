@@ -88,25 +88,41 @@ def test_a_file_of_more_chunks_than_a_locator_page_reads_back(
         assert reader.readall() == data
 
 
-def test_a_small_file_is_read_with_its_locators_looked_up_with_its_extents(
+def test_a_small_file_is_viewed_in_one_query(
     coded: FileStore, user: UserRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Up to one locator page of the smallest chunks, the reader gets the extents and
-    their locators in one query (`ChunkLocators.of_content`); above, page by page."""
+    """Up to one locator page of the smallest chunks, a content's checksums, extents
+    and locators come from one query (`content_view`) and its reader looks nothing up;
+    above, there is no view and the reader looks its locators up page by page."""
     small = text(LOCATOR_PAGE * KIB, seed=4)  # at most one page of 1 KiB chunks
     big = text(LOCATOR_PAGE * KIB + 1, seed=5)
     small_node, big_node = save(coded, user, "small", small), save(coded, user, "big", big)
+    view = coded.content_view(small_node.content_id, small_node.size)
+    assert view is not None
+    assert view.checksums == coded.catalog.checksums.get(small_node.content_id) is not None
+    assert view.extents == coded.catalog.contents.extents(small_node.content_id)
+    assert view.locators == coded.catalog.locators.get(e.chunk_hash for e in view.extents)
+    assert coded.content_view(big_node.content_id, big_node.size) is None
     pages: list[int] = []
     paged = coded.catalog.locators.get
     monkeypatch.setattr(
         coded.catalog.locators, "get", lambda hashes: pages.append(1) or paged(hashes)
     )
-    with coded.reader(small_node.content_id, small_node.size) as reader:
+    with coded.reader(small_node.content_id, small_node.size, view=view) as reader:
         assert reader.readall() == small
     assert pages == []
     with coded.reader(big_node.content_id, big_node.size) as reader:
         assert reader.readall() == big
     assert pages
+
+
+def test_an_empty_content_is_viewed(coded: FileStore, user: UserRecord) -> None:
+    node = save(coded, user, "empty", b"")
+    view = coded.content_view(node.content_id, node.size)
+    assert view is not None and view.extents == [] and view.locators == {}
+    assert view.checksums == coded.catalog.checksums.get(node.content_id)
+    with coded.reader(node.content_id, 0, view=view) as reader:
+        assert reader.readall() == b""
 
 
 def test_old_raw_chunks_and_new_ones_mix(
