@@ -346,8 +346,9 @@ class _BlockUrls:
 
 class _Pool:
     """A bounded thread pool whose tasks return a count of bytes moved (0: none).
-    `wait()` raises the first failure; leaving the block on an error cancels what
-    has not started and waits for what has (a Ctrl-C included)."""
+    `wait()` raises the first failure; the first failure cancels what has not started
+    yet, and so does leaving the block on an error (a Ctrl-C included), which then
+    waits for what has."""
 
     def __init__(self, workers: int) -> None:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="transfer")
@@ -365,8 +366,13 @@ class _Pool:
         self._futures.append(future)
 
     def _note(self, future: Future[int]) -> None:
+        """On the first failure, cancel every task not started yet: the caller learns of
+        it only at its next `submit` or `wait`, and meanwhile (cutting and checking
+        the next batch) the workers would go on through the queue."""
         if self._failed is None and _failed(future):
             self._failed = future
+            for queued in list(self._futures):  # a copy: the caller may be appending
+                queued.cancel()
 
     def wait(self) -> None:
         futures, self._futures = self._futures, []
