@@ -375,12 +375,13 @@ class _Pool:
                 queued.cancel()
 
     def wait(self) -> None:
-        futures, self._futures = self._futures, []
+        futures = self._futures  # left in place while waiting, for `_note` to cancel
         concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
         # the first failure, before waiting for the rest (its callback may still run)
         failed = self._failed or next(filter(_failed, futures), None)
         if failed is not None:
             failed.result()
+        self._futures = []
         for future in futures:
             moved = future.result()
             if moved:
