@@ -29,6 +29,14 @@ _OF = select(col(Content.id), col(Content.sha1), col(Content.md5), col(Content.s
 )
 
 
+def from_columns(sha1: str | None, md5: str | None, sha256: str | None) -> Checksums | None:
+    """A content row's checksum columns as `Checksums`, None unless all three are set
+    (a content written before they were kept, not filled yet)."""
+    if sha1 and md5 and sha256:
+        return Checksums(sha1=sha1, md5=md5, sha256=sha256)
+    return None
+
+
 class ContentChecksums:
     """Read and fill the checksums of contents."""
 
@@ -44,8 +52,9 @@ class ContentChecksums:
             for start in range(0, len(ids), IN_BATCH):
                 rows = conn.execute(_OF, {"ids": ids[start : start + IN_BATCH]})
                 for content_id, sha1, md5, sha256 in rows:
-                    if content_id is not None and sha1 and md5 and sha256:
-                        found[content_id] = Checksums(sha1=sha1, md5=md5, sha256=sha256)
+                    checksums = from_columns(sha1, md5, sha256)
+                    if content_id is not None and checksums is not None:
+                        found[content_id] = checksums
         return found
 
     def get(self, content_id: int | None) -> Checksums | None:

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlmodel import col
 
+from providers.catalog.checksums import from_columns
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import RAW_LOCATOR, ContentView, ExtentRecord, Locator
 from providers.catalog.schema import CHUNK_DELETING, Chunk, Content, Extent
-from providers.checksums import Checksums
 
 _LOCATOR = (col(Chunk.codec), col(Chunk.key_id), col(Chunk.stored_size))
 _BY_HASH = select(col(Chunk.hash), *_LOCATOR).where(
@@ -86,18 +86,16 @@ class ChunkLocators:
         """The content's checksums, extents in file order and their chunks' locators,
         in one query (a small file's GET needs all three before its first byte; apart
         they were three round trips to the database)."""
-        checksums: Checksums | None = None
         extents: list[ExtentRecord] = []
         locators: dict[str, Locator] = {}
         with self._db.connection() as conn:
             rows = conn.execute(_CONTENT_VIEW, {"content": content_id}).all()
-        for sha1, md5, sha256, offset, size, chunk_hash, codec, key_id, stored in rows:
-            if sha1 and md5 and sha256:
-                checksums = Checksums(sha1=sha1, md5=md5, sha256=sha256)
-            if chunk_hash is None:  # an empty content: one row, no extent
-                continue
-            extents.append(ExtentRecord(offset, size, chunk_hash))
-            locators[chunk_hash] = Locator(codec, key_id, stored) if codec else RAW_LOCATOR
+        # every row repeats the content's columns; an empty content has one row, no extent
+        checksums = from_columns(*rows[0][:3]) if rows else None
+        for *_sums, offset, size, chunk_hash, codec, key_id, stored in rows:
+            if chunk_hash is not None:
+                extents.append(ExtentRecord(offset, size, chunk_hash))
+                locators[chunk_hash] = Locator(codec, key_id, stored) if codec else RAW_LOCATOR
         return ContentView(checksums, extents, locators)
 
     def describe(self, chunk_hash: str) -> tuple[int, Locator] | None:

@@ -39,6 +39,11 @@ COMPARED = ("put1", "put8", "rclone_copy", "get8", "big_get", "big_put", "propfi
 FLAT_SLACK_MIB = 16.0  # "flat": RSS at 100 % at most this, or 10 %, above RSS at 25 %
 
 
+def stack_of(name: str) -> str:
+    """The stack of one of our targets: "ours/full/w2" -> "full"."""
+    return name.split("/")[1]
+
+
 def medians(runs: dict[str, list[Results]]) -> dict[str, Results]:
     out: dict[str, Results] = {}
     for name, results in runs.items():
@@ -72,7 +77,7 @@ def report(targets: list[Target], runs: dict[str, list[Results]]) -> None:
         if not peers:
             break
         # the S3 server alone is a bound for the full stack only
-        against = [p for p in peers if p != S3_RAW or ours.split("/")[1] == "full"]
+        against = [p for p in peers if p != S3_RAW or stack_of(ours) == "full"]
         print(f"\nRatios of medians, {ours} vs peer (> 1 means ours is better)")
         rows = [
             [row, label, *(_x(ratio(med[ours], med[p], k)) for p in against)]
@@ -111,12 +116,10 @@ def goal_rows(
     if stack != "full":
         rows[5][4] = "info" if rows[5][4] != "n/a" else "n/a"  # the target is the full stack's
     elif s3_raw:
-        for key, label in (("big_put", "big PUT"), ("big_get", "big GET")):
+        for row, key, label in (("6", "big_put", "big PUT"), ("5", "big_get", "big GET")):
             value = ratio(ours, s3_raw, key)
             shown = "info" if value is not None else "n/a"
-            rows.append(
-                ["6" if key == "big_put" else "5", f"{label} vs S3 alone", "-", _x(value), shown]
-            )
+            rows.append([row, f"{label} vs S3 alone", "-", _x(value), shown])
     p99 = ours.get("propfind_p99")
     rows.append(["7", "PROPFIND p99 (reported)", "-", _ms(p99), "info" if p99 else "n/a"])
     worst, p50 = ours.get("head_max"), ours.get("head_p50")
@@ -147,8 +150,8 @@ def goals(targets: list[Target], runs: dict[str, list[Results]]) -> None:
     rows = []
     for t in targets:
         if t.ours:
-            stack = t.name.split("/")[1]  # "ours/full/w2" -> "full"
-            rows += [[t.name, *r] for r in goal_rows(med[t.name], wsgidav, rclone, stack, s3_raw)]
+            goal = goal_rows(med[t.name], wsgidav, rclone, stack_of(t.name), s3_raw)
+            rows += [[t.name, *r] for r in goal]
     if not rows:
         return
     print("\nTargets from the issue (ratios of medians, > 1 = ours better; absolute medians)")
