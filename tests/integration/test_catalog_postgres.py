@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,9 +43,12 @@ def _kill_other_connections(catalog: Catalog) -> int:
     return int(killed or 0)
 
 
-def _users(catalog: Catalog) -> int:
+def _users(catalog: Catalog, together: threading.Barrier | None = None) -> int:
     with catalog.db.connection() as conn:
-        return int(conn.exec_driver_sql('SELECT count(*) FROM "user"').scalar() or 0)
+        users = int(conn.exec_driver_sql('SELECT count(*) FROM "user"').scalar() or 0)
+        if together is not None:  # hold this connection until the others hold theirs
+            together.wait(timeout=10)
+        return users
 
 
 def test_a_rested_connection_that_died_is_replaced_before_use(
@@ -55,8 +59,9 @@ def test_a_rested_connection_that_died_is_replaced_before_use(
     its death fails one transaction (503), and the pool is renewed for the next."""
     import providers.catalog.db as db_module
 
-    with ThreadPoolExecutor(2) as pool:  # two pooled connections, both used just now
-        list(pool.map(lambda _: _users(pg_catalog), range(2)))
+    both_held = threading.Barrier(2)  # two pooled connections, both used just now
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: _users(pg_catalog, both_held), range(2)))
     monkeypatch.setattr(db_module, "PING_AFTER_REST", 3600.0)
     assert _kill_other_connections(pg_catalog) == 2
     with pytest.raises(Unavailable):  # in steady use: not pinged, the death shows once
