@@ -1,46 +1,52 @@
-"""One read transaction for a read-only request's lookups, until its first bytes.
+"""One read transaction for a request's lookups, until its body moves.
 
 A GET of a small file took eight read transactions (the login's user, the path twice,
 checksums, extents, locators...), each a BEGIN and a COMMIT costing more than its
-query. `SharedReads` runs a request of a read-only method inside `reading()` (the
-catalog's `Database.reading`) until the application yields its first piece of body:
-that covers the login, the lookups and what a small answer needs, and stops before a
-large body streams (a long read transaction holds back SQLite's WAL checkpoints).
+query; a small PUT took five before its body. `SharedReads` runs every request inside
+`reading()` (the catalog's `Database.reading`) until the application yields its first
+piece of answer or, for a method whose body may stream (PUT, PATCH, POST...), reads
+the first byte of that body, whichever comes first (an XML body, PROPFIND's or
+LOCK's, is a bounded question `RequestGuard` buffers before the lookups). That covers
+the login, the lookups and the precondition and lock checks, and stops before a large
+body streams either way (a long read transaction holds back SQLite's WAL
+checkpoints). The first write a request makes ends the sharing too
+(`Database.reading`): what a PUT does after its body, or a MOVE after its checks,
+takes transactions of its own, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
+from typing import Any
 
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
+from davserver.http.guards import XML_METHODS
 
 READ_ONLY = frozenset({"GET", "HEAD", "PROPFIND", "OPTIONS"})
+_BOUNDED_BODIES = READ_ONLY | XML_METHODS  # their bodies end no block
 
 
 class SharedReads:
-    """WSGI middleware: requests whose method is in `methods` run in `reading()` until
-    their first body piece (see the module docstring); others pass through."""
+    """WSGI middleware: every request runs in `reading()` until its first answer
+    piece, or its first body read if that body may stream (see the module
+    docstring)."""
 
     def __init__(
-        self,
-        app: WSGIApplication,
-        reading: Callable[[], AbstractContextManager[None]],
-        methods: frozenset[str] = READ_ONLY,
+        self, app: WSGIApplication, reading: Callable[[], AbstractContextManager[None]]
     ) -> None:
         self._app = app
         self._reading = reading
-        self._methods = methods
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in self._methods:
-            return self._app(environ, start_response)
-        return _Answer(self._app, environ, start_response, self._reading)
+        ends_at_body = environ.get("REQUEST_METHOD") not in _BOUNDED_BODIES
+        return _Answer(self._app, environ, start_response, self._reading, ends_at_body)
 
 
 class _Answer:
-    """The application's answer: produced up to its first piece in `reading()`, then
-    streamed as it is; `close` reaches the application's iterable (PEP 3333)."""
+    """The application's answer: produced up to its first piece in `reading()` (or up
+    to its first body read, if `ends_at_body`), then streamed as it is; `close` reaches
+    the application's iterable (PEP 3333)."""
 
     def __init__(
         self,
@@ -48,8 +54,13 @@ class _Answer:
         environ: WSGIEnvironment,
         start_response: StartResponse,
         reading: Callable[[], AbstractContextManager[None]],
+        ends_at_body: bool,
     ) -> None:
-        with reading():
+        with ExitStack() as block:  # `close()` ends it early; a second end does nothing
+            block.enter_context(reading())
+            body = environ.get("wsgi.input")
+            if ends_at_body and body is not None:
+                environ["wsgi.input"] = ending_on_read(body, block.close)
             self._pieces: Iterable[bytes] = app(environ, start_response)
             self._rest = iter(self._pieces)
             try:
@@ -67,3 +78,54 @@ class _Answer:
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+
+
+class _EndingOnRead:
+    """`wsgi.input` that calls `on_read` once, before the first read through it."""
+
+    def __init__(self, inner: Any, on_read: Callable[[], None]) -> None:
+        self.inner = inner
+        self._on_read: Callable[[], None] | None = on_read
+
+    def _reading(self) -> Any:
+        if self._on_read is not None:
+            on_read, self._on_read = self._on_read, None
+            on_read()
+        return self.inner
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._reading().read(size)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data: bytes = self._reading().readline(size)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = self._reading().readlines(hint)
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._reading()
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+class _EndingOnReadinto(_EndingOnRead):
+    """An `_EndingOnRead` over an input with `readinto` (the server's Content-Length
+    bodies), which the WebDAV PUT path uses to receive straight into its buffers."""
+
+    def readinto(self, buffer: Any) -> int:
+        received: int = self._reading().readinto(buffer)
+        return received
+
+
+def ending_on_read(inner: Any, on_read: Callable[[], None]) -> _EndingOnRead:
+    """`inner` wrapped to call `on_read` before its first read, keeping `readinto`
+    only when `inner` has it (readers test for it to pick their fast path)."""
+    if callable(getattr(inner, "readinto", None)):
+        return _EndingOnReadinto(inner, on_read)
+    return _EndingOnRead(inner, on_read)

@@ -154,7 +154,10 @@ class Database:
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """A transaction: committed when the block ends normally, else rolled back.
-        A read session inside `reading()` joins that block's read transaction."""
+        A read session inside `reading()` joins that block's read transaction; a
+        write ends that block's sharing (see `reading`)."""
+        if write:
+            self._end_shared_read()
         shared = None if write else self._shared_read()
         with self._translated(), self._writer_slot(write):
             if shared is not None:
@@ -164,13 +167,14 @@ class Database:
             bind = self._write_engine if write else self.engine
             with Session(bind, expire_on_commit=False) as session, session.begin():
                 yield session
-        if write:
-            self._after_write()
 
     @contextmanager
     def connection(self, *, write: bool = False) -> Iterator[Connection]:
         """A Core-level transaction: cheaper than a session, for hot single statements.
-        A read inside `reading()` runs in that block's read transaction."""
+        A read inside `reading()` runs in that block's read transaction; a write ends
+        that block's sharing (see `reading`)."""
+        if write:
+            self._end_shared_read()
         shared = None if write else self._shared_read()
         with self._translated(), self._writer_slot(write):
             if shared is not None:
@@ -180,16 +184,16 @@ class Database:
             bind = self._write_engine if write else self.engine
             with bind.begin() as conn:
                 yield conn
-        if write:
-            self._after_write()
 
     @contextmanager
     def reading(self) -> Iterator[None]:
         """Within the block, this thread's read transactions are one: one BEGIN and one
-        snapshot for all the lookups of a request instead of one each. A write
-        transaction this thread commits meanwhile ends it, so the reads after a write
-        see it. Nested blocks share the outermost one. Hold it briefly (not while a
-        body streams): on SQLite an open read transaction holds back WAL checkpoints."""
+        snapshot for all the lookups of a request instead of one each. The first
+        write transaction this thread opens ends the sharing and gives the connection
+        back before it takes its own, so the reads after a write see it (in
+        transactions of their own) and no thread ever holds two connections for it.
+        Nested blocks share the outermost one. Hold it briefly (not while a body
+        streams): on SQLite an open read transaction holds back WAL checkpoints."""
         if self._shared_read() is not None:
             yield
             return
@@ -204,16 +208,17 @@ class Database:
             yield
         finally:
             self._shared.read = None
-            conn.close()  # the pool rolls the read transaction back
+            shared.end()
 
     def _shared_read(self) -> _SharedRead | None:
         shared: _SharedRead | None = getattr(self._shared, "read", None)
-        return None if shared is None or shared.broken else shared
+        return None if shared is None or shared.broken or shared.ended else shared
 
-    def _after_write(self) -> None:
+    def _end_shared_read(self) -> None:
+        """Before a write: this thread's shared read, if any, ends (see `reading`)."""
         shared = self._shared_read()
         if shared is not None:
-            shared.restart()
+            shared.end()
 
     def run(self, work: Callable[[Session], T], *, write: bool = True, tries: int = 3) -> T:
         """Run `work` in one transaction, retrying deadlocks and serialization failures."""
@@ -286,24 +291,40 @@ class _SharedRead:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.broken = False  # its connection failed: reads take their own again
-        self.restart()
+        self.ended = False  # a write ended the sharing: reads take their own again
+        self._uses = 0  # reads on it now (a write may open inside one)
 
     @contextmanager
     def use(self) -> Iterator[None]:
-        """A read on the shared transaction; one that fails ends the transaction (on
-        PostgreSQL an aborted one refuses every later statement) and starts another."""
+        """A read on the shared transaction (begun by the first read after the block
+        opened or a write ended the last one); a read that fails ends the transaction
+        (on PostgreSQL an aborted one refuses every later statement)."""
+        self._uses += 1
         try:
+            if not self.conn.in_transaction():
+                self.conn.begin()
             yield
         except BaseException:
             self.restart()
             raise
+        finally:
+            self._uses -= 1
+            if self.ended and not self._uses:
+                self.conn.close()
+
+    def end(self) -> None:
+        """No more reads on it; its connection goes back to the pool (which rolls the
+        read transaction back) now, or when the reads on it now are done."""
+        self.ended = True
+        if not self._uses:
+            self.conn.close()
 
     def restart(self) -> None:
-        """End the transaction (it read only) and begin a new one: a new snapshot.
+        """End the transaction (it read only): the next read begins another, with a
+        new snapshot; a block whose writes are not followed by reads pays no BEGIN.
         If the connection fails, it is marked `broken` instead."""
         try:
             self.conn.rollback()
-            self.conn.begin()
         except sa_exc.SQLAlchemyError:
             self.broken = True
 

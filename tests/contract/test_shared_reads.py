@@ -103,3 +103,31 @@ def test_a_database_that_is_gone_is_unavailable_inside_a_block(tmp_path: Path) -
     with catalog.db.reading(), pytest.raises(Unavailable):
         catalog.users.get("alice")
     catalog.close()
+
+
+def test_a_write_gives_the_block_s_connection_back_before_taking_its_own(
+    catalog: Catalog,
+) -> None:
+    catalog.users.create("alice", "hash")
+    pool = catalog.db.engine.pool
+    with catalog.db.reading():
+        assert _names(catalog) == {"alice"}
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        with catalog.db.connection(write=True):
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]  # only its own
+        begins = _count_begins(catalog)
+        assert _names(catalog) == {"alice"}
+        assert _names(catalog) == {"alice"}
+        assert begins[0] == 2  # after the write, each read is its own transaction
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_write_inside_a_read_of_the_block_leaves_that_read_whole(catalog: Catalog) -> None:
+    catalog.users.create("alice", "hash")
+    pool = catalog.db.engine.pool
+    with catalog.db.reading():
+        with catalog.db.connection() as shared:
+            catalog.users.create("bob", "hash")  # a write while the shared read is in use
+            assert shared.execute(text('SELECT count(*) FROM "user"')).scalar() is not None
+        assert _names(catalog) == {"alice", "bob"}
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]

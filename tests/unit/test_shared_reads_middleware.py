@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -62,12 +63,46 @@ def test_a_read_only_request_reads_in_one_block_until_its_first_piece() -> None:
     assert reading.blocks == 1
 
 
-def test_other_methods_pass_through_without_a_block() -> None:
+class Uploading(App):
+    """An app that notes whether the block was open before and after reading the body."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        self.seen.append(("before the body", self.reading.open))
+        assert environ["wsgi.input"].readinto(bytearray(4)) == 4
+        self.seen.append(("after the body", self.reading.open))
+        return self._pieces(start_response)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "MOVE"])
+def test_a_changing_request_reads_in_one_block_until_its_body(method: str) -> None:
+    reading = Reading()
+    app = Uploading(reading)
+    environ = {"REQUEST_METHOD": method, "wsgi.input": io.BytesIO(b"body")}
+    body = SharedReads(app, reading)(environ, _start)
+    assert b"".join(body) == b"firstsecondthird"
+    assert app.seen[:3] == [("before the body", True), ("after the body", False), ("first", False)]
+    assert reading.blocks == 1
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "MKCOL", "LOCK"])
+def test_an_xml_body_does_not_end_the_block(method: str) -> None:
+    reading = Reading()
+    app = Uploading(reading)
+    environ = {"REQUEST_METHOD": method, "wsgi.input": io.BytesIO(b"<x/>")}
+    body = SharedReads(app, reading)(environ, _start)
+    assert b"".join(body) == b"firstsecondthird"
+    assert app.seen[:3] == [("before the body", True), ("after the body", True), ("first", True)]
+
+
+def test_a_changing_request_without_a_body_read_keeps_its_block_to_the_first_piece() -> None:
     reading = Reading()
     app = App(reading)
-    body = SharedReads(app, reading)({"REQUEST_METHOD": "PUT"}, _start)
+    body = SharedReads(app, reading)(
+        {"REQUEST_METHOD": "DELETE", "wsgi.input": io.BytesIO()}, _start
+    )
     assert b"".join(body) == b"firstsecondthird"
-    assert reading.blocks == 0 and not any(open_ for _, open_ in app.seen)
+    assert app.seen == [("call", True), ("first", True), ("second", False), ("third", False)]
+    assert reading.blocks == 1
 
 
 def test_closing_the_answer_early_closes_the_application_s() -> None:
