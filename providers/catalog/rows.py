@@ -193,16 +193,12 @@ def find_user_id(session: Session, name: str) -> int:
     return user_id
 
 
-_OWNER_USAGE = (
-    core_select(col(User.used_bytes), col(User.history_bytes), col(User.quota_bytes))
-    .where(col(User.id) == bindparam("owner"))
-    .with_for_update()
-)
 _ADD_USED = (
     update(User)
     .where(col(User.id) == bindparam("owner"))
     .values(used_bytes=col(User.used_bytes) + bindparam("delta"))
 )
+_CHARGE = _ADD_USED.returning(col(User.used_bytes), col(User.history_bytes), col(User.quota_bytes))
 
 
 def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
@@ -213,15 +209,16 @@ def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
 def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
     """Add `delta` bytes to the owner's usage, locking their row for the rest of the
     transaction (so concurrent charges cannot pass the quota together); `QuotaExceeded`
-    if a growth (`delta > 0`) would take them past their quota. Shrinking is always
-    allowed, even for an owner already over quota. What history alone keeps
-    (`history_bytes`) counts as used."""
-    usage = conn.execute(_OWNER_USAGE, {"owner": owner_id}).first()
+    if a growth (`delta > 0`) would take them past their quota, with nothing charged.
+    Shrinking is always allowed, even for an owner already over quota. What history
+    alone keeps (`history_bytes`) counts as used. One statement: the update returns
+    the usage it made (under the row's lock), and a refused growth is taken back."""
+    usage = conn.execute(_CHARGE, {"owner": owner_id, "delta": delta}).first()
     if delta > 0 and usage is not None and usage.quota_bytes is not None:
-        used, quota = usage.used_bytes + usage.history_bytes, usage.quota_bytes
+        used, quota = usage.used_bytes + usage.history_bytes - delta, usage.quota_bytes
         if used + delta > quota:
+            add_used_bytes(conn, owner_id, -delta)
             raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, quota - used)} left")
-    add_used_bytes(conn, owner_id, delta)
 
 
 def bump_counter(session: Session, name: str) -> None:

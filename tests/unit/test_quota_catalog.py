@@ -126,3 +126,18 @@ def test_copy_onto_a_file_charges_the_copy(catalog: Catalog, alice: UserRecord) 
         catalog.tree.copy(big.id, home, "third", "/third")
     assert catalog.tree.resolve(home, ["third"]) is None
     assert used(catalog, "alice") == 10
+
+
+def test_a_refused_charge_takes_nothing_even_in_a_transaction_that_goes_on(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    from providers.catalog.rows import charge_used_bytes
+
+    catalog.users.set_quota("alice", 10)
+    with catalog.db.connection(write=True) as conn:
+        charge_used_bytes(conn, alice.id, 6)
+        with pytest.raises(QuotaExceeded, match="5 more bytes, 4 left"):
+            charge_used_bytes(conn, alice.id, 5)
+        charge_used_bytes(conn, alice.id, 4)  # exactly the quota
+        charge_used_bytes(conn, alice.id, -3)  # shrinking always passes
+    assert used(catalog, "alice") == 7
