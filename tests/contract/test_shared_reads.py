@@ -131,3 +131,17 @@ def test_a_write_inside_a_read_of_the_block_leaves_that_read_whole(catalog: Cata
             assert shared.execute(text('SELECT count(*) FROM "user"')).scalar() is not None
         assert _names(catalog) == {"alice", "bob"}
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_block_ends_its_read_transaction_with_a_commit(catalog: Catalog) -> None:
+    """Not a ROLLBACK: psycopg drops a connection's prepared statements on one."""
+    catalog.users.create("alice", "hash")
+    ends: list[str] = []
+    event.listen(catalog.db.engine, "commit", lambda _conn: ends.append("commit"))
+    event.listen(catalog.db.engine, "rollback", lambda _conn: ends.append("rollback"))
+    with catalog.db.reading():
+        assert _names(catalog) == {"alice"}
+    with catalog.db.reading():
+        assert _names(catalog) == {"alice"}
+        catalog.users.create("bob", "hash")  # the write ends the block's transaction
+    assert ends == ["commit", "commit", "commit"]
