@@ -314,7 +314,9 @@ class _SharedRead:
 
     def end(self) -> None:
         """No more reads on it; its connection goes back to the pool now, or when the
-        reads on it now are done."""
+        reads on it now are done. Ending it again does nothing."""
+        if self.ended:
+            return
         self.ended = True
         if not self._uses:
             self._give_back()
@@ -332,9 +334,9 @@ class _SharedRead:
         self.conn.close()
 
     def restart(self) -> None:
-        """End the transaction (it read only): the next read begins another, with a
-        new snapshot; a block whose writes are not followed by reads pays no BEGIN.
-        If the connection fails, it is marked `broken` instead."""
+        """After a failed read: roll the transaction back (on PostgreSQL a failed
+        statement aborts it), so the next read begins another. If the connection
+        fails, it is marked `broken` instead."""
         try:
             self.conn.rollback()
         except sa_exc.SQLAlchemyError:

@@ -119,6 +119,10 @@ def test_a_write_gives_the_block_s_connection_back_before_taking_its_own(
         assert _names(catalog) == {"alice"}
         assert _names(catalog) == {"alice"}
         assert begins[0] == 2  # after the write, each read is its own transaction
+        with catalog.db.reading():  # a block opened after the write shares anew
+            assert _names(catalog) == {"alice"}
+            assert _names(catalog) == {"alice"}
+        assert begins[0] == 3
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
