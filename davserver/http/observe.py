@@ -31,12 +31,13 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from davserver.http.environ import AUTH_EVENT, REQUEST_ID, USER, StartResponse, WSGIApplication
 from davserver.http.environ import WSGIEnvironment as Environ
 from davserver.http.errors import ResponseCut, with_request_id
+from davserver.http.input_proxy import InputProxy, ReadintoProxy, proxy_input
 from davserver.http.proxy import is_trusted_peer, parse_address
 from davserver.http.responses import TEXT_TYPE
 from davserver.logs import reset_request_id, safe, set_request_id
@@ -50,55 +51,25 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 UPLOAD_METHODS = ("PUT", "PATCH")
 
 
-class _CountingInput:
+class _CountingInput(InputProxy):
     """`wsgi.input` that counts the bytes read through it."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.count = 0
 
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self.inner.read(size)
-        self.count += len(data)
-        return data
-
-    def readline(self, size: int = -1) -> bytes:
-        data: bytes = self.inner.readline(size)
-        self.count += len(data)
-        return data
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines: list[bytes] = self.inner.readlines(hint)
-        self.count += sum(len(line) for line in lines)
-        return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self.inner:
-            self.count += len(line)
-            yield line
-
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
-
-
-class _CountingReadinto(_CountingInput):
-    """A `_CountingInput` over an input with `readinto` (the server's Content-Length
-    bodies), which the WebDAV PUT path uses to receive straight into its buffers."""
-
-    def readinto(self, buffer: Any) -> int:
-        received: int = self.inner.readinto(buffer)
+    def _after(self, received: int) -> None:
         self.count += received
-        return received
+
+
+class _CountingReadinto(_CountingInput, ReadintoProxy):
+    """A `_CountingInput` over an input with `readinto` (the server's Content-Length
+    bodies)."""
 
 
 def counting_input(inner: Any) -> _CountingInput:
-    """`inner` wrapped to count bytes, keeping `readinto` only when `inner` has it
-    (readers test for it to pick their fast path)."""
-    if callable(getattr(inner, "readinto", None)):
-        return _CountingReadinto(inner)
-    return _CountingInput(inner)
+    """`inner` wrapped to count bytes (see `davserver.http.input_proxy`)."""
+    return proxy_input(inner, _CountingInput, _CountingReadinto)
 
 
 class _Exchange:

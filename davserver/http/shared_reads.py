@@ -22,6 +22,7 @@ from typing import Any
 
 from davserver.http.environ import StartResponse, WSGIApplication, WSGIEnvironment
 from davserver.http.guards import XML_METHODS
+from davserver.http.input_proxy import InputProxy, ReadintoProxy, proxy_input
 
 READ_ONLY = frozenset({"GET", "HEAD", "PROPFIND", "OPTIONS"})
 _BOUNDED_BODIES = READ_ONLY | XML_METHODS  # their bodies end no block
@@ -80,52 +81,24 @@ class _Answer:
             close()
 
 
-class _EndingOnRead:
+class _EndingOnRead(InputProxy):
     """`wsgi.input` that calls `on_read` once, before the first read through it."""
 
     def __init__(self, inner: Any, on_read: Callable[[], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._on_read: Callable[[], None] | None = on_read
 
-    def _reading(self) -> Any:
+    def _before(self) -> None:
         if self._on_read is not None:
             on_read, self._on_read = self._on_read, None
             on_read()
-        return self.inner
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._reading().read(size)
-        return data
-
-    def readline(self, size: int = -1) -> bytes:
-        data: bytes = self._reading().readline(size)
-        return data
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines: list[bytes] = self._reading().readlines(hint)
-        return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._reading()
-
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
 
 
-class _EndingOnReadinto(_EndingOnRead):
-    """An `_EndingOnRead` over an input with `readinto` (the server's Content-Length
-    bodies), which the WebDAV PUT path uses to receive straight into its buffers."""
-
-    def readinto(self, buffer: Any) -> int:
-        received: int = self._reading().readinto(buffer)
-        return received
+class _EndingOnReadinto(_EndingOnRead, ReadintoProxy):
+    """An `_EndingOnRead` over an input with `readinto`."""
 
 
 def ending_on_read(inner: Any, on_read: Callable[[], None]) -> _EndingOnRead:
-    """`inner` wrapped to call `on_read` before its first read, keeping `readinto`
-    only when `inner` has it (readers test for it to pick their fast path)."""
-    if callable(getattr(inner, "readinto", None)):
-        return _EndingOnReadinto(inner, on_read)
-    return _EndingOnRead(inner, on_read)
+    """`inner` wrapped to call `on_read` before its first read (see
+    `davserver.http.input_proxy`)."""
+    return proxy_input(inner, _EndingOnRead, _EndingOnReadinto, on_read)
