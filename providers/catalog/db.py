@@ -156,9 +156,7 @@ class Database:
         """A transaction: committed when the block ends normally, else rolled back.
         A read session inside `reading()` joins that block's read transaction; a
         write ends that block's sharing (see `reading`)."""
-        if write:
-            self._end_shared_read()
-        shared = None if write else self._shared_read()
+        shared = self._shared_for(write)
         with self._translated(), self._writer_slot(write):
             if shared is not None:
                 with shared.use(), Session(shared.conn, expire_on_commit=False) as session:
@@ -173,9 +171,7 @@ class Database:
         """A Core-level transaction: cheaper than a session, for hot single statements.
         A read inside `reading()` runs in that block's read transaction; a write ends
         that block's sharing (see `reading`)."""
-        if write:
-            self._end_shared_read()
-        shared = None if write else self._shared_read()
+        shared = self._shared_for(write)
         with self._translated(), self._writer_slot(write):
             if shared is not None:
                 with shared.use():
@@ -214,11 +210,13 @@ class Database:
         shared: _SharedRead | None = getattr(self._shared, "read", None)
         return None if shared is None or shared.broken or shared.ended else shared
 
-    def _end_shared_read(self) -> None:
-        """Before a write: this thread's shared read, if any, ends (see `reading`)."""
+    def _shared_for(self, write: bool) -> _SharedRead | None:
+        """The shared read a read transaction joins; a write joins none and ends this
+        thread's shared read, if any (see `reading`)."""
         shared = self._shared_read()
-        if shared is not None:
+        if write and shared is not None:
             shared.end()
+        return None if write else shared
 
     def run(self, work: Callable[[Session], T], *, write: bool = True, tries: int = 3) -> T:
         """Run `work` in one transaction, retrying deadlocks and serialization failures."""
