@@ -215,10 +215,11 @@ def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
     the usage it made (under the row's lock), and a refused growth is taken back."""
     usage = conn.execute(_CHARGE, {"owner": owner_id, "delta": delta}).first()
     if delta > 0 and usage is not None and usage.quota_bytes is not None:
-        used, quota = usage.used_bytes + usage.history_bytes - delta, usage.quota_bytes
-        if used + delta > quota:
+        used_before = usage.used_bytes + usage.history_bytes - delta  # the row is charged
+        left = usage.quota_bytes - used_before
+        if delta > left:
             add_used_bytes(conn, owner_id, -delta)
-            raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, quota - used)} left")
+            raise QuotaExceeded(f"quota exceeded: {delta} more bytes, {max(0, left)} left")
 
 
 def bump_counter(session: Session, name: str) -> None:
