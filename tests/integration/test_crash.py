@@ -48,13 +48,17 @@ class Upload:
     outcome: int | str = "not finished"  # status code, or the exception's repr
     midway: threading.Event = field(default_factory=threading.Event)
     sent_all: threading.Event = field(default_factory=threading.Event)
+    held_until: threading.Event | None = None  # set: the body pauses after 1 MiB until then
 
     def body(self) -> Iterator[bytes]:
         """The new content in small paced blocks; `midway` is set after 1 MiB, `sent_all`
-        once the whole body is handed over (the server is then finishing or committing)."""
+        once the whole body is handed over (the server is then finishing or committing).
+        A held upload stops after 1 MiB until `held_until` is set (after the kill)."""
         for start in range(0, len(self.new), BLOCK):
             if self.sent >= MiB:
                 self.midway.set()
+                if self.held_until is not None:
+                    self.held_until.wait(timeout=120)
             time.sleep(0.02)  # about 12 MiB/s: still streaming at the kill
             self.sent += BLOCK
             yield self.new[start : start + BLOCK]
@@ -81,8 +85,10 @@ def serve() -> Iterator[list[ServeProcess]]:
         server.kill()
 
 
-def _uploads(round_no: int, current: dict[str, bytes]) -> list[Upload]:
-    """Overwrites of every file in `current`, new files, and two small quick ones."""
+def _uploads(round_no: int, current: dict[str, bytes], killed: threading.Event) -> list[Upload]:
+    """Overwrites of every file in `current`, new files, two small quick ones, and one held
+    until `killed`: whatever the others' timing, one upload is still streaming at the kill
+    (without it, every body could be sent before a large one's answer, on a slow machine)."""
     rng = random.Random(round_no)
     uploads = [
         Upload(path, old, rng.randbytes(rng.randint(8 * MiB, 24 * MiB)))
@@ -93,6 +99,7 @@ def _uploads(round_no: int, current: dict[str, bytes]) -> list[Upload]:
         for i in range(3)
     ]
     uploads += [Upload(f"quick-{round_no}-{i}.bin", None, rng.randbytes(100_000)) for i in range(2)]
+    uploads.append(Upload(f"held-{round_no}.bin", None, rng.randbytes(4 * MiB), held_until=killed))
     return uploads
 
 
@@ -120,10 +127,13 @@ KILL_POINTS: list[Callable[[list[Upload]], bool]] = [lambda _u: True, _large_sen
 
 
 def _kill_mid_upload(
-    server: ServeProcess, uploads: list[Upload], when: Callable[[list[Upload]], bool]
+    server: ServeProcess,
+    uploads: list[Upload],
+    when: Callable[[list[Upload]], bool],
+    killed: threading.Event,
 ) -> None:
     """Start every upload; SIGKILL the server once each has sent 1 MiB (or ended) and
-    `when(uploads)` holds. At least one upload must still be streaming then."""
+    `when(uploads)` holds, then set `killed`. At least one upload must still be streaming."""
     threads = [threading.Thread(target=_run_upload, args=(server, u)) for u in uploads]
     for thread in threads:
         thread.start()
@@ -134,6 +144,7 @@ def _kill_mid_upload(
         assert time.monotonic() < deadline, "the kill point was never reached"
         time.sleep(0.005)
     server.kill()
+    killed.set()
     for thread in threads:
         thread.join(timeout=60)
     unfinished = [u.path for u in uploads if not u.sent_all.is_set()]
@@ -188,8 +199,9 @@ def test_kill_9_mid_upload_leaves_old_or_new(
         assert serve[-1].client().put(serve[-1].url(path), data=data).status_code == 201
 
     for round_no, when in enumerate(KILL_POINTS):
-        uploads = _uploads(round_no, current)
-        _kill_mid_upload(serve[-1], uploads, when)
+        killed = threading.Event()
+        uploads = _uploads(round_no, current, killed)
+        _kill_mid_upload(serve[-1], uploads, when, killed)
         serve.append(ServeProcess(settings, log))
         current = _check_after_restart(serve[-1], uploads)
         _assert_fsck_clean(settings)
