@@ -260,6 +260,28 @@ class _Server(wsgi.Server):
         self._connections = GatedConnections(self, self.limits)
         cheroot_manager._selector.close()  # it held only the listening socket
 
+    def process_conn(self, conn: Any) -> None:
+        """cheroot's hand-over of a connection whose head has arrived, after one more
+        thread is started if none is free for it (see `_grow_if_all_busy`)."""
+        self._grow_if_all_busy()
+        super().process_conn(conn)
+
+    def _grow_if_all_busy(self) -> None:
+        """Start one more request thread, up to the pool's maximum, when every thread is
+        serving a connection or spoken for by one already queued.
+
+        cheroot starts its pool's minimum at once and grows it only when told. The
+        maximum counts the push waiters (long polls, each holding a thread) too: 1,032
+        threads started up front cost 19 MiB of RSS, most of them never used. cheroot's
+        own `grow` is not used: it polls each new thread's readiness with 0.1 s sleeps,
+        and this runs on the gate's one thread, which would stop accepting meanwhile.
+        Only that thread calls this, so two hand-overs never start a thread for one need.
+        """
+        pool: Any = self.requests  # cheroot's ThreadPool; its stubs omit these parts
+        if len(pool._threads) >= pool.max or pool.idle > pool._queue.qsize():
+            return
+        pool._threads.append(pool._spawn_worker())
+
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
         """cheroot's report of an error; a `ResponseCut` (an answer cut on purpose,
         logged where it failed) is not reported again."""
@@ -279,6 +301,7 @@ def make_server(
     port: int,
     *,
     threads: int = 32,
+    max_threads: int = 0,
     certfile: str = "",
     keyfile: str = "",
     on_stop: Callable[[], None] | None = None,
@@ -288,8 +311,9 @@ def make_server(
     listening: socket.socket | None = None,
     worker: int | None = None,
 ) -> wsgi.Server:
-    """A cheroot server bound to (host, port) with `threads` worker threads; port 0
-    picks a free port. `on_stop` is called when it starts to stop (see `_Server`).
+    """A cheroot server bound to (host, port) with `threads` request threads started,
+    growing one at a time to `max_threads` (0: `threads`) when every thread is busy;
+    port 0 picks a free port. `on_stop` is called when it starts to stop (see `_Server`).
     With `listening` (a socket bound by `bind_listener`) it serves on that socket, as
     worker number `worker` of several processes sharing it (`davserver.workers`).
     A connection gets a thread only once its request head has arrived, within
@@ -300,7 +324,13 @@ def make_server(
     an unusable pair raises `ssl.SSLError` (an `OSError`) here, before anything binds.
     """
     tune_allocator()
-    cheroot = _Server((host, port), app, numthreads=threads, server_name="davserver")
+    cheroot = _Server(
+        (host, port),
+        app,
+        numthreads=threads,
+        max=max(threads, max_threads),
+        server_name="davserver",
+    )
     cheroot.on_stop = on_stop
     cheroot.listening = listening
     cheroot.worker_label = b"" if worker is None else str(worker).encode()
@@ -378,6 +408,7 @@ class BackgroundServer:
         port: int = 0,
         threads: int = 32,
         *,
+        max_threads: int = 0,
         certfile: str = "",
         keyfile: str = "",
         on_stop: Callable[[], None] | None = None,
@@ -390,6 +421,7 @@ class BackgroundServer:
             host,
             port,
             threads=threads,
+            max_threads=max_threads,
             certfile=certfile,
             keyfile=keyfile,
             on_stop=on_stop,

@@ -62,8 +62,9 @@ def build_server(
             app,
             settings.host,
             settings.port,
-            # waiting clients get threads of their own (davserver.api.push)
-            threads=settings.server_threads + settings.push_waiters,
+            threads=settings.server_threads,
+            # waiting clients get threads of their own (davserver.api.push), when they come
+            max_threads=settings.server_threads + settings.push_waiters,
             certfile=settings.certfile,
             keyfile=settings.keyfile,
             on_stop=services.stop_waiters,

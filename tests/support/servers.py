@@ -149,7 +149,10 @@ def start_server(
     ensure_admin(services)
     app = build_app(services)
     background = BackgroundServer(
-        app, threads=threads + settings.push_waiters, on_stop=services.stop_waiters
+        app,
+        threads=threads,
+        max_threads=threads + settings.push_waiters,
+        on_stop=services.stop_waiters,
     )
     port = background.start()
     if services.notify_push is not None:  # as `davserver serve` does, on a free port
