@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from typing import Any
 from urllib.parse import quote
 
@@ -51,19 +52,45 @@ class FolderPages(BaseMiddleware):
         provider = environ.get("wsgidav.provider")
         if method not in ("GET", "HEAD") or provider is None:
             return self.next_app(environ, start_response)
-        folder = provider.get_resource_inst(environ["PATH_INFO"], environ)
-        if folder is None or not folder.is_collection or _has_body(environ):
-            return self.next_app(environ, start_response)
+        return self._get(provider, environ, start_response)
+
+    def _get(
+        self, provider: Any, environ: Environ, start_response: StartResponse
+    ) -> Iterator[bytes]:
+        """A GET or HEAD: the page of a folder, or the request passed on. Its lookups
+        are kept for the whole request (nothing it does changes the tree), so a file's
+        GET does not locate the path again where WsgiDAV serves it."""
+        keep = getattr(provider, "lookups_kept", None)  # the snapshots' provider has none
+        with keep(environ) if keep is not None else nullcontext():
+            folder = provider.get_resource_inst(environ["PATH_INFO"], environ)
+            if folder is None or not folder.is_collection or _has_body(environ):
+                yield from self.next_app(environ, start_response)
+                return
+            options = self.config.get(CONFIG_KEY, {})
+            body = render(
+                "dav/folder.html",
+                title=folder.get_display_name() if folder.path.strip("/") else options["root"],
+                trail=_trail(
+                    provider.mount_path + provider.share_path, folder.path, options["root"]
+                ),
+                rows=_rows(folder),
+                user=environ.get("wsgidav.auth.user_name") if options.get("signed_in") else None,
+            )
+        start_response("200 OK", [*PAGE_HEADERS, ("Content-Length", str(len(body)))])
+        if environ["REQUEST_METHOD"] == "GET":
+            yield body
+
+    def _page(self, provider: Any, folder: Any, environ: Environ) -> bytes:
+        """The listing page of `folder`."""
         options = self.config.get(CONFIG_KEY, {})
-        body = render(
+        root = options["root"]
+        return render(
             "dav/folder.html",
-            title=folder.get_display_name() if folder.path.strip("/") else options["root"],
-            trail=_trail(provider.mount_path + provider.share_path, folder.path, options["root"]),
+            title=folder.get_display_name() if folder.path.strip("/") else root,
+            trail=_trail(provider.mount_path + provider.share_path, folder.path, root),
             rows=_rows(folder),
             user=environ.get("wsgidav.auth.user_name") if options.get("signed_in") else None,
         )
-        start_response("200 OK", [*PAGE_HEADERS, ("Content-Length", str(len(body)))])
-        return [] if method == "HEAD" else [body]
 
 
 def _has_body(environ: Environ) -> bool:

@@ -84,7 +84,11 @@ class DavProvider(DAVProvider):
     def lookups_kept(self, environ: dict[str, Any]) -> Iterator[None]:
         """Within the block, `get_resource_inst` answers each path of this request once
         and then from memory. Only for work that changes the tree at its very end (a
-        PUT's commit): a lookup after a change would see the tree before it."""
+        PUT's commit): a lookup after a change would see the tree before it. Within an
+        outer block of the same request, the outer block's lookups are used and kept."""
+        if _KEPT_LOOKUPS in environ:
+            yield
+            return
         environ[_KEPT_LOOKUPS] = {}
         try:
             yield

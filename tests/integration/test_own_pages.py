@@ -131,6 +131,27 @@ def test_dav_folder_page_is_ours(embedded: RunningServer) -> None:
     assert head.headers["Content-Length"] == str(len(page.content))
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", ["folder/a.txt", "folder/"])
+def test_a_get_or_head_locates_its_path_once(
+    embedded: RunningServer, monkeypatch: pytest.MonkeyPatch, method: str, path: str
+) -> None:
+    """The folder-page check and WsgiDAV's answer share one lookup of the path."""
+    build_tree(embedded)
+    tree = embedded.services.catalog.tree
+    located: list[list[str]] = []
+    resolve = tree.resolve_path
+
+    def counted(root_id: int, names: list[str]) -> object:
+        located.append(names)
+        return resolve(root_id, names)
+
+    monkeypatch.setattr(tree, "resolve_path", counted)
+    answer = embedded.client().request(method, embedded.url(path))
+    assert answer.status_code == 200
+    assert located == [path.strip("/").split("/")]
+
+
 def test_status_answers_are_plain_text_without_wsgidav(embedded: RunningServer) -> None:
     client = embedded.client()
     missing = client.get(embedded.url("no-such-file"))
