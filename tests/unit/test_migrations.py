@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from davserver.app import build_services
 from davserver.cli.main import main
 from davserver.settings import Settings
 from providers.catalog import Catalog
-from providers.catalog.migrate import alembic_config, head_revision, metadata_differences
+from providers.catalog.migrate import HEAD, alembic_config, head_revision, metadata_differences
 from providers.errors import SchemaMismatch, StoreMissing
 from tests.support.cli import without_info_logs
 from tests.support.migrations import BASELINE, make_unversioned, stamp
@@ -45,6 +47,35 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = without_info_logs(capsys.readouterr().err.splitlines())
     assert len(err) == 1 and err[0].startswith("davserver: error: "), err
     return err[0]
+
+
+def test_the_head_constant_is_the_newest_script() -> None:
+    assert head_revision() == HEAD
+
+
+def test_a_current_store_opens_without_importing_alembic(tmp_path: Path) -> None:
+    """Alembic (and the Mako and Pygments it imports) stays out of a server process
+    whose store needs no migration; a store behind is still upgraded (tests below)."""
+    url = sqlite_url(tmp_path / "catalog.db")
+    catalog = Catalog(url)
+    try:
+        catalog.prepare_schema(create=True, upgrade=False)
+    finally:
+        catalog.close()
+    probe = (
+        "import sys\n"
+        "from providers.catalog import Catalog\n"
+        f"catalog = Catalog({url!r})\n"
+        "change = catalog.prepare_schema(create=False, upgrade=False)\n"
+        "catalog.close()\n"
+        "print(change.after, sorted({'alembic', 'mako', 'pygments'} & set(sys.modules)))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [HEAD, "[]"]
 
 
 def test_upgrade_head_gives_exactly_the_models_schema(tmp_path: Path) -> None:
