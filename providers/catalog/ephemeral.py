@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import String, bindparam, case, delete, func
 from sqlmodel import col, select
-from sqlmodel.sql.expression import Select
 
 from providers.catalog.db import IN_BATCH, Database
+from providers.catalog.direct import DirectRead
 from providers.catalog.schema import Ephemeral, ExpiringCount
 
 MAX_VALUES = 10_000  # anyone may start a login flow: the table is bounded
@@ -105,7 +105,7 @@ class ExpiringCounters:
         # A statement per number of keys, built once: every request reads its login's
         # counters, and building the select (or expanding an IN list) cost more than
         # SQLite running it.
-        self._live: dict[int, Select[str, int, float]] = {}
+        self._live: dict[int, DirectRead] = {}
 
     def read(self, keys: Sequence[str]) -> list[tuple[int, int]]:
         names = [self._prefix + key for key in keys]
@@ -115,7 +115,7 @@ class ExpiringCounters:
             for i in range(0, len(names), IN_BATCH):
                 batch = names[i : i + IN_BATCH]
                 params = {f"k{n}": name for n, name in enumerate(batch)}
-                rows = conn.execute(self._live_of(len(batch)), {**params, "now": now})
+                rows = self._live_of(len(batch)).rows(conn, {**params, "now": now})
                 found.update((key, (count, expires)) for key, count, expires in rows)
         counts = []
         for name in names:
@@ -123,14 +123,18 @@ class ExpiringCounters:
             counts.append((count, max(0, int((expires - now) * 1000))))
         return counts
 
-    def _live_of(self, count: int) -> Select[str, int, float]:
+    def _live_of(self, count: int) -> DirectRead:
         """The live rows among `count` keys bound as :k0, :k1, ... (and :now)."""
         statement = self._live.get(count)
         if statement is None:
             keys = [bindparam(f"k{n}", type_=String) for n in range(count)]
-            statement = select(
-                col(ExpiringCount.key), col(ExpiringCount.count), col(ExpiringCount.expires)
-            ).where(col(ExpiringCount.key).in_(keys), col(ExpiringCount.expires) > bindparam("now"))
+            statement = DirectRead(
+                select(
+                    col(ExpiringCount.key), col(ExpiringCount.count), col(ExpiringCount.expires)
+                ).where(
+                    col(ExpiringCount.key).in_(keys), col(ExpiringCount.expires) > bindparam("now")
+                )
+            )
             self._live[count] = statement
         return statement
 

@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from providers.catalog.checksums import from_columns
 from providers.catalog.db import IN_BATCH, Database
+from providers.catalog.direct import DirectRead
 from providers.catalog.records import RAW_LOCATOR, ContentView, ExtentRecord, Locator
 from providers.catalog.schema import CHUNK_DELETING, Chunk, Content, Extent
 
@@ -27,7 +28,7 @@ _BY_HASH = select(col(Chunk.hash), *_LOCATOR).where(
     col(Chunk.hash).in_(bindparam("hashes", expanding=True))
 )
 
-_CONTENT_VIEW = (  # prebuilt: every GET of a small file asks
+_CONTENT_VIEW = DirectRead(  # prebuilt: every GET of a small file asks
     select(
         col(Content.sha1),
         col(Content.md5),
@@ -89,7 +90,7 @@ class ChunkLocators:
         extents: list[ExtentRecord] = []
         locators: dict[str, Locator] = {}
         with self._db.connection() as conn:
-            rows = conn.execute(_CONTENT_VIEW, {"content": content_id}).all()
+            rows = _CONTENT_VIEW.rows(conn, {"content": content_id})
         # every row repeats the content's columns; an empty content has one row, no extent
         checksums = from_columns(*rows[0][:3]) if rows else None
         for *_sums, offset, size, chunk_hash, codec, key_id, stored in rows:

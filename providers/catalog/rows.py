@@ -14,11 +14,11 @@ types.
 from __future__ import annotations
 
 from sqlalchemy import Connection, and_, bindparam, text, update
-from sqlalchemy import Select as CoreSelect
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
+from providers.catalog.direct import DirectRead
 from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.schema import (
     Content,
@@ -81,7 +81,7 @@ _CHILD_BY_KEY = (
 )
 
 
-_PATH_QUERIES: dict[int, CoreSelect[tuple[object, ...]]] = {}
+_PATH_QUERIES: dict[int, DirectRead] = {}
 # Paths up to this deep are resolved by one join; deeper ones a level at a time
 # (SQLite joins at most 64 tables, and few paths are this deep).
 JOINED_DEPTH = 12
@@ -106,14 +106,14 @@ def resolve_names(
         return None if lower is None else (lower[0], upper[1] + lower[1])
     params: dict[str, object] = {"root": root_id}
     params.update((f"k{i}", name_key(name)) for i, name in enumerate(names, 1))
-    row = conn.execute(_path_query(len(names)), params).first()
+    row = _path_query(len(names)).first(conn, params)
     if row is None:
         return None
     record = NodeRecord._make(row[len(names) - 1 :])
     return record, [str(name) for name in row[: len(names) - 1]] + [record.name]
 
 
-def _path_query(depth: int) -> CoreSelect[tuple[object, ...]]:
+def _path_query(depth: int) -> DirectRead:
     """SELECT the names of levels 1..depth-1 and the record of level `depth` below
     node :root, level i matched by its name key :k<i>, every level above the last a
     folder."""
@@ -135,7 +135,7 @@ def _path_query(depth: int) -> CoreSelect[tuple[object, ...]]:
     joined = joined.outerjoin(contents, contents.c.id == last.c.content_id)
     record = [last.c[name] for name in NodeRecord._fields[:9]]  # id .. content_id
     record += [contents.c.digest, last.c.content_type, last.c.rev]
-    query = (
+    query = DirectRead(
         core_select(*(level.c.name for level in levels[1:-1]), *record)
         .select_from(joined)
         .where(levels[0].c.id == bindparam("root"), *(lv.c.kind == DIR for lv in levels[:-1]))

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from providers.catalog.app_passwords import AppPasswords
 from providers.catalog.changes import logged
 from providers.catalog.db import Database
+from providers.catalog.direct import DirectRead
 from providers.catalog.records import DIR, DigestSecret, UserRecord
 from providers.catalog.rows import ACL_COUNTER, bump_counter
 from providers.catalog.schema import (
@@ -49,7 +50,7 @@ def check_account_name(name: str, kind: str = "user") -> None:
 # A Core query of the table's columns (no ORM entity to build), prebuilt: every
 # request asks (`Users.get`). `core_select`: a `Connection` runs it.
 _USERS = inspect(User).local_table
-_USER_BY_NAME = core_select(*_USERS.columns).where(_USERS.c.name == bindparam("name"))
+_USER_BY_NAME = DirectRead(core_select(*_USERS.columns).where(_USERS.c.name == bindparam("name")))
 
 
 def _record(user: User | Row[*tuple[Any, ...]]) -> UserRecord:
@@ -107,7 +108,7 @@ class Users:
     def get(self, name: str) -> UserRecord | None:
         """The account called `name` (a prebuilt Core query: every request asks)."""
         with self._db.connection() as conn:
-            row = conn.execute(_USER_BY_NAME, {"name": name}).first()
+            row = _USER_BY_NAME.first(conn, {"name": name})
             return _record(row) if row else None
 
     def by_id(self, user_id: int) -> UserRecord | None:
