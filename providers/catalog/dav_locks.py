@@ -12,22 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete, insert, or_, update
+from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, update
 from sqlmodel import col, select
 
 from providers.catalog.db import Database
+from providers.catalog.direct import DirectRead
 from providers.catalog.schema import DavLock
 
 LockRow = tuple[str, float, str]  # token, expires, lock JSON
 
 
 _ROWS = select(col(DavLock.token), col(DavLock.expires), col(DavLock.lock))
-_ON = col(DavLock.root).in_(bindparam("roots", expanding=True))
-# Built once: every write runs one of these, and building costs as much as running.
-_ON_PATH = _ROWS.where(_ON)
-_ON_AND_UNDER = _ROWS.where(
-    or_(_ON, (col(DavLock.root) > bindparam("low")) & (col(DavLock.root) < bindparam("high")))
-)
+# Built once per number of roots (and with or without the range): every write runs one,
+# and an expanding IN list was expanded again at each run, as costly as the lookup.
+_ON_PATH: dict[tuple[int, bool], DirectRead] = {}
+
+
+def _on_path(count: int, with_range: bool) -> DirectRead:
+    """Rows whose root is one of :r0 .. :r<count-1>, or, `with_range`, lies strictly
+    between :low and :high."""
+    statement = _ON_PATH.get((count, with_range))
+    if statement is None:
+        on: ColumnElement[bool] = col(DavLock.root).in_([bindparam(f"r{i}") for i in range(count)])
+        if with_range:
+            under = (col(DavLock.root) > bindparam("low")) & (col(DavLock.root) < bindparam("high"))
+            on = or_(on, under)
+        statement = DirectRead(_ROWS.where(on))
+        _ON_PATH[(count, with_range)] = statement
+    return statement
 
 
 class DavLockRows:
@@ -79,11 +91,13 @@ class DavLockRows:
     def on_path(self, roots: Sequence[str], *, below: str | None = None) -> list[LockRow]:
         """The locks whose root is one of `roots` (normalised paths), and, with `below`,
         every lock whose root lies under that path, in one query."""
-        params: dict[str, object] = {"roots": list(roots)}
+        params: dict[str, object] = {f"r{i}": root for i, root in enumerate(roots)}
         if below is not None:  # "/a/b/" < root < "/a/b0": roots that start with "/a/b/"
             prefix = below.rstrip("/") + "/"
             params.update(low=prefix, high=prefix[:-1] + "0")
-        statement = _ON_PATH if below is None else _ON_AND_UNDER
+        if not roots and below is None:
+            return []
+        statement = _on_path(len(roots), below is not None)
         with self._db.connection() as conn:
-            rows = conn.execute(statement, params).all()
+            rows = statement.rows(conn, params)
         return [(token, expires, lock) for token, expires, lock in rows]
