@@ -1,4 +1,5 @@
-"""Fixtures for the BlobStore contract suite: one store of each kind per test.
+"""Fixtures for the contract suites: one BlobStore of each kind per test, and an empty
+catalog on each database (`catalog`: SQLite, then PostgreSQL).
 
 The S3 store talks to a real SeaweedFS server (`tests.services.s3.S3Service`), started
 once per session and only if an S3 case runs. A missing `weed` binary fails the S3
@@ -18,6 +19,7 @@ from providers.blobstore.base import BlobStore
 from providers.blobstore.localdir import LocalDirBlobStore
 from providers.blobstore.memory import MemoryBlobStore
 from providers.blobstore.s3 import S3BlobStore
+from providers.catalog import Catalog
 from tests.services.s3 import S3Service
 
 # timed: the metrics decorator the server wraps every store in, over a local directory
@@ -69,3 +71,17 @@ def blobstore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobSt
         store = make_s3_store(request.getfixturevalue("s3_service"))
     with store:
         yield store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    """An empty catalog (schema made, no users) on SQLite, then on a fresh PostgreSQL
+    database of the session's server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        url = request.getfixturevalue("postgres_service").create_database()
+    made = Catalog(url)
+    made.create_schema()
+    yield made
+    made.close()

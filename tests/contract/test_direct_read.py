@@ -5,8 +5,6 @@ cursor events (the query metrics) see every direct read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,18 +18,10 @@ from providers.catalog.direct import DirectRead
 from providers.catalog.schema import Node, User
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        url = request.getfixturevalue("postgres_service").create_database()
-    cat = Catalog(url)
-    cat.create_schema()
+@pytest.fixture(autouse=True)
+def _three_users(catalog: Catalog) -> None:
     for name in ("alice", "bob", "carol"):
-        cat.users.create(name, f"hash-{name}")
-    yield cat
-    cat.close()
+        catalog.users.create(name, f"hash-{name}")
 
 
 # A join, a literal of the query's own ('dir') and a parameter of the caller's.

@@ -4,7 +4,6 @@ transaction, and a write on the same thread is seen by the reads after it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,6 @@ from sqlalchemy import event, text
 
 from providers.catalog import Catalog
 from providers.errors import Unavailable
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        url = request.getfixturevalue("postgres_service").create_database()
-    cat = Catalog(url)
-    cat.create_schema()
-    yield cat
-    cat.close()
 
 
 def _count_begins(catalog: Catalog) -> list[int]:
