@@ -71,18 +71,19 @@ class DirectRead:
 
 
 def _compile(statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Compiled:
+    """`statement` compiled for `dialect`, or `_Compiled(None, ...)` when it needs
+    SQLAlchemy at run time (see the module docstring)."""
     compiled = statement.compile(dialect=dialect)
-    binds = list(compiled.binds.values())  # by their names in the compiled SQL
-    converts = any(b.expanding or b.type.bind_processor(dialect) for b in binds) or any(
-        column.type.result_processor(dialect, None) for column in statement.selected_columns
-    )
+    binds = list(compiled.binds.values())
+    converts = any(
+        b.expanding or b.callable or b.type.bind_processor(dialect) for b in binds
+    ) or any(column.type.result_processor(dialect, None) for column in statement.selected_columns)
     later = compiled.literal_execute_params or compiled.post_compile_params
     if converts or later or compiled.escaped_bind_names:
         return _Compiled(None, {}, None)
+    # keyed by the names the compiled SQL gives them (a literal's are made up)
     fixed = {name: b.value for name, b in compiled.binds.items() if b.value is not None}
-    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-    if compiled.positional and order is None and binds:
-        return _Compiled(None, {}, None)
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
     return _Compiled(compiled.string, fixed, order)
 
 
