@@ -91,12 +91,12 @@ class DavLockRows:
     def on_path(self, roots: Sequence[str], *, below: str | None = None) -> list[LockRow]:
         """The locks whose root is one of `roots` (normalised paths), and, with `below`,
         every lock whose root lies under that path, in one query."""
+        if not roots and below is None:
+            return []
         params: dict[str, object] = {f"r{i}": root for i, root in enumerate(roots)}
         if below is not None:  # "/a/b/" < root < "/a/b0": roots that start with "/a/b/"
             prefix = below.rstrip("/") + "/"
             params.update(low=prefix, high=prefix[:-1] + "0")
-        if not roots and below is None:
-            return []
         statement = _on_path(len(roots), below is not None)
         with self._db.connection() as conn:
             rows = statement.rows(conn, params)
