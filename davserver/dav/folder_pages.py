@@ -20,7 +20,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +30,7 @@ from davserver.http.environ import StartResponse
 from davserver.http.errors import ResponseCut
 from davserver.web.listing import Crumb, Row
 from davserver.web.render import PAGE_CSP, render
+from providers.dav import lookups_kept
 
 Environ = dict[str, Any]
 CONFIG_KEY = "davserver_folder_pages"  # {"root": label of the mount's root, "signed_in": bool}
@@ -60,22 +60,12 @@ class FolderPages(BaseMiddleware):
         """A GET or HEAD: the page of a folder, or the request passed on. Its lookups
         are kept for the whole request (nothing it does changes the tree), so a file's
         GET does not locate the path again where WsgiDAV serves it."""
-        keep = getattr(provider, "lookups_kept", None)  # the snapshots' provider has none
-        with keep(environ) if keep is not None else nullcontext():
+        with lookups_kept(provider, environ):
             folder = provider.get_resource_inst(environ["PATH_INFO"], environ)
             if folder is None or not folder.is_collection or _has_body(environ):
                 yield from self.next_app(environ, start_response)
                 return
-            options = self.config.get(CONFIG_KEY, {})
-            body = render(
-                "dav/folder.html",
-                title=folder.get_display_name() if folder.path.strip("/") else options["root"],
-                trail=_trail(
-                    provider.mount_path + provider.share_path, folder.path, options["root"]
-                ),
-                rows=_rows(folder),
-                user=environ.get("wsgidav.auth.user_name") if options.get("signed_in") else None,
-            )
+            body = self._page(provider, folder, environ)
         start_response("200 OK", [*PAGE_HEADERS, ("Content-Length", str(len(body)))])
         if environ["REQUEST_METHOD"] == "GET":
             yield body

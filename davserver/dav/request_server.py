@@ -59,7 +59,7 @@ from davserver.http.environ import (
 )
 from davserver.http.headers import precondition
 from davserver.http.shared_reads import READ_ONLY
-from providers.dav import LINK, client_mtime, etag_of, oc_ids, oc_permissions
+from providers.dav import LINK, client_mtime, etag_of, lookups_kept, oc_ids, oc_permissions
 from providers.operations import Located
 
 Environ = dict[str, Any]
@@ -351,11 +351,10 @@ class DavDispatcher(RequestResolver):
         if provider is None:
             raise DAVError(HTTP_NOT_FOUND, "no provider")
         server = self.request_server(provider, environ)
-        keep = getattr(provider, "lookups_kept", None)  # the snapshots' provider has none
-        if keep is None or environ["REQUEST_METHOD"] not in READ_ONLY:
+        if environ["REQUEST_METHOD"] not in READ_ONLY:
             yield from server(environ, start_response)
             return
-        with keep(environ):  # nothing changes the tree meanwhile
+        with lookups_kept(provider, environ):  # nothing changes the tree meanwhile
             yield from server(environ, start_response)
 
     def request_server(self, provider: Any, environ: Environ) -> DavRequestServer:

@@ -31,7 +31,7 @@ from providers.dav.oc_props import (
     OC_SIZE,
     oc_permissions,
 )
-from providers.dav.provider import LINK, USER, DavProvider
+from providers.dav.provider import LINK, USER, DavProvider, lookups_kept
 
 __all__ = [
     "ANNOUNCED_CHECKSUMS",
@@ -54,6 +54,7 @@ __all__ = [
     "etag_of",
     "dav_errors",
     "last_modified_of",
+    "lookups_kept",
     "oc_ids",
     "oc_permissions",
 ]

@@ -9,8 +9,8 @@ that logged in is in `environ[USER]` (the domain controller puts it there).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, cast
 
 from wsgidav import util
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
@@ -131,6 +131,13 @@ class DavProvider(DAVProvider):
             return SharedFolder(path, environ, self, located)
         kind = FolderResource if located.node.is_dir else FileResource
         return kind(path, environ, self, located, props)
+
+
+def lookups_kept(provider: Any, environ: dict[str, Any]) -> AbstractContextManager[None]:
+    """`provider.lookups_kept(environ)` for a request that changes nothing in the tree,
+    or a block that keeps nothing for a provider without it (the snapshots')."""
+    keep = getattr(provider, "lookups_kept", None)
+    return nullcontext() if keep is None else cast(AbstractContextManager[None], keep(environ))
 
 
 def submitted_tokens(environ: dict[str, Any]) -> tuple[str, ...]:
