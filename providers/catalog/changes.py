@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlmodel import Session, col
 
 from providers.catalog.db import Database
+from providers.catalog.direct import DirectRead, DirectWrite, insert_values, run_sql
 from providers.catalog.records import DIR, ChangeRecord, NodeRecord
 from providers.catalog.schema import Change, Content, Node, Setting
 
@@ -55,8 +56,25 @@ RESTORED = "restored"
 # a fixed key of pg_advisory_xact_lock for the log's order (any 64-bit number that
 # no other lock uses: the migration lock is another)
 _LOG_LOCK_KEY = 0x64617663686E67  # "davchng"
-_LOG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-_INSERT = insert(Change).returning(col(Change.seq))
+_LOG_LOCK = DirectRead(select(func.pg_advisory_xact_lock(bindparam("key"))))
+_LOG_LOCKED = "log_locked"  # conn.info: the transaction that holds the order lock
+_LOGGED_COLUMNS = (
+    "owner_id",
+    "node_id",
+    "kind",
+    "path",
+    "at",
+    "user_id",
+    "via_id",
+    "old_owner_id",
+    "old_path",
+    "node_kind",
+    "size",
+    "etag",
+    "sha256",
+    "mtime",
+)
+_INSERT = DirectWrite(insert_values(Change, _LOGGED_COLUMNS).returning(col(Change.seq)))
 _FILE_SHA256 = (
     select(col(Content.sha256))
     .join(Node, col(Node.content_id) == col(Content.id))
@@ -77,8 +95,13 @@ def lock_log(conn: Connection) -> None:
     held already) for the rest of the transaction. Mutations take it first, before
     any row lock: a transaction holding a folder's row and waiting for this lock,
     while the holder of this lock bumps that folder's `rev`, would deadlock."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOG_LOCK, {"key": _LOG_LOCK_KEY})
+    if conn.dialect.name != "postgresql":
+        return
+    transaction = conn.get_transaction()
+    if transaction is None or conn.info.get(_LOG_LOCKED) is not transaction:
+        _LOG_LOCK.rows(conn, {"key": _LOG_LOCK_KEY})
+        # re-entrant without asking again: held until this transaction ends
+        conn.info[_LOG_LOCKED] = conn.get_transaction()
 
 
 def logged(work: Callable[[Session], T]) -> Callable[[Session], T]:
@@ -153,8 +176,7 @@ def log_change(conn: Connection, change: LoggedChange, bump: Iterable[int] = ())
     if change.node_kind != DIR and change.sha256 is None and change.kind != DELETED:
         # NULL for contents written before checksums existed, until they are filled
         row["sha256"] = conn.execute(_FILE_SHA256, {"node": change.node_id}).scalar()
-    seq = conn.execute(_INSERT, {**row, "at": time.time()}).scalar_one()
-    assert seq is not None  # RETURNING the new row's seq
+    seq = _INSERT.run(conn, {**row, "at": time.time()}).rows[0].seq  # RETURNING it
     for start in dict.fromkeys(bump):  # each chain once, in the order given
         bump_revs(conn, start, seq)
     return int(seq)
@@ -170,7 +192,7 @@ def bump_revs(conn: Connection, start: int, seq: int) -> None:
     for the values at hand; issue 16's delete/restore benchmark). A statement whose
     text changes with every seq is never prepared."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_BUMP_SQL.format(start=int(start), seq=int(seq)))
+        run_sql(conn, _BUMP_SQL.format(start=int(start), seq=int(seq)))
     else:
         conn.execute(_BUMP_REVS, {"start": start, "seq": seq})
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
 from providers.catalog.db import IN_BATCH
+from providers.catalog.direct import DirectRead, DirectWrite, insert_values
 from providers.catalog.history_usage import add_replaced
 from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
@@ -41,7 +42,7 @@ from providers.names import MAX_NAME_BYTES, name_key
 
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
 
-_KIND = select(col(Node.kind)).where(col(Node.id) == bindparam("id")).with_for_update()
+_KIND = DirectRead(select(col(Node.kind)).where(col(Node.id) == bindparam("id")).with_for_update())
 _SETTLE = (
     update(Chunk)
     .where(
@@ -50,10 +51,33 @@ _SETTLE = (
     )
     .values(state=CHUNK_STORED, touched_at=bindparam("now"))
 )
-_NEW_CONTENT = insert(Content).returning(col(Content.id))
-_NEW_EXTENTS = insert(Extent)
-_NEW_NODE = insert(Node).returning(col(Node.id))
-_SET_CONTENT = (
+_SETTLE_ONE = DirectWrite(  # a small file's one chunk
+    update(Chunk)
+    .where(col(Chunk.hash) == bindparam("hash"), col(Chunk.state) != CHUNK_DELETING)
+    .values(state=CHUNK_STORED, touched_at=bindparam("now"))
+)
+_NEW_CONTENT = DirectWrite(
+    insert_values(Content, ("size", "digest", "created_at", "sha1", "md5", "sha256")).returning(
+        col(Content.id)
+    )
+)
+_NEW_EXTENTS = DirectWrite(
+    insert_values(Extent, ("content_id", "seq", "offset", "size", "chunk_hash"))
+)
+_NODE_COLUMNS = (
+    "parent_id",
+    "name",
+    "name_key",
+    "kind",
+    "owner_id",
+    "content_id",
+    "size",
+    "mtime",
+    "created",
+    "content_type",
+)
+_NEW_NODE = DirectWrite(insert_values(Node, _NODE_COLUMNS).returning(col(Node.id)))
+_SET_CONTENT = DirectWrite(
     update(Node)
     .where(col(Node.id) == bindparam("node"))
     .values(
@@ -63,7 +87,9 @@ _SET_CONTENT = (
         content_type=bindparam("new_type"),
     )
 )
-_NEW_VERSION = insert(Version)
+_NEW_VERSION = DirectWrite(
+    insert_values(Version, ("node_id", "content_id", "size", "created_at", "author_id", "mtime"))
+)
 
 
 @dataclass(frozen=True)
@@ -168,17 +194,22 @@ def _store_existing_content(
 def lock_folder(conn: Connection, folder_id: int) -> None:
     """Lock a folder's row for the transaction (PostgreSQL; SQLite's writer lock is
     held already); `Conflict` if it is gone or a file."""
-    if conn.execute(_KIND, {"id": folder_id}).scalar() != DIR:
+    row = _KIND.first(conn, {"id": folder_id})
+    if row is None or row.kind != DIR:
         raise Conflict("parent collection does not exist")
 
 
 def settle_chunks(conn: Connection, hashes: set[str]) -> None:
     """Touch every chunk and mark it `stored` (the committing writer made its bytes
     durable); `ChunkGone` if one is missing or being deleted by GC."""
-    ordered, now, touched = sorted(hashes), time.time(), 0
-    for start in range(0, len(ordered), IN_BATCH):
-        batch = ordered[start : start + IN_BATCH]
-        touched += conn.execute(_SETTLE, {"hashes": batch, "now": now}).rowcount
+    ordered, now = sorted(hashes), time.time()
+    if len(ordered) == 1:  # a small file's: the direct statement
+        touched = _SETTLE_ONE.run(conn, {"hash": ordered[0], "now": now}).rowcount
+    else:
+        touched = sum(
+            conn.execute(_SETTLE, {"hashes": ordered[at : at + IN_BATCH], "now": now}).rowcount
+            for at in range(0, len(ordered), IN_BATCH)
+        )
     if touched != len(ordered):
         raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
 
@@ -194,11 +225,10 @@ def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
         "md5": sums.md5 if sums else None,
         "sha256": sums.sha256 if sums else None,
     }
-    content_id = conn.execute(_NEW_CONTENT, row).scalar_one()
-    assert content_id is not None  # RETURNING the new row's id
+    content_id: int = _NEW_CONTENT.run(conn, row).rows[0].id  # RETURNING the new row's
     if content.extents:
-        conn.execute(
-            _NEW_EXTENTS,
+        _NEW_EXTENTS.run_many(
+            conn,
             [
                 {
                     "content_id": content_id,
@@ -224,7 +254,7 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
             "new_mtime": node.mtime,
             "new_type": node.content_type,
         }
-        conn.execute(_SET_CONTENT, values)
+        _SET_CONTENT.run(conn, values)
         return node
     row = {
         "parent_id": node.parent_id,
@@ -238,8 +268,7 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
         "created": node.created,
         "content_type": node.content_type,
     }
-    node_id = conn.execute(_NEW_NODE, row).scalar_one()
-    assert node_id is not None  # RETURNING the new row's id
+    node_id: int = _NEW_NODE.run(conn, row).rows[0].id  # RETURNING the new row's
     return node._replace(id=node_id)
 
 
@@ -254,7 +283,7 @@ def add_version(conn: Connection, node: NodeRecord, author_id: int | None, now: 
         "author_id": author_id,
         "mtime": node.mtime,
     }
-    conn.execute(_NEW_VERSION, row)
+    _NEW_VERSION.run(conn, row)
 
 
 def _free_name(conn: Connection, parent_id: int, name: str) -> str:

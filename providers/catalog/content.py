@@ -31,6 +31,7 @@ from providers.catalog.changes import logged
 from providers.catalog.chunk_users import FileUse, chunk_users
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
+from providers.catalog.direct import DirectWrite
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
 from providers.catalog.schema import (
     CHUNK_DELETING,
@@ -51,6 +52,7 @@ _EXTENTS = (  # prebuilt: every read of a file asks
     .where(col(Extent.content_id) == bindparam("content"))
     .order_by(col(Extent.seq))
 )
+_CHUNK_COLUMNS = ("hash", "size", "state", "touched_at", "created_at")
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
 # A step a caller runs first inside a commit's transaction (`Contents.commit_file`)
@@ -78,6 +80,21 @@ class Contents:
             set_={"touched_at": new.excluded.touched_at},
             where=col(Chunk.state) == CHUNK_UPLOADING,
         ).returning(col(Chunk.hash))
+        # a small file's one chunk: the same two statements, run on the driver
+        self._touch_one = DirectWrite(
+            update(Chunk)
+            .where(col(Chunk.hash) == bindparam("hash"), col(Chunk.state) == CHUNK_STORED)
+            .values(touched_at=bindparam("now"))
+            .returning(col(Chunk.hash))
+        )
+        one = new.inline().values({n: bindparam(n) for n in _CHUNK_COLUMNS})
+        self._claim_one = DirectWrite(
+            one.on_conflict_do_update(
+                index_elements=["hash"],
+                set_={"touched_at": one.excluded.touched_at},
+                where=col(Chunk.state) == CHUNK_UPLOADING,
+            ).returning(col(Chunk.hash))
+        )
 
     # --- writers -------------------------------------------------------------------
 
@@ -96,6 +113,8 @@ class Contents:
         Hashes are taken in sorted order, so concurrent batches lock rows in one order.
         """
         now, hashes = time.time(), sorted(sizes)
+        if len(hashes) == 1:
+            return {hashes[0]: self._claim_one_chunk(hashes[0], sizes[hashes[0]], now)}
         with self._db.connection(write=True) as conn:
             touched = {"hs": hashes, "now": now}
             dedup = set(conn.execute(self._touch_stored, touched).scalars())
@@ -109,6 +128,17 @@ class Contents:
             h: CLAIM_DEDUP if h in dedup else CLAIM_UPLOAD if h in upload else CLAIM_BUSY
             for h in hashes
         }
+
+    def _claim_one_chunk(self, chunk_hash: str, size: int, now: float) -> str:
+        """`claim_many`'s answer for a batch of one chunk."""
+        with self._db.connection(write=True) as conn:
+            if self._touch_one.run(conn, {"hash": chunk_hash, "now": now}).rows:
+                return CLAIM_DEDUP
+            row = dict(
+                hash=chunk_hash, size=size, state=CHUNK_UPLOADING, touched_at=now, created_at=now
+            )
+            claimed = self._claim_one.run(conn, row).rows
+        return CLAIM_UPLOAD if claimed else CLAIM_BUSY
 
     def commit_file(
         self,

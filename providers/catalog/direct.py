@@ -1,30 +1,39 @@
-"""Lookups run straight on the database driver's cursor (`DirectRead`).
+"""Statements run straight on the database driver's cursor (`DirectRead`,
+`DirectWrite`).
 
 SQLAlchemy's execution of a cached statement (its execution context, result object
 and events) costs several times what SQLite takes to find a row by key, and every
-request makes four to six such lookups (its login, its path, its content). A
-`DirectRead` compiles its SELECT once per dialect and then hands the SQL text and the
-parameters to the driver's cursor of the caller's connection, in the caller's
-transaction, and returns its rows as named tuples (by position or by column name).
+request makes four to six such lookups (its login, its path, its content) and every
+upload a dozen writes in its commit. A direct statement is compiled once per dialect;
+then the SQL text and the parameters go to the driver's cursor of the caller's
+connection, in the caller's transaction, and rows come back as named tuples (by
+position or by column name).
 
-Only statements that need nothing from SQLAlchemy at run time go this way: no
-parameter or column type that converts values (a Boolean on SQLite, say) and no
-expanding IN list. Any other runs through `Connection.execute` as usual, with the same
-result. A driver error goes through SQLAlchemy's own handling, so it is wrapped (and a
-lost connection invalidated) exactly as for `Connection.execute`, and the statement's
-time reaches the engine's cursor events (the metrics of `db.on_query`).
+Only statements that need nothing from SQLAlchemy at run time go this way: no result
+column whose type converts values (a Boolean on SQLite, say), no expanding IN list, no
+parameter computed at run time, no column default computed in Python. Parameter types
+that convert values on the way in (a Float's `float()`) are applied here, as
+SQLAlchemy would, and a column's constant default is a fixed parameter. Any other
+statement runs through `Connection.execute` as usual, with the same result. A driver
+error goes through SQLAlchemy's own handling, so it is wrapped (and a lost connection
+invalidated) exactly as for `Connection.execute`, and the statement's time reaches the
+engine's cursor events (the metrics of `db.on_query`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
-from sqlalchemy.sql import Select
+from sqlalchemy import Connection, Dialect, bindparam, insert
+from sqlalchemy.sql import Insert, Select, Update
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
+
+Statement = Select[*tuple[Any, ...]] | Insert | Update
 
 
 @dataclass(frozen=True)
@@ -32,36 +41,42 @@ class _Compiled:
     """A statement compiled for one dialect; `sql` None: it runs through SQLAlchemy."""
 
     sql: str | None
-    fixed: dict[str, Any]  # parameters with values of their own (literals in the query)
+    fixed: dict[str, Any]  # parameters with values of their own (literals, defaults)
     order: tuple[str, ...] | None  # parameter names in position order (positional drivers)
+    convert: tuple[tuple[str, Callable[[Any], Any]], ...] = ()  # each parameter's type
+
+    def bind(self, params: Mapping[str, Any]) -> Any:
+        """The driver's parameters: `params` over the fixed ones, converted, in
+        position order for a positional driver."""
+        values = {**self.fixed, **params}
+        for name, convert in self.convert:
+            values[name] = convert(values[name])
+        return values if self.order is None else [values[n] for n in self.order]
 
 
-class DirectRead:
-    """A SELECT that `rows` runs on the driver's cursor (see the module docstring).
-    Safe to share between threads: what it compiles is kept per dialect."""
+@dataclass(frozen=True)
+class Outcome:
+    """What a `DirectWrite` did: the rows it returned (RETURNING), how many it changed."""
 
-    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
-        self._statement = statement
-        self._row: Any = namedtuple("Row", statement.selected_columns.keys(), rename=True)  # type: ignore[misc]
+    rows: list[Any]
+    rowcount: int
+
+
+class _Direct:
+    """What both kinds share: the statement, its row type, its compilation per dialect.
+    Safe to share between threads."""
+
+    def __init__(self, statement: Statement) -> None:
+        self._statement: Any = statement
+        names = list(map(str, statement.exported_columns.keys()))
+        self._row: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
-        """Every row the statement selects with `params`, as named tuples."""
-        compiled = self._compiled.get(conn.dialect.name) or self._compile(conn.dialect)
-        make = self._row._make
-        if compiled.sql is None:
-            return [make(row) for row in conn.execute(self._statement, dict(params))]
-        values = {**compiled.fixed, **params}
-        bound: Any = values if compiled.order is None else [values[n] for n in compiled.order]
-        return [make(row) for row in _run(conn, compiled.sql, bound)]
-
-    def first(self, conn: Connection, params: Mapping[str, Any]) -> Any | None:
-        """The first row, or None."""
-        found = self.rows(conn, params)
-        return found[0] if found else None
-
-    def _compile(self, dialect: Dialect) -> _Compiled:
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is not None:
+            return compiled
         with self._lock:
             compiled = self._compiled.get(dialect.name)
             if compiled is None:
@@ -70,26 +85,118 @@ class DirectRead:
             return compiled
 
 
-def _compile(statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Compiled:
+class DirectRead(_Direct):
+    """A SELECT that `rows` runs on the driver's cursor (see the module docstring)."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        super().__init__(statement)
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Every row the statement selects with `params`, as named tuples."""
+        compiled = self._for(conn.dialect)
+        make = self._row._make
+        if compiled.sql is None:
+            return [make(row) for row in conn.execute(self._statement, dict(params))]
+        return [make(row) for row in _run(conn, compiled.sql, compiled.bind(params)).rows]
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> Any | None:
+        """The first row, or None."""
+        found = self.rows(conn, params)
+        return found[0] if found else None
+
+
+class DirectWrite(_Direct):
+    """An INSERT or UPDATE (with or without RETURNING) that `run` runs on the driver's
+    cursor (see the module docstring). Give an INSERT its columns with `values()`:
+    without them SQLAlchemy chooses the columns from each call's parameters."""
+
+    def __init__(self, statement: Insert | Update) -> None:
+        super().__init__(statement)
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> Outcome:
+        """Run it once with `params`; the rows it returned and how many it changed."""
+        compiled = self._for(conn.dialect)
+        make = self._row._make
+        if compiled.sql is None:
+            result = conn.execute(self._statement, dict(params))
+            rows = [make(row) for row in result] if result.returns_rows else []
+            return Outcome(rows, result.rowcount)
+        done = _run(conn, compiled.sql, compiled.bind(params))
+        return Outcome([make(row) for row in done.rows], done.rowcount)
+
+    def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> None:
+        """Run it once per item of `many` (no RETURNING), as one driver call."""
+        compiled = self._for(conn.dialect)
+        if compiled.sql is None:
+            conn.execute(self._statement, [dict(params) for params in many])
+        elif many:
+            _run(conn, compiled.sql, [compiled.bind(params) for params in many], many=True)
+
+
+def run_sql(conn: Connection, sql: str) -> int:
+    """Run `sql`, a whole statement with no parameters and no rows, on the driver's
+    cursor in `conn`'s transaction; how many rows it changed."""
+    return _run(conn, sql, ()).rowcount
+
+
+def insert_values(table: Any, names: Sequence[str]) -> Insert:
+    """An INSERT into `table` (a model or a Table) of the columns `names`, each bound to
+    the parameter of its name: the fixed shape a `DirectWrite` wants. Inline: no
+    RETURNING of the new key unless the caller asks for it (`returning`)."""
+    return insert(table).inline().values({name: bindparam(name) for name in names})
+
+
+def _compile(statement: Statement, dialect: Dialect) -> _Compiled:
     """`statement` compiled for `dialect`, or `_Compiled(None, ...)` when it needs
     SQLAlchemy at run time (see the module docstring)."""
-    compiled = statement.compile(dialect=dialect)
+    compiled: Any = statement.compile(dialect=dialect)
     binds = list(compiled.binds.values())
-    converts = any(
-        b.expanding or b.callable or b.type.bind_processor(dialect) for b in binds
-    ) or any(column.type.result_processor(dialect, None) for column in statement.selected_columns)
-    later = compiled.literal_execute_params or compiled.post_compile_params
-    if converts or later or compiled.escaped_bind_names:
+    if any(b.expanding or b.callable for b in binds) or any(
+        column.type.result_processor(dialect, None) for column in statement.exported_columns
+    ):
+        return _Compiled(None, {}, None)
+    later = (
+        compiled.literal_execute_params
+        or compiled.post_compile_params
+        or compiled.implicit_returning  # rows the caller did not ask for
+    )
+    defaults = _constant_defaults(compiled)
+    if later or compiled.escaped_bind_names or defaults is None:
         return _Compiled(None, {}, None)
     # keyed by the names the compiled SQL gives them (a literal's are made up)
     fixed = {name: b.value for name, b in compiled.binds.items() if b.value is not None}
+    fixed.update(defaults)
+    convert = tuple(
+        (name, processor)
+        for name, b in compiled.binds.items()
+        if (processor := b.type.bind_processor(dialect)) is not None
+    )
     order = tuple(compiled.positiontup or ()) if compiled.positional else None
-    return _Compiled(compiled.string, fixed, order)
+    return _Compiled(compiled.string, fixed, order, convert)
 
 
-def _run(conn: Connection, sql: str, bound: Any) -> list[tuple[Any, ...]]:
-    """`sql` with `bound` on a cursor of `conn`'s driver connection, in its
-    transaction (begun first if none is open, as `Connection.execute` would)."""
+def _constant_defaults(compiled: SQLCompiler) -> dict[str, Any] | None:
+    """The values of the columns an INSERT or UPDATE leaves to their Python-side
+    default, by parameter name; None if one is computed at run time."""
+    values: dict[str, Any] = {}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        default = column.default if column in compiled.insert_prefetch else column.onupdate
+        if not isinstance(default, ScalarElementColumnDefault):
+            return None
+        values[column.key] = default.arg
+    return values
+
+
+@dataclass(frozen=True)
+class _Done:
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+
+def _run(conn: Connection, sql: str, bound: Any, *, many: bool = False) -> _Done:
+    """`sql` with `bound` (a list of them if `many`) on a cursor of `conn`'s driver
+    connection, in its transaction (begun first if none is open, as
+    `Connection.execute` would)."""
     if not conn.in_transaction():
         conn.begin()
     driver = conn.connection.dbapi_connection
@@ -97,11 +204,14 @@ def _run(conn: Connection, sql: str, bound: Any) -> list[tuple[Any, ...]]:
     dispatch = conn.dispatch
     cursor = driver.cursor()
     try:
-        dispatch.before_cursor_execute(conn, cursor, sql, bound, None, False)
-        cursor.execute(sql, bound)
-        found = list(cursor.fetchall())
-        dispatch.after_cursor_execute(conn, cursor, sql, bound, None, False)
-        return found
+        dispatch.before_cursor_execute(conn, cursor, sql, bound, None, many)
+        if many:
+            cursor.executemany(sql, bound)
+        else:
+            cursor.execute(sql, bound)
+        found = list(cursor.fetchall()) if cursor.description is not None else []
+        dispatch.after_cursor_execute(conn, cursor, sql, bound, None, many)
+        return _Done(found, cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as e:
         conn._handle_dbapi_exception(e, sql, bound, cursor, None)  # raises it, wrapped
         raise AssertionError("unreachable") from e

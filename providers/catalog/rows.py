@@ -18,7 +18,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from providers.catalog.direct import DirectRead
+from providers.catalog.direct import DirectRead, DirectWrite
 from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.schema import (
     Content,
@@ -74,7 +74,7 @@ CHILD_PROPS = (
     .join(Node, col(Node.id) == col(Prop.node_id))
     .where(col(Node.parent_id) == bindparam("parent"))
 )
-_CHILD_BY_KEY = (
+_CHILD_BY_KEY = DirectRead(
     core_select(*_RECORD_COLUMNS)
     .outerjoin(Content, col(Node.content_id) == col(Content.id))
     .where(col(Node.parent_id) == bindparam("parent"), col(Node.name_key) == bindparam("key"))
@@ -181,7 +181,7 @@ def find_child(session: Session, parent_id: int, name: str) -> Node | None:
 def child_record(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
     """The member of `parent_id` whose name equals `name` once normalised, or None
     (one prebuilt Core query)."""
-    row = conn.execute(_CHILD_BY_KEY, {"parent": parent_id, "key": name_key(name)}).first()
+    row = _CHILD_BY_KEY.first(conn, {"parent": parent_id, "key": name_key(name)})
     return NodeRecord._make(row) if row else None
 
 
@@ -198,7 +198,9 @@ _ADD_USED = (
     .where(col(User.id) == bindparam("owner"))
     .values(used_bytes=col(User.used_bytes) + bindparam("delta"))
 )
-_CHARGE = _ADD_USED.returning(col(User.used_bytes), col(User.history_bytes), col(User.quota_bytes))
+_CHARGE = DirectWrite(
+    _ADD_USED.returning(col(User.used_bytes), col(User.history_bytes), col(User.quota_bytes))
+)
 
 
 def add_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
@@ -213,7 +215,8 @@ def charge_used_bytes(conn: Connection, owner_id: int, delta: int) -> None:
     Shrinking is always allowed, even for an owner already over quota. What history
     alone keeps (`history_bytes`) counts as used. One statement: the update returns
     the usage it made (under the row's lock), and a refused growth is taken back."""
-    usage = conn.execute(_CHARGE, {"owner": owner_id, "delta": delta}).first()
+    returned = _CHARGE.run(conn, {"owner": owner_id, "delta": delta}).rows
+    usage = returned[0] if returned else None
     if delta > 0 and usage is not None and usage.quota_bytes is not None:
         used_before = usage.used_bytes + usage.history_bytes - delta  # the row is charged
         left = usage.quota_bytes - used_before
