@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, create_engine
 
+from providers.catalog.direct import run_sql
 from providers.errors import Conflict, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # on the driver's cursor: SQLAlchemy's execution was a tenth of a small PUT's CPU
+        run_sql(conn, "BEGIN IMMEDIATE" if write else "BEGIN", begin=False)
 
     return engine
 

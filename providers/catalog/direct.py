@@ -133,10 +133,12 @@ class DirectWrite(_Direct):
             _run(conn, compiled.sql, [compiled.bind(params) for params in many], many=True)
 
 
-def run_sql(conn: Connection, sql: str) -> int:
+def run_sql(conn: Connection, sql: str, *, begin: bool = True) -> int:
     """Run `sql`, a whole statement with no parameters and no rows, on the driver's
-    cursor in `conn`'s transaction; how many rows it changed."""
-    return _run(conn, sql, ()).rowcount
+    cursor in `conn`'s transaction; how many rows it changed. `begin=False`: open no
+    transaction first (the statement is the one that opens it, in the engine's
+    `begin` event)."""
+    return _run(conn, sql, (), begin=begin).rowcount
 
 
 def insert_values(table: Any, names: Sequence[str]) -> Insert:
@@ -193,11 +195,13 @@ class _Done:
     rowcount: int
 
 
-def _run(conn: Connection, sql: str, bound: Any, *, many: bool = False) -> _Done:
+def _run(
+    conn: Connection, sql: str, bound: Any, *, many: bool = False, begin: bool = True
+) -> _Done:
     """`sql` with `bound` (a list of them if `many`) on a cursor of `conn`'s driver
-    connection, in its transaction (begun first if none is open, as
+    connection, in its transaction (begun first if none is open and `begin`, as
     `Connection.execute` would)."""
-    if not conn.in_transaction():
+    if begin and not conn.in_transaction():
         conn.begin()
     driver = conn.connection.dbapi_connection
     assert driver is not None, "a connection in use has its driver connection"
