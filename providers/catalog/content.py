@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from sqlalchemy import bindparam, delete, exists, func, update
 from sqlmodel import Session, col, select
@@ -60,6 +61,16 @@ CommitStep = Callable[[Session], None]
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 
 
+def _claiming(new: Any) -> Any:
+    """`new` (an INSERT of chunk rows in the database's dialect) claiming each chunk:
+    a new row, or an upload's row touched again; the hashes claimed returned."""
+    return new.on_conflict_do_update(
+        index_elements=["hash"],
+        set_={"touched_at": new.excluded.touched_at},
+        where=col(Chunk.state) == CHUNK_UPLOADING,
+    ).returning(col(Chunk.hash))
+
+
 class Contents:
     """Content manifests and the chunk state machine."""
 
@@ -75,11 +86,7 @@ class Contents:
             .returning(col(Chunk.hash))
         )
         new = self._db.insert(Chunk)
-        self._claim_new = new.on_conflict_do_update(
-            index_elements=["hash"],
-            set_={"touched_at": new.excluded.touched_at},
-            where=col(Chunk.state) == CHUNK_UPLOADING,
-        ).returning(col(Chunk.hash))
+        self._claim_new = _claiming(new)
         # a small file's one chunk: the same two statements, run on the driver
         self._touch_one = DirectWrite(
             update(Chunk)
@@ -88,13 +95,7 @@ class Contents:
             .returning(col(Chunk.hash))
         )
         one = new.inline().values({n: bindparam(n) for n in _CHUNK_COLUMNS})
-        self._claim_one = DirectWrite(
-            one.on_conflict_do_update(
-                index_elements=["hash"],
-                set_={"touched_at": one.excluded.touched_at},
-                where=col(Chunk.state) == CHUNK_UPLOADING,
-            ).returning(col(Chunk.hash))
-        )
+        self._claim_one = DirectWrite(_claiming(one))
 
     # --- writers -------------------------------------------------------------------
 
