@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Update, bindparam, select, update
 from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
@@ -45,19 +45,19 @@ from providers.names import MAX_NAME_BYTES, name_key
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
 
 _KIND = DirectRead(select(col(Node.kind)).where(col(Node.id) == bindparam("id")).with_for_update())
-_SETTLE = (
-    update(Chunk)
-    .where(
-        col(Chunk.hash).in_(bindparam("hashes", expanding=True)),
-        col(Chunk.state) != CHUNK_DELETING,
+
+
+def _settling(chunks: ColumnElement[bool]) -> Update:
+    """The update marking `chunks` stored and touched, unless GC is deleting them."""
+    return (
+        update(Chunk)
+        .where(chunks, col(Chunk.state) != CHUNK_DELETING)
+        .values(state=CHUNK_STORED, touched_at=bindparam("now"))
     )
-    .values(state=CHUNK_STORED, touched_at=bindparam("now"))
-)
-_SETTLE_ONE = DirectWrite(  # a small file's one chunk
-    update(Chunk)
-    .where(col(Chunk.hash) == bindparam("hash"), col(Chunk.state) != CHUNK_DELETING)
-    .values(state=CHUNK_STORED, touched_at=bindparam("now"))
-)
+
+
+_SETTLE = _settling(col(Chunk.hash).in_(bindparam("hashes", expanding=True)))
+_SETTLE_ONE = DirectWrite(_settling(col(Chunk.hash) == bindparam("hash")))  # a small file's
 _NEW_CONTENT = DirectWrite(
     insert_values(Content, ("size", "digest", "created_at", "sha1", "md5", "sha256")).returning(
         col(Content.id)

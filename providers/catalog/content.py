@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, update
+from sqlalchemy import ColumnElement, Update, bindparam, delete, exists, func, update
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import logged
 from providers.catalog.chunk_users import FileUse, chunk_users
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
-from providers.catalog.direct import DirectWrite
+from providers.catalog.direct import DirectWrite, insert_values
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
 from providers.catalog.schema import (
     CHUNK_DELETING,
@@ -61,6 +61,21 @@ CommitStep = Callable[[Session], None]
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 
 
+def _touching(chunks: ColumnElement[bool]) -> Update:
+    """The update touching those of `chunks` that are stored; their hashes returned."""
+    return (
+        update(Chunk)
+        .where(chunks, col(Chunk.state) == CHUNK_STORED)
+        .values(touched_at=bindparam("now"))
+        .returning(col(Chunk.hash))
+    )
+
+
+def _uploading(chunk_hash: str, size: int, now: float) -> dict[str, Any]:
+    """The row claiming a chunk for its upload (`_CHUNK_COLUMNS`)."""
+    return dict(hash=chunk_hash, size=size, state=CHUNK_UPLOADING, touched_at=now, created_at=now)
+
+
 def _claiming(new: Any) -> Any:
     """`new` (an INSERT of chunk rows in the database's dialect) claiming each chunk:
     a new row, or an upload's row touched again; the hashes claimed returned."""
@@ -76,25 +91,11 @@ class Contents:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._touch_stored = (
-            update(Chunk)
-            .where(
-                col(Chunk.hash).in_(bindparam("hs", expanding=True)),
-                col(Chunk.state) == CHUNK_STORED,
-            )
-            .values(touched_at=bindparam("now"))
-            .returning(col(Chunk.hash))
-        )
-        new = self._db.insert(Chunk)
-        self._claim_new = _claiming(new)
+        self._touch_stored = _touching(col(Chunk.hash).in_(bindparam("hs", expanding=True)))
+        self._claim_new = _claiming(self._db.insert(Chunk))
         # a small file's one chunk: the same two statements, run on the driver
-        self._touch_one = DirectWrite(
-            update(Chunk)
-            .where(col(Chunk.hash) == bindparam("hash"), col(Chunk.state) == CHUNK_STORED)
-            .values(touched_at=bindparam("now"))
-            .returning(col(Chunk.hash))
-        )
-        one = new.inline().values({n: bindparam(n) for n in _CHUNK_COLUMNS})
+        self._touch_one = DirectWrite(_touching(col(Chunk.hash) == bindparam("hash")))
+        one = insert_values(Chunk, _CHUNK_COLUMNS, using=self._db.insert)
         self._claim_one = DirectWrite(_claiming(one))
 
     # --- writers -------------------------------------------------------------------
@@ -119,11 +120,7 @@ class Contents:
         with self._db.connection(write=True) as conn:
             touched = {"hs": hashes, "now": now}
             dedup = set(conn.execute(self._touch_stored, touched).scalars())
-            rows = [
-                dict(hash=h, size=sizes[h], state=CHUNK_UPLOADING, touched_at=now, created_at=now)
-                for h in hashes
-                if h not in dedup
-            ]
+            rows = [_uploading(h, sizes[h], now) for h in hashes if h not in dedup]
             upload = set(conn.execute(self._claim_new, rows).scalars()) if rows else set()
         return {
             h: CLAIM_DEDUP if h in dedup else CLAIM_UPLOAD if h in upload else CLAIM_BUSY
@@ -135,10 +132,7 @@ class Contents:
         with self._db.connection(write=True) as conn:
             if self._touch_one.run(conn, {"hash": chunk_hash, "now": now}).rows:
                 return CLAIM_DEDUP
-            row = dict(
-                hash=chunk_hash, size=size, state=CHUNK_UPLOADING, touched_at=now, created_at=now
-            )
-            claimed = self._claim_one.run(conn, row).rows
+            claimed = self._claim_one.run(conn, _uploading(chunk_hash, size, now)).rows
         return CLAIM_UPLOAD if claimed else CLAIM_BUSY
 
     def commit_file(

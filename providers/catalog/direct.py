@@ -56,7 +56,8 @@ class _Compiled:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a `DirectWrite` did: the rows it returned (RETURNING), how many it changed."""
+    """What a statement did: the rows it returned (a SELECT's, or RETURNING), how many
+    it changed."""
 
     rows: list[Any]
     rowcount: int
@@ -141,11 +142,14 @@ def run_sql(conn: Connection, sql: str, *, begin: bool = True) -> int:
     return _run(conn, sql, (), begin=begin).rowcount
 
 
-def insert_values(table: Any, names: Sequence[str]) -> Insert:
+def insert_values(
+    table: Any, names: Sequence[str], *, using: Callable[[Any], Insert] = insert
+) -> Insert:
     """An INSERT into `table` (a model or a Table) of the columns `names`, each bound to
     the parameter of its name: the fixed shape a `DirectWrite` wants. Inline: no
-    RETURNING of the new key unless the caller asks for it (`returning`)."""
-    return insert(table).inline().values({name: bindparam(name) for name in names})
+    RETURNING of the new key unless the caller asks for it (`returning`). `using`: the
+    INSERT of a dialect, for its ON CONFLICT."""
+    return using(table).inline().values({name: bindparam(name) for name in names})
 
 
 def _compile(statement: Statement, dialect: Dialect) -> _Compiled:
@@ -189,15 +193,9 @@ def _constant_defaults(compiled: SQLCompiler) -> dict[str, Any] | None:
     return values
 
 
-@dataclass(frozen=True)
-class _Done:
-    rows: list[tuple[Any, ...]]
-    rowcount: int
-
-
 def _run(
     conn: Connection, sql: str, bound: Any, *, many: bool = False, begin: bool = True
-) -> _Done:
+) -> Outcome:
     """`sql` with `bound` (a list of them if `many`) on a cursor of `conn`'s driver
     connection, in its transaction (begun first if none is open and `begin`, as
     `Connection.execute` would)."""
@@ -215,7 +213,7 @@ def _run(
             cursor.execute(sql, bound)
         found = list(cursor.fetchall()) if cursor.description is not None else []
         dispatch.after_cursor_execute(conn, cursor, sql, bound, None, many)
-        return _Done(found, cursor.rowcount)
+        return Outcome(found, cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as e:
         conn._handle_dbapi_exception(e, sql, bound, cursor, None)  # raises it, wrapped
         raise AssertionError("unreachable") from e
