@@ -22,7 +22,15 @@ from __future__ import annotations
 from providers.catalog.blocks import Presence, StagedBlocks
 from providers.catalog.changes import ChangeLog
 from providers.catalog.checksums import ContentChecksums
-from providers.catalog.content import CLAIM_BUSY, CLAIM_DEDUP, CLAIM_UPLOAD, CommitStep, Contents
+from providers.catalog.content import (
+    CLAIM_BUSY,
+    CLAIM_DEDUP,
+    CLAIM_UPLOAD,
+    CommitStep,
+    Contents,
+    Transaction,
+    in_order,
+)
 from providers.catalog.dav_locks import DavLockRows
 from providers.catalog.db import Database
 from providers.catalog.ephemeral import ExpiringCounters, ExpiringValues
@@ -150,6 +158,8 @@ __all__ = [
     "CLAIM_DEDUP",
     "CLAIM_UPLOAD",
     "CommitStep",
+    "Transaction",
+    "in_order",
     "DavLockRows",
     "ExpiringCounters",
     "ExpiringValues",

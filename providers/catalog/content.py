@@ -22,13 +22,13 @@ Read and write ordering (the full argument is in `docs/gc.md`):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, delete, exists, func, update
+from sqlalchemy import ColumnElement, Connection, Update, bindparam, delete, exists, func, update
 from sqlmodel import Session, col, select
 
-from providers.catalog.changes import logged
+from providers.catalog.changes import lock_log
 from providers.catalog.chunk_users import FileUse, chunk_users
 from providers.catalog.commit import FileCommit, commit_file
 from providers.catalog.db import IN_BATCH, Database
@@ -56,9 +56,36 @@ _EXTENTS = (  # prebuilt: every read of a file asks
 _CHUNK_COLUMNS = ("hash", "size", "state", "touched_at", "created_at")
 CLAIM_DEDUP = "dedup"  # the chunk is stored: do not upload it
 CLAIM_UPLOAD = "upload"  # upload it (durably) before committing content that names it
+Transaction = Connection  # an open catalog transaction, opaque above the catalog
 # A step a caller runs first inside a commit's transaction (`Contents.commit_file`)
-CommitStep = Callable[[Session], None]
+CommitStep = Callable[[Transaction], None]
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
+
+
+def in_order(steps: Sequence[CommitStep]) -> CommitStep | None:
+    """One step running `steps` in turn; None when there are none."""
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def run(transaction: Transaction) -> None:
+        for step in steps:
+            step(transaction)
+
+    return run
+
+
+def session_step(step: Callable[[Session], None]) -> CommitStep:
+    """`step`, written for an ORM session, as a `CommitStep`: it runs on a session
+    joined to the commit's transaction, which closing the session neither commits nor
+    rolls back."""
+
+    def run(conn: Connection) -> None:
+        with Session(conn, expire_on_commit=False) as s:
+            step(s)
+
+    return run
 
 
 def _touching(chunks: ColumnElement[bool]) -> Update:
@@ -183,12 +210,13 @@ class Contents:
             rename_on_clash,
         )
 
-        def work(s: Session) -> tuple[NodeRecord, bool]:
+        def work(conn: Connection) -> tuple[NodeRecord, bool]:
+            lock_log(conn)
             if before is not None:
-                before(s)
-            return commit_file(s.connection(), commit)
+                before(conn)
+            return commit_file(conn, commit)
 
-        return self._db.run(logged(work))
+        return self._db.run_core(work)
 
     def extents(self, content_id: int) -> list[ExtentRecord]:
         """The content's extents in file order."""

@@ -10,9 +10,10 @@ match because the column compares bytes (`schema.PATH_TEXT`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, or_, update
 from sqlmodel import col, select
 
 from providers.catalog.db import Database
@@ -46,15 +47,29 @@ class DavLockRows:
     """Store, find and remove lock rows. Expiry is the caller's business: rows come back
     whether expired or not, with their expiry, so that a read stays a read."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, conn: Connection | None = None) -> None:
         self._db = db
+        self._conn = conn
+
+    def within(self, conn: Connection) -> DavLockRows:
+        """These rows as seen, and changed, in `conn`'s open transaction (e.g. a
+        commit's, whose lock check is then atomic with it): no transaction of its own."""
+        return DavLockRows(self._db, conn)
+
+    @contextmanager
+    def _connection(self, *, write: bool = False) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+        else:
+            with self._db.connection(write=write) as conn:
+                yield conn
 
     def add(self, token: str, root: str, expires: float, lock: str) -> None:
-        with self._db.connection(write=True) as conn:
+        with self._connection(write=True) as conn:
             conn.execute(insert(DavLock).values(token=token, root=root, expires=expires, lock=lock))
 
     def get(self, token: str) -> LockRow | None:
-        with self._db.connection() as conn:
+        with self._connection() as conn:
             found = conn.execute(
                 select(col(DavLock.token), col(DavLock.expires), col(DavLock.lock)).where(
                     col(DavLock.token) == token
@@ -64,7 +79,7 @@ class DavLockRows:
 
     def update(self, token: str, expires: float, lock: str) -> bool:
         """Replace a lock's expiry and dictionary; False when the token is unknown."""
-        with self._db.connection(write=True) as conn:
+        with self._connection(write=True) as conn:
             result = conn.execute(
                 update(DavLock)
                 .where(col(DavLock.token) == token)
@@ -76,16 +91,16 @@ class DavLockRows:
         """Delete these locks; how many existed."""
         if not tokens:
             return 0
-        with self._db.connection(write=True) as conn:
+        with self._connection(write=True) as conn:
             result = conn.execute(delete(DavLock).where(col(DavLock.token).in_(list(tokens))))
         return int(result.rowcount)
 
     def remove_all(self) -> None:
-        with self._db.connection(write=True) as conn:
+        with self._connection(write=True) as conn:
             conn.execute(delete(DavLock))
 
     def remove_expired(self, now: float) -> None:
-        with self._db.connection(write=True) as conn:
+        with self._connection(write=True) as conn:
             conn.execute(delete(DavLock).where(col(DavLock.expires) < now))
 
     def on_path(self, roots: Sequence[str], *, below: str | None = None) -> list[LockRow]:
@@ -98,6 +113,6 @@ class DavLockRows:
             prefix = below.rstrip("/") + "/"
             params.update(low=prefix, high=prefix[:-1] + "0")
         statement = _on_path(len(roots), below is not None)
-        with self._db.connection() as conn:
+        with self._connection() as conn:
             rows = statement.rows(conn, params)
         return [(token, expires, lock) for token, expires, lock in rows]

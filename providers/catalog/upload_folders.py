@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from providers.catalog.commit import settle_chunks
-from providers.catalog.content import CommitStep
+from providers.catalog.content import CommitStep, session_step
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ExtentRecord
 from providers.catalog.schema import Upload, UploadExtent
@@ -203,7 +203,7 @@ class UploadFolders:
                 raise Conflict("the upload folder's chunks changed meanwhile")
             delete_uploads(s, list(held))
 
-        return retire
+        return session_step(retire)
 
     def drop_chunk(self, folder: UploadFolder, name: str) -> bool:
         """Delete `folder`'s chunk `name`; False if it has none of that name."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from providers.catalog.commit import settle_chunks
+from providers.catalog.content import CommitStep, session_step
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.records import ExtentRecord
 from providers.catalog.schema import Upload, UploadExtent
@@ -221,9 +222,7 @@ class Uploads:
 
         return self._db.run(work)
 
-    def retiring(
-        self, upload: UploadRecord, consumed: Sequence[UploadRecord] = ()
-    ) -> Callable[[Session], None]:
+    def retiring(self, upload: UploadRecord, consumed: Sequence[UploadRecord] = ()) -> CommitStep:
         """The step a commit of `upload`'s file runs first in its transaction
         (`Contents.commit_file(before=...)`): mark it finished at its length (only if
         its offset is still `upload.offset`: `Conflict`, or `NotFound`, otherwise),
@@ -250,7 +249,7 @@ class Uploads:
                     raise NotFound("a partial upload is gone")
                 delete_uploads(s, ids)
 
-        return retire
+        return session_step(retire)
 
     def record_name(self, upload_id: str, name: str) -> None:
         """Keep the name a committed upload's file got (the receipt of HEAD)."""

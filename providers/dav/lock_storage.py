@@ -16,6 +16,7 @@ turn anything else into a 500.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import secrets
@@ -29,7 +30,7 @@ from wsgidav import util
 from wsgidav.lock_man.lock_manager import generate_lock_token, normalize_lock_root, validate_lock
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
-from providers.catalog import Catalog
+from providers.catalog import Catalog, Transaction
 from providers.dav.errors import dav_error_context, dav_errors
 from providers.errors import Unavailable
 
@@ -75,6 +76,13 @@ class CatalogLockStorage:
 
     def __repr__(self) -> str:
         return self.__class__.__name__
+
+    def within(self, transaction: Transaction) -> CatalogLockStorage:
+        """This storage reading and writing its rows in `transaction`, an open catalog
+        transaction (`DavLockRows.within`), instead of in transactions of its own."""
+        bound = copy.copy(self)
+        bound._rows = self._rows.within(transaction)
+        return bound
 
     def open(self) -> None:
         """Nothing to open: the catalog owns the connections."""

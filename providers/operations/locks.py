@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Literal, Protocol
 from urllib.parse import quote
 
+from providers.catalog import CommitStep
 from providers.operations.access import Place
 from providers.operations.actor import Actor
 
@@ -45,6 +46,14 @@ class LockView(Protocol):
         """Raise `Locked` if a lock the actor does not hold guards a write to `place`
         (see the module docstring for `depth`); `Unavailable` if the lock store is
         down."""
+
+    def check_step(
+        self, actor: Actor, place: Place, *, is_dir: bool, depth: Depth
+    ) -> CommitStep | None:
+        """The same check as a step of a commit's transaction (`Contents.commit_file`'s
+        `before`), when the locks live in the catalog: atomic with the commit, and no
+        transaction of its own. None when they do not: then `check` before the
+        commit."""
 
     def release(self, place: Place, *, is_dir: bool) -> None:
         """Drop every lock at or below `place` (idempotent)."""

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from providers.catalog import CommitStep, NewContent, NodeRecord
+from providers.catalog import CommitStep, NewContent, NodeRecord, in_order
 from providers.checksums import VERIFIABLE, Checksums, verify
 from providers.errors import Conflict, QuotaExceeded
 from providers.filestore import FileWriter
@@ -143,17 +143,19 @@ class ContentWrites(OperationsBase):
         before: CommitStep | None = None,
     ) -> NodeRecord:
         """The commit of every write, whoever stored the bytes (a PUT's writer, a
-        resumable upload's parts): the locks again, one `Contents.commit_file`
+        resumable upload's parts): the locks again (in the commit's transaction when
+        the lock view can, `LockView.check_step`), one `Contents.commit_file`
         transaction (running `before` first in it, e.g. retiring an upload; with
         `rename_on_clash` a taken name becomes "name (2).ext"), the owner's oldest
         history expired if the quota needs it (design invariant 19), the event.
         Raises what the commit raises (`QuotaExceeded`, `Conflict`, `ChunkGone`) and
         `Locked`; then nothing changed."""
-        if target.exists:
-            self.check_lock(actor, target.place, is_dir=False, depth="0")
-        else:
-            self.check_lock(actor, target.place.parent(), is_dir=True, depth="0")
+        place = target.place if target.exists else target.place.parent()
+        check = self.locks.check_step(actor, place, is_dir=not target.exists, depth="0")
+        if check is None:
+            self.check_lock(actor, place, is_dir=not target.exists, depth="0")
         path = target.place.owner_path
+        steps = [step for step in (check, before) if step is not None]
 
         def commit_once() -> NodeRecord:
             node, _created = self.catalog.contents.commit_file(
@@ -166,7 +168,7 @@ class ContentWrites(OperationsBase):
                 path=path,
                 author_id=actor.author_id,
                 rename_on_clash=rename_on_clash,
-                before=before,
+                before=in_order(steps),
             )
             return node
 

@@ -2,17 +2,20 @@
 process (WsgiDAV's dict), in Redis (a real Valkey server) and in the catalog (SQLite,
 PostgreSQL). Locks are taken the way WebDAV takes them
 (WsgiDAV's lock manager, keyed by `lock_url`), then checked through the view, as the
-operations layer checks every door's writes."""
+operations layer checks every door's writes. On the catalog the view also offers the
+check as a step of a commit's transaction (`check_step`): every refusal here is asked
+both ways, and both must answer alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from wsgidav.lock_man.lock_storage import LockStorageDict
 
-from providers.catalog import UserRecord
+from providers.catalog import Catalog, UserRecord
 from providers.dav.locks import (
     MemberTokenLockManager,
     RedisLockStorage,
@@ -21,6 +24,7 @@ from providers.dav.locks import (
 )
 from providers.errors import Locked
 from providers.operations import Access, Actor, Place, lock_url
+from providers.operations.locks import Depth
 from tests.services.redis import RedisService
 from tests.support.catalogs import catalog_url, open_catalog
 
@@ -28,6 +32,7 @@ OWNER = UserRecord(1, "alice", "", 1, None, 0)
 OTHER = UserRecord(2, "bob", "", 2, None, 0)
 FOLDER = Place(1, ("proj",), Access.OWNER)
 FILE = FOLDER.child("a.txt")
+CATALOGS: dict[int, Catalog] = {}  # the catalog each manager keeps its locks in
 
 
 @pytest.fixture(params=["memory", "redis", "sql-sqlite", "sql-postgres"])
@@ -38,7 +43,10 @@ def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemberTo
     if request.param.startswith("sql-"):
         url = catalog_url(request, tmp_path, request.param.removeprefix("sql-"))
         with open_catalog(url) as catalog:
-            yield MemberTokenLockManager(lock_storage("", catalog))
+            made = MemberTokenLockManager(lock_storage("", catalog))
+            CATALOGS[id(made)] = catalog
+            yield made
+            del CATALOGS[id(made)]
         return
     service: RedisService = request.getfixturevalue("redis_service")
     url = service.url.rsplit("/", 1)[0] + "/15"
@@ -63,9 +71,21 @@ def lock(manager: MemberTokenLockManager, place: Place, *, is_dir: bool, depth: 
     return str(taken["token"])
 
 
-def refused(view: WsgiDavLocks, actor: Actor, place: Place, *, is_dir: bool, depth: str) -> bool:
+def refused(view: WsgiDavLocks, actor: Actor, place: Place, *, is_dir: bool, depth: Depth) -> bool:
+    """Whether `view` refuses the write; on the catalog, its commit step (run in a
+    write transaction of the catalog) must refuse exactly when `check` does."""
+    by_check = raises_locked(lambda: view.check(actor, place, is_dir=is_dir, depth=depth))
+    step = view.check_step(actor, place, is_dir=is_dir, depth=depth)
+    catalog = CATALOGS.get(id(view.manager))
+    assert (step is None) == (catalog is None), "a step exactly on the catalog's storage"
+    if step is not None and catalog is not None:
+        assert raises_locked(lambda: catalog.db.run_core(step)) == by_check
+    return by_check
+
+
+def raises_locked(call: Callable[[], object]) -> bool:
     try:
-        view.check(actor, place, is_dir=is_dir, depth=depth)  # type: ignore[arg-type]
+        call()
     except Locked:
         return True
     return False
@@ -129,3 +149,44 @@ def test_release_drops_every_lock_at_and_below_a_place(manager: MemberTokenLockM
     assert not refused(view, Actor(OTHER), FOLDER, is_dir=True, depth="infinity")
     assert refused(view, Actor(OTHER), elsewhere, is_dir=False, depth="0")
     view.release(FOLDER, is_dir=True)  # idempotent
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_manager(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[MemberTokenLockManager, Catalog]]:
+    with open_catalog(catalog_url(request, tmp_path, request.param)) as catalog:
+        made = MemberTokenLockManager(lock_storage("", catalog))
+        CATALOGS[id(made)] = catalog
+        yield made, catalog
+        del CATALOGS[id(made)]
+
+
+def test_commit_steps_and_lock_requests_side_by_side_both_finish(
+    catalog_manager: tuple[MemberTokenLockManager, Catalog],
+) -> None:
+    """A commit's step reads the lock rows while its transaction holds the catalog's
+    writer lock; a LOCK holds the manager's lock while it writes rows. Were the step to
+    take the manager's lock too, the two would wait for each other for ever."""
+    manager, catalog = catalog_manager
+    view = WsgiDavLocks(manager)
+    step = view.check_step(Actor(OTHER), FILE, is_dir=False, depth="0")
+    assert step is not None
+    outcomes: list[bool] = []
+
+    def locking() -> None:
+        for _ in range(40):
+            manager.release(lock(manager, FILE, is_dir=False, depth="0"))
+
+    def committing() -> None:
+        for _ in range(40):
+            outcomes.append(raises_locked(lambda: catalog.db.run_core(step)))
+
+    threads = [threading.Thread(target=locking), threading.Thread(target=committing)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "deadlocked"
+    assert len(outcomes) == 40
+    assert not refused(view, Actor(OTHER), FILE, is_dir=False, depth="0")  # all released
