@@ -37,7 +37,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlmodel import Session, col
@@ -87,7 +86,7 @@ _BUMP_SQL = (
     " UNION ALL SELECT n.id, n.parent_id FROM node n JOIN up ON n.id = up.parent_id)"
     " UPDATE node SET rev = {seq} WHERE id IN (SELECT id FROM up)"
 )
-_BUMP_REVS = text(_BUMP_SQL.format(start=":start", seq=":seq"))
+_BUMP_SQLITE = _BUMP_SQL.format(start=":start", seq=":seq")
 
 
 def lock_log(conn: Connection) -> None:
@@ -194,7 +193,7 @@ def bump_revs(conn: Connection, start: int, seq: int) -> None:
     if conn.dialect.name == "postgresql":
         run_sql(conn, _BUMP_SQL.format(start=int(start), seq=int(seq)))
     else:
-        conn.execute(_BUMP_REVS, {"start": start, "seq": seq})
+        run_sql(conn, _BUMP_SQLITE, {"start": start, "seq": seq})  # named style
 
 
 FLOOR_SETTING = "change_floor"  # the last seq compaction removed (rows <= it are gone)

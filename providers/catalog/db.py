@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, create_engine
 
-from providers.catalog.direct import run_sql
+from providers.catalog.direct import QUERY_STARTED, QueryCallback, run_sql, watch_statements
 from providers.errors import Conflict, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -359,27 +359,24 @@ class _SharedRead:
             self.broken = True
 
 
-QueryCallback = Callable[[float, bool], None]
-_STARTED = "davserver_query_started"  # per-connection stack of statement start times
-
-
 def on_query(db: Database, callback: QueryCallback) -> None:
     """Call `callback(seconds, failed)` after each statement `db` sends to the database
     (a hook for metrics, which live outside `providers`). It runs on the request's
     thread, so it must be cheap and must not raise."""
+    watch_statements(db.engine.dialect, callback)  # the direct ones (`providers.catalog.direct`)
 
     @event.listens_for(db.engine, "before_cursor_execute")
     def _before(conn: Any, *_args: Any) -> None:
-        conn.info.setdefault(_STARTED, []).append(time.perf_counter())
+        conn.info.setdefault(QUERY_STARTED, []).append(time.perf_counter())
 
     @event.listens_for(db.engine, "after_cursor_execute")
     def _after(conn: Any, *_args: Any) -> None:
-        started = conn.info.get(_STARTED)
+        started = conn.info.get(QUERY_STARTED)
         if started:
             callback(time.perf_counter() - started.pop(), False)
 
     @event.listens_for(db.engine, "handle_error")
     def _failed(context: Any) -> None:
         conn = context.connection
-        started = conn.info.get(_STARTED) if conn is not None else None
+        started = conn.info.get(QUERY_STARTED) if conn is not None else None
         callback(time.perf_counter() - started.pop() if started else 0.0, True)

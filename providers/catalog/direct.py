@@ -16,13 +16,17 @@ that convert values on the way in (a Float's `float()`) are applied here, as
 SQLAlchemy would, and a column's constant default is a fixed parameter. Any other
 statement runs through `Connection.execute` as usual, with the same result. A driver
 error goes through SQLAlchemy's own handling, so it is wrapped (and a lost connection
-invalidated) exactly as for `Connection.execute`, and the statement's time reaches the
-engine's cursor events (the metrics of `db.on_query`).
+invalidated) exactly as for `Connection.execute`. The statement's time goes to the
+callbacks `watch_statements` registers for the engine (the metrics of `db.on_query`),
+called directly: dispatching SQLAlchemy's cursor events cost as much as the statements
+took on SQLite.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +38,21 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 Statement = Select[*tuple[Any, ...]] | Insert | Update
+QueryCallback = Callable[[float, bool], None]
+QUERY_STARTED = "davserver_query_started"  # a connection's stack of statement start times
+# per engine (its dialect: the engine's own, shared by its option engines, kept by
+# `dispose`), the callbacks told each direct statement's time
+_WATCHERS: weakref.WeakKeyDictionary[Dialect, tuple[QueryCallback, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watch_statements(dialect: Dialect, callback: QueryCallback) -> None:
+    """Call `callback(seconds, False)` after each direct statement run on a connection
+    of the engine whose dialect is `dialect`. A failed one is not reported here: it
+    reaches the engine's `handle_error` listeners (as any failed statement does) with
+    its start time pushed on the connection's `info[QUERY_STARTED]`."""
+    _WATCHERS[dialect] = (*_WATCHERS.get(dialect, ()), callback)
 
 
 @dataclass(frozen=True)
@@ -134,12 +153,12 @@ class DirectWrite(_Direct):
             _run(conn, compiled.sql, [compiled.bind(params) for params in many], many=True)
 
 
-def run_sql(conn: Connection, sql: str, *, begin: bool = True) -> int:
-    """Run `sql`, a whole statement with no parameters and no rows, on the driver's
-    cursor in `conn`'s transaction; how many rows it changed. `begin=False`: open no
-    transaction first (the statement is the one that opens it, in the engine's
-    `begin` event)."""
-    return _run(conn, sql, (), begin=begin).rowcount
+def run_sql(conn: Connection, sql: str, params: Any = (), *, begin: bool = True) -> int:
+    """Run `sql`, a statement returning no rows, with `params` in the driver's own
+    parameter style, on the driver's cursor in `conn`'s transaction; how many rows it
+    changed. `begin=False`: open no transaction first (the statement is the one that
+    opens it, in the engine's `begin` event)."""
+    return _run(conn, sql, params, begin=begin).rowcount
 
 
 def insert_values(
@@ -203,18 +222,23 @@ def _run(
         conn.begin()
     driver = conn.connection.dbapi_connection
     assert driver is not None, "a connection in use has its driver connection"
-    dispatch = conn.dispatch
+    watchers = _WATCHERS.get(conn.dialect, ())
     cursor = driver.cursor()
+    started = time.perf_counter()
     try:
-        dispatch.before_cursor_execute(conn, cursor, sql, bound, None, many)
         if many:
             cursor.executemany(sql, bound)
         else:
             cursor.execute(sql, bound)
         found = list(cursor.fetchall()) if cursor.description is not None else []
-        dispatch.after_cursor_execute(conn, cursor, sql, bound, None, many)
+        if watchers:
+            spent = time.perf_counter() - started
+            for watcher in watchers:
+                watcher(spent, False)
         return Outcome(found, cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as e:
+        if watchers:
+            conn.info.setdefault(QUERY_STARTED, []).append(started)
         conn._handle_dbapi_exception(e, sql, bound, cursor, None)  # raises it, wrapped
         raise AssertionError("unreachable") from e
     finally:

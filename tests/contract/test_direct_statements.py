@@ -8,6 +8,7 @@ transaction."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -96,6 +97,22 @@ def test_the_query_callbacks_see_direct_reads(catalog: Catalog) -> None:
         seen.clear()
         DirectRead(HOMES).rows(conn, {"skip": ""})
     assert len(seen) == 1 and seen[0][0] >= 0 and not seen[0][1]
+
+
+def test_the_query_callbacks_see_a_failed_direct_statement_once(catalog: Catalog) -> None:
+    seen: list[tuple[float, bool]] = []
+    on_query(catalog.db, lambda seconds, failed: seen.append((seconds, failed)))
+    statement: Any = select(column("x")).select_from(table("no_such_table"))
+    with pytest.raises(sa_exc.DBAPIError), catalog.db.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        seen.clear()
+        started = time.perf_counter()
+        try:
+            DirectRead(statement).rows(conn, {})
+        finally:
+            spent = time.perf_counter() - started
+    assert len(seen) == 1 and seen[0][1], seen
+    assert 0 < seen[0][0] <= spent  # its own time, not zero
 
 
 def _home_id(catalog: Catalog, user: str) -> int:
