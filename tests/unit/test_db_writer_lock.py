@@ -45,3 +45,36 @@ def test_a_write_transaction_holds_the_lock_file_and_a_read_does_not(tmp_path: P
         assert not _held_elsewhere(lock), "a failed transaction kept the lock"
     finally:
         database.close()
+
+
+def test_writes_reuse_one_connection_and_replace_a_lost_one(tmp_path: Path) -> None:
+    """SQLite keeps its write connection from one write to the next; one the driver
+    lost (invalidated) is replaced, and a failed write leaves it usable."""
+    database = Database(f"sqlite:///{tmp_path / 'catalog.db'}")
+    try:
+        with database.connection(write=True) as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            first = conn.connection.dbapi_connection
+        try:
+            with database.connection(write=True) as conn:
+                assert conn.connection.dbapi_connection is first
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+                conn.invalidate()  # as when the driver fails: the statement raises
+                raise RuntimeError("connection lost")
+        except RuntimeError:
+            pass
+        with database.connection(write=True) as conn:
+            assert conn.connection.dbapi_connection is not first
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+        try:
+            with database.connection(write=True) as conn:
+                conn.execute(text("INSERT INTO t VALUES (3)"))
+                raise RuntimeError("abandoned")
+        except RuntimeError:
+            pass
+        with database.connection(write=True) as conn:
+            conn.execute(text("INSERT INTO t VALUES (4)"))
+        with database.connection() as conn:
+            assert [x for (x,) in conn.execute(text("SELECT x FROM t ORDER BY x"))] == [2, 4]
+    finally:
+        database.close()
