@@ -1,14 +1,17 @@
 """Database access: engine set-up for SQLite and PostgreSQL, sessions, error translation.
 
-`Database.session(write=...)` is the only way in. It commits on success, rolls back on
-error, and translates SQLAlchemy errors: a lost or refused connection becomes
-`Unavailable` (answered 503), a constraint violation `Conflict`. On SQLite a write
-session starts with `BEGIN IMMEDIATE`, so concurrent writers queue on the database
-lock instead of failing when a read transaction tries to upgrade. Writers of one process
-also queue on a Python lock first, and processes on the same file (workers, a command
-run beside a server) on a lock file next to it: SQLite's busy handler sleeps in growing
-steps (up to 100 ms) when it finds the database locked, which made every contended
-write slow; a lock the kernel hands over wakes the next writer at once.
+`Database.session(write=...)` (ORM) and `Database.connection(write=...)` (Core) are
+the ways in, and `run` / `run_core` the same with retries. Each commits on success,
+rolls back on error, and translates SQLAlchemy errors: a lost or refused connection
+becomes `Unavailable` (answered 503), a constraint violation `Conflict`. On SQLite a
+write transaction starts with `BEGIN IMMEDIATE`, so concurrent writers queue on the
+database lock instead of failing when a read transaction tries to upgrade. Writers of
+one process also queue on a Python lock first, and processes on the same file
+(workers, a command run beside a server) on a lock file next to it: SQLite's busy
+handler sleeps in growing steps (up to 100 ms) when it finds the database locked,
+which made every contended write slow; a lock the kernel hands over wakes the next
+writer at once. SQLite's write transactions of a process share one connection, kept
+open (`_kept_writer`).
 """
 
 from __future__ import annotations
