@@ -25,6 +25,21 @@ def _held_elsewhere(lock: Path) -> bool:
     return False
 
 
+def _abandon_insert(database: Database, x: int, *, lose_connection: bool = False) -> object:
+    """Insert `x` into t in a write transaction that then fails (after the driver lost
+    its connection, with `lose_connection`); the driver connection it ran on."""
+    try:
+        with database.connection(write=True) as conn:
+            used = conn.connection.dbapi_connection
+            conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": x})
+            if lose_connection:
+                conn.invalidate()  # as when the driver fails: the statement raises
+            raise RuntimeError("abandoned")
+    except RuntimeError:
+        return used
+    raise AssertionError("unreachable")
+
+
 def test_a_write_transaction_holds_the_lock_file_and_a_read_does_not(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'catalog.db'}")
     lock = tmp_path / "catalog.db-writer.lock"
@@ -36,12 +51,7 @@ def test_a_write_transaction_holds_the_lock_file_and_a_read_does_not(tmp_path: P
         with database.connection() as conn:
             assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
             assert not _held_elsewhere(lock)
-        try:
-            with database.connection(write=True) as conn:
-                conn.execute(text("INSERT INTO t VALUES (1)"))
-                raise RuntimeError("abandoned")
-        except RuntimeError:
-            pass
+        _abandon_insert(database, 1)
         assert not _held_elsewhere(lock), "a failed transaction kept the lock"
     finally:
         database.close()
@@ -55,23 +65,11 @@ def test_writes_reuse_one_connection_and_replace_a_lost_one(tmp_path: Path) -> N
         with database.connection(write=True) as conn:
             conn.execute(text("CREATE TABLE t (x INTEGER)"))
             first = conn.connection.dbapi_connection
-        try:
-            with database.connection(write=True) as conn:
-                assert conn.connection.dbapi_connection is first
-                conn.execute(text("INSERT INTO t VALUES (1)"))
-                conn.invalidate()  # as when the driver fails: the statement raises
-                raise RuntimeError("connection lost")
-        except RuntimeError:
-            pass
+        assert _abandon_insert(database, 1, lose_connection=True) is first
         with database.connection(write=True) as conn:
             assert conn.connection.dbapi_connection is not first
             conn.execute(text("INSERT INTO t VALUES (2)"))
-        try:
-            with database.connection(write=True) as conn:
-                conn.execute(text("INSERT INTO t VALUES (3)"))
-                raise RuntimeError("abandoned")
-        except RuntimeError:
-            pass
+        _abandon_insert(database, 3)
         with database.connection(write=True) as conn:
             conn.execute(text("INSERT INTO t VALUES (4)"))
         with database.connection() as conn:
