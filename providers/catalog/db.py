@@ -188,7 +188,7 @@ class Database:
                 with self._kept_writer() as conn:
                     yield conn
                 return
-            with self.engine.begin() as conn:
+            with (self._write_engine if write else self.engine).begin() as conn:
                 yield conn
 
     @contextmanager
