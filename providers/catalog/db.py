@@ -263,17 +263,17 @@ class Database:
             session.connection().exec_driver_sql("SELECT 1")
 
     def close(self) -> None:
-        if self._write_lock is not None:
-            with self._write_lock:
-                if self._writer is not None:
-                    self._writer.close()
-                    self._writer = None
-        self.engine.dispose()
-        if self._write_lock is not None:
-            with self._write_lock:
-                if self._file_lock is not None:
-                    os.close(self._file_lock)
-                    self._file_lock = None
+        if self._write_lock is None:
+            self.engine.dispose()
+            return
+        with self._write_lock:
+            if self._writer is not None:  # checked out: `dispose` would leave it open
+                self._writer.close()
+                self._writer = None
+            self.engine.dispose()
+            if self._file_lock is not None:
+                os.close(self._file_lock)
+                self._file_lock = None
 
     @contextmanager
     def _writer_slot(self, write: bool) -> Iterator[None]:

@@ -150,9 +150,9 @@ class WsgiDavLocks:
         catalog's writer lock, that lock would deadlock against a LOCK holding it and
         waiting for the writer lock, and the transaction orders the two anyway."""
         manager, storage = self.manager, self.manager.storage
-        if not isinstance(manager, MemberTokenLockManager):
-            return None
-        if not isinstance(storage, CatalogLockStorage):
+        if not isinstance(manager, MemberTokenLockManager) or not isinstance(
+            storage, CatalogLockStorage
+        ):
             return None
         url, tokens = lock_url(place, is_dir=is_dir), list(actor.lock_tokens)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,18 +36,29 @@ FILE = FOLDER.child("a.txt")
 CATALOGS: dict[int, Catalog] = {}  # the catalog each manager keeps its locks in
 
 
+@contextmanager
+def on_a_catalog(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> Iterator[tuple[MemberTokenLockManager, Catalog]]:
+    """A lock manager keeping its locks in a fresh catalog on `backend`, registered in
+    `CATALOGS` for the block."""
+    with open_catalog(catalog_url(request, tmp_path, backend)) as catalog:
+        made = MemberTokenLockManager(lock_storage("", catalog))
+        CATALOGS[id(made)] = catalog
+        try:
+            yield made, catalog
+        finally:
+            del CATALOGS[id(made)]
+
+
 @pytest.fixture(params=["memory", "redis", "sql-sqlite", "sql-postgres"])
 def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemberTokenLockManager]:
     if request.param == "memory":
         yield MemberTokenLockManager(LockStorageDict())
         return
     if request.param.startswith("sql-"):
-        url = catalog_url(request, tmp_path, request.param.removeprefix("sql-"))
-        with open_catalog(url) as catalog:
-            made = MemberTokenLockManager(lock_storage("", catalog))
-            CATALOGS[id(made)] = catalog
+        with on_a_catalog(request, tmp_path, request.param.removeprefix("sql-")) as (made, _):
             yield made
-            del CATALOGS[id(made)]
         return
     service: RedisService = request.getfixturevalue("redis_service")
     url = service.url.rsplit("/", 1)[0] + "/15"
@@ -155,11 +167,8 @@ def test_release_drops_every_lock_at_and_below_a_place(manager: MemberTokenLockM
 def catalog_manager(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[MemberTokenLockManager, Catalog]]:
-    with open_catalog(catalog_url(request, tmp_path, request.param)) as catalog:
-        made = MemberTokenLockManager(lock_storage("", catalog))
-        CATALOGS[id(made)] = catalog
-        yield made, catalog
-        del CATALOGS[id(made)]
+    with on_a_catalog(request, tmp_path, request.param) as pair:
+        yield pair
 
 
 def test_commit_steps_and_lock_requests_side_by_side_both_finish(
