@@ -8,11 +8,14 @@ expressions costs more than SQLite running them, and run on the driver's cursor
 (`DirectRead`, `DirectWrite`), since SQLAlchemy's execution of them was three quarters
 of the commit's CPU.
 
-What the transaction does, in order: lock the parent folder's row; settle the chunks
-(`settle_chunks`); insert the content (with its checksums) and its extents; find the
-file (or choose a free name); charge the owner (`charge_used_bytes`); insert or update
-the node; add its version row; log the change (bumping the `rev` of the file and
-its folders). Any failure rolls all of it back.
+What the transaction does, in order: insert the content (with its checksums) and its
+extents (`add_content`, before the log's order lock); lock the parent folder's row;
+settle the chunks (`settle_chunks`); find the file (or choose a free name); charge the
+owner (`charge_used_bytes`); insert or update the node and add its version row
+(`store_node`); log the change, bumping the `rev` of the file and its folders. Any
+failure rolls all of it back. On PostgreSQL the node and its version, and the log row
+and its bumps, are one statement each: every round trip under the order lock is one
+every other writer waits for.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, Update, bindparam, insert, select, update
 from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
@@ -78,19 +81,52 @@ _NODE_COLUMNS = (
     "created",
     "content_type",
 )
-_NEW_NODE = DirectWrite(insert_values(Node, _NODE_COLUMNS).returning(col(Node.id)))
-_SET_CONTENT = DirectWrite(
-    update(Node)
-    .where(col(Node.id) == bindparam("node"))
-    .values(
-        content_id=bindparam("content"),
-        size=bindparam("new_size"),
-        mtime=bindparam("new_mtime"),
-        content_type=bindparam("new_type"),
+_NODE_ROW = insert_values(Node, _NODE_COLUMNS).returning(col(Node.id))
+_NEW_NODE = DirectWrite(_NODE_ROW)
+
+
+def _content_of_node() -> Update:
+    """The update pointing node `node` at its new content (a new statement each time:
+    SQLAlchemy keeps the columns a statement exports once they were asked for)."""
+    return (
+        update(Node)
+        .where(col(Node.id) == bindparam("node"))
+        .values(
+            content_id=bindparam("content"),
+            size=bindparam("new_size"),
+            mtime=bindparam("new_mtime"),
+            content_type=bindparam("new_type"),
+        )
     )
-)
-_NEW_VERSION = DirectWrite(
-    insert_values(Version, ("node_id", "content_id", "size", "created_at", "author_id", "mtime"))
+
+
+_SET_CONTENT = DirectWrite(_content_of_node())
+_VERSION_COLUMNS = ("node_id", "content_id", "size", "created_at", "author_id", "mtime")
+_NEW_VERSION = DirectWrite(insert_values(Version, _VERSION_COLUMNS))
+
+
+def _with_version(written: Insert | Update, content: str, size: str, mtime: str) -> DirectWrite:
+    """PostgreSQL: `written` (a node row's insert or update, RETURNING its id) and the
+    version row of the content it names, in one statement (a round trip fewer while
+    the log's order lock is held); the version's values are the parameters named
+    `content`, `size`, `mtime`, `created_at` and `author_id`. Returns the node's id."""
+    node = written.cte("written")
+    columns = Version.__table__.c  # type: ignore[attr-defined]
+    values = [
+        bindparam(name, type_=columns[column].type)
+        for name, column in zip(
+            (content, size, "created_at", "author_id", mtime), _VERSION_COLUMNS[1:], strict=True
+        )
+    ]
+    rows = select(node.c.id, *values)
+    return DirectWrite(
+        insert(Version).from_select(_VERSION_COLUMNS, rows).returning(col(Version.node_id))
+    )
+
+
+_NEW_NODE_AND_VERSION = _with_version(_NODE_ROW, "content_id", "size", "mtime")
+_SET_CONTENT_AND_VERSION = _with_version(
+    _content_of_node().returning(col(Node.id)), "content", "new_size", "new_mtime"
 )
 
 
@@ -110,13 +146,13 @@ class FileCommit:
     rename_on_clash: bool
 
 
-def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]:
-    """Run the commit in the caller's write transaction; return (node, created)."""
+def commit_file(conn: Connection, commit: FileCommit, content_id: int) -> tuple[NodeRecord, bool]:
+    """Run the commit in the caller's write transaction, `content_id` naming the
+    content row `add_content` inserted for `commit.content`; return (node, created)."""
     lock_folder(conn, commit.parent_id)
     content = commit.content
     settle_chunks(conn, {e.chunk_hash for e in content.extents})
     now = time.time()
-    content_id = _insert_content(conn, content, now)
     name = commit.name
     found = child_record(conn, commit.parent_id, name)
     if found is not None and commit.rename_on_clash:
@@ -137,8 +173,7 @@ def commit_file(conn: Connection, commit: FileCommit) -> tuple[NodeRecord, bool]
         digest=content.digest,
         content_type=commit.content_type or node.content_type,
     )
-    node = _store_node(conn, node)
-    add_version(conn, node, commit.author_id, now)
+    node = store_node(conn, node, commit.author_id, now)
     if found is not None:
         add_replaced(conn, node.owner_id, found.content_id, content_id)
     logged = commit.path if name == commit.name else f"{commit.path.rsplit('/', 1)[0]}/{name}"
@@ -186,8 +221,7 @@ def _store_existing_content(
     """The common tail of `switch_content` and `place_content` (the owner charged
     already): store the row, add its version row, measure what history alone keeps
     (an old content may be current again: design invariant 19), log `kind` at `path`."""
-    node = _store_node(conn, node)
-    add_version(conn, node, author_id, time.time())
+    node = store_node(conn, node, author_id, time.time())
     refresh_history(conn, node.owner_id)
     seq = log_change(conn, entry(kind, node, path), bump=[node.id])
     return node._replace(rev=seq)
@@ -216,8 +250,14 @@ def settle_chunks(conn: Connection, hashes: set[str]) -> None:
         raise ChunkGone("a chunk of this upload was garbage-collected before commit; retry")
 
 
-def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
-    """Insert the content row and its extents; return the content's id."""
+def add_content(conn: Connection, content: NewContent) -> int:
+    """Insert the content row and its extents in the caller's write transaction;
+    return the content's id. New rows only: it may run before the log's order lock
+    (`lock_log`), which a commit then holds for fewer statements. The extents' rows
+    take a key-share lock on their chunks' rows, which no holder of the order lock
+    waits on (settling a chunk updates no key; only GC deletes chunk rows, outside
+    the log)."""
+    now = time.time()
     sums = content.checksums
     row = {
         "size": content.size,
@@ -245,9 +285,12 @@ def _insert_content(conn: Connection, content: NewContent, now: float) -> int:
     return content_id
 
 
-def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
-    """Insert a new node (id 0) or point an existing one at its new content; return
-    it with its id."""
+def store_node(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> NodeRecord:
+    """Insert a new node (id 0) or point an existing one at its new content, and add
+    the version row of that content (`add_version`); return the node with its id. One
+    statement on PostgreSQL."""
+    merged = conn.dialect.name == "postgresql"
+    version = {"created_at": now, "author_id": author_id}
     if node.id:
         values = {
             "node": node.id,
@@ -256,7 +299,11 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
             "new_mtime": node.mtime,
             "new_type": node.content_type,
         }
-        _SET_CONTENT.run(conn, values)
+        if merged:
+            _SET_CONTENT_AND_VERSION.run(conn, {**values, **version})
+        else:
+            _SET_CONTENT.run(conn, values)
+            add_version(conn, node, author_id, now)
         return node
     row = {
         "parent_id": node.parent_id,
@@ -270,8 +317,12 @@ def _store_node(conn: Connection, node: NodeRecord) -> NodeRecord:
         "created": node.created,
         "content_type": node.content_type,
     }
-    node_id: int = _NEW_NODE.run(conn, row).rows[0].id  # RETURNING the new row's
-    return node._replace(id=node_id)
+    if merged:
+        node_id: int = _NEW_NODE_AND_VERSION.run(conn, {**row, **version}).rows[0].node_id
+        return node._replace(id=node_id)
+    node = node._replace(id=_NEW_NODE.run(conn, row).rows[0].id)  # RETURNING the new row's
+    add_version(conn, node, author_id, now)
+    return node
 
 
 def add_version(conn: Connection, node: NodeRecord, author_id: int | None, now: float) -> None:

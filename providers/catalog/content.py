@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from providers.catalog.changes import lock_log
 from providers.catalog.chunk_users import FileUse, chunk_users
-from providers.catalog.commit import FileCommit, commit_file
+from providers.catalog.commit import FileCommit, add_content, commit_file
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.direct import DirectWrite, insert_values
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
@@ -193,9 +193,10 @@ class Contents:
         file or a folder) the new file is created as "stem (2).ext", "stem (3).ext"...,
         the first name free, chosen under the parent's lock in this same transaction
         (no check-then-write race); the returned node carries the name used, and the
-        change log the path with it. `before` runs first inside the transaction (e.g. to
-        retire a resumable upload together with its commit); whatever it raises aborts
-        the commit.
+        change log the path with it. `before` runs inside the transaction ahead of the
+        commit's checks and writes (e.g. to retire a resumable upload together with its
+        commit; only the new content rows are inserted before it); whatever it raises
+        aborts the commit.
         """
 
         commit = FileCommit(
@@ -211,10 +212,11 @@ class Contents:
         )
 
         def work(conn: Connection) -> tuple[NodeRecord, bool]:
+            content_id = add_content(conn, content)  # before the order lock: new rows
             lock_log(conn)
             if before is not None:
                 before(conn)
-            return commit_file(conn, commit)
+            return commit_file(conn, commit, content_id)
 
         return self._db.run_core(work)
 

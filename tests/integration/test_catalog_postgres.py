@@ -12,7 +12,7 @@ from sqlalchemy import NullPool, create_engine
 from providers.catalog import Catalog
 from providers.errors import Unavailable
 from tests.services.postgres import PostgresService
-from tests.unit.test_catalog import check_claim_many
+from tests.unit.test_catalog import check_claim_many, check_commit_rows
 
 
 @pytest.fixture
@@ -25,6 +25,10 @@ def pg_catalog(postgres_service: PostgresService) -> Iterator[Catalog]:
 
 def test_claim_many_on_postgres(pg_catalog: Catalog) -> None:
     check_claim_many(pg_catalog)
+
+
+def test_commit_rows_on_postgres(pg_catalog: Catalog) -> None:
+    check_commit_rows(pg_catalog, pg_catalog.users.create("alice", "hash"))
 
 
 def _kill_other_connections(catalog: Catalog) -> int:

@@ -7,7 +7,7 @@ import time
 import unicodedata
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from providers.catalog import (
     CLAIM_BUSY,
@@ -180,6 +180,39 @@ def test_commit_replaces_content_and_keeps_the_old_as_a_version(
     catalog.tree.mkdir(home, "d", alice.id, "/d")
     with pytest.raises(Conflict):
         commit(catalog, alice, home, "d", stored_content(catalog, b"x"))
+
+
+def test_a_commit_adds_its_version_logs_and_bumps_the_folders(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    check_commit_rows(catalog, alice)
+
+
+def check_commit_rows(catalog: Catalog, alice: UserRecord) -> None:
+    """A new file and an overwrite, two folders down: each adds its version row, logs
+    `created` then `modified` at the file's path, and sets the `rev` of the file and of
+    every folder up to the home to the seq of its row (shared with the PostgreSQL run
+    in tests/integration/test_catalog_postgres.py, where each pair is one statement)."""
+    home = alice.home_id
+    top = catalog.tree.mkdir(home, "top", alice.id, "/top")
+    sub = catalog.tree.mkdir(top.id, "sub", alice.id, "/top/sub")
+    other = catalog.tree.mkdir(home, "other", alice.id, "/other")
+    last_change = text(
+        "SELECT seq, kind, path, size FROM change WHERE node_id = :n ORDER BY seq DESC LIMIT 1"
+    )
+    versions_of = text("SELECT content_id, size FROM version WHERE node_id = :n ORDER BY id")
+    for data, kind in ((b"first", "created"), (b"second!", "modified")):
+        node, _ = commit(catalog, alice, sub.id, "f", stored_content(catalog, data))
+        with catalog.db.connection() as conn:
+            seq, logged_kind, path, size = conn.execute(last_change, {"n": node.id}).one()
+            revs = dict(conn.execute(text("SELECT id, rev FROM node")).all())
+            versions = conn.execute(versions_of, {"n": node.id}).all()
+        assert (logged_kind, path, size) == (kind, "f", len(data))
+        assert node.rev == seq
+        assert [revs[n] for n in (node.id, sub.id, top.id, home)] == [seq] * 4
+        assert revs[other.id] < seq  # a folder beside the path keeps its rev
+        assert versions[-1] == (node.content_id, len(data))
+    assert len(versions) == 2
 
 
 CAFE_NFC = unicodedata.normalize("NFC", "café")
