@@ -148,10 +148,10 @@ class FileCommit:
 
 def commit_file(conn: Connection, commit: FileCommit, content_id: int) -> tuple[NodeRecord, bool]:
     """Run the commit in the caller's write transaction, `content_id` naming the
-    content row `add_content` inserted for `commit.content`; return (node, created)."""
+    content row `add_content` inserted (and whose chunks it settled) for
+    `commit.content`; return (node, created)."""
     lock_folder(conn, commit.parent_id)
     content = commit.content
-    settle_chunks(conn, {e.chunk_hash for e in content.extents})
     now = time.time()
     name = commit.name
     found = child_record(conn, commit.parent_id, name)
@@ -251,12 +251,13 @@ def settle_chunks(conn: Connection, hashes: set[str]) -> None:
 
 
 def add_content(conn: Connection, content: NewContent) -> int:
-    """Insert the content row and its extents in the caller's write transaction;
-    return the content's id. New rows only: it may run before the log's order lock
-    (`lock_log`), which a commit then holds for fewer statements. The extents' rows
-    take a key-share lock on their chunks' rows, which no holder of the order lock
-    waits on (settling a chunk updates no key; only GC deletes chunk rows, outside
-    the log)."""
+    """Insert the content row and its extents in the caller's write transaction, and
+    settle its chunks (`settle_chunks`: `ChunkGone` if GC is taking one); return the
+    content's id. It runs before the log's order lock (`lock_log`), which a commit then
+    holds for fewer statements: its rows are new, and the chunks' rows it locks (a
+    key-share for the extents, the settling update) are rows no holder of the order
+    lock waits for, since everything that settles chunks does it before taking that
+    lock (design invariant 15) and GC, which deletes them, never takes it."""
     now = time.time()
     sums = content.checksums
     row = {
@@ -282,6 +283,7 @@ def add_content(conn: Connection, content: NewContent) -> int:
                 for seq, e in enumerate(content.extents)
             ],
         )
+    settle_chunks(conn, {e.chunk_hash for e in content.extents})
     return content_id
 
 

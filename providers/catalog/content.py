@@ -193,10 +193,10 @@ class Contents:
         file or a folder) the new file is created as "stem (2).ext", "stem (3).ext"...,
         the first name free, chosen under the parent's lock in this same transaction
         (no check-then-write race); the returned node carries the name used, and the
-        change log the path with it. `before` runs inside the transaction ahead of the
-        commit's checks and writes (e.g. to retire a resumable upload together with its
-        commit; only the new content rows are inserted before it); whatever it raises
-        aborts the commit.
+        change log the path with it. `before` runs first inside the transaction (e.g. to
+        retire a resumable upload together with its commit), before the log's order
+        lock: it must lock no row a logged mutation locks (a folder's, a file's, a
+        user's); whatever it raises aborts the commit.
         """
 
         commit = FileCommit(
@@ -212,10 +212,12 @@ class Contents:
         )
 
         def work(conn: Connection) -> tuple[NodeRecord, bool]:
-            content_id = add_content(conn, content)  # before the order lock: new rows
-            lock_log(conn)
+            # before the log's order lock, which every other writer waits for: no
+            # holder of it waits for what these lock (design invariant 15)
             if before is not None:
                 before(conn)
+            content_id = add_content(conn, content)
+            lock_log(conn)
             return commit_file(conn, commit, content_id)
 
         return self._db.run_core(work)

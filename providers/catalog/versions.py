@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlmodel import Session, col
 
-from providers.catalog.changes import logged
+from providers.catalog.changes import lock_log, logged
 from providers.catalog.commit import place_content, settle_chunks, switch_content
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.history_usage import refresh as refresh_history
@@ -154,7 +154,10 @@ class Versions:
         def work(s: Session) -> NodeRecord:
             conn = s.connection()
             hashes = select(col(Extent.chunk_hash)).where(col(Extent.content_id) == node.content_id)
+            # chunks are settled before the log's order lock, as by every commit: a
+            # holder of that lock never waits for a chunk's row (design invariant 15)
             settle_chunks(conn, set(conn.execute(hashes).scalars()))
+            lock_log(conn)
             if not node.id:
                 return place_content(conn, node, author_id, path)
             row = conn.execute(NODE_BY_ID, {"id": node.id}).first()
@@ -168,7 +171,7 @@ class Versions:
             )
             return switch_content(conn, changed, author_id, path)
 
-        return self._db.run(logged(work))
+        return self._db.run(work)
 
     @staticmethod
     def _history_in(conn: Connection, node_id: int) -> list[VersionRecord]:
