@@ -9,13 +9,13 @@ expressions costs more than SQLite running them, and run on the driver's cursor
 of the commit's CPU.
 
 What the transaction does, in order: insert the content (with its checksums) and its
-extents (`add_content`, before the log's order lock); lock the parent folder's row;
-settle the chunks (`settle_chunks`); find the file (or choose a free name); charge the
-owner (`charge_used_bytes`); insert or update the node and add its version row
-(`store_node`); log the change, bumping the `rev` of the file and its folders. Any
-failure rolls all of it back. On PostgreSQL the node and its version, and the log row
-and its bumps, are one statement each: every round trip under the order lock is one
-every other writer waits for.
+extents and settle its chunks (`add_content`, before the log's order lock); lock the
+parent folder's row and find the file in it (`locked_folder_child`; or choose a free
+name); charge the owner (`charge_used_bytes`); insert or update the node and add its
+version row (`store_node`); log the change, bumping the `rev` of the file and its
+folders. Any failure rolls all of it back. On PostgreSQL the node and its version,
+and the log row and its bumps, are one statement each: every round trip under the
+order lock is one every other writer waits for.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from providers.catalog.direct import DirectRead, DirectWrite, insert_values
 from providers.catalog.history_usage import add_replaced
 from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
-from providers.catalog.rows import charge_used_bytes, child_record
+from providers.catalog.rows import charge_used_bytes, child_record, locked_folder_child
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -150,11 +150,10 @@ def commit_file(conn: Connection, commit: FileCommit, content_id: int) -> tuple[
     """Run the commit in the caller's write transaction, `content_id` naming the
     content row `add_content` inserted (and whose chunks it settled) for
     `commit.content`; return (node, created)."""
-    lock_folder(conn, commit.parent_id)
     content = commit.content
     now = time.time()
     name = commit.name
-    found = child_record(conn, commit.parent_id, name)
+    found = locked_folder_child(conn, commit.parent_id, name)  # under the order lock
     if found is not None and commit.rename_on_clash:
         name, found = _free_name(conn, commit.parent_id, name), None
     if found is None:
@@ -203,13 +202,13 @@ def switch_content(
 def place_content(
     conn: Connection, node: NodeRecord, author_id: int | None, path: str
 ) -> NodeRecord:
-    """In the caller's write transaction, add `node` (id 0: a new file in folder
-    `node.parent_id`, its fields naming an existing content) as a stored file: no
-    chunk is written, the owner is charged its size, a version row is added and
-    `created` logged at `path`. `Conflict` if the name is taken."""
+    """In the caller's write transaction, holding the log's order lock (`lock_log`),
+    add `node` (id 0: a new file in folder `node.parent_id`, its fields naming an
+    existing content) as a stored file: no chunk is written, the owner is charged its
+    size, a version row is added and `created` logged at `path`. `Conflict` if the
+    name is taken."""
     assert node.parent_id is not None and not node.id
-    lock_folder(conn, node.parent_id)
-    if child_record(conn, node.parent_id, node.name) is not None:
+    if locked_folder_child(conn, node.parent_id, node.name) is not None:
         raise Conflict(f"{node.name!r} exists")
     charge_used_bytes(conn, node.owner_id, node.size)
     return _store_existing_content(conn, node, author_id, path, CREATED)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, and_, bindparam, text, update
 from sqlalchemy import select as core_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -176,6 +177,37 @@ def find_child(session: Session, parent_id: int, name: str) -> Node | None:
     return session.exec(
         select(Node).where(col(Node.parent_id) == parent_id, col(Node.name_key) == name_key(name))
     ).first()
+
+
+def _folder_and_child() -> DirectRead:
+    folder = aliased(Node)
+    return DirectRead(
+        core_select(col(folder.kind).label("folder_kind"), *_RECORD_COLUMNS)
+        .select_from(folder)
+        .outerjoin(
+            Node,
+            and_(col(Node.parent_id) == col(folder.id), col(Node.name_key) == bindparam("key")),
+        )
+        .outerjoin(Content, col(Node.content_id) == col(Content.id))
+        .where(col(folder.id) == bindparam("parent"))
+        .with_for_update(of=folder)
+    )
+
+
+_FOLDER_AND_CHILD = _folder_and_child()
+
+
+def locked_folder_child(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
+    """Lock folder `parent_id`'s row for the transaction (as `lock_folder`) and return
+    its member named `name` (as `child_record`), in one statement; `Conflict` if the
+    folder is gone or a file. The member is read in the statement's snapshot, taken
+    before the folder's lock is granted: only for a caller holding the log's order
+    lock (`changes.lock_log`), under which no other transaction changes a folder's
+    members (every such change is logged, design invariant 5)."""
+    row = _FOLDER_AND_CHILD.first(conn, {"parent": parent_id, "key": name_key(name)})
+    if row is None or row.folder_kind != DIR:
+        raise Conflict("parent collection does not exist")
+    return None if row.id is None else NodeRecord._make(row[1:])
 
 
 def child_record(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:

@@ -192,7 +192,8 @@ def check_commit_rows(catalog: Catalog, alice: UserRecord) -> None:
     """A new file and an overwrite, two folders down: each adds its version row, logs
     `created` then `modified` at the file's path, and sets the `rev` of the file and of
     every folder up to the home to the seq of its row (shared with the PostgreSQL run
-    in tests/integration/test_catalog_postgres.py, where each pair is one statement)."""
+    in tests/integration/test_catalog_postgres.py, where each pair is one statement).
+    A commit into a file or a deleted folder is refused."""
     home = alice.home_id
     top = catalog.tree.mkdir(home, "top", alice.id, "/top")
     sub = catalog.tree.mkdir(top.id, "sub", alice.id, "/top/sub")
@@ -213,6 +214,12 @@ def check_commit_rows(catalog: Catalog, alice: UserRecord) -> None:
         assert revs[other.id] < seq  # a folder beside the path keeps its rev
         assert versions[-1] == (node.content_id, len(data))
     assert len(versions) == 2
+    with pytest.raises(Conflict):  # into a file
+        commit(catalog, alice, node.id, "g", stored_content(catalog, b"g"))
+    catalog.tree.delete(other.id, "/other")
+    with pytest.raises(Conflict):  # into a folder deleted meanwhile
+        commit(catalog, alice, other.id, "g", stored_content(catalog, b"g"))
+    assert catalog.tree.children(sub.id) == [node._replace(rev=seq)]
 
 
 CAFE_NFC = unicodedata.normalize("NFC", "café")
