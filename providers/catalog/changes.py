@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    CTE,
     BindParameter,
     ColumnElement,
     Connection,
@@ -46,7 +47,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from providers.catalog.db import Database
-from providers.catalog.direct import DirectRead, DirectWrite, insert_values, run_sql
+from providers.catalog.direct import DirectRead, DirectWrite, insert_values
 from providers.catalog.records import DIR, ChangeRecord, NodeRecord
 from providers.catalog.schema import Change, Content, Node, Setting
 
@@ -83,36 +84,43 @@ _FILE_SHA256 = (
     .join(Node, col(Node.content_id) == col(Content.id))
     .where(col(Node.id) == bindparam("node"))
 )
-# the node and its ancestors up to the home: one statement, whatever the depth
-_BUMP_SQL = (
-    "WITH RECURSIVE up(id, parent_id) AS ("
-    " SELECT id, parent_id FROM node WHERE id = {start}"
-    " UNION ALL SELECT n.id, n.parent_id FROM node n JOIN up ON n.id = up.parent_id)"
-    " UPDATE node SET rev = {seq} WHERE id IN (SELECT id FROM up)"
-)
-_BUMP_SQLITE = _BUMP_SQL.format(start=":start", seq=":seq")
 
 
-def _logging_and_bumping() -> Select[tuple[int]]:
-    """PostgreSQL: the log's row inserted and the `rev` of node `start` and its
-    ancestors set to its seq, in one statement (one round trip fewer while the order
-    lock is held); it returns the seq."""
+def _up_from_start() -> CTE:
+    """The node `start` and its ancestors up to the home: one recursive query, whatever
+    the depth (about 10 rows at depth 10)."""
     up = (
         select(col(Node.id), col(Node.parent_id))
         .where(col(Node.id) == bindparam("start"))
         .cte("up", recursive=True)
     )
     step = aliased(Node)
-    up = up.union_all(
+    return up.union_all(
         select(col(step.id), col(step.parent_id)).join(up, col(step.id) == up.c.parent_id)
     )
+
+
+def _logging_and_bumping() -> Select[tuple[int]]:
+    """PostgreSQL: the log's row inserted and the `rev` of node `start` and its
+    ancestors set to its seq, in one statement (one round trip fewer while the order
+    lock is held); it returns the seq."""
+    up = _up_from_start()
     logged = insert_values(Change, _LOGGED_COLUMNS).returning(col(Change.seq)).cte("logged")
     seq = select(logged.c.seq).scalar_subquery()
     bumped = update(Node).where(col(Node.id).in_(select(up.c.id))).values(rev=seq)
     return select(logged.c.seq).add_cte(bumped.cte("bumped"))
 
 
-# never prepared: a generic plan of the recursive part is slow (see `bump_revs`)
+# Neither is ever prepared: psycopg prepares a statement run five times, and
+# PostgreSQL may then plan it once for any values, which made the bump take 8-24 ms
+# on a tree of 100,000 nodes (0.2 ms planned for the values at hand; issue 16's
+# delete/restore benchmark).
+_BUMP = DirectWrite(
+    update(Node)
+    .where(col(Node.id).in_(select(_up_from_start().c.id)))
+    .values(rev=bindparam("seq")),
+    prepared=False,
+)
 _INSERT_AND_BUMP = DirectRead(_logging_and_bumping(), prepared=False)
 
 
@@ -214,17 +222,8 @@ def log_change(conn: Connection, change: LoggedChange, bump: Iterable[int] = ())
 
 def bump_revs(conn: Connection, start: int, seq: int) -> None:
     """Set `rev` of node `start` and of every ancestor up to its home to `seq` (one
-    statement; about 10 rows at depth 10).
-
-    On PostgreSQL the two numbers are written into the statement: psycopg prepares a
-    statement run five times, and PostgreSQL may then plan it once for any values,
-    which made this update take 8-24 ms on a tree of 100,000 nodes (0.2 ms planned
-    for the values at hand; issue 16's delete/restore benchmark). A statement whose
-    text changes with every seq is never prepared."""
-    if conn.dialect.name == "postgresql":
-        run_sql(conn, _BUMP_SQL.format(start=int(start), seq=int(seq)))
-    else:
-        run_sql(conn, _BUMP_SQLITE, {"start": start, "seq": seq})  # named style
+    statement, never prepared: see `_BUMP`)."""
+    _BUMP.run(conn, {"start": start, "seq": seq})
 
 
 FLOOR_SETTING = "change_floor"  # the last seq compaction removed (rows <= it are gone)

@@ -24,15 +24,21 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Insert, Update, bindparam, insert, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from providers.catalog.changes import CREATED, MODIFIED, entry, log_change
 from providers.catalog.db import IN_BATCH
-from providers.catalog.direct import DirectRead, DirectWrite, insert_values
+from providers.catalog.direct import DirectWrite, insert_values
 from providers.catalog.history_usage import add_replaced
 from providers.catalog.history_usage import refresh as refresh_history
-from providers.catalog.records import DIR, FILE, NewContent, NodeRecord
-from providers.catalog.rows import charge_used_bytes, child_record, locked_folder_child
+from providers.catalog.records import FILE, NewContent, NodeRecord
+from providers.catalog.rows import (
+    charge_used_bytes,
+    child_record,
+    locked_folder_child,
+    locked_folder_member,
+)
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
@@ -47,8 +53,6 @@ from providers.names import MAX_NAME_BYTES, name_key
 
 MAX_RENAMES = 1000  # "name (2)" ... "name (1000)": past that the commit is refused
 
-_KIND = DirectRead(select(col(Node.kind)).where(col(Node.id) == bindparam("id")).with_for_update())
-
 
 def _settling(chunks: ColumnElement[bool]) -> Update:
     """The update marking `chunks` stored and touched, unless GC is deleting them."""
@@ -59,8 +63,31 @@ def _settling(chunks: ColumnElement[bool]) -> Update:
     )
 
 
-_SETTLE = _settling(col(Chunk.hash).in_(bindparam("hashes", expanding=True)))
-_SETTLE_ONE = DirectWrite(_settling(col(Chunk.hash) == bindparam("hash")))  # a small file's
+def chunks_locked_in_order(hashes: str) -> ColumnElement[bool]:
+    """A condition naming the chunks whose hashes are the list parameter `hashes`,
+    whose rows it locks (FOR NO KEY UPDATE, an update's own lock) in the order of
+    their hashes before any is changed. Writers updating chunk rows run side by side
+    (commits settle before the log's order lock: design invariant 15; uploads claim
+    in transactions of their own), and an update's scan locks rows in the order it
+    finds them: in a sequential scan that is where each row's latest version happens
+    to lie, which every such update moves, so two writers sharing chunks could lock
+    them in opposite orders and deadlock."""
+    chunk = aliased(Chunk)  # not correlated with the updated table
+    locked = (
+        select(col(chunk.hash))
+        .where(col(chunk.hash).in_(bindparam(hashes, expanding=True)))
+        .order_by(col(chunk.hash))
+        .with_for_update(key_share=True)
+    )
+    # a subquery, not a CTE: Python's sqlite3 gives no rowcount for a statement that
+    # starts with WITH, and PostgreSQL can never merge a locking subquery into the
+    # update, so its rows come sorted and are locked as they come, whatever the plan
+    return col(Chunk.hash).in_(locked)
+
+
+_SETTLE = _settling(chunks_locked_in_order("hashes"))
+# a small file's: one row, locked alone
+_SETTLE_ONE = DirectWrite(_settling(col(Chunk.hash) == bindparam("hash")))
 _NEW_CONTENT = DirectWrite(
     insert_values(Content, ("size", "digest", "created_at", "sha1", "md5", "sha256")).returning(
         col(Content.id)
@@ -191,11 +218,10 @@ def switch_content(
     version row and log `modified` at `path`; return it with its new rev. The content
     exists already (a version being restored): no chunk is touched. What history
     alone keeps is measured again (design invariant 19)."""
-    lock_folder(conn, node.parent_id or 0)
-    before = conn.execute(select(col(Node.size)).where(col(Node.id) == node.id)).scalar()
+    before = locked_folder_member(conn, node.parent_id or 0, node.id)
     if before is None:
         raise Conflict("the file is gone")
-    charge_used_bytes(conn, node.owner_id, node.size - before)
+    charge_used_bytes(conn, node.owner_id, node.size - before.size)
     return _store_existing_content(conn, node, author_id, path, MODIFIED)
 
 
@@ -224,14 +250,6 @@ def _store_existing_content(
     refresh_history(conn, node.owner_id)
     seq = log_change(conn, entry(kind, node, path), bump=[node.id])
     return node._replace(rev=seq)
-
-
-def lock_folder(conn: Connection, folder_id: int) -> None:
-    """Lock a folder's row for the transaction (PostgreSQL; SQLite's writer lock is
-    held already); `Conflict` if it is gone or a file."""
-    row = _KIND.first(conn, {"id": folder_id})
-    if row is None or row.kind != DIR:
-        raise Conflict("parent collection does not exist")
 
 
 def settle_chunks(conn: Connection, hashes: set[str]) -> None:

@@ -30,7 +30,12 @@ from sqlmodel import Session, col, select
 
 from providers.catalog.changes import lock_log
 from providers.catalog.chunk_users import FileUse, chunk_users
-from providers.catalog.commit import FileCommit, add_content, commit_file
+from providers.catalog.commit import (
+    FileCommit,
+    add_content,
+    chunks_locked_in_order,
+    commit_file,
+)
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.direct import DirectWrite, insert_values
 from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
@@ -118,7 +123,7 @@ class Contents:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._touch_stored = _touching(col(Chunk.hash).in_(bindparam("hs", expanding=True)))
+        self._touch_stored = _touching(chunks_locked_in_order("hs"))
         self._claim_new = _claiming(self._db.insert(Chunk))
         # a small file's one chunk: the same two statements, run on the driver
         self._touch_one = DirectWrite(_touching(col(Chunk.hash) == bindparam("hash")))
@@ -139,7 +144,8 @@ class Contents:
         writer claims a batch of chunks at a time, since a transaction per chunk cost
         more than hashing it (and its statements are built once, since building and
         cache-keying SQLAlchemy expressions cost more than SQLite running them).
-        Hashes are taken in sorted order, so concurrent batches lock rows in one order.
+        Rows are locked in the order of their hashes, so concurrent batches never
+        deadlock (`chunks_locked_in_order`; new rows are inserted in that order too).
         """
         now, hashes = time.time(), sorted(sizes)
         if len(hashes) == 1:

@@ -137,8 +137,8 @@ class DirectWrite(_Direct):
     cursor (see the module docstring). Give an INSERT its columns with `values()`:
     without them SQLAlchemy chooses the columns from each call's parameters."""
 
-    def __init__(self, statement: Insert | Update) -> None:
-        super().__init__(statement)
+    def __init__(self, statement: Insert | Update, *, prepared: bool = True) -> None:
+        super().__init__(statement, prepared=prepared)
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Outcome:
         """Run it once with `params`; the rows it returned and how many it changed."""

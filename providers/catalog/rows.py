@@ -13,7 +13,10 @@ types.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, bindparam, text, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, text, update
+from sqlalchemy import Select as CoreSelect
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -59,26 +62,24 @@ _RECORD_COLUMNS = (
     col(Node.rev),
 )
 RECORD_COLUMNS = _RECORD_COLUMNS  # for the catalog's other readers of node records
-NODE_BY_ID = (
-    core_select(*_RECORD_COLUMNS)
-    .outerjoin(Content, col(Node.content_id) == col(Content.id))
-    .where(col(Node.id) == bindparam("id"))
-)
-CHILDREN = (
-    core_select(*_RECORD_COLUMNS)
-    .outerjoin(Content, col(Node.content_id) == col(Content.id))
-    .where(col(Node.parent_id) == bindparam("parent"))
-    .order_by(col(Node.name))
-)
+
+
+def _records() -> CoreSelect[*tuple[Any, ...]]:
+    """Node records (`_RECORD_COLUMNS`: the node's columns and its content's digest)."""
+    return core_select(*_RECORD_COLUMNS).outerjoin(Content, col(Node.content_id) == col(Content.id))
+
+
+NODE_BY_ID = _records().where(col(Node.id) == bindparam("id"))
+CHILDREN = _records().where(col(Node.parent_id) == bindparam("parent")).order_by(col(Node.name))
 CHILD_PROPS = (
     core_select(col(Prop.node_id), col(Prop.name), col(Prop.value))
     .join(Node, col(Node.id) == col(Prop.node_id))
     .where(col(Node.parent_id) == bindparam("parent"))
 )
 _CHILD_BY_KEY = DirectRead(
-    core_select(*_RECORD_COLUMNS)
-    .outerjoin(Content, col(Node.content_id) == col(Content.id))
-    .where(col(Node.parent_id) == bindparam("parent"), col(Node.name_key) == bindparam("key"))
+    _records().where(
+        col(Node.parent_id) == bindparam("parent"), col(Node.name_key) == bindparam("key")
+    )
 )
 
 
@@ -164,11 +165,18 @@ def to_record(row: tuple[Node, str | None]) -> NodeRecord:
     )
 
 
+def require_folder(kind: str | None) -> None:
+    """`Conflict` unless `kind` (of the row meant as a parent; None: no row) is a
+    folder's."""
+    if kind != DIR:
+        raise Conflict("parent collection does not exist")
+
+
 def lock_dir(session: Session, dir_id: int) -> Node:
     """Lock a directory row for this transaction; `Conflict` if it is gone or a file."""
     node = session.exec(select(Node).where(col(Node.id) == dir_id).with_for_update()).first()
-    if node is None or node.kind != DIR:
-        raise Conflict("parent collection does not exist")
+    require_folder(None if node is None else node.kind)
+    assert node is not None
     return node
 
 
@@ -179,35 +187,48 @@ def find_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).first()
 
 
-def _folder_and_child() -> DirectRead:
+def _locked_folder_with(member: ColumnElement[bool]) -> DirectRead:
+    """Folder `parent`'s kind, its row locked for the transaction (FOR UPDATE of that
+    row only), and the record of its member matching `member` (all None: none)."""
     folder = aliased(Node)
     return DirectRead(
         core_select(col(folder.kind).label("folder_kind"), *_RECORD_COLUMNS)
         .select_from(folder)
-        .outerjoin(
-            Node,
-            and_(col(Node.parent_id) == col(folder.id), col(Node.name_key) == bindparam("key")),
-        )
+        .outerjoin(Node, and_(col(Node.parent_id) == col(folder.id), member))
         .outerjoin(Content, col(Node.content_id) == col(Content.id))
         .where(col(folder.id) == bindparam("parent"))
         .with_for_update(of=folder)
     )
 
 
-_FOLDER_AND_CHILD = _folder_and_child()
+_FOLDER_AND_CHILD = _locked_folder_with(col(Node.name_key) == bindparam("key"))
+_FOLDER_AND_MEMBER = _locked_folder_with(col(Node.id) == bindparam("member"))
+
+
+def _locked_folder_member(
+    conn: Connection, query: DirectRead, params: dict[str, Any]
+) -> NodeRecord | None:
+    row = query.first(conn, params)
+    require_folder(None if row is None else row.folder_kind)
+    return None if row is None or row.id is None else NodeRecord._make(row[1:])
 
 
 def locked_folder_child(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:
-    """Lock folder `parent_id`'s row for the transaction (as `lock_folder`) and return
-    its member named `name` (as `child_record`), in one statement; `Conflict` if the
-    folder is gone or a file. The member is read in the statement's snapshot, taken
-    before the folder's lock is granted: only for a caller holding the log's order
-    lock (`changes.lock_log`), under which no other transaction changes a folder's
-    members (every such change is logged, design invariant 5)."""
-    row = _FOLDER_AND_CHILD.first(conn, {"parent": parent_id, "key": name_key(name)})
-    if row is None or row.folder_kind != DIR:
-        raise Conflict("parent collection does not exist")
-    return None if row.id is None else NodeRecord._make(row[1:])
+    """Lock folder `parent_id`'s row for the transaction and return its member named
+    `name` (as `child_record`), in one statement; `Conflict` if the folder is gone or
+    a file. The member is read in the statement's snapshot, taken before the folder's
+    lock is granted: only for a caller holding the log's order lock
+    (`changes.lock_log`), under which no other transaction changes a folder's members
+    or a file's row (every such change is logged, design invariant 5)."""
+    return _locked_folder_member(
+        conn, _FOLDER_AND_CHILD, {"parent": parent_id, "key": name_key(name)}
+    )
+
+
+def locked_folder_member(conn: Connection, parent_id: int, node_id: int) -> NodeRecord | None:
+    """As `locked_folder_child`, the member being node `node_id` (None: it is not in
+    that folder any more)."""
+    return _locked_folder_member(conn, _FOLDER_AND_MEMBER, {"parent": parent_id, "member": node_id})
 
 
 def child_record(conn: Connection, parent_id: int, name: str) -> NodeRecord | None:

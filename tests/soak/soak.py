@@ -1,7 +1,7 @@
 """Soak davserver: N concurrent clients that verify everything they read, for M minutes.
 
     python -m tests.soak.soak [--clients 8] [--minutes 5] [--instances 1|2] [--workers 2]
-                              [--stack embedded|full] [--interval 10] [--seed 1]
+                              [--stack embedded|full] [--interval 10] [--big-mib 12]
 
 Starts its own `davserver serve` process(es) (the real CLI, each with `--workers`
 processes; `full` also starts PostgreSQL, S3 and Redis from `tests/services`; two
@@ -124,8 +124,11 @@ def sha(data: bytes) -> str:
 class Client:
     """One simulated user of folder `c<n>/`: random operations, each one verified."""
 
-    def __init__(self, n: int, servers: list[ServeProcess], stats: Stats, shared: SharedFile):
+    def __init__(
+        self, n: int, servers: list[ServeProcess], stats: Stats, shared: SharedFile, big: int
+    ):
         self.folder = f"c{n}/"
+        self.big = big  # the largest of the large bodies
         self.servers = servers
         self.sessions = [server.client() for server in servers]
         self.stats, self.shared = stats, shared
@@ -169,7 +172,9 @@ class Client:
         if roll < 0.25:
             blocks = self.rng.choices(POOL_BLOCKS, k=self.rng.randint(1, 12))
             return b"".join(blocks) + self.rng.randbytes(self.rng.randint(0, 4 * KiB))
-        size = self.rng.randint(0, 64 * KiB) if roll < 0.85 else self.rng.randint(MiB, 12 * MiB)
+        if roll < 0.85:
+            return self.rng.randbytes(self.rng.randint(0, 64 * KiB))
+        size = self.rng.randint(min(MiB, self.big), self.big)
         return self.rng.randbytes(size)
 
     def setup(self) -> None:
@@ -416,7 +421,8 @@ def soak(args: argparse.Namespace, settings: Settings, workdir: Path) -> int:
     monitor = Monitor(stats, servers, args.interval)
     elapsed = 0.0
     try:
-        clients = [Client(n, servers, stats, shared) for n in range(args.clients)]
+        big = int(args.big_mib * MiB)
+        clients = [Client(n, servers, stats, shared, big) for n in range(args.clients)]
         expect(clients[0].request("MKCOL", SHARED.split("/")[0] + "/"), 201)
         for client in clients:
             client.setup()
@@ -441,6 +447,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="processes per instance (2)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds per line (10)")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs")
+    parser.add_argument(
+        "--big-mib",
+        type=float,
+        default=12.0,
+        help="largest body, MiB (12): 15 %% of bodies are 1 MiB (or this, if less) to it",
+    )
     args = parser.parse_args(argv)
     if args.instances == 2 and args.stack == "embedded":
         parser.error("--instances 2 needs --stack full (events between instances need Redis)")
