@@ -94,10 +94,14 @@ def session_step(step: Callable[[Session], None]) -> CommitStep:
 
 
 def _touching(chunks: ColumnElement[bool]) -> Update:
-    """The update touching those of `chunks` that are stored; their hashes returned."""
+    """The update touching those of `chunks` that are stored; their hashes returned.
+    The state is compared as an expression, which no index serves: SQLite, without
+    statistics, guessed `state = 'stored'` matched a few rows and scanned every stored
+    chunk by the state index instead of looking up the hashes, so each claim of
+    several chunks grew with the store (the soak's throughput halved in 20 minutes)."""
     return (
         update(Chunk)
-        .where(chunks, col(Chunk.state) == CHUNK_STORED)
+        .where(chunks, col(Chunk.state).concat("") == CHUNK_STORED)
         .values(touched_at=bindparam("now"))
         .returning(col(Chunk.hash))
     )
