@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, delete, or_, text
 from sqlmodel import Session, col, select
 
 from providers.catalog.db import IN_BATCH, Database
+from providers.catalog.direct import unindexed
 from providers.catalog.schema import Extent, Grant, Membership, Node, StagedBlock, Version
 from providers.catalog.uploads import DEFAULT_EXPIRY
 
@@ -149,12 +150,13 @@ class StagedBlocks:
 
 def _own(s: Session, user_id: int, hashes: list[str]) -> dict[str, int]:
     """Those of `hashes` (with sizes) a content of a node `user_id` owns names (home
-    or trash, current content or an old version)."""
+    or trash, current content or an old version): looked up by hash, the owner a
+    filter only (`unindexed`; by the owner's index it read every node they own)."""
     if not hashes:
         return {}
     named = select(col(Extent.chunk_hash), col(Extent.size))
     current = named.join(Node, col(Node.content_id) == col(Extent.content_id)).where(
-        col(Extent.chunk_hash).in_(hashes), col(Node.owner_id) == user_id
+        col(Extent.chunk_hash).in_(hashes), unindexed(col(Node.owner_id)) == user_id
     )
     found = dict(s.exec(current.distinct()).all())
     rest = [h for h in hashes if h not in found]
@@ -162,7 +164,7 @@ def _own(s: Session, user_id: int, hashes: list[str]) -> dict[str, int]:
         old = (
             named.join(Version, col(Version.content_id) == col(Extent.content_id))
             .join(Node, col(Node.id) == col(Version.node_id))
-            .where(col(Extent.chunk_hash).in_(rest), col(Node.owner_id) == user_id)
+            .where(col(Extent.chunk_hash).in_(rest), unindexed(col(Node.owner_id)) == user_id)
         )
         found.update(s.exec(old.distinct()).all())
     return found

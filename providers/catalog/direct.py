@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, bindparam, insert
+from sqlalchemy import ColumnElement, Connection, Dialect, bindparam, func, insert
 from sqlalchemy.sql import Insert, Select, Update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -176,6 +176,15 @@ def insert_values(
     RETURNING of the new key unless the caller asks for it (`returning`). `using`: the
     INSERT of a dialect, for its ON CONFLICT."""
     return using(table).inline().values({name: bindparam(name) for name in names})
+
+
+def unindexed(column: Any) -> ColumnElement[Any]:
+    """`column` as an expression no index serves, for a filter that must not choose a
+    statement's plan. SQLite keeps no statistics here and takes an equality on any
+    index as selective: `state = 'stored'` beside a lookup of a few hashes made it
+    scan every stored chunk by the state index, `owner_id = ?` every node of the
+    owner (design invariant 26). PostgreSQL, which has statistics, plans as before."""
+    return func.coalesce(column, column)
 
 
 def _compile(statement: Statement, dialect: Dialect) -> _Compiled:
