@@ -28,7 +28,6 @@ from sqlalchemy import (
     Connection,
     Insert,
     Update,
-    and_,
     bindparam,
     insert,
     select,
@@ -91,10 +90,8 @@ def chunks_locked_in_order(hashes: str) -> ColumnElement[bool]:
     )
     # a subquery, not a CTE: Python's sqlite3 gives no rowcount for a statement that
     # starts with WITH, and PostgreSQL can never merge a locking subquery into the
-    # update, so its rows come sorted and are locked as they come, whatever the plan.
-    # The list again outside it: without it SQLite (which locks no rows) scanned every
-    # stored chunk by the state index, a claim growing with the store
-    return and_(col(Chunk.hash).in_(bindparam(hashes, expanding=True)), col(Chunk.hash).in_(locked))
+    # update, so its rows come sorted and are locked as they come, whatever the plan
+    return col(Chunk.hash).in_(locked)
 
 
 _SETTLE = _settling(chunks_locked_in_order("hashes"))
