@@ -34,7 +34,9 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    Update,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -100,27 +102,39 @@ def _up_from_start() -> CTE:
     )
 
 
+def _bumping(rev: Any, *, dialect: str) -> Update:
+    """The update setting `rev` of node `start` and of its ancestors (`_up_from_start`).
+    On PostgreSQL the ids are matched as an array (`id = ANY(ARRAY(...))`), which is
+    planned as lookups by the primary key: as `id IN (...)` the planner, estimating
+    the recursive part at 101 rows, hashed it and scanned every node instead (11 ms a
+    commit at 10,000 nodes in the full-stack soak, 0.1 ms by key, and the scan grew
+    with the tree)."""
+    ids = select(_up_from_start().c.id)
+    if dialect == "postgresql":
+        chain = col(Node.id) == any_(func.array(ids.scalar_subquery()))
+    else:
+        chain = col(Node.id).in_(ids)
+    return update(Node).where(chain).values(rev=rev)
+
+
 def _logging_and_bumping() -> Select[tuple[int]]:
     """PostgreSQL: the log's row inserted and the `rev` of node `start` and its
     ancestors set to its seq, in one statement (one round trip fewer while the order
     lock is held); it returns the seq."""
-    up = _up_from_start()
     logged = insert_values(Change, _LOGGED_COLUMNS).returning(col(Change.seq)).cte("logged")
     seq = select(logged.c.seq).scalar_subquery()
-    bumped = update(Node).where(col(Node.id).in_(select(up.c.id))).values(rev=seq)
+    bumped = _bumping(seq, dialect="postgresql")
     return select(logged.c.seq).add_cte(bumped.cte("bumped"))
 
 
-# Neither is ever prepared: psycopg prepares a statement run five times, and
-# PostgreSQL may then plan it once for any values, which made the bump take 8-24 ms
-# on a tree of 100,000 nodes (0.2 ms planned for the values at hand; issue 16's
-# delete/restore benchmark).
-_BUMP = DirectWrite(
-    update(Node)
-    .where(col(Node.id).in_(select(_up_from_start().c.id)))
-    .values(rev=bindparam("seq")),
-    prepared=False,
-)
+# None is ever prepared: psycopg prepares a statement run five times, and PostgreSQL
+# may then plan it once for any values, which made the bump take 8-24 ms on a tree of
+# 100,000 nodes (0.2 ms planned for the values at hand; issue 16's delete/restore
+# benchmark).
+_BUMP = {
+    dialect: DirectWrite(_bumping(bindparam("seq"), dialect=dialect), prepared=False)
+    for dialect in ("postgresql", "sqlite")
+}
 _INSERT_AND_BUMP = DirectRead(_logging_and_bumping(), prepared=False)
 
 
@@ -223,7 +237,7 @@ def log_change(conn: Connection, change: LoggedChange, bump: Iterable[int] = ())
 def bump_revs(conn: Connection, start: int, seq: int) -> None:
     """Set `rev` of node `start` and of every ancestor up to its home to `seq` (one
     statement, never prepared: see `_BUMP`)."""
-    _BUMP.run(conn, {"start": start, "seq": seq})
+    _BUMP[conn.dialect.name].run(conn, {"start": start, "seq": seq})
 
 
 FLOOR_SETTING = "change_floor"  # the last seq compaction removed (rows <= it are gone)

@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import NullPool, create_engine
+from sqlalchemy import NullPool, create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from providers.catalog import Catalog
 from providers.catalog import db as db_module
+from providers.catalog.changes import bump_revs
 from providers.catalog.content import CLAIM_DEDUP
 from providers.catalog.records import ExtentRecord, NewContent
+from providers.catalog.schema import Node
 from providers.errors import Unavailable
 from tests.services.postgres import PostgresService
 from tests.unit.test_catalog import check_claim_many, check_commit_rows, commit, stored_content
@@ -157,3 +159,29 @@ def test_claims_of_the_same_chunks_in_any_order_never_deadlock(
         answers = set().union(*pool.map(claim_rotated, range(4)))
     assert answers == {CLAIM_DEDUP}
     assert retried == []
+
+
+def test_a_bump_reads_the_chain_by_key_not_the_tree(pg_catalog: Catalog) -> None:
+    """Setting the `rev` of a file and its folders (every logged change does it) looks
+    the chain up by key in a tree of 10,000 nodes: a plan that scans every node makes
+    each commit grow with the tree (design invariant 26)."""
+    alice = pg_catalog.users.create("alice", "hash")
+    file, _ = commit(pg_catalog, alice, alice.home_id, "f", stored_content(pg_catalog, b"x"))
+    copied = [c.name for c in Node.__table__.columns if c.name not in ("id", "name", "name_key")]
+    columns = ", ".join(copied)
+    many_copies = text(
+        f"INSERT INTO node (name, name_key, {columns})"
+        f" SELECT name || g, name_key || g, {columns}"
+        " FROM node, generate_series(1, 10000) AS g WHERE id = :file"
+    )
+    seq_scans = text(
+        "SELECT COALESCE(seq_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'node'"
+    )
+    with pg_catalog.db.connection(write=True) as conn:
+        conn.execute(many_copies, {"file": file.id})
+        conn.exec_driver_sql("ANALYZE node")  # the planner knows the tree's size
+        before = conn.execute(seq_scans).scalar_one()
+        bump_revs(conn, file.id, 10**9)
+        assert conn.execute(seq_scans).scalar_one() == before
+        bumped = conn.execute(text("SELECT id FROM node WHERE rev = 1000000000")).scalars()
+        assert set(bumped) == {file.id, alice.home_id}
