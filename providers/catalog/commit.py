@@ -23,16 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Insert,
-    Update,
-    bindparam,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 

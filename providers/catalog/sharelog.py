@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from sqlalchemy import Connection, or_, text
+from sqlalchemy import Connection, or_
 from sqlmodel import Session, col, select
 
 from providers.catalog.changes import (
@@ -36,6 +36,7 @@ from providers.catalog.changes import (
     LoggedChange,
     entry,
     log_change,
+    up_from_start,
 )
 from providers.catalog.records import NodeRecord
 from providers.catalog.rows import CHILDREN, NODE_BY_ID, path_names
@@ -144,12 +145,7 @@ def log_moved_in(s: Session, moved: NodeRecord, path: str, old_parent: int) -> N
             log_subtree_for(s.connection(), moved, path, user_id, via_id, include_root=True)
 
 
-_CHAIN = text(
-    "WITH RECURSIVE up(id, parent_id) AS ("
-    " SELECT id, parent_id FROM node WHERE id = :start"
-    " UNION ALL SELECT n.id, n.parent_id FROM node n JOIN up ON n.id = up.parent_id)"
-    " SELECT id FROM up"
-)
+_CHAIN = select(up_from_start().c.id)
 
 
 def _chain(conn: Connection, start: int) -> list[int]:
