@@ -20,7 +20,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, text
 
 from providers.catalog.db import Database
-from providers.catalog.rows import SUBTREE_FILE_BYTES
+from providers.catalog.rows import subtree_file_bytes
 
 _REPLACED_ONLY = text(
     "SELECT COALESCE(SUM(c.size), 0) FROM chunk c WHERE c.hash IN"
@@ -98,7 +98,7 @@ class HistoryUsage:
             trash = 0
             if trash_id is not None:
                 # the trash root is a folder: its subtree's files are the items'
-                trash = int(conn.execute(SUBTREE_FILE_BYTES, {"root": trash_id}).scalar_one())
+                trash = subtree_file_bytes(conn, trash_id)
         return Usage(int(used) - trash, int(history), trash, quota)
 
     def refresh(self, owner_id: int) -> int:

@@ -28,7 +28,7 @@ from providers.catalog.changes import DELETED, RESTORED, entry, log_change, logg
 from providers.catalog.db import Database
 from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, NodeRecord, TrashItemRecord
-from providers.catalog.rows import SUBTREE_FILE_BYTES, find_child, lock_dir, to_record
+from providers.catalog.rows import find_child, lock_dir, subtree_file_bytes, to_record
 from providers.catalog.schema import Content, Grant, Node, ShareLink, User
 from providers.catalog.subtrees import remove_subtree, withdraw_sharing
 from providers.errors import Conflict, NotFound
@@ -208,7 +208,7 @@ def _item(s: Session, node: Node) -> TrashItemRecord:
     assert node.id is not None and node.trash_path is not None and node.trashed_at is not None
     size = node.size
     if node.kind == DIR:
-        size = int(s.connection().execute(SUBTREE_FILE_BYTES, {"root": node.id}).scalar() or 0)
+        size = subtree_file_bytes(s.connection(), node.id)
     return TrashItemRecord(
         node.id, node.trash_path, node.kind, size, node.trashed_at, node.trashed_by
     )

@@ -37,7 +37,6 @@ from providers.catalog.rows import (
     CHILD_PROPS,
     CHILDREN,
     NODE_BY_ID,
-    SUBTREES_FILE_BYTES,
     charge_used_bytes,
     find_child,
     lock_dir,
@@ -45,6 +44,7 @@ from providers.catalog.rows import (
     node_select,
     path_names,
     resolve_names,
+    subtrees_file_bytes,
     to_record,
 )
 from providers.catalog.schema import Content, Node, Prop, User
@@ -138,7 +138,7 @@ class Tree:
         with self._db.connection() as conn:
             for start in range(0, len(ids), IN_BATCH):
                 batch = ids[start : start + IN_BATCH]
-                for top, size in conn.execute(SUBTREES_FILE_BYTES, {"ids": batch}):
+                for top, size in subtrees_file_bytes(conn, batch):
                     found[top] = int(size)
         return found
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import NullPool, create_engine, text
+from sqlalchemy import Connection, NullPool, create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from providers.catalog import Catalog
@@ -16,6 +16,7 @@ from providers.catalog import db as db_module
 from providers.catalog.changes import bump_revs
 from providers.catalog.content import CLAIM_DEDUP
 from providers.catalog.records import ExtentRecord, NewContent
+from providers.catalog.rows import subtree_file_bytes, subtrees_file_bytes
 from providers.catalog.schema import Node
 from providers.errors import Unavailable
 from tests.services.postgres import PostgresService
@@ -161,27 +162,59 @@ def test_claims_of_the_same_chunks_in_any_order_never_deadlock(
     assert retried == []
 
 
+# the sequential scans of `node` the transaction has made so far (no lag within it)
+_NODE_SCANS = text(
+    "SELECT COALESCE(seq_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'node'"
+)
+
+
+def _copy_node(conn: Connection, node_id: int, times: int) -> None:
+    """Insert `times` copies of node `node_id` beside it (names suffixed 1..times),
+    then ANALYZE, so the planner knows the tree's size."""
+    copied = [c.name for c in Node.__table__.columns if c.name not in ("id", "name", "name_key")]
+    columns = ", ".join(copied)
+    many_copies = text(
+        f"INSERT INTO node (name, name_key, {columns})"
+        f" SELECT name || g, name_key || g, {columns}"
+        " FROM node, generate_series(1, :times) AS g WHERE id = :node"
+    )
+    conn.execute(many_copies, {"node": node_id, "times": times})
+    conn.exec_driver_sql("ANALYZE node")
+
+
 def test_a_bump_reads_the_chain_by_key_not_the_tree(pg_catalog: Catalog) -> None:
     """Setting the `rev` of a file and its folders (every logged change does it) looks
     the chain up by key in a tree of 10,000 nodes: a plan that scans every node makes
     each commit grow with the tree (design invariant 26)."""
     alice = pg_catalog.users.create("alice", "hash")
     file, _ = commit(pg_catalog, alice, alice.home_id, "f", stored_content(pg_catalog, b"x"))
-    copied = [c.name for c in Node.__table__.columns if c.name not in ("id", "name", "name_key")]
-    columns = ", ".join(copied)
-    many_copies = text(
-        f"INSERT INTO node (name, name_key, {columns})"
-        f" SELECT name || g, name_key || g, {columns}"
-        " FROM node, generate_series(1, 10000) AS g WHERE id = :file"
-    )
-    seq_scans = text(
-        "SELECT COALESCE(seq_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'node'"
-    )
     with pg_catalog.db.connection(write=True) as conn:
-        conn.execute(many_copies, {"file": file.id})
-        conn.exec_driver_sql("ANALYZE node")  # the planner knows the tree's size
-        before = conn.execute(seq_scans).scalar_one()
+        _copy_node(conn, file.id, 10000)
+        before = conn.execute(_NODE_SCANS).scalar_one()
         bump_revs(conn, file.id, 10**9)
-        assert conn.execute(seq_scans).scalar_one() == before
+        assert conn.execute(_NODE_SCANS).scalar_one() == before
         bumped = conn.execute(text("SELECT id FROM node WHERE rev = 1000000000")).scalars()
         assert set(bumped) == {file.id, alice.home_id}
+
+
+def test_subtree_sums_read_the_subtree_not_the_tree(pg_catalog: Catalog) -> None:
+    """A folder's size (a trash item's, the trash's, a listing's folders') walks down
+    from the folder by the parent_id index in a tree of 10,000 nodes: joining the walk
+    to `node` scanned every node (and a listing's walk hashed each level against
+    another scan), so every sum grew with the tree (design invariant 26)."""
+    alice = pg_catalog.users.create("alice", "hash")
+    home = alice.home_id
+    top = pg_catalog.tree.mkdir(home, "a", alice.id, "/a")
+    sub = pg_catalog.tree.mkdir(top.id, "b", alice.id, "/a/b")
+    empty = pg_catalog.tree.mkdir(top.id, "c", alice.id, "/a/c")
+    commit(pg_catalog, alice, top.id, "f", stored_content(pg_catalog, b"abc"))
+    commit(pg_catalog, alice, sub.id, "g", stored_content(pg_catalog, b"defgh"))
+    many, _ = commit(pg_catalog, alice, home, "m", stored_content(pg_catalog, b"x"))
+    with pg_catalog.db.connection(write=True) as conn:
+        _copy_node(conn, many.id, 10000)
+        before = conn.execute(_NODE_SCANS).scalar_one()
+        sizes = [subtree_file_bytes(conn, folder.id) for folder in (top, sub, empty)]
+        listed = subtrees_file_bytes(conn, [top.id, sub.id, empty.id])
+        assert conn.execute(_NODE_SCANS).scalar_one() == before
+    assert sizes == [8, 5, 0]
+    assert sorted(listed) == sorted([(top.id, 8), (sub.id, 5)])  # no file: not listed
