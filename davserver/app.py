@@ -195,6 +195,7 @@ def build_services(
         max_in_flight=settings.uploads_in_flight,
         read_ahead=settings.read_ahead,
         vault=vault,
+        inline_max=settings.inline_max_bytes,
     )
     metrics.watch_files(files)
     lock_manager = MemberTokenLockManager(lock_storage(settings.redis_url, catalog))

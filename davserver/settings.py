@@ -29,6 +29,7 @@ CLIENT_ENV = (CLIENT_URL_ENV, CLIENT_USER_ENV, CLIENT_PASSWORD_ENV)
 LOG_FORMATS = ("text", "json")
 COMPRESSIONS = ("auto", "off")
 AUTO_WORKERS_MAX = 4  # processes `workers = 0` starts at most
+MAX_INLINE_BYTES = 65536  # a chunk kept in the catalog is a row: keep rows small
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -70,6 +71,8 @@ class Settings:
     chunk_max_size: int = 1024 * 1024
     upload_workers: int = 8
     uploads_in_flight: int = 2  # 3 cost 4 MiB more RSS, no speed (docs/performance.md)
+    # chunks this small live in the catalog, not as objects (design invariant 27)
+    inline_max_bytes: int = 16384
     read_ahead: int = 8  # chunks: 2 MiB ahead at the 256 KiB mean (docs/performance.md)
     block_size: int = 1024 * 1024
     max_xml_body: int = 1024 * 1024
@@ -327,6 +330,8 @@ def validated(settings: Settings) -> Settings:
             raise SettingsError(f"{name}: must be at least 1")
     if not 0 <= settings.workers <= 64:
         raise SettingsError("workers: must be 0 (one per core) to 64")
+    if not 0 <= settings.inline_max_bytes <= MAX_INLINE_BYTES:
+        raise SettingsError(f"inline_max_bytes: must be 0 (none) to {MAX_INLINE_BYTES}")
     if settings.versions_max_count < 0:
         raise SettingsError("versions_max_count: must be 0 (no limit) or more")
     return settings

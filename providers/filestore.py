@@ -46,12 +46,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import NamedTuple, ParamSpec, TypeVar
 
 from providers.blobstore.base import BlobStore
 from providers.buffers import PAGE, BufferPool
 from providers.catalog import (
     CLAIM_BUSY,
+    CLAIM_INLINE,
     CLAIM_UPLOAD,
     Catalog,
     ContentView,
@@ -80,11 +81,22 @@ BUSY_WAIT_SECONDS = 30.0
 MAX_BATCH = 64  # chunks claimed in one transaction, whatever their sizes
 
 
+class StoredChunks(NamedTuple):
+    """What `FileStore.store_chunks` did with a batch: the chunks' hashes in order,
+    and whether each was written into the catalog by its claim (no object of the
+    batch for the blob store's `sync` to make durable)."""
+
+    hashes: list[str]
+    in_catalog: bool
+
+
 class FileStore:
     """Creates writers and readers over one catalog, blob store and chunker.
 
     `workers` bounds the process-wide parallelism toward the blob store; `vault` is
-    the codec layer over `blobs` (default: every chunk raw, under `key_prefix`).
+    the codec layer over `blobs` (default: every chunk raw, under `key_prefix`);
+    `inline_max`: chunks of at most that many bytes are kept in the catalog, not as
+    objects (design invariant 27; 0: none).
     """
 
     def __init__(
@@ -99,8 +111,10 @@ class FileStore:
         batch_bytes: int = 4 * 1024 * 1024,
         read_ahead: int = 2,
         vault: ChunkVault | None = None,
+        inline_max: int = 0,
     ) -> None:
         self.catalog = catalog
+        self.inline_max = inline_max
         self.blobs = blobs
         self.vault = vault or ChunkVault(blobs, prefix=key_prefix)
         self.chunker = chunker
@@ -159,16 +173,21 @@ class FileStore:
         """Run `fn` in the process's upload pool."""
         return self._pool.submit(fn, *args, **kwargs)
 
-    def store_chunks(self, chunks: list[memoryview]) -> list[str]:
-        """Hash a batch of chunks, claim them in one transaction and upload the new
-        ones; return their hashes in order (runs in the pool). Chunks GC is deleting
-        are claimed again until GC is done with them (`Unavailable` after
-        `BUSY_WAIT_SECONDS`)."""
+    def store_chunks(self, chunks: list[memoryview]) -> StoredChunks:
+        """Hash a batch of chunks, claim them in one transaction and store the new
+        ones: those of at most `inline_max` bytes in the catalog by the claim itself,
+        the others as objects (runs in the pool). Chunks GC is deleting are claimed
+        again until GC is done with them (`Unavailable` after `BUSY_WAIT_SECONDS`)."""
         hashes = [hashlib.sha256(chunk).hexdigest() for chunk in chunks]
         data = dict(zip(hashes, chunks, strict=True))
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        in_catalog = True
         while True:
-            claims = self.catalog.contents.claim_many({h: len(c) for h, c in data.items()})
+            inline = {
+                h: self.vault.inline(h, c) for h, c in data.items() if len(c) <= self.inline_max
+            }
+            claims = self.catalog.contents.claim_many({h: len(c) for h, c in data.items()}, inline)
+            in_catalog &= all(claim in (CLAIM_INLINE, CLAIM_BUSY) for claim in claims.values())
             stored: dict[str, Locator] = {}
             for chunk_hash, claim in claims.items():
                 if claim == CLAIM_UPLOAD:
@@ -177,7 +196,7 @@ class FileStore:
             self.catalog.locators.record({h: a for h, a in stored.items() if a.codec != RAW})
             data = {h: data[h] for h, claim in claims.items() if claim == CLAIM_BUSY}
             if not data:
-                return hashes
+                return StoredChunks(hashes, in_catalog)
             if time.monotonic() > deadline:
                 raise Unavailable("chunk is being garbage-collected; retry the upload")
             time.sleep(0.05)
@@ -257,8 +276,9 @@ class FileWriter:
         self._used = 0
         self._batch: list[memoryview] = []  # chunks cut but not yet handed to the pool
         # offset, chunk sizes, the batch's future and what returns its buffer
-        self._pending: list[tuple[int, list[int], Future[list[str]], _Countdown]] = []
+        self._pending: list[tuple[int, list[int], Future[StoredChunks], _Countdown]] = []
         self._extents: list[ExtentRecord] = []
+        self._objects = False  # some chunk went to the blob store or was deduplicated
         self._slots = threading.BoundedSemaphore(store.max_in_flight)
         self._lanes = ChecksumLanes(self._hasher, store.submit)
         self._held = 0  # batches whose buffer is not back yet
@@ -294,8 +314,9 @@ class FileWriter:
         self._submit_batch(here=not self._pending)
         self._collect(wait_all=True)
         self._wait_returned()  # every lane took every batch
-        if self._extents:
-            # also covers chunks deduplicated against another upload that has not synced yet
+        if self._objects:
+            # also covers chunks deduplicated against another upload that has not synced
+            # yet; chunks kept in the catalog are as durable as the commit (invariant 27)
             self._store.blobs.sync()
         digest = content_digest(e.chunk_hash for e in self._extents)
         checksums = self._hasher.checksums()
@@ -352,7 +373,7 @@ class FileWriter:
         with self._returned:
             self._held += 1
 
-        def store() -> list[str]:
+        def store() -> StoredChunks:
             # The buffer goes back before the future completes (when the lanes are
             # done with it), so a `finish` or `abort` finds it back in the pool.
             try:
@@ -396,7 +417,7 @@ class FileWriter:
         while self._pending and (wait_all or self._pending[0][2].done()):
             offset, sizes, future, countdown = self._pending.pop(0)
             try:
-                hashes = future.result()
+                hashes, in_catalog = future.result()
             except BaseException as e:
                 if future.cancelled():  # never ran (a pool shut down): its part ends here
                     countdown.part_done()
@@ -404,6 +425,7 @@ class FileWriter:
                 if isinstance(e, StorageError) or not isinstance(e, Exception):
                     raise
                 raise Unavailable(f"storing a chunk failed: {e}") from e
+            self._objects |= not in_catalog
             for size, chunk_hash in zip(sizes, hashes, strict=True):
                 self._extents.append(ExtentRecord(offset, size, chunk_hash))
                 offset += size
@@ -425,9 +447,9 @@ class _Countdown:
             self._then()
 
 
-def _run_here(work: Callable[[], list[str]]) -> Future[list[str]]:
+def _run_here(work: Callable[[], StoredChunks]) -> Future[StoredChunks]:
     """`work()` run now, as a completed future (its result or its exception)."""
-    future: Future[list[str]] = Future()
+    future: Future[StoredChunks] = Future()
     try:
         future.set_result(work())
     except Exception as e:

@@ -219,7 +219,10 @@ def collect_garbage(
 
 
 def _stat_chunk(vault: ChunkVault, digest: str, size: int, locator: Locator) -> str | None:
-    """What is wrong with one chunk's object by its size: "missing", "wrong_size" or None."""
+    """What is wrong with one chunk's object by its size: "missing", "wrong_size" or None
+    (a chunk kept in the catalog has its bytes in its locator: invariant 27)."""
+    if locator.inline is not None:
+        return None
     info = vault.blobs.stat(vault.object_key(digest, locator))
     expected = locator.at_rest(size)
     return "missing" if info is None else None if info.size == expected else "wrong_size"
@@ -283,12 +286,12 @@ def _sweep_orphans(run: _Run) -> None:
             continue
         run.report.orphans += 1
         run.report.orphan_bytes += size
-    stale = [
+    stale = [  # a chunk kept in the catalog names no object at all (invariant 27)
         (key, n)
         for h, forms in plain.items()
         if h in locators
         for key, codec, n in forms
-        if codec != locators[h].codec
+        if codec != locators[h].codec or locators[h].inline is not None
     ]
     stale += _stale_sealed(run, sealed)
     for key, size in run.progress(stale, "stale forms"):
@@ -323,7 +326,7 @@ def _stale_sealed(run: _Run, sealed: dict[str, tuple[str, int]]) -> list[tuple[s
     live = {
         run.vault.sealed_name(h, loc.key_id)
         for h, _size, loc in run.catalog.locators.all_rows()
-        if loc.codec == SEALED and loc.key_id is not None
+        if loc.codec == SEALED and loc.key_id is not None and loc.inline is None
     }
     return [(key, size) for name, (key, size) in sealed.items() if name not in live]
 

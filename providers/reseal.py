@@ -17,7 +17,9 @@ the old locator a moment ago still find it. A chunk that fails verification is c
 and left alone (`davserver fsck` names the files it damages). Progress is the set of
 rows: a run that stops anywhere is resumed by running it again, and a finished store
 gives a run with nothing to do (under `recompress`, raw chunks that do not compress
-are read again each run, and left unchanged).
+are read again each run, and left unchanged). A chunk kept in the catalog (invariant
+27) has no object: its body is rewritten in place by the same conditional update, and
+a reader that looked it up a moment ago holds the old bytes already.
 """
 
 from __future__ import annotations
@@ -120,7 +122,10 @@ def _move(
     new, stored = vault.encode(digest, data)
     if (new.codec, new.key_id) == (old.codec, old.key_id):
         return UNCHANGED, None
-    vault.blobs.put(vault.object_key(digest, new), stored)
+    if old.inline is not None:  # kept in the catalog, where it stays (invariant 27)
+        new = Locator(new.codec, new.key_id, len(stored), bytes(stored))
+    else:
+        vault.blobs.put(vault.object_key(digest, new), stored)
     return (RESEALED, new) if catalog.locators.reseal(digest, old, new) else (RACED, None)
 
 

@@ -62,10 +62,10 @@ def run(args: argparse.Namespace, services: Services) -> int:
         print(f"keys: current key {current}; retired keys {', '.join(retired) or 'none'}")
     print(f"keys: the store's recorded key {recorded or 'none'}")
     current_id = vault.keys.current.key_id if vault.keys is not None else None
-    print(f"{'codec':<8} {'key id':<26} {'chunks':>10} {'bytes':>16} {'stored':>16}")
+    print(f"{'codec':<13} {'key id':<26} {'chunks':>10} {'bytes':>16} {'stored':>16}")
     for codec, key_id, chunks, size, stored in services.catalog.locators.census():
         label = "-" if key_id is None else key_id
         if key_id is not None:
             label += " (current)" if key_id == current_id else " (retired)"
-        print(f"{codec:<8} {label:<26} {chunks:>10} {size:>16} {stored:>16}")
+        print(f"{codec:<13} {label:<26} {chunks:>10} {size:>16} {stored:>16}")
     return 0

@@ -25,6 +25,7 @@ from providers.catalog.checksums import ContentChecksums
 from providers.catalog.content import (
     CLAIM_BUSY,
     CLAIM_DEDUP,
+    CLAIM_INLINE,
     CLAIM_UPLOAD,
     CommitStep,
     Contents,
@@ -156,6 +157,7 @@ __all__ = [
     "AppPasswordRecord",
     "CLAIM_BUSY",
     "CLAIM_DEDUP",
+    "CLAIM_INLINE",
     "CLAIM_UPLOAD",
     "CommitStep",
     "Transaction",

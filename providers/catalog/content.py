@@ -5,7 +5,9 @@ Read and write ordering (the full argument is in `docs/gc.md`):
 - A writer `claim`s each chunk before relying on it. A `stored` chunk is touched
   (`touched_at = now`) and not uploaded again; a missing one gets an `uploading` row
   first, then its bytes. A chunk in state `deleting` is being removed by GC: the
-  writer waits until the row is gone, then claims again.
+  writer waits until the row is gone, then claims again. A small chunk a writer would
+  upload may instead get its body (`chunk_body`) in the claim's own transaction: it is
+  then kept in the catalog, has no object, and is removed with its row (invariant 27).
 - `commit_file` re-checks, inside the commit transaction, that no chunk of the new
   content is missing or `deleting`, touching them again and marking them `stored`;
   only then does the content become visible (DESIGN invariant 2). The writer made
@@ -38,12 +40,13 @@ from providers.catalog.commit import (
 )
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.direct import DirectWrite, insert_values, unindexed
-from providers.catalog.records import ChunkRecord, ExtentRecord, NewContent, NodeRecord
+from providers.catalog.records import ChunkRecord, ExtentRecord, Locator, NewContent, NodeRecord
 from providers.catalog.schema import (
     CHUNK_DELETING,
     CHUNK_STORED,
     CHUNK_UPLOADING,
     Chunk,
+    ChunkBody,
     Content,
     Extent,
     Node,
@@ -65,6 +68,9 @@ Transaction = Connection  # an open catalog transaction, opaque above the catalo
 # A step a caller runs first inside a commit's transaction (`Contents.commit_file`)
 CommitStep = Callable[[Transaction], None]
 CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
+# claimed for upload and its body written by the claim itself: nothing to upload
+CLAIM_INLINE = "inline"
+_BODY_COLUMNS = ("hash", "codec", "key_id", "data")
 
 
 def in_order(steps: Sequence[CommitStep]) -> CommitStep | None:
@@ -109,6 +115,17 @@ def _uploading(chunk_hash: str, size: int, now: float) -> dict[str, Any]:
     return dict(hash=chunk_hash, size=size, state=CHUNK_UPLOADING, touched_at=now, created_at=now)
 
 
+def _body(chunk_hash: str, locator: Locator) -> dict[str, Any]:
+    """The `chunk_body` row of a chunk kept in the catalog (`_BODY_COLUMNS`)."""
+    return dict(hash=chunk_hash, codec=locator.codec, key_id=locator.key_id, data=locator.inline)
+
+
+def _unless_there(new: Any) -> Any:
+    """`new` (an INSERT of chunk bodies in the database's dialect) skipping a chunk
+    that has one: it holds the same plaintext, in a form its row names itself."""
+    return new.on_conflict_do_nothing(index_elements=["hash"])
+
+
 def _claiming(new: Any) -> Any:
     """`new` (an INSERT of chunk rows in the database's dialect) claiming each chunk:
     a new row, or an upload's row touched again; the hashes claimed returned."""
@@ -130,6 +147,8 @@ class Contents:
         self._touch_one = DirectWrite(_touching(col(Chunk.hash) == bindparam("hash")))
         one = insert_values(Chunk, _CHUNK_COLUMNS, using=self._db.insert)
         self._claim_one = DirectWrite(_claiming(one))
+        body = insert_values(ChunkBody, _BODY_COLUMNS, using=self._db.insert)
+        self._add_body = DirectWrite(_unless_there(body))
 
     # --- writers -------------------------------------------------------------------
 
@@ -137,37 +156,53 @@ class Contents:
         """`claim_many` for one chunk."""
         return self.claim_many({chunk_hash: size})[chunk_hash]
 
-    def claim_many(self, sizes: Mapping[str, int]) -> dict[str, str]:
+    def claim_many(
+        self, sizes: Mapping[str, int], inline: Mapping[str, Locator] | None = None
+    ) -> dict[str, str]:
         """Decide, for each chunk (hash -> size), what a writer does with it:
-        CLAIM_DEDUP, CLAIM_UPLOAD or CLAIM_BUSY (see the module docstring).
+        CLAIM_DEDUP, CLAIM_UPLOAD, CLAIM_INLINE or CLAIM_BUSY (see the module docstring).
 
-        One write transaction of two statements whatever the number of chunks: a
-        writer claims a batch of chunks at a time, since a transaction per chunk cost
+        `inline`: hash -> locator carrying the at-rest bytes (`ChunkVault.inline`) of
+        the chunks to keep in the catalog (invariant 27). Each of them this claim would
+        have the writer upload gets its body in the same transaction instead, and is
+        answered CLAIM_INLINE: it is as durable as the commit that will name it, which
+        comes later on the same database.
+
+        One write transaction of two or three statements whatever the number of chunks:
+        a writer claims a batch of chunks at a time, since a transaction per chunk cost
         more than hashing it (and its statements are built once, since building and
         cache-keying SQLAlchemy expressions cost more than SQLite running them).
         Rows are locked in the order of their hashes, so concurrent batches never
-        deadlock (`chunks_locked_in_order`; new rows are inserted in that order too).
+        deadlock (`chunks_locked_in_order`; new rows are inserted in that order too,
+        then their bodies).
         """
-        now, hashes = time.time(), sorted(sizes)
+        now, hashes, inline = time.time(), sorted(sizes), inline or {}
         if len(hashes) == 1:
-            return {hashes[0]: self._claim_one_chunk(hashes[0], sizes[hashes[0]], now)}
+            only = hashes[0]
+            return {only: self._claim_one_chunk(only, sizes[only], inline.get(only), now)}
         with self._db.connection(write=True) as conn:
             touched = {"hs": hashes, "now": now}
             dedup = set(conn.execute(self._touch_stored, touched).scalars())
             rows = [_uploading(h, sizes[h], now) for h in hashes if h not in dedup]
             upload = set(conn.execute(self._claim_new, rows).scalars()) if rows else set()
-        return {
-            h: CLAIM_DEDUP if h in dedup else CLAIM_UPLOAD if h in upload else CLAIM_BUSY
-            for h in hashes
-        }
+            bodies = [_body(h, inline[h]) for h in hashes if h in upload and h in inline]
+            self._add_body.run_many(conn, bodies)
+        answers = {h: CLAIM_INLINE if h in inline else CLAIM_UPLOAD for h in upload}
+        return {h: CLAIM_DEDUP if h in dedup else answers.get(h, CLAIM_BUSY) for h in hashes}
 
-    def _claim_one_chunk(self, chunk_hash: str, size: int, now: float) -> str:
+    def _claim_one_chunk(
+        self, chunk_hash: str, size: int, inline: Locator | None, now: float
+    ) -> str:
         """`claim_many`'s answer for a batch of one chunk."""
         with self._db.connection(write=True) as conn:
             if self._touch_one.run(conn, {"hash": chunk_hash, "now": now}).rows:
                 return CLAIM_DEDUP
-            claimed = self._claim_one.run(conn, _uploading(chunk_hash, size, now)).rows
-        return CLAIM_UPLOAD if claimed else CLAIM_BUSY
+            if not self._claim_one.run(conn, _uploading(chunk_hash, size, now)).rows:
+                return CLAIM_BUSY
+            if inline is None:
+                return CLAIM_UPLOAD
+            self._add_body.run(conn, _body(chunk_hash, inline))
+        return CLAIM_INLINE
 
     def commit_file(
         self,

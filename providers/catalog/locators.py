@@ -12,21 +12,44 @@ a conditional update, so a concurrent reseal or writer never loses a row's chang
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, outerjoin, select, update
 from sqlmodel import col
 
 from providers.catalog.checksums import from_columns
 from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.direct import DirectRead
 from providers.catalog.records import RAW_LOCATOR, ContentView, ExtentRecord, Locator
-from providers.catalog.schema import CHUNK_DELETING, Chunk, Content, Extent
+from providers.catalog.schema import CHUNK_DELETING, Chunk, ChunkBody, Content, Extent
 
-_LOCATOR = (col(Chunk.codec), col(Chunk.key_id), col(Chunk.stored_size))
-_BY_HASH = select(col(Chunk.hash), *_LOCATOR).where(
-    col(Chunk.hash).in_(bindparam("hashes", expanding=True))
+# a chunk's object form, then its body's (NULL when it has none): `_locator` reads them
+_LOCATOR = (
+    col(Chunk.codec),
+    col(Chunk.key_id),
+    col(Chunk.stored_size),
+    col(ChunkBody.codec),
+    col(ChunkBody.key_id),
+    col(ChunkBody.data),
 )
+_WITH_BODY = outerjoin(Chunk, ChunkBody, col(ChunkBody.hash) == col(Chunk.hash))
+_BY_HASH = (
+    select(col(Chunk.hash), *_LOCATOR)
+    .select_from(_WITH_BODY)
+    .where(col(Chunk.hash).in_(bindparam("hashes", expanding=True)))
+)
+
+
+def _locator(columns: Sequence[Any]) -> Locator:
+    """The locator of a row of `_LOCATOR`: the body when the chunk has one (invariant
+    27), else its object (raw when the row says nothing)."""
+    codec, key_id, stored, body_codec, body_key_id, body = columns
+    if body is not None and body_codec is not None:
+        data = bytes(body)  # PostgreSQL's driver gives a memoryview
+        return Locator(body_codec, body_key_id, len(data), data)
+    return Locator(codec, key_id, stored) if codec else RAW_LOCATOR
+
 
 _CONTENT_VIEW = DirectRead(  # prebuilt: every GET of a small file asks
     select(
@@ -41,6 +64,7 @@ _CONTENT_VIEW = DirectRead(  # prebuilt: every GET of a small file asks
     .select_from(Content)
     .outerjoin(Extent, col(Extent.content_id) == col(Content.id))
     .outerjoin(Chunk, col(Chunk.hash) == col(Extent.chunk_hash))
+    .outerjoin(ChunkBody, col(ChunkBody.hash) == col(Extent.chunk_hash))
     .where(col(Content.id) == bindparam("content"))
     .order_by(col(Extent.seq))
 )
@@ -79,8 +103,8 @@ class ChunkLocators:
         with self._db.connection() as conn:
             for start in range(0, len(wanted), IN_BATCH):
                 batch = wanted[start : start + IN_BATCH]
-                for h, codec, key_id, stored in conn.execute(_BY_HASH, {"hashes": batch}):
-                    found[h] = Locator(codec, key_id, stored)
+                for h, *columns in conn.execute(_BY_HASH, {"hashes": batch}):
+                    found[h] = _locator(columns)
         return found
 
     def content_view(self, content_id: int) -> ContentView:
@@ -93,31 +117,36 @@ class ChunkLocators:
             rows = _CONTENT_VIEW.rows(conn, {"content": content_id})
         # every row repeats the content's columns; an empty content has one row, no extent
         checksums = from_columns(*rows[0][:3]) if rows else None
-        for *_sums, offset, size, chunk_hash, codec, key_id, stored in rows:
+        for _sha1, _md5, _sha256, offset, size, chunk_hash, *columns in rows:
             if chunk_hash is not None:
                 extents.append(ExtentRecord(offset, size, chunk_hash))
-                locators[chunk_hash] = Locator(codec, key_id, stored) if codec else RAW_LOCATOR
+                locators[chunk_hash] = _locator(columns)
         return ContentView(checksums, extents, locators)
 
     def describe(self, chunk_hash: str) -> tuple[int, Locator] | None:
         """The chunk's size and locator, or None if it has no row."""
-        query = select(col(Chunk.size), *_LOCATOR).where(col(Chunk.hash) == chunk_hash)
+        query = (
+            select(col(Chunk.size), *_LOCATOR)
+            .select_from(_WITH_BODY)
+            .where(col(Chunk.hash) == chunk_hash)
+        )
         with self._db.connection() as conn:
             row = conn.execute(query).first()
-        return None if row is None else (row[0], Locator(row[1], row[2], row[3]))
+        return None if row is None else (row[0], _locator(row[1:]))
 
     def page(self, *, after: str = "", limit: int = 500) -> list[tuple[str, int, Locator]]:
         """Chunk rows in hash order after `after`, in any state: (hash, size, locator),
         at most `limit` (for `reseal` and GC's sweep of sealed objects)."""
         query = (
             select(col(Chunk.hash), col(Chunk.size), *_LOCATOR)
+            .select_from(_WITH_BODY)
             .where(col(Chunk.hash) > after)
             .order_by(col(Chunk.hash))
             .limit(limit)
         )
         with self._db.connection() as conn:
             rows = conn.execute(query).all()
-        return [(h, n, Locator(c, k, z)) for h, n, c, k, z in rows]
+        return [(h, n, _locator(columns)) for h, n, *columns in rows]
 
     def all_rows(self) -> Iterator[tuple[str, int, Locator]]:
         """Every chunk row, a page at a time (see `page`)."""
@@ -128,7 +157,10 @@ class ChunkLocators:
 
     def reseal(self, chunk_hash: str, old: Locator, new: Locator) -> bool:
         """Set the chunk's locator to `new` if it is still `old` and the chunk is not
-        being deleted; True if it changed."""
+        being deleted; True if it changed. A chunk kept in the catalog (`old.inline`)
+        stays there: `new` carries its new at-rest bytes."""
+        if old.inline is not None:
+            return self._reseal_body(chunk_hash, old, new)
         same_key = (
             col(Chunk.key_id).is_(None) if old.key_id is None else col(Chunk.key_id) == old.key_id
         )
@@ -147,11 +179,32 @@ class ChunkLocators:
         with self._db.connection(write=True) as conn:
             return conn.execute(statement).rowcount == 1
 
+    def _reseal_body(self, chunk_hash: str, old: Locator, new: Locator) -> bool:
+        """`reseal` of a chunk kept in the catalog: its body rewritten in place."""
+        assert new.inline is not None, "a chunk in the catalog stays in the catalog"
+        same_key = (
+            col(ChunkBody.key_id).is_(None)
+            if old.key_id is None
+            else col(ChunkBody.key_id) == old.key_id
+        )
+        statement = (
+            update(ChunkBody)
+            .where(
+                col(ChunkBody.hash) == chunk_hash,
+                col(ChunkBody.codec) == old.codec,
+                same_key,
+            )
+            .values(codec=new.codec, key_id=new.key_id, data=new.inline)
+        )
+        with self._db.connection(write=True) as conn:
+            return conn.execute(statement).rowcount == 1
+
     def census(self) -> list[tuple[str, str | None, int, int, int]]:
         """How the store's chunks are stored, per (codec, key id), in any state:
-        (codec, key_id, chunks, bytes of plaintext, bytes stored), sorted."""
+        (codec, key_id, chunks, bytes of plaintext, bytes stored), sorted; chunks kept
+        in the catalog are counted apart, their codec prefixed "inline:"."""
         stored = func.coalesce(col(Chunk.stored_size), col(Chunk.size))
-        query = (
+        objects = (
             select(
                 col(Chunk.codec),
                 col(Chunk.key_id),
@@ -159,15 +212,32 @@ class ChunkLocators:
                 func.coalesce(func.sum(col(Chunk.size)), 0),
                 func.coalesce(func.sum(stored), 0),
             )
+            .select_from(_WITH_BODY)
+            .where(col(ChunkBody.hash).is_(None))
             .group_by(col(Chunk.codec), col(Chunk.key_id))
-            .order_by(col(Chunk.codec), col(Chunk.key_id))
+        )
+        bodies = (
+            select(
+                col(ChunkBody.codec),
+                col(ChunkBody.key_id),
+                func.count(),
+                func.coalesce(func.sum(col(Chunk.size)), 0),
+                func.coalesce(func.sum(func.length(col(ChunkBody.data))), 0),
+            )
+            .join(Chunk, col(Chunk.hash) == col(ChunkBody.hash))
+            .group_by(col(ChunkBody.codec), col(ChunkBody.key_id))
         )
         with self._db.connection() as conn:
-            rows = conn.execute(query).all()
-        return [(c, k, int(n), int(size), int(z)) for c, k, n, size, z in rows]
+            rows = [(c, k, n, size, z) for c, k, n, size, z in conn.execute(objects)]
+            rows += [(f"inline:{c}", k, n, size, z) for c, k, n, size, z in conn.execute(bodies)]
+        found = [(c, k, int(n), int(size), int(z)) for c, k, n, size, z in rows]
+        return sorted(found, key=lambda row: (row[0], row[1] or ""))
 
     def key_ids(self) -> set[str]:
-        """Every master key id some chunk row is sealed under."""
-        query = select(col(Chunk.key_id)).where(col(Chunk.key_id).is_not(None)).distinct()
+        """Every master key id some chunk is sealed under (its object or its body)."""
+        found: set[str] = set()
         with self._db.connection() as conn:
-            return {k for k in conn.execute(query).scalars() if k is not None}
+            for column in (col(Chunk.key_id), col(ChunkBody.key_id)):
+                query = select(column).where(column.is_not(None)).distinct()
+                found |= {k for k in conn.execute(query).scalars() if k is not None}
+        return found

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest revision of `migrations/versions/` (a unit test holds it to the scripts).
-HEAD = "0008"
+HEAD = "0009"
 _VERSION_TABLE = "alembic_version"  # Alembic's, one row: the stamped revision
 # Key of the PostgreSQL advisory lock that serialises migrations (any constant no
 # other code uses; this one spells "davsrv").

@@ -133,16 +133,19 @@ class NewContent:
 
 @dataclass(frozen=True)
 class Locator:
-    """How a chunk's object is stored (`providers.codec`): its codec ("raw", "zstd"
-    or "sealed"), the master key id of a sealed chunk, and the object's size (None:
-    the chunk's own size, as for every chunk written before codecs existed)."""
+    """How a chunk is stored (`providers.codec`): its codec ("raw", "zstd" or
+    "sealed"), the master key id of a sealed chunk, and its at-rest size (None: the
+    chunk's own size, as for every chunk written before codecs existed). `inline`: the
+    at-rest bytes themselves, for a chunk kept in the catalog (`ChunkBody`, design
+    invariant 27), which has no object; None for a chunk stored as an object."""
 
     codec: str = "raw"
     key_id: str | None = None
     stored_size: int | None = None
+    inline: bytes | None = field(default=None, repr=False)
 
     def at_rest(self, size: int) -> int:
-        """The object's size for a chunk of `size` bytes."""
+        """The at-rest size for a chunk of `size` bytes."""
         return size if self.stored_size is None else self.stored_size
 
 

@@ -243,6 +243,27 @@ class Chunk(SQLModel, table=True):
     key_id: str | None = Field(default=None, max_length=16)
 
 
+class ChunkBody(SQLModel, table=True):
+    """A small chunk kept in the catalog instead of an object (`inline_max_bytes`,
+    design invariant 27): `data` is its at-rest form, in the codec `codec` (under
+    master key `key_id` when sealed), exactly what its object would hold. A chunk with
+    a body is read from it; its row's own locator columns then name no object. Written
+    by the claim that created or re-claimed the row, removed with the row (ON DELETE
+    CASCADE), changed only by `reseal`."""
+
+    __tablename__ = "chunk_body"
+
+    hash: str = Field(
+        primary_key=True,
+        max_length=64,
+        foreign_key="chunk.hash",
+        ondelete="CASCADE",
+    )
+    codec: str = Field(max_length=8)
+    key_id: str | None = Field(default=None, max_length=16)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class Version(SQLModel, table=True):
     """A node's content at one point in time, one row per write (every content a
     file had and retention keeps); the newest is the node's current one. `mtime` is

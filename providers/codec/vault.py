@@ -20,6 +20,10 @@ Contract (`ChunkVault`; checked on every blob store by `tests/contract/test_vaul
   names one form and GC removes the others (`forms`, `parse_key`).
 - The same plaintext under the same settings always gives the same object key, so
   equal chunks from any user are stored once, with encryption on too.
+- `inline(hash, plaintext)` encodes a small chunk as `put` would but stores nothing:
+  its locator carries the at-rest bytes, which the catalog keeps in place of an object
+  (design invariant 27); `get` with such a locator decodes and verifies them exactly
+  as it would the object's bytes, and reads no object.
 """
 
 from __future__ import annotations
@@ -68,6 +72,12 @@ class ChunkVault:
         self.blobs.put(self.object_key(chunk_hash, locator), stored)
         return locator
 
+    def inline(self, chunk_hash: str, data: memoryview | bytes) -> Locator:
+        """The chunk in the current settings' form, its at-rest bytes in the locator
+        (nothing stored: the catalog keeps them, invariant 27)."""
+        locator, stored = self.encode(chunk_hash, data)
+        return Locator(locator.codec, locator.key_id, len(stored), bytes(stored))
+
     def encode(
         self, chunk_hash: str, data: memoryview | bytes
     ) -> tuple[Locator, memoryview | bytes]:
@@ -89,7 +99,9 @@ class ChunkVault:
 
     def get(self, chunk_hash: str, size: int, locator: Locator = RAW_LOCATOR) -> bytes:
         """The chunk's plaintext, verified (see the module contract)."""
-        stored = self.blobs.get(self.object_key(chunk_hash, locator))
+        stored = locator.inline
+        if stored is None:
+            stored = self.blobs.get(self.object_key(chunk_hash, locator))
         try:
             if locator.codec == SEALED:
                 data = self._unseal(chunk_hash, size, locator, stored)

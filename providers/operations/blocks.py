@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from providers.blobstore.direct import DirectTransfers
 from providers.catalog import CLAIM_BUSY, ExtentRecord, NewContent, NodeRecord
-from providers.catalog.records import RAW_LOCATOR
+from providers.catalog.records import RAW_LOCATOR, Locator
 from providers.checksums import Checksums
 from providers.chunker import FastCDCChunker
 from providers.codec import RAW
@@ -77,6 +77,13 @@ class Committed:
     node: NodeRecord
     path: str
     checksums: Checksums | None
+
+
+def _an_object(locator: Locator | None) -> bool:
+    """Whether a chunk so stored is a raw object a client may fetch from the store
+    itself (a chunk without a row reads as raw)."""
+    locator = locator or RAW_LOCATOR
+    return locator.codec == RAW and locator.inline is None
 
 
 class BlockTransfers:
@@ -134,8 +141,8 @@ class BlockTransfers:
         if available is not None and len(data) > available:
             raise QuotaExceeded(f"{len(data)} bytes do not fit in the {available} left")
         files = self.ops.files
-        files.store_chunks([memoryview(data)])
-        files.blobs.sync()  # durable before it counts as present (invariant 2)
+        if not files.store_chunks([memoryview(data)]).in_catalog:
+            files.blobs.sync()  # durable before it counts as present (invariant 2)
         self.ops.catalog.blocks.stage(actor.user.id, {sha256: len(data)}, None)
         return len(data)
 
@@ -188,16 +195,14 @@ class BlockTransfers:
 
     def direct_gets(self, chunk_hashes: Sequence[str]) -> list[str | None]:
         """A presigned GET on the object store for each block stored raw (None: not
-        direct, or compressed or encrypted: those are read through the server, which
-        decodes and verifies them)."""
+        direct, or compressed, encrypted or kept in the catalog: those are read through
+        the server, which decodes and verifies them)."""
         if self.direct is None:
             return [None] * len(chunk_hashes)
         direct = self.direct
         locators = self.ops.files.catalog.locators.get(chunk_hashes)
         return [
-            direct.presign_get(self._key(h), self.url_ttl)
-            if locators.get(h, RAW_LOCATOR).codec == RAW
-            else None
+            direct.presign_get(self._key(h), self.url_ttl) if _an_object(locators.get(h)) else None
             for h in chunk_hashes
         ]
 

@@ -36,7 +36,8 @@ def test_keys_generate_writes_a_private_key_once(tmp_path: Path) -> None:
 
 
 def test_reseal_and_keys_status(tmp_path: Path) -> None:
-    server = serve(tmp_path)  # a plain store first
+    # a plain store first; chunks of at most 4 KiB in the catalog, the others objects
+    server = serve(tmp_path, DAVSERVER_INLINE_MAX_BYTES="4096")
     bodies = {f"f{n}.bin": random.Random(n).randbytes(40_000) for n in range(3)}
     for name, body in bodies.items():
         assert server.dav("PUT", name, AUTH, data=body).status_code == 201
@@ -44,12 +45,14 @@ def test_reseal_and_keys_status(tmp_path: Path) -> None:
     status = ok(tmp_path, "keys", "status")
     assert "keys: encryption is off" in status
     raw = re.search(r"^raw +- +(\d+) ", status, re.M)
-    assert raw and int(raw.group(1)) > 5
+    inline = re.search(r"^inline:raw +- +(\d+) ", status, re.M)
+    assert raw and int(raw.group(1)) > 5 and inline and int(inline.group(1)) > 0
+    objects, bodies = int(raw.group(1)), int(inline.group(1))
 
     ok(tmp_path, "keys", "generate", "master.key")
     sealed = {"DAVSERVER_ENCRYPTION_KEY_FILE": "master.key"}
     dry = ok(tmp_path, "reseal", "--dry-run", **sealed)
-    assert f"would store {raw.group(1)} chunks again" in dry
+    assert f"would store {objects + bodies} chunks again" in dry
     victim = next((tmp_path / "davdata/blobs/chunks").rglob("*"))
     while victim.is_dir():
         victim = next(victim.iterdir())
@@ -59,12 +62,13 @@ def test_reseal_and_keys_status(tmp_path: Path) -> None:
 
     done = run_cli(tmp_path, "reseal", env=cli_env(**sealed))
     assert done.returncode == 1, done.stderr
-    assert f"stored {int(raw.group(1)) - 1} chunks again" in done.stdout
+    assert f"stored {objects + bodies - 1} chunks again" in done.stdout
     assert "1 corrupt, 0 missing" in done.stdout
     assert re.search(rf"corrupt: {victim.name} .*\n  damages admin:/f\d\.bin\n", done.stdout)
     status = ok(tmp_path, "keys", "status", **sealed)
     current = re.search(r"current key ([0-9a-f]{16})", status)
     assert current and re.search(
-        rf"^sealed +{current.group(1)} \(current\) +{int(raw.group(1)) - 1} ", status, re.M
+        rf"^sealed +{current.group(1)} \(current\) +{objects - 1} ", status, re.M
     )
+    assert re.search(rf"^inline:sealed +{current.group(1)} \(current\) +{bodies} ", status, re.M)
     assert re.search(r"^raw +- +1 ", status, re.M)  # the corrupt one, left as it was

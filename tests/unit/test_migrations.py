@@ -316,3 +316,39 @@ def test_0008_only_adds_the_shared_state_tables(tmp_path: Path) -> None:
         assert dump(path, old) == before
     finally:
         engine.dispose()
+
+
+def test_0009_only_adds_chunk_bodies_and_keeps_them(tmp_path: Path) -> None:
+    """A store of the release before (0008) keeps every row and table through the
+    upgrade to 0009 and back; a downgrade refuses while chunks are kept in the
+    catalog, since it would lose their bytes."""
+    path = tmp_path / "catalog.db"
+    engine = create_engine(sqlite_url(path))
+    try:
+        with engine.begin() as conn:
+            alembic.upgrade(alembic_config({"connection": conn}), "0008")
+            conn.exec_driver_sql(
+                "INSERT INTO chunk (hash, size, state, touched_at, created_at)"
+                " VALUES ('ab', 3, 'stored', 0, 0)"
+            )
+        old = tables(path)
+        before = dump(path, old)
+        with engine.begin() as conn:
+            alembic.upgrade(alembic_config({"connection": conn}), "0009")
+        assert tables(path) - old == {"chunk_body"}
+        assert [line for line in dump(path, old) if "alembic_version" not in line] == [
+            line for line in before if "alembic_version" not in line
+        ]
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO chunk_body (hash, codec, data) VALUES ('ab', 'raw', x'616263')"
+            )
+        refused = pytest.raises(RuntimeError, match="1 chunks are kept in the catalog")
+        with refused, engine.begin() as conn:
+            alembic.downgrade(alembic_config({"connection": conn}), "0008")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM chunk_body")
+            alembic.downgrade(alembic_config({"connection": conn}), "0008")
+        assert dump(path, old) == before
+    finally:
+        engine.dispose()
