@@ -186,7 +186,8 @@ class Contents:
             rows = [_uploading(h, sizes[h], now) for h in hashes if h not in dedup]
             upload = set(conn.execute(self._claim_new, rows).scalars()) if rows else set()
             bodies = [_body(h, inline[h]) for h in hashes if h in upload and h in inline]
-            self._add_body.run_many(conn, bodies)
+            if bodies:
+                self._add_body.run_many(conn, bodies)
         answers = {h: CLAIM_INLINE if h in inline else CLAIM_UPLOAD for h in upload}
         return {h: CLAIM_DEDUP if h in dedup else answers.get(h, CLAIM_BUSY) for h in hashes}
 
