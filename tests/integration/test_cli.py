@@ -40,6 +40,10 @@ def chunk_files(tmp_path: Path) -> dict[str, Path]:
     return {p.name: p for p in (tmp_path / "davdata/blobs/chunks").rglob("*") if p.is_file()}
 
 
+# gc and fsck of chunk objects: no chunk kept in the catalog (tests/unit/test_inline_chunks.py)
+OBJECTS_ONLY = {"DAVSERVER_ADMIN_PASSWORD": "pw", "DAVSERVER_INLINE_MAX_BYTES": "0"}
+
+
 def test_first_start_creates_admin_once(tmp_path: Path, serve: type[Serve]) -> None:
     first = serve()
     password = first.password()
@@ -114,7 +118,7 @@ def test_user_add(tmp_path: Path, serve: type[Serve], fresh: bool) -> None:
 
 
 def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
-    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    server = serve(env=cli_env(**OBJECTS_ONLY))
     auth = ("admin", "pw")
     kept, gone = random.Random(1).randbytes(100_000), random.Random(2).randbytes(100_000)
     assert server.dav("PUT", "kept.bin", auth, data=kept).status_code == 201
@@ -161,7 +165,7 @@ def test_gc_and_fsck(tmp_path: Path, serve: type[Serve]) -> None:
 def test_gc_apply_thins_old_versions_and_frees_their_chunks(
     tmp_path: Path, serve: type[Serve]
 ) -> None:
-    server = serve(env=cli_env(DAVSERVER_ADMIN_PASSWORD="pw"))
+    server = serve(env=cli_env(**OBJECTS_ONLY))
     auth = ("admin", "pw")
     bodies = [random.Random(n).randbytes(50_000) for n in range(4)]
     for body in bodies:  # three old versions, then the current one
