@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, outerjoin, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, join, outerjoin, select, update
 from sqlmodel import col
 
 from providers.catalog.checksums import from_columns
@@ -49,6 +49,23 @@ def _locator(columns: Sequence[Any]) -> Locator:
         data = bytes(body)  # PostgreSQL's driver gives a memoryview
         return Locator(body_codec, body_key_id, len(data), data)
     return Locator(codec, key_id, stored) if codec else RAW_LOCATOR
+
+
+def _same_key(column: Any, key_id: str | None) -> ColumnElement[bool]:
+    """`column` (a master key id) holds `key_id`, NULL included."""
+    same: ColumnElement[bool] = column.is_(None) if key_id is None else column == key_id
+    return same
+
+
+def _census_of(codec: Any, key_id: Any, stored: Any) -> Select[Any]:
+    """Chunks per (codec, key id): count, bytes of plaintext, bytes `stored`."""
+    return select(
+        codec,
+        key_id,
+        func.count(),
+        func.coalesce(func.sum(col(Chunk.size)), 0),
+        func.coalesce(func.sum(stored), 0),
+    ).group_by(codec, key_id)
 
 
 _CONTENT_VIEW = DirectRead(  # prebuilt: every GET of a small file asks
@@ -161,16 +178,13 @@ class ChunkLocators:
         stays there: `new` carries its new at-rest bytes."""
         if old.inline is not None:
             return self._reseal_body(chunk_hash, old, new)
-        same_key = (
-            col(Chunk.key_id).is_(None) if old.key_id is None else col(Chunk.key_id) == old.key_id
-        )
         statement = (
             update(Chunk)
             .where(
                 and_(
                     col(Chunk.hash) == chunk_hash,
                     col(Chunk.codec) == old.codec,
-                    same_key,
+                    _same_key(col(Chunk.key_id), old.key_id),
                     col(Chunk.state) != CHUNK_DELETING,
                 )
             )
@@ -182,17 +196,12 @@ class ChunkLocators:
     def _reseal_body(self, chunk_hash: str, old: Locator, new: Locator) -> bool:
         """`reseal` of a chunk kept in the catalog: its body rewritten in place."""
         assert new.inline is not None, "a chunk in the catalog stays in the catalog"
-        same_key = (
-            col(ChunkBody.key_id).is_(None)
-            if old.key_id is None
-            else col(ChunkBody.key_id) == old.key_id
-        )
         statement = (
             update(ChunkBody)
             .where(
                 col(ChunkBody.hash) == chunk_hash,
                 col(ChunkBody.codec) == old.codec,
-                same_key,
+                _same_key(col(ChunkBody.key_id), old.key_id),
             )
             .values(codec=new.codec, key_id=new.key_id, data=new.inline)
         )
@@ -205,27 +214,13 @@ class ChunkLocators:
         in the catalog are counted apart, their codec prefixed "inline:"."""
         stored = func.coalesce(col(Chunk.stored_size), col(Chunk.size))
         objects = (
-            select(
-                col(Chunk.codec),
-                col(Chunk.key_id),
-                func.count(),
-                func.coalesce(func.sum(col(Chunk.size)), 0),
-                func.coalesce(func.sum(stored), 0),
-            )
+            _census_of(col(Chunk.codec), col(Chunk.key_id), stored)
             .select_from(_WITH_BODY)
             .where(col(ChunkBody.hash).is_(None))
-            .group_by(col(Chunk.codec), col(Chunk.key_id))
         )
-        bodies = (
-            select(
-                col(ChunkBody.codec),
-                col(ChunkBody.key_id),
-                func.count(),
-                func.coalesce(func.sum(col(Chunk.size)), 0),
-                func.coalesce(func.sum(func.length(col(ChunkBody.data))), 0),
-            )
-            .join(Chunk, col(Chunk.hash) == col(ChunkBody.hash))
-            .group_by(col(ChunkBody.codec), col(ChunkBody.key_id))
+        body_size = func.length(col(ChunkBody.data))
+        bodies = _census_of(col(ChunkBody.codec), col(ChunkBody.key_id), body_size).select_from(
+            join(ChunkBody, Chunk, col(Chunk.hash) == col(ChunkBody.hash))
         )
         with self._db.connection() as conn:
             rows = [(c, k, n, size, z) for c, k, n, size, z in conn.execute(objects)]

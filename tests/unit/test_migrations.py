@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command as alembic
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from davserver.app import build_services
 from davserver.cli.main import main
@@ -291,28 +291,45 @@ def dump(path: Path, names: set[str]) -> list[str]:
         return [line for line in db.iterdump() if any(f'"{n}"' in line for n in names)]
 
 
+def migrate(engine: Engine, revision: str, *statements: str, down: bool = False) -> None:
+    """Upgrade (or with `down`, downgrade) the store to `revision`, then run
+    `statements`, in one transaction."""
+    with engine.begin() as conn:
+        step = alembic.downgrade if down else alembic.upgrade
+        step(alembic_config({"connection": conn}), revision)
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def assert_upgrade_only_adds(
+    engine: Engine, path: Path, old: str, new: str, added: set[str], row: str
+) -> tuple[set[str], list[str]]:
+    """A store at `old` holding `row` upgraded to `new` gains the tables `added` and
+    keeps every other row and definition; (its tables at `old`, their dump)."""
+    migrate(engine, old, row)
+    tables_before = tables(path)
+    before = dump(path, tables_before)
+    migrate(engine, new)
+    assert tables(path) - tables_before == added
+    assert [line for line in dump(path, tables_before) if "alembic_version" not in line] == [
+        line for line in before if "alembic_version" not in line
+    ]
+    return tables_before, before
+
+
 def test_0008_only_adds_the_shared_state_tables(tmp_path: Path) -> None:
     """A store of the release before (0007) keeps every row and table through the
     upgrade to 0008 and back."""
     path = tmp_path / "catalog.db"
     engine = create_engine(sqlite_url(path))
     try:
-        with engine.begin() as conn:
-            alembic.upgrade(alembic_config({"connection": conn}), "0007")
-            conn.exec_driver_sql(
-                "INSERT INTO user (id, name, password_hash, home_id, used_bytes, created_at)"
-                " VALUES (1, 'alice', 'hash', 1, 0, 0)"
-            )
-        old = tables(path)
-        before = dump(path, old)
-        with engine.begin() as conn:
-            alembic.upgrade(alembic_config({"connection": conn}), "0008")
-        assert tables(path) - old == {"dav_lock", "ephemeral", "expiring_count"}
-        assert [line for line in dump(path, old) if "alembic_version" not in line] == [
-            line for line in before if "alembic_version" not in line
-        ]
-        with engine.begin() as conn:
-            alembic.downgrade(alembic_config({"connection": conn}), "0007")
+        user = (
+            "INSERT INTO user (id, name, password_hash, home_id, used_bytes, created_at)"
+            " VALUES (1, 'alice', 'hash', 1, 0, 0)"
+        )
+        added = {"dav_lock", "ephemeral", "expiring_count"}
+        old, before = assert_upgrade_only_adds(engine, path, "0007", "0008", added, user)
+        migrate(engine, "0007", down=True)
         assert dump(path, old) == before
     finally:
         engine.dispose()
@@ -325,30 +342,16 @@ def test_0009_only_adds_chunk_bodies_and_keeps_them(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
     engine = create_engine(sqlite_url(path))
     try:
-        with engine.begin() as conn:
-            alembic.upgrade(alembic_config({"connection": conn}), "0008")
-            conn.exec_driver_sql(
-                "INSERT INTO chunk (hash, size, state, touched_at, created_at)"
-                " VALUES ('ab', 3, 'stored', 0, 0)"
-            )
-        old = tables(path)
-        before = dump(path, old)
-        with engine.begin() as conn:
-            alembic.upgrade(alembic_config({"connection": conn}), "0009")
-        assert tables(path) - old == {"chunk_body"}
-        assert [line for line in dump(path, old) if "alembic_version" not in line] == [
-            line for line in before if "alembic_version" not in line
-        ]
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "INSERT INTO chunk_body (hash, codec, data) VALUES ('ab', 'raw', x'616263')"
-            )
-        refused = pytest.raises(RuntimeError, match="1 chunks are kept in the catalog")
-        with refused, engine.begin() as conn:
-            alembic.downgrade(alembic_config({"connection": conn}), "0008")
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM chunk_body")
-            alembic.downgrade(alembic_config({"connection": conn}), "0008")
+        chunk = (
+            "INSERT INTO chunk (hash, size, state, touched_at, created_at)"
+            " VALUES ('ab', 3, 'stored', 0, 0)"
+        )
+        old, before = assert_upgrade_only_adds(engine, path, "0008", "0009", {"chunk_body"}, chunk)
+        migrate(engine, "0009", "INSERT INTO chunk_body VALUES ('ab', 'raw', NULL, x'616263')")
+        with pytest.raises(RuntimeError, match="1 chunks are kept in the catalog"):
+            migrate(engine, "0008", down=True)
+        migrate(engine, "0009", "DELETE FROM chunk_body")
+        migrate(engine, "0008", down=True)
         assert dump(path, old) == before
     finally:
         engine.dispose()
