@@ -123,7 +123,7 @@ def _move(
     if (new.codec, new.key_id) == (old.codec, old.key_id):
         return UNCHANGED, None
     if old.inline is not None:  # kept in the catalog, where it stays (invariant 27)
-        new = Locator(new.codec, new.key_id, len(stored), bytes(stored))
+        new = new.carrying(stored)
     else:
         vault.blobs.put(vault.object_key(digest, new), stored)
     return (RESEALED, new) if catalog.locators.reseal(digest, old, new) else (RACED, None)

@@ -45,9 +45,8 @@ def _locator(columns: Sequence[Any]) -> Locator:
     """The locator of a row of `_LOCATOR`: the body when the chunk has one (invariant
     27), else its object (raw when the row says nothing)."""
     codec, key_id, stored, body_codec, body_key_id, body = columns
-    if body is not None and body_codec is not None:
-        data = bytes(body)  # PostgreSQL's driver gives a memoryview
-        return Locator(body_codec, body_key_id, len(data), data)
+    if body is not None:  # PostgreSQL's driver may give a memoryview: copied to bytes
+        return Locator(body_codec, body_key_id).carrying(body)
     return Locator(codec, key_id, stored) if codec else RAW_LOCATOR
 
 
@@ -223,9 +222,10 @@ class ChunkLocators:
             join(ChunkBody, Chunk, col(Chunk.hash) == col(ChunkBody.hash))
         )
         with self._db.connection() as conn:
-            rows = [(c, k, n, size, z) for c, k, n, size, z in conn.execute(objects)]
-            rows += [(f"inline:{c}", k, n, size, z) for c, k, n, size, z in conn.execute(bodies)]
-        found = [(c, k, int(n), int(size), int(z)) for c, k, n, size, z in rows]
+            found = [(c, k, int(n), int(b), int(z)) for c, k, n, b, z in conn.execute(objects)]
+            found += [
+                (f"inline:{c}", k, int(n), int(b), int(z)) for c, k, n, b, z in conn.execute(bodies)
+            ]
         return sorted(found, key=lambda row: (row[0], row[1] or ""))
 
     def key_ids(self) -> set[str]:

@@ -144,6 +144,11 @@ class Locator:
     stored_size: int | None = None
     inline: bytes | None = field(default=None, repr=False)
 
+    def carrying(self, stored: memoryview | bytes) -> Locator:
+        """This form with its at-rest bytes `stored` kept in the locator (a chunk kept
+        in the catalog)."""
+        return Locator(self.codec, self.key_id, len(stored), bytes(stored))
+
     def at_rest(self, size: int) -> int:
         """The at-rest size for a chunk of `size` bytes."""
         return size if self.stored_size is None else self.stored_size

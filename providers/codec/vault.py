@@ -76,7 +76,7 @@ class ChunkVault:
         """The chunk in the current settings' form, its at-rest bytes in the locator
         (nothing stored: the catalog keeps them, invariant 27)."""
         locator, stored = self.encode(chunk_hash, data)
-        return Locator(locator.codec, locator.key_id, len(stored), bytes(stored))
+        return locator.carrying(stored)
 
     def encode(
         self, chunk_hash: str, data: memoryview | bytes
