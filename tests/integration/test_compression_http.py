@@ -22,9 +22,12 @@ def source_text(size: int, seed: int) -> bytes:
     rng = random.Random(seed)
     words = ["request", "response", "handler", "return", "self", "value", "path", "node"]
     lines = []
-    while sum(len(line) for line in lines) < size:
+    length = 0
+    while length < size:
         names = " ".join(rng.choice(words) for _ in range(rng.randint(2, 8)))
-        lines.append(f"    def {rng.choice(words)}_{rng.randint(0, 999)}(self): {names}\n".encode())
+        line = f"    def {rng.choice(words)}_{rng.randint(0, 999)}(self): {names}\n".encode()
+        lines.append(line)
+        length += len(line)
     return b"".join(lines)[:size]
 
 
