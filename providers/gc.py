@@ -146,12 +146,17 @@ class _Run:
         if self.lease is not None:
             self.lease.keep()
 
-    def delete(self, digest: str) -> None:
-        """Delete a `deleting` chunk's object, then its row; only under a live lease."""
+    def delete(self, digest: str, *, in_catalog: bool = False) -> None:
+        """Delete a `deleting` chunk's objects, then its row (and body); only under a
+        live lease. A chunk kept in the catalog (`in_catalog`) was stored with no
+        object, so none is asked for: one a racing writer stored anyway names no row
+        once the row is gone, and the orphan sweep of a later run deletes it after the
+        grace."""
         assert self.lease is not None, "a dry run deletes nothing"
         self.lease.keep()
-        for key in self.vault.forms(digest):
-            self.blobs.delete(key)
+        if not in_catalog:
+            for key in self.vault.forms(digest):
+                self.blobs.delete(key)
         self.catalog.contents.forget(digest)
 
     def still_old(self, key: str) -> bool:
@@ -207,7 +212,7 @@ def collect_garbage(
             # other run can still be about to delete their objects: finishing them here
             # cannot delete bytes a writer stores after we drop the row.
             for stale in catalog.contents.deleting():
-                run.delete(stale.hash)
+                run.delete(stale.hash, in_catalog=stale.in_catalog)
         _sweep_chunks(run)
         _sweep_orphans(run)
     finally:
@@ -259,7 +264,7 @@ def _sweep_chunks(run: _Run) -> None:
             if not contents.condemn(chunk.hash, run.cutoff):
                 report.skipped += 1
                 continue
-            run.delete(chunk.hash)
+            run.delete(chunk.hash, in_catalog=chunk.in_catalog)
         report.chunks += 1
         report.chunk_bytes += chunk.size
 

@@ -71,6 +71,8 @@ CLAIM_BUSY = "busy"  # GC is deleting it: wait and claim again
 # claimed for upload and its body written by the claim itself: nothing to upload
 CLAIM_INLINE = "inline"
 _BODY_COLUMNS = ("hash", "codec", "key_id", "data")
+# a chunk row's body (invariant 27), for GC: such a chunk was stored with no object
+_HAS_BODY = exists().where(col(ChunkBody.hash) == col(Chunk.hash)).label("in_catalog")
 
 
 def in_order(steps: Sequence[CommitStep]) -> CommitStep | None:
@@ -312,7 +314,7 @@ class Contents:
         staged = exists().where(col(StagedBlock.chunk_hash) == col(Chunk.hash))
         with self._db.session() as s:
             rows = s.exec(
-                select(Chunk).where(
+                select(Chunk, _HAS_BODY).where(
                     col(Chunk.state) != CHUNK_DELETING,
                     col(Chunk.touched_at) < cutoff,
                     ~named,
@@ -320,7 +322,7 @@ class Contents:
                     ~staged,
                 )
             )
-            return [_chunk_record(c) for c in rows]
+            return [_chunk_record(c, body) for c, body in rows]
 
     def condemn(self, chunk_hash: str, cutoff: float) -> bool:
         """Atomically move a still-collectable chunk to `deleting`; True if it moved.
@@ -371,8 +373,8 @@ class Contents:
     def deleting(self) -> list[ChunkRecord]:
         """Rows left in `deleting` (a GC run that stopped half-way)."""
         with self._db.session() as s:
-            rows = s.exec(select(Chunk).where(col(Chunk.state) == CHUNK_DELETING))
-            return [_chunk_record(c) for c in rows]
+            rows = s.exec(select(Chunk, _HAS_BODY).where(col(Chunk.state) == CHUNK_DELETING))
+            return [_chunk_record(c, body) for c, body in rows]
 
     def referenced(self) -> Iterator[tuple[str, int]]:
         """Every chunk some extent names (a file's or an unfinished upload's), with its
@@ -405,5 +407,5 @@ class Contents:
             return chunk_users(s, hashes)
 
 
-def _chunk_record(c: Chunk) -> ChunkRecord:
-    return ChunkRecord(hash=c.hash, size=c.size, state=c.state, touched_at=c.touched_at)
+def _chunk_record(c: Chunk, in_catalog: bool) -> ChunkRecord:
+    return ChunkRecord(c.hash, c.size, c.state, c.touched_at, in_catalog=bool(in_catalog))

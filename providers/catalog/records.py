@@ -170,12 +170,15 @@ class ContentView:
 
 @dataclass(frozen=True)
 class ChunkRecord:
-    """A chunk row: its hash, size and state (uploading, stored or deleting)."""
+    """A chunk row: its hash, size and state (uploading, stored or deleting), and
+    whether it has a body in the catalog (`in_catalog`: design invariant 27; only the
+    GC's listings say, elsewhere False)."""
 
     hash: str
     size: int
     state: str
     touched_at: float
+    in_catalog: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,14 +37,19 @@ OLD_KEY, NEW_KEY = bytes(range(32)), bytes(range(32, 64))
 
 
 class SyncCountingStore(MemoryBlobStore):
-    """A memory store that counts `sync` calls."""
+    """A memory store that counts `sync` calls and records the keys asked deleted."""
 
     def __init__(self) -> None:
         super().__init__()
         self.syncs = 0
+        self.deleted: list[str] = []
 
     def sync(self) -> None:
         self.syncs += 1
+
+    def delete(self, key: str) -> None:
+        self.deleted.append(key)
+        super().delete(key)
 
 
 @pytest.fixture
@@ -154,6 +159,24 @@ def test_gc_removes_the_body_with_its_row_and_sweeps_objects_it_does_not_need(
     assert set(bodies(tmp_path / "catalog.db")) == {kept_hash}
     assert object_keys(counting) == set()
     assert read(files, kept) == MARKER * 30
+
+
+def test_gc_asks_no_object_delete_for_a_body_and_sweeps_a_racing_object_later(
+    files: FileStore, vault: ChunkVault, counting: SyncCountingStore, user: UserRecord
+) -> None:
+    gone = save(files, user, "gone.txt", MARKER * 32)
+    assert gone.content_id is not None
+    (digest,) = [e.chunk_hash for e in files.catalog.contents.extents(gone.content_id)]
+    files.catalog.tree.delete(gone.id, "/gone.txt")
+    time.sleep(0.01)
+    report = collect_garbage(files.catalog, counting, grace=0, apply=True, vault=vault)
+    assert report.chunks == 1 and counting.deleted == []
+    assert files.catalog.locators.get([digest]) == {}
+    counting.put(chunk_key(digest), MARKER * 32)  # a plain writer raced the collection
+    time.sleep(0.01)
+    report = collect_garbage(files.catalog, counting, grace=0, apply=True, vault=vault)
+    assert report.orphans == 1 and object_keys(counting) == set()
+    assert chunk_key(digest) in counting.deleted
 
 
 def test_objects_and_bodies_of_one_chunk_race_to_a_readable_row(
