@@ -328,11 +328,7 @@ def _stale_sealed(run: _Run, sealed: dict[str, tuple[str, int]]) -> list[tuple[s
     if missing:
         log.warning("gc: keeps sealed objects: master keys %s are not configured", missing)
         return []
-    live = {
-        run.vault.sealed_name(h, loc.key_id)
-        for h, _size, loc in run.catalog.locators.all_rows()
-        if loc.codec == SEALED and loc.key_id is not None and loc.inline is None
-    }
+    live = {run.vault.sealed_name(h, key_id) for h, key_id in run.catalog.locators.keyed_objects()}
     return [(key, size) for name, (key, size) in sealed.items() if name not in live]
 
 

@@ -171,6 +171,30 @@ class ChunkLocators:
             yield from page
             after = page[-1][0]
 
+    def keyed_objects(self, *, limit: int = 5000) -> Iterator[tuple[str, str]]:
+        """(hash, master key id) of every chunk row whose object is under a key (only
+        sealed ones are) and that has no body, `limit` rows a query: the sealed objects
+        the rows name, for GC's sweep of sealed objects (no body is read)."""
+        after = ""
+        while True:
+            query = (
+                select(col(Chunk.hash), col(Chunk.key_id))
+                .select_from(_WITH_BODY)
+                .where(
+                    col(Chunk.hash) > after,
+                    col(Chunk.key_id).is_not(None),
+                    col(ChunkBody.hash).is_(None),
+                )
+                .order_by(col(Chunk.hash))
+                .limit(limit)
+            )
+            with self._db.connection() as conn:
+                rows = conn.execute(query).all()
+            yield from ((h, key_id) for h, key_id in rows if key_id is not None)
+            if len(rows) < limit:
+                return
+            after = rows[-1][0]
+
     def reseal(self, chunk_hash: str, old: Locator, new: Locator) -> bool:
         """Set the chunk's locator to `new` if it is still `old` and the chunk is not
         being deleted; True if it changed. A chunk kept in the catalog (`old.inline`)

@@ -123,7 +123,10 @@ def test_a_file_mixes_objects_and_inline_chunks(
     locators = files.catalog.locators.get(e.chunk_hash for e in extents)
     inline = {e.chunk_hash for e in extents if e.size <= INLINE_MAX}
     assert {h for h, loc in locators.items() if loc.inline is not None} == inline
-    assert len(object_keys(counting)) == len({e.chunk_hash for e in extents} - inline) > 0
+    objects = {e.chunk_hash for e in extents} - inline
+    assert len(object_keys(counting)) == len(objects) > 0
+    keyed = dict(files.catalog.locators.keyed_objects(limit=2))  # GC's sealed names
+    assert keyed == ({h: vault.keys.current.key_id for h in objects} if vault.keys else {})
     assert counting.syncs == 1  # the objects were made durable before the commit
     assert read(files, node) == data
     assert check_store(files.catalog, counting, deep=True, vault=vault).ok
