@@ -100,6 +100,34 @@ def test_mkdir_resolve_children(catalog: Catalog, alice: UserRecord) -> None:
         tree.mkdir(tree.resolve(home, ["docs", "sub", "f"]).id, "x", alice.id, "/x")  # type: ignore[union-attr]
 
 
+def test_no_node_gets_a_file_as_parent_and_sums_walk_the_folders(
+    catalog: Catalog, alice: UserRecord
+) -> None:
+    """Design invariant 28: every way of giving a node a parent refuses a file, so the
+    subtree sums, which look up children of folders only, miss nothing."""
+    tree, home = catalog.tree, alice.home_id
+    docs = tree.mkdir(home, "docs", alice.id, "/docs")
+    sub = tree.mkdir(docs.id, "sub", alice.id, "/docs/sub")
+    top_file, _ = commit(catalog, alice, home, "f", stored_content(catalog, b"12345"))
+    commit(catalog, alice, docs.id, "h", stored_content(catalog, b"xy"))
+    commit(catalog, alice, sub.id, "g", stored_content(catalog, b"abc"))
+    assert tree.folder_bytes([home, docs.id, sub.id]) == {home: 10, docs.id: 5, sub.id: 3}
+    with pytest.raises(Conflict):
+        tree.mkdir(top_file.id, "x", alice.id, "/f/x")
+    with pytest.raises(Conflict):
+        commit(catalog, alice, top_file.id, "x", stored_content(catalog, b"x"))
+    with pytest.raises(Conflict):
+        tree.move(sub.id, top_file.id, "x", "/f/x")
+    with pytest.raises(Conflict):
+        tree.copy(sub.id, top_file.id, "x", "/f/x")
+    catalog.trash.put(sub.id, "/docs/sub", alice.id)
+    (item,) = catalog.trash.items(alice.id)
+    with pytest.raises(Conflict):
+        catalog.trash.restore(alice.id, item.id, top_file.id, "sub", "/f/sub")
+    assert tree.children(top_file.id) == []
+    assert tree.folder_bytes([home, docs.id]) == {home: 7, docs.id: 2}
+
+
 def test_move(catalog: Catalog, alice: UserRecord) -> None:
     tree, home = catalog.tree, alice.home_id
     a = tree.mkdir(home, "a", alice.id, "/a")
