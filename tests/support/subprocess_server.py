@@ -48,17 +48,22 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def run_cli(
-    settings: Settings, *args: str, stdin: str = "", extra_env: dict[str, str] | None = None
+    settings: Settings,
+    *args: str,
+    stdin: str = "",
+    extra_env: dict[str, str] | None = None,
+    timeout: float | None = CLI_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """Run `davserver ARGS` to completion with `settings` (and `extra_env`, e.g. the
-    PYTHONPATH of another release), fed `stdin`; output is captured."""
+    PYTHONPATH of another release), fed `stdin`; output is captured. `timeout`
+    seconds at most (None: no limit)."""
     return subprocess.run(
         [sys.executable, "-m", "davserver", *args],
         env={**child_env(settings), **(extra_env or {})},
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=CLI_TIMEOUT,
+        timeout=timeout,
         preexec_fn=die_with_parent(signal.SIGKILL),
     )
 
