@@ -34,6 +34,14 @@ _LOCATOR = (
     col(ChunkBody.data),
 )
 _WITH_BODY = outerjoin(Chunk, ChunkBody, col(ChunkBody.hash) == col(Chunk.hash))
+_PAGE = 500  # chunk rows with their locators (bodies of up to 64 KiB) a query
+# every chunk row with its locator, and the sealed objects rows name (no body)
+_ROWS = select(col(Chunk.hash), col(Chunk.size), *_LOCATOR).select_from(_WITH_BODY)
+_KEYED_OBJECTS = (
+    select(col(Chunk.hash), col(Chunk.key_id))
+    .select_from(_WITH_BODY)
+    .where(col(Chunk.key_id).is_not(None), col(ChunkBody.hash).is_(None))
+)
 _BY_HASH = (
     select(col(Chunk.hash), *_LOCATOR)
     .select_from(_WITH_BODY)
@@ -150,47 +158,35 @@ class ChunkLocators:
             row = conn.execute(query).first()
         return None if row is None else (row[0], _locator(row[1:]))
 
-    def page(self, *, after: str = "", limit: int = 500) -> list[tuple[str, int, Locator]]:
+    def page(self, *, after: str = "", limit: int = _PAGE) -> list[tuple[str, int, Locator]]:
         """Chunk rows in hash order after `after`, in any state: (hash, size, locator),
-        at most `limit` (for `reseal` and GC's sweep of sealed objects)."""
-        query = (
-            select(col(Chunk.hash), col(Chunk.size), *_LOCATOR)
-            .select_from(_WITH_BODY)
-            .where(col(Chunk.hash) > after)
-            .order_by(col(Chunk.hash))
-            .limit(limit)
-        )
-        with self._db.connection() as conn:
-            rows = conn.execute(query).all()
+        at most `limit` (for `reseal`)."""
+        rows = self._page_of(_ROWS, after, limit)
         return [(h, n, _locator(columns)) for h, n, *columns in rows]
 
     def all_rows(self) -> Iterator[tuple[str, int, Locator]]:
         """Every chunk row, a page at a time (see `page`)."""
-        after = ""
-        while page := self.page(after=after):
-            yield from page
-            after = page[-1][0]
+        for h, n, *columns in self._every(_ROWS, _PAGE):
+            yield h, n, _locator(columns)
 
     def keyed_objects(self, *, limit: int = 5000) -> Iterator[tuple[str, str]]:
         """(hash, master key id) of every chunk row whose object is under a key (only
         sealed ones are) and that has no body, `limit` rows a query: the sealed objects
         the rows name, for GC's sweep of sealed objects (no body is read)."""
+        yield from ((h, key_id) for h, key_id in self._every(_KEYED_OBJECTS, limit))
+
+    def _page_of(self, query: Select[*tuple[Any, ...]], after: str, limit: int) -> Sequence[Any]:
+        """The rows of `query` (its first column the chunk's hash) after `after`, in
+        hash order, at most `limit`."""
+        query = query.where(col(Chunk.hash) > after).order_by(col(Chunk.hash)).limit(limit)
+        with self._db.connection() as conn:
+            return conn.execute(query).all()
+
+    def _every(self, query: Select[*tuple[Any, ...]], limit: int) -> Iterator[Any]:
+        """Every row of `query` (see `_page_of`), one query per `limit` rows."""
         after = ""
-        while True:
-            query = (
-                select(col(Chunk.hash), col(Chunk.key_id))
-                .select_from(_WITH_BODY)
-                .where(
-                    col(Chunk.hash) > after,
-                    col(Chunk.key_id).is_not(None),
-                    col(ChunkBody.hash).is_(None),
-                )
-                .order_by(col(Chunk.hash))
-                .limit(limit)
-            )
-            with self._db.connection() as conn:
-                rows = conn.execute(query).all()
-            yield from ((h, key_id) for h, key_id in rows if key_id is not None)
+        while rows := self._page_of(query, after, limit):
+            yield from rows
             if len(rows) < limit:
                 return
             after = rows[-1][0]
