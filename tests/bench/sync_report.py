@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 
 from tests.bench.bench import Target, fmt, table
+from tests.bench.http_ceiling import NOOP
 
 Results = dict[str, float]
 S3_RAW = "s3-raw"  # the full stack's S3 server measured directly (`tests.bench.s3_ceiling`)
@@ -78,6 +79,7 @@ def report(targets: list[Target], runs: dict[str, list[Results]]) -> None:
             break
         # the S3 server alone is a bound for the full stack only
         against = [p for p in peers if p != S3_RAW or stack_of(ours) == "full"]
+        against = [p for p in against if p != NOOP]  # shown with the targets
         print(f"\nRatios of medians, {ours} vs peer (> 1 means ours is better)")
         rows = [
             [row, label, *(_x(ratio(med[ours], med[p], k)) for p in against)]
@@ -104,6 +106,7 @@ def goal_rows(
 ) -> list[list[str]]:
     """Issue 20's targets for one of our stacks (ratios of medians; absolute figures),
     and on the full stack, its big PUT and GET against the S3 server's own rates."""
+    # (the no-op app's bounds on rows 1, 2 and 4 are one table of their own: `ceilings`)
     rows = [
         _ratio_goal("1", "4 KiB PUT, 1 conn vs WsgiDAV", ours, wsgidav, "put1", 1.0),
         _ratio_goal("2", "4 KiB PUT, 8 conns vs WsgiDAV", ours, wsgidav, "put8", 1.5),
@@ -143,8 +146,34 @@ def _rss_goal(ours: Results) -> list[str]:
     return [shown, "PASS" if peak <= 150 and flat else "MISS"]
 
 
+def ceiling_rows(noop: Results, wsgidav: Results) -> list[list[str]]:
+    """The no-op app against WsgiDAV on rows 1, 2 and 4: the most any application on
+    one cheroot process reaches there with the bench's client, beside each target."""
+    rows = []
+    for row, key, label, limit in (
+        ("1", "put1", "4 KiB PUT, 1 conn", 1.0),
+        ("2", "put8", "4 KiB PUT, 8 conns", 1.5),
+        ("4", "get8", "4 KiB GET, 8 conns", 1.5),
+    ):
+        value = ratio(noop, wsgidav, key)
+        above = "n/a" if value is None else ("within" if value >= limit else "BEYOND")
+        rows.append([row, label, f">= {fmt(limit)}x", fmt(noop.get(key)), _x(value), above])
+    return rows
+
+
+def ceilings(med: dict[str, Results]) -> None:
+    noop, wsgidav = med.get(NOOP), med.get("wsgidav-fs")
+    if not noop or not wsgidav:
+        return
+    print("\nThe no-op app on cheroot vs WsgiDAV (tests/bench/http_ceiling.py): the most an")
+    print("application on one cheroot process reaches in these rows with this client")
+    header = ["row", "workload", "target", "no-op (req/s)", "no-op vs WsgiDAV", "target reach"]
+    print(table(header, ceiling_rows(noop, wsgidav), left=2))
+
+
 def goals(targets: list[Target], runs: dict[str, list[Results]]) -> None:
     med = medians(runs)
+    ceilings(med)
     wsgidav, rclone = med.get("wsgidav-fs", {}), med.get("rclone", {})
     s3_raw = med.get(S3_RAW, {})
     rows = []

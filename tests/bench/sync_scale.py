@@ -2,7 +2,7 @@
 
     python -m tests.bench.sync_scale [--rounds 3] [--stacks embedded,full] [--workers 1,2]
                                      [--peers wsgidav-fs,rclone] [--big-mib 1024]
-                                     [--huge-gib 10] [--quick]
+                                     [--huge-gib 10] [--no-ceiling] [--quick]
 
 The targets are those of `tests.bench.bench` (each a separate process, fresh for every
 round, alternated: ours, peer, ours, peer; reversed on odd rounds). On each, in order:
@@ -10,8 +10,10 @@ round, alternated: ours, peer, ours, peer; reversed on odd rounds). On each, in 
 (row 4), `rclone copy` of a tree of small files (row 3), a big PUT and GET (rows 6 and 5),
 PROPFIND depth 1 of a folder of 10,000 entries (row 7), then a new client's HEAD while
 idle and half-open connections are held (row 8); then, on ours only, a huge streamed PUT
-to a freshly started server, sampling its RSS (row 9). Then medians, ratios of medians
-(> 1: ours better) and the issue's targets. See tests/bench/README.md.
+to a freshly started server, sampling its RSS (row 9). Bounds measured beside them: a
+WSGI app that does nothing, on cheroot (rows 1, 2, 4: `tests.bench.http_ceiling`), and
+the full stack's S3 server alone (rows 5, 6: `tests.bench.s3_ceiling`). Then medians,
+ratios of medians (> 1: ours better) and the issue's targets. See tests/bench/README.md.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from tests.bench import s3_ceiling
+from tests.bench import http_ceiling, s3_ceiling
 from tests.bench import slow_clients as slow
 from tests.bench import sync_workloads as work
 from tests.bench.bench import (
@@ -48,6 +50,7 @@ from tests.bench.bench import (
     split_targets,
     workspace,
 )
+from tests.bench.http_ceiling import NOOP
 from tests.bench.sync_report import S3_RAW, goals, report
 
 GIB = 1024 * MIB
@@ -95,6 +98,15 @@ def s3_raw_target(full: FullStack) -> Target:
     return Target(S3_RAW, False, refuse)
 
 
+def measure_small(server: Server, plan: Plan) -> Results:
+    """Rows 1, 2 and 4 only (for the no-op app of `tests.bench.http_ceiling`)."""
+    out: Results = {}
+    out["put1"] = work.put_rate(server, "s1/", plan.smalls, 1)
+    out["put8"] = work.put_rate(server, "s8/", plan.smalls, work.THREADS)
+    out["get8"] = work.get_rate(server, "s8/", len(plan.smalls), plan.counts.gets)
+    return out
+
+
 def run_target(target: Target, tmp: Path, plan: Plan, full: FullStack | None) -> Results:
     """Start `target` on a fresh data directory, measure it, stop it. The directory is
     kept until the run ends (see `tests.bench.bench.run_target` for why)."""
@@ -107,7 +119,7 @@ def run_target(target: Target, tmp: Path, plan: Plan, full: FullStack | None) ->
     workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp))
     server = target.start(workdir)
     try:
-        out = measure(server, plan, workdir)
+        out = measure_small(server, plan) if target.name == NOOP else measure(server, plan, workdir)
     finally:
         server.stop()
         settle(plan.payload)
@@ -218,6 +230,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", default="0", help="our worker counts, e.g. 1,2 (0: the default)")
     p.add_argument("--big-mib", type=int, default=1024, help="big PUT/GET file (MiB)")
     p.add_argument("--huge-gib", type=float, default=10, help="huge PUT for RSS (GiB; 0: skip)")
+    p.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="skip the no-op app on cheroot (rows 1, 2, 4: tests/bench/http_ceiling.py)",
+    )
     p.add_argument("--quick", action="store_true", help="small counts, 64 MiB, 1 GiB huge, 1 round")
     args = p.parse_args(argv)
     if args.quick:
@@ -262,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = prepare(args, tmp, counts)
         ours = [ours_target(st, full, n) for st in args.stacks for n in args.workers]
         targets = interleave(ours, peer_targets(args.peers))
+        if args.ceiling:
+            targets.append(http_ceiling.noop_target())
         if full is not None:
             targets.append(s3_raw_target(full))
         runs = run_rounds(args.rounds, targets, tmp, plan, full)
