@@ -307,9 +307,26 @@ def content_type_of(node: NodeRecord) -> str:
     return node.content_type or _guess_type(node.name)
 
 
-@functools.lru_cache(maxsize=4096)
 def _guess_type(name: str) -> str:
-    """The media type for a name (cached: a listing asks twice per member)."""
+    """The media type `mimetypes` guesses for a name, cached by the name's last two
+    extensions (a listing asks for every member, and few extensions recur).
+
+    `mimetypes.guess_type` reads no more of a name than its last two extensions (the
+    last, and the one before when the last is an encoding such as `.gz`), split as
+    `posixpath.splitext` does, so "x" and that tail give the same answer as the name.
+    Two kinds of name are read further and are looked up whole: a leading dot (which
+    `splitext` does not count as an extension) and a colon (a URL scheme to it)."""
+    if name.startswith(".") or ":" in name:
+        return _guessed(name)
+    last = name.rfind(".")
+    if last < 0:
+        return _guessed("x")
+    before = name.rfind(".", 0, last)
+    return _guessed("x" + name[before if before > 0 else last :])
+
+
+@functools.lru_cache(maxsize=4096)
+def _guessed(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
