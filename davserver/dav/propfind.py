@@ -102,7 +102,7 @@ class _Request:
 
     names: list[str]
     locked: set[str]
-    plain: str | None
+    plain: _PlainTemplate | None
     letters: Callable[[NodeRecord], str] | None = None
 
 
@@ -220,7 +220,16 @@ def _locked_roots(resource: Resource, depth: str) -> set[str]:
     return {normalize_lock_root(lock["root"]) for lock in locks}
 
 
-def _plain_file_template(names: list[str], *, lockable: bool) -> str | None:
+@dataclass(frozen=True)
+class _PlainTemplate:
+    """A plain file's `<D:response>` as a %-format `text`, and the keys of
+    `_PLAIN_VALUES` it names (computed per member only when named)."""
+
+    text: str
+    computed: tuple[str, ...]
+
+
+def _plain_file_template(names: list[str], *, lockable: bool) -> _PlainTemplate | None:
     """The %-format template of a plain file's `<D:response>` for this request (see
     `_plain_file_response`), or None when the request names a property `_PLAIN_FILE`
     does not render. Allprop gets what `get_property_names` lists, in that order."""
@@ -230,10 +239,11 @@ def _plain_file_template(names: list[str], *, lockable: bool) -> str | None:
     if not all(name in _PLAIN_FILE for name in wanted):
         return None
     props = "".join(_PLAIN_FILE[name] for name in wanted)
-    return (
+    text = (
         "<D:response><D:href>%(href)s</D:href><D:propstat><D:prop>"
         f"{props}</D:prop><D:status>HTTP/1.1 {OK}</D:status></D:propstat></D:response>"
     )
+    return _PlainTemplate(text, tuple(key for key in _PLAIN_VALUES if f"%({key})s" in text))
 
 
 def _is_plain_file(node: NodeRecord, props: dict[str, str]) -> bool:
@@ -243,26 +253,24 @@ def _is_plain_file(node: NodeRecord, props: dict[str, str]) -> bool:
     return node.kind == "file" and node.digest is not None and not props
 
 
-def _plain_file_response(node: NodeRecord, href: str, template: str, letters: str) -> str | None:
+def _plain_file_response(
+    node: NodeRecord, href: str, template: _PlainTemplate, letters: str
+) -> str | None:
     """A plain file's `<D:response>` from its node, with the values its `FileResource`
     gives (the same functions) in one %-format: what `_response` answers, without a
     resource or per-property dispatch (`letters`: its `oc:permissions`). None as
     `_response` when a text cannot be carried in XML."""
-    content_type = content_type_of(node)
-    if _XML_UNSAFE.search(node.name) or _XML_UNSAFE.search(content_type):
+    if _XML_UNSAFE.search(node.name) or _XML_UNSAFE.search(content_type_of(node)):
         return None
-    return template % {
+    values: dict[str, object] = {
         "href": href,
-        "created": util.get_rfc3339_time(node.created),
         "length": node.size,
-        "type": escape(content_type, quote=False),
-        "modified": http_date(last_modified_of(node)),
-        "name": escape(node.name, quote=False),
-        "etag": escape(node.digest or "", quote=False),
         "fileid": node.id,
-        "ocid": oc_ids(node)[1],
         "perms": letters,
     }
+    for key in template.computed:
+        values[key] = _PLAIN_VALUES[key](node)
+    return template.text % values
 
 
 def resource_response(
@@ -349,9 +357,11 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+@lru_cache(maxsize=4096)
 def http_date(seconds: float) -> str:
     """RFC 1123 date, as `wsgidav.util.get_rfc1123_time` writes it, without the email
-    package's overhead (once per listed member)."""
+    package's overhead (once per listed member; cached: a listing's members share few
+    seconds)."""
     t = time.gmtime(seconds)
     return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
@@ -408,3 +418,22 @@ _PLAIN_FILE_ALLPROP = (
     "{DAV:}displayname",
     "{DAV:}getetag",
 )
+
+
+@lru_cache(maxsize=4096)
+def _creation_date(seconds: int) -> str:
+    """`creationdate` as `wsgidav.util.get_rfc3339_time` writes it, which keeps whole
+    seconds (cached: the members of a listing share few)."""
+    return util.get_rfc3339_time(seconds)
+
+
+# The values of a plain file's template that cost a call, by key: only those its
+# template names are computed (`_PlainTemplate.computed`).
+_PLAIN_VALUES: dict[str, Callable[[NodeRecord], str]] = {
+    "created": lambda node: _creation_date(int(node.created)),
+    "type": lambda node: escape(content_type_of(node), quote=False),
+    "modified": lambda node: http_date(last_modified_of(node)),
+    "name": lambda node: escape(node.name, quote=False),
+    "etag": lambda node: escape(node.digest or "", quote=False),
+    "ocid": lambda node: oc_ids(node)[1],
+}
