@@ -112,10 +112,20 @@ class _Direct:
 
 
 class DirectRead(_Direct):
-    """A SELECT that `rows` runs on the driver's cursor (see the module docstring)."""
+    """A SELECT that `rows` runs on the driver's cursor (see the module docstring).
+    With `row` (a named tuple type whose fields are the statement's columns, in their
+    order) rows come back as that type."""
 
-    def __init__(self, statement: Select[*tuple[Any, ...]], *, prepared: bool = True) -> None:
+    def __init__(
+        self,
+        statement: Select[*tuple[Any, ...]],
+        *,
+        prepared: bool = True,
+        row: type[tuple[Any, ...]] | None = None,
+    ) -> None:
         super().__init__(statement, prepared=prepared)
+        if row is not None:
+            self._row = row
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row the statement selects with `params`, as named tuples."""

@@ -71,11 +71,14 @@ def _records() -> CoreSelect[*tuple[Any, ...]]:
 
 NODE_BY_ID = _records().where(col(Node.id) == bindparam("id"))
 CHILDREN = _records().where(col(Node.parent_id) == bindparam("parent")).order_by(col(Node.name))
+# a folder's members as node records, on the driver's cursor: every listing reads them
+CHILD_RECORDS = DirectRead(CHILDREN, row=NodeRecord)
 CHILD_PROPS = (
     core_select(col(Prop.node_id), col(Prop.name), col(Prop.value))
     .join(Node, col(Node.id) == col(Prop.node_id))
     .where(col(Node.parent_id) == bindparam("parent"))
 )
+CHILD_PROP_ROWS = DirectRead(CHILD_PROPS)  # (node id, name, value) of a folder's members
 _CHILD_BY_KEY = DirectRead(
     _records().where(
         col(Node.parent_id) == bindparam("parent"), col(Node.name_key) == bindparam("key")

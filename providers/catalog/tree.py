@@ -34,8 +34,8 @@ from providers.catalog.db import IN_BATCH, Database
 from providers.catalog.history_usage import refresh as refresh_history
 from providers.catalog.records import DIR, FILE, NodeRecord
 from providers.catalog.rows import (
-    CHILD_PROPS,
-    CHILDREN,
+    CHILD_PROP_ROWS,
+    CHILD_RECORDS,
     NODE_BY_ID,
     charge_used_bytes,
     find_child,
@@ -105,17 +105,17 @@ class Tree:
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
         with self._db.connection() as conn:
-            return [NodeRecord._make(row) for row in conn.execute(CHILDREN, {"parent": dir_id})]
+            return list(CHILD_RECORDS.rows(conn, {"parent": dir_id}))
 
     def listing(self, dir_id: int) -> tuple[list[NodeRecord], dict[int, dict[str, str]]]:
         """Members of a directory sorted by name, and their dead properties
         ({node_id: {name: xml}}, every member present): two prebuilt Core queries in one
-        read transaction, no ORM objects, since every folder listing goes through here."""
+        read transaction on the driver's cursor, since every folder listing goes through
+        here."""
         with self._db.connection() as conn:
-            rows = conn.execute(CHILDREN, {"parent": dir_id}).all()  # fetchall: one call
-            nodes = [NodeRecord._make(row) for row in rows]
+            nodes: list[NodeRecord] = CHILD_RECORDS.rows(conn, {"parent": dir_id})
             found: dict[int, dict[str, str]] = {node.id: {} for node in nodes}
-            for node_id, name, value in conn.execute(CHILD_PROPS, {"parent": dir_id}):
+            for node_id, name, value in CHILD_PROP_ROWS.rows(conn, {"parent": dir_id}):
                 found.setdefault(node_id, {})[name] = value
         return nodes, found
 
