@@ -288,6 +288,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def checkout_env(**extra: str) -> dict[str, str]:
+    """`clean_env` with the current directory first on PYTHONPATH: a child started with
+    it (`python -m davserver`, a bench module) imports this checkout's code."""
+    env = clean_env(**extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+    return env
+
+
 # --------------------------------------------------------------------------------------------
 # targets
 
@@ -373,8 +381,7 @@ def start_ours(stack: str, workdir: Path, full: FullStack | None, **settings: st
         extra.update(full.environment())
     argv = [sys.executable, "-m", "davserver", "serve", "--host", HOST, "--port", str(port)]
     argv += ["--data-dir", str(workdir / "data")]
-    env = clean_env(**extra)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+    env = checkout_env(**extra)
     dav = f"http://{HOST}:{port}/dav/"
     return launch(f"ours/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
 

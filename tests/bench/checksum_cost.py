@@ -34,7 +34,7 @@ from tests.bench.bench import (
     FullStack,
     Server,
     check,
-    clean_env,
+    checkout_env,
     launch,
     make_payload,
     settle,
@@ -67,8 +67,7 @@ def start(variant: str, stack: str, workdir: Path, full: FullStack | None) -> Se
         extra.update(full.environment())
     argv = [sys.executable, "-m", VARIANTS[variant], "serve", "--host", HOST]
     argv += ["--port", str(port), "--data-dir", str(workdir / "data")]
-    env = clean_env(**extra)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+    env = checkout_env(**extra)
     dav = f"http://{HOST}:{port}/dav/"
     return launch(f"{variant}/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
 

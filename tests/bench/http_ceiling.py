@@ -16,14 +16,13 @@ them cannot be met by any application served so.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cheroot import wsgi
 
-from tests.bench.bench import HOST, Server, Target, clean_env, launch
+from tests.bench.bench import HOST, Server, Target, checkout_env, launch
 from tests.services.processes import free_port
 
 NOOP = "cheroot-noop"
@@ -55,9 +54,7 @@ def noop_target() -> Target:
     def start(workdir: Path) -> Server:
         port = free_port()
         argv = [sys.executable, "-m", "tests.bench.http_ceiling", "--port", str(port)]
-        env = clean_env()
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
-        return launch(NOOP, argv, workdir, f"http://{HOST}:{port}/", env)
+        return launch(NOOP, argv, workdir, f"http://{HOST}:{port}/", checkout_env())
 
     return Target(NOOP, False, start)
 

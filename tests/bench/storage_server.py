@@ -12,7 +12,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from tests.bench.bench import (
     TIMEOUT,
     FileBody,
     check,
-    clean_env,
+    checkout_env,
     start_ours,
 )
 from tests.bench.storage_report import Growth
@@ -106,8 +105,7 @@ class Store:
     def add_user(self, name: str) -> None:
         """`davserver user add NAME` against the running server's store."""
         password = f"{name}-storage-bench"
-        env = clean_env(**self.env, DAVSERVER_DATA_DIR=str(self.data))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+        env = checkout_env(**self.env, DAVSERVER_DATA_DIR=str(self.data))
         done = subprocess.run(
             [sys.executable, "-m", "davserver", "user", "add", name, "--password-stdin"],
             input=password + "\n",

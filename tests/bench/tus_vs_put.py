@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import shutil
 import statistics
 import sys
@@ -42,7 +41,7 @@ from tests.bench.bench import (
     FullStack,
     Server,
     check,
-    clean_env,
+    checkout_env,
     launch,
     make_payload,
     settle,
@@ -82,8 +81,7 @@ def start(stack: str, workdir: Path, full: FullStack | None) -> Server:
         extra.update(full.environment())
     argv = [sys.executable, "-m", "davserver", "serve", "--host", HOST]
     argv += ["--port", str(port), "--data-dir", str(workdir / "data")]
-    env = clean_env(**extra)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+    env = checkout_env(**extra)
     dav = f"http://{HOST}:{port}/dav/"
     return launch(f"ours/{stack}", argv, workdir, dav, env, ("admin", ADMIN_PASSWORD))
 
