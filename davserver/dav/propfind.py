@@ -260,11 +260,13 @@ def _plain_file_response(
     gives (the same functions) in one %-format: what `_response` answers, without a
     resource or per-property dispatch (`letters`: its `oc:permissions`). None as
     `_response` when a text cannot be carried in XML."""
-    if _XML_UNSAFE.search(node.name) or _XML_UNSAFE.search(content_type_of(node)):
+    content_type = content_type_of(node)
+    if _XML_UNSAFE.search(node.name) or _XML_UNSAFE.search(content_type):
         return None
     values: dict[str, object] = {
         "href": href,
         "length": node.size,
+        "type": escape(content_type, quote=False),
         "fileid": node.id,
         "perms": letters,
     }
@@ -431,7 +433,6 @@ def _creation_date(seconds: int) -> str:
 # template names are computed (`_PlainTemplate.computed`).
 _PLAIN_VALUES: dict[str, Callable[[NodeRecord], str]] = {
     "created": lambda node: _creation_date(int(node.created)),
-    "type": lambda node: escape(content_type_of(node), quote=False),
     "modified": lambda node: http_date(last_modified_of(node)),
     "name": lambda node: escape(node.name, quote=False),
     "etag": lambda node: escape(node.digest or "", quote=False),

@@ -105,7 +105,7 @@ class Tree:
     def children(self, dir_id: int) -> list[NodeRecord]:
         """Members of a directory, sorted by name (one query)."""
         with self._db.connection() as conn:
-            return list(CHILD_RECORDS.rows(conn, {"parent": dir_id}))
+            return CHILD_RECORDS.rows(conn, {"parent": dir_id})
 
     def listing(self, dir_id: int) -> tuple[list[NodeRecord], dict[int, dict[str, str]]]:
         """Members of a directory sorted by name, and their dead properties
