@@ -47,9 +47,9 @@ def codecs_of(server: RunningServer, name: str) -> set[str]:
 
 def test_text_is_stored_compressed_and_reads_back_by_ranges(server: RunningServer) -> None:
     body = source_text(6 * MIB, seed=1)
-    before = server.blob_bytes()
+    before = server.stored_bytes()
     put(server.client(), server.url("src.py"), body)
-    assert server.blob_bytes() - before < len(body) * 0.5
+    assert server.stored_bytes() - before < len(body) * 0.5
     assert codecs_of(server, "src.py") == {ZSTD}
     client = server.client()
     assert client.get(server.url("src.py")).content == body
@@ -63,9 +63,9 @@ def test_text_is_stored_compressed_and_reads_back_by_ranges(server: RunningServe
 
 def test_random_data_is_stored_as_it_is(server: RunningServer) -> None:
     body = random.Random(2).randbytes(3 * MIB)
-    before = server.blob_bytes()
+    before = server.stored_bytes()
     put(server.client(), server.url("noise.bin"), body)
-    assert len(body) <= server.blob_bytes() - before <= len(body) * 1.003
+    assert len(body) <= server.stored_bytes() - before <= len(body) * 1.003
     assert codecs_of(server, "noise.bin") == {RAW}
     assert server.client().get(server.url("noise.bin")).content == body
 

@@ -130,14 +130,14 @@ def test_copy_stores_no_bytes_and_move_is_one_row(server: RunningServer) -> None
     assert client.request("MKCOL", server.url("tree/sub")).status_code == 201
     big = _payload(8 * 1024 * 1024, seed=11)
     put(client, server.url("tree/sub/big.bin"), big)
-    before = server.blob_bytes()
+    before = server.stored_bytes()
     started = time.perf_counter()
     copied = client.request(
         "COPY", server.url("tree/sub/big.bin"), headers={"Destination": server.url("copy.bin")}
     )
     assert copied.status_code == 201
     assert time.perf_counter() - started < 5
-    assert server.blob_bytes() == before
+    assert server.stored_bytes() == before
     moved = client.request("MOVE", server.url("tree"), headers={"Destination": server.url("t2")})
     assert moved.status_code == 201
     assert client.get(server.url("t2/sub/big.bin")).content == big

@@ -256,12 +256,12 @@ def test_gc_during_an_upload_keeps_its_parts(server: RunningServer) -> None:
     assert owner_get(server, "inbox/slow.bin") == data
     abandoned = create(base, "abandoned.bin", 2 * MIB)
     assert patch(abandoned, 0, os.urandom(MIB)).status_code == 204
-    before = server.blob_bytes()
+    before = server.stored_bytes()
     report = collect_garbage(
         services.catalog, services.blobs, grace=0, apply=True, key_prefix=prefix, upload_ttl=0
     )
     assert report.uploads == 2 and report.chunk_bytes >= MIB  # and the finished one's receipt
-    assert server.blob_bytes() <= before - MIB
+    assert server.stored_bytes() <= before - MIB
     assert requests.head(abandoned, headers=TUS).status_code == 404
     assert owner_get(server, "inbox/slow.bin") == data
 

@@ -255,7 +255,7 @@ def test_an_upload_over_quota_is_507_at_its_creation(server: RunningServer, tmp_
     with pytest.raises(TusCommunicationError) as refused:
         uploader(server, source).upload()
     assert refused.value.status_code == 507
-    assert server.blob_bytes() == 0  # refused before any byte
+    assert server.stored_bytes() == 0  # refused before any byte
 
 
 def test_an_overwrite_keeps_a_version_and_makes_one_feed_entry(
