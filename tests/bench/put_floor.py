@@ -10,7 +10,7 @@ connection: each statement prepared once and bound per PUT, no other Python. Tha
 replay is the least a PUT can cost on this catalog's schema, whatever is trimmed above
 it; the script also counts the pages a replayed PUT writes to SQLite's log.
 
-    python -m tests.bench.put_floor [--count 3000] [--rounds 2]
+    python -m tests.bench.put_floor [--count 3000] [--rounds 3]
 """
 
 from __future__ import annotations

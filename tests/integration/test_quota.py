@@ -122,12 +122,12 @@ def test_announced_body_over_quota_gets_507_before_it_is_sent(
     server must close the connection (the unsent body must not be awaited or parsed)."""
     put(server.client(), server.url("old.bin"), _payload(MIB, seed=1))
     _set_quota(server, 2 * MIB)
-    blobs_before = server.stored_bytes()
+    stored_before = server.stored_bytes()
     answer = _read_until_closed(_send_put_headers(server, "big.bin", headers))
     head = answer.split(b"\r\n\r\n", 1)[0].lower()
     assert head.startswith(b"http/1.1 507"), answer[:300]
     assert b"\r\nconnection: close" in head
-    assert server.stored_bytes() == blobs_before
+    assert server.stored_bytes() == stored_before
     assert server.client().get(server.url("big.bin")).status_code == 404
     _assert_quota_props(server, MIB, 2 * MIB)
     put(server.client(), server.url("fits.bin"), _payload(MIB, seed=2))  # a new connection
@@ -139,11 +139,11 @@ def test_client_sending_a_body_over_quota_gets_507_while_still_sending(
 ) -> None:
     _set_quota(server, MIB)
     body = _LazyBody(256 * MIB)  # socket buffers take a few MiB before the close
-    blobs_before = server.stored_bytes()
+    stored_before = server.stored_bytes()
     response = server.client().put(server.url("huge.bin"), data=body)  # type: ignore[arg-type]
     assert response.status_code == 507
     assert body.taken < 64 * MIB, "the server read the body it had already refused"
-    assert server.stored_bytes() == blobs_before
+    assert server.stored_bytes() == stored_before
     _assert_quota_props(server, 0, MIB)
     assert server.client().request("PROPFIND", server.dav, headers={"Depth": "0"}).ok
 
@@ -158,14 +158,14 @@ def test_streamed_upload_crossing_the_quota_stops_and_commits_nothing(
     client = server.client()
     put(client, server.url("f.bin"), old)
     _set_quota(server, 3 * MIB)
-    blobs_before = server.stored_bytes()
+    stored_before = server.stored_bytes()
     body = _CountingBlocks(count=64, size=MIB, seed=4)
     # a Finder-style announce that lies low passes the early check, not the limit
     headers = {"X-Expected-Entity-Length": str(MIB)} if announced else {}
     response = client.put(server.url("f.bin"), data=body, headers=headers)  # type: ignore[arg-type]
     assert response.status_code == 507
     assert body.taken < 32, "the server kept reading a body past the quota"
-    assert server.stored_bytes() - blobs_before <= 3 * MIB  # nothing stored past the limit
+    assert server.stored_bytes() - stored_before <= 3 * MIB  # nothing stored past the limit
     assert server.client().get(server.url("f.bin")).content == old
     _assert_quota_props(server, MIB, 3 * MIB)
 
